@@ -1,0 +1,5 @@
+//! `cargo xtask`: project automation (crash-test, ci).
+
+fn main() {
+    println!("xtask");
+}
