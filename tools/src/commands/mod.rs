@@ -1,0 +1,48 @@
+//! The list of subcommands and the dispatch to their modules (one module per subcommand).
+
+use std::error::Error;
+use std::ffi::OsString;
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+/// MooDB: an in-memory key-value database server with a write-ahead log and checkpoints,
+/// speaking the Redis protocol.
+#[derive(Debug, Parser)]
+#[command(name = "moodb", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    /// Runs `moodb-<name>` from PATH with the remaining arguments.
+    #[command(external_subcommand)]
+    External(Vec<OsString>),
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
+    match cli.command {
+        Commands::External(args) => run_external(args),
+    }
+}
+
+fn run_external(args: Vec<OsString>) -> Result<ExitCode, Box<dyn Error>> {
+    let Some((name, rest)) = args.split_first() else {
+        return Err("no subcommand given; see `moodb --help`".into());
+    };
+    let program = format!("moodb-{}", name.to_string_lossy());
+    let status = Command::new(&program).args(rest).status().map_err(|err| {
+        format!(
+            "unknown subcommand {:?} (and running {program} failed: {err}); see `moodb --help`",
+            name.to_string_lossy()
+        )
+    })?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
