@@ -374,7 +374,10 @@ fn check_key(ops: &[&Operation], initial: Option<Bytes>, max_states: usize) -> K
             let (next_state, output) = step(&state, &op.op);
             let mut successors = Vec::with_capacity(2);
             match &op.completion {
-                Completion::Returned { output: seen_output, .. } => {
+                Completion::Returned {
+                    output: seen_output,
+                    ..
+                } => {
                     if *seen_output == output {
                         successors.push(next_state);
                     }

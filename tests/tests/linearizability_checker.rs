@@ -242,6 +242,10 @@ fn many_concurrent_clients_stay_tractable() {
         }
     }
     let r = check_bounded(&h, &none(), 500_000);
-    assert!(r.ok(), "{:?}", r.violations.first().map(ToString::to_string));
+    assert!(
+        r.ok(),
+        "{:?}",
+        r.violations.first().map(ToString::to_string)
+    );
     assert_eq!(r.linearizable, 1, "undecided: {:?}", r.undecided.len());
 }

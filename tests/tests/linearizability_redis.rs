@@ -2,6 +2,8 @@
 //! 127.0.0.1 and checks it is linearizable. Skipped (with a message) when redis-server is not
 //! installed.
 
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -28,7 +30,14 @@ fn start_redis(dir: &std::path::Path) -> Option<(Redis, SocketAddr)> {
         .unwrap()
         .port();
     let child = match Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -96,9 +105,17 @@ fn concurrent_history_against_redis_is_linearizable() {
     assert!(
         report.ok(),
         "{}",
-        report.violations.first().map(ToString::to_string).unwrap_or_default()
+        report
+            .violations
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     );
-    assert_eq!(report.linearizable, 5, "undecided keys: {:?}", report.undecided);
+    assert_eq!(
+        report.linearizable, 5,
+        "undecided keys: {:?}",
+        report.undecided
+    );
 }
 
 #[test]

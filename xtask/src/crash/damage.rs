@@ -131,6 +131,7 @@ pub fn inject(
         }
         Damage::None => return Ok(None),
     };
-    f.sync_all().map_err(CrashError::io("sync the damaged log"))?;
+    f.sync_all()
+        .map_err(CrashError::io("sync the damaged log"))?;
     Ok(Some(done))
 }

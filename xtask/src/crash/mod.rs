@@ -156,7 +156,9 @@ fn build_moodb() -> Result<PathBuf, CrashError> {
         .status()
         .map_err(|e| CrashError::Build(format!("could not run {cargo}: {e}")))?;
     if !status.success() {
-        return Err(CrashError::Build(format!("cargo build exited with {status}")));
+        return Err(CrashError::Build(format!(
+            "cargo build exited with {status}"
+        )));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -168,6 +170,9 @@ fn build_moodb() -> Result<PathBuf, CrashError> {
     Ok(target.join("debug").join("moodb"))
 }
 
+/// A deliberately broken build: its name, the server's environment, the damage to inject.
+type Fault = (&'static str, Vec<(String, String)>, Damage);
+
 /// Runs deliberately broken servers and fails unless every one is caught.
 fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, CrashError> {
     let mut args = args.clone();
@@ -175,7 +180,7 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
     args.sync = SyncMode::Always;
     args.iterations = Some(args.iterations.unwrap_or(25));
     // (name, environment, damage): each must produce at least one violation.
-    let faults: Vec<(&str, Vec<(String, String)>, Damage)> = match args.target {
+    let faults: Vec<Fault> = match args.target {
         Target::Moodb => vec![
             (
                 "ack-before-write",
@@ -191,8 +196,16 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
         // redis stands in: a log tail cut behind the checker's back is what an
         // ack-before-write server loses; redis' AOF has no checksum, like skip-checksum.
         Target::Redis => vec![
-            ("lost-tail (as ack-before-write)", Vec::new(), Damage::SilentTruncate),
-            ("no-checksum (as skip-checksum)", Vec::new(), Damage::Bitflip),
+            (
+                "lost-tail (as ack-before-write)",
+                Vec::new(),
+                Damage::SilentTruncate,
+            ),
+            (
+                "no-checksum (as skip-checksum)",
+                Vec::new(),
+                Damage::Bitflip,
+            ),
         ],
     };
     let mut all_caught = true;
@@ -246,9 +259,7 @@ fn campaign(
     damage: Damage,
     stop_at_first: bool,
 ) -> Result<Outcome, CrashError> {
-    let iterations = args
-        .iterations
-        .unwrap_or(if args.short { 8 } else { 100 });
+    let iterations = args.iterations.unwrap_or(if args.short { 8 } else { 100 });
     let mut rng = StdRng::seed_from_u64(seed);
     let tmp = tempfile::Builder::new()
         .prefix("moodb-crash-")
@@ -342,13 +353,17 @@ fn campaign(
         s.kill9()?;
     }
     bar.finish_and_clear();
-    let txns = if args.txn == TxnMode::Off { "" } else { ", transactions auto" };
+    let txns = if args.txn == TxnMode::Off {
+        ""
+    } else {
+        ", transactions auto"
+    };
     println!(
         "crash-test: {done} iterations, {} acknowledged writes lost, {} phantom writes, {} partial transactions, {} reads lost, {} non-linearizable keys (seed {seed})",
         total.lost_acked, total.phantoms, total.partial_txns, total.lost_read, total.nonlinearizable
     );
     println!(
-        "crash-test: {} ops ({} acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {truncations} recoveries reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window, {} after reported damage (target {:?}, sync {}, damage {:?}{txns})",
+        "crash-test: {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {truncations} recoveries reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window, {} after reported damage (target {:?}, sync {}, damage {:?}{txns})",
         info_total.ops,
         info_total.acked,
         info_total.pending,
@@ -449,11 +464,8 @@ fn iteration(
     }
     let load_ops = recorder.history();
     for op in &load_ops {
-        match (&op.op, &op.completion) {
-            (Op::Set(v) | Op::Update(v), _) => {
-                state.sent.insert((op.key.clone(), v.clone()));
-            }
-            _ => {}
+        if let Op::Set(v) | Op::Update(v) = &op.op {
+            state.sent.insert((op.key.clone(), v.clone()));
         }
         match op.completion {
             Completion::Returned { .. } => info.acked += 1,
@@ -580,7 +592,7 @@ fn iteration(
 /// True if the data directory holds a temporary file (a checkpoint being written).
 fn checkpoint_in_progress(dir: &Path) -> bool {
     let scan = |d: &Path| {
-        fs::read_dir(d).map_or(false, |entries| {
+        fs::read_dir(d).is_ok_and(|entries| {
             entries.flatten().any(|e| {
                 let name = e.file_name().to_string_lossy().to_lowercase();
                 name.contains("tmp") || name.contains("temp")

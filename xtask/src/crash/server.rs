@@ -51,7 +51,6 @@ pub struct Server {
     pub addr: SocketAddr,
     /// What it said about recovery at start-up (the `moodb: recovery:` line, or redis' lines).
     pub recovery: Recovery,
-    pub output: Arc<Mutex<Vec<String>>>,
 }
 
 /// What the server reported about its recovery.
@@ -61,8 +60,6 @@ pub struct Recovery {
     pub report: String,
     /// Bytes of torn tail truncated, if the report says so.
     pub truncated_bytes: u64,
-    /// Records replayed, if the report says so.
-    pub replayed: Option<u64>,
 }
 
 /// How a start attempt ended.
@@ -70,7 +67,10 @@ pub struct Recovery {
 pub enum Started {
     Ready(Server),
     /// The server exited before it was ready (e.g. recovery refused a damaged log).
-    Refused { code: Option<i32>, output: String },
+    Refused {
+        code: Option<i32>,
+        output: String,
+    },
 }
 
 fn free_port() -> Result<u16, CrashError> {
@@ -211,7 +211,6 @@ fn wait_moodb(
                         child,
                         addr,
                         recovery,
-                        output,
                     }));
                 }
             }
@@ -265,9 +264,7 @@ fn wait_redis(
                         recovery: Recovery {
                             report: report.join(" | "),
                             truncated_bytes: u64::from(truncated),
-                            replayed: None,
                         },
-                        output,
                     }));
                 }
             }
@@ -281,16 +278,10 @@ fn wait_redis(
     )))
 }
 
-/// Extracts the figures from a moodb recovery report such as "loaded checkpoint … replayed 12
+/// Extracts the truncation from a moodb recovery report such as "loaded checkpoint … replayed 12
 /// records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s".
 pub fn parse_report(report: &str) -> Recovery {
     let words: Vec<&str> = report.split_whitespace().collect();
-    let number_before = |word: &str| {
-        words
-            .windows(2)
-            .find(|w| w[1].trim_matches(|c: char| !c.is_alphanumeric()) == word)
-            .and_then(|w| w[0].trim_start_matches('(').parse::<u64>().ok())
-    };
     let truncated = words
         .iter()
         .position(|w| *w == "truncated")
@@ -300,7 +291,6 @@ pub fn parse_report(report: &str) -> Recovery {
     Recovery {
         report: report.to_string(),
         truncated_bytes: truncated,
-        replayed: number_before("records"),
     }
 }
 
@@ -314,9 +304,5 @@ impl Server {
             .wait()
             .map_err(CrashError::io("wait for the killed server"))?;
         Ok(())
-    }
-
-    pub fn output_text(&self) -> String {
-        all_output(&self.output)
     }
 }

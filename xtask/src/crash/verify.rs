@@ -65,7 +65,6 @@ impl Findings {
 
 struct Write {
     state: Option<Bytes>,
-    invoked: u64,
     /// Latest moment it can have taken effect.
     deadline: u64,
     /// The same, ignoring the loss window (the acknowledgement time).
@@ -149,7 +148,6 @@ fn check_value(
     let window = input.window_start.unwrap_or(u64::MAX);
     let mut writes = vec![Write {
         state: initial,
-        invoked: 0,
         deadline: 0,
         strict_deadline: 0,
     }];
@@ -171,9 +169,17 @@ fn check_value(
                 }
             }
             (Op::Del, Completion::Returned { at, .. }) => (Some(None), Some(*at)),
-            (Op::Set(v) | Op::Update(v), Completion::Pending { .. }) => (Some(Some(v.clone())), None),
+            (Op::Set(v) | Op::Update(v), Completion::Pending { .. }) => {
+                (Some(Some(v.clone())), None)
+            }
             (Op::Del, Completion::Pending { .. }) => (Some(None), None),
-            (Op::Get, Completion::Returned { at, output: Output::Value(v) }) => {
+            (
+                Op::Get,
+                Completion::Returned {
+                    at,
+                    output: Output::Value(v),
+                },
+            ) => {
                 witnesses.push(Witness {
                     state: v.clone(),
                     invoked: op.invoked,
@@ -196,14 +202,12 @@ fn check_value(
                 let deadline = if at >= window { input.kill_at } else { at };
                 writes.push(Write {
                     state,
-                    invoked: op.invoked,
                     deadline,
                     strict_deadline: at,
                 });
             }
             None => writes.push(Write {
                 state,
-                invoked: op.invoked,
                 deadline: input.kill_at,
                 strict_deadline: input.kill_at,
             }),
@@ -211,17 +215,19 @@ fn check_value(
     }
     // May `w` be the latest write? `strict` ignores the loss window.
     let contradiction = |w: &Write, strict: bool| -> Option<&Witness> {
-        let deadline = if strict { w.strict_deadline } else { w.deadline };
-        witnesses.iter().find(|e| {
-            (strict || !e.in_window) && e.invoked > deadline && e.state != *final_value
-        })
+        let deadline = if strict {
+            w.strict_deadline
+        } else {
+            w.deadline
+        };
+        witnesses
+            .iter()
+            .find(|e| (strict || !e.in_window) && e.invoked > deadline && e.state != *final_value)
     };
     let candidates: Vec<&Write> = writes.iter().filter(|w| w.state == *final_value).collect();
     let allowed = candidates.iter().any(|w| contradiction(w, false).is_none());
     if allowed {
-        let strict = candidates
-            .iter()
-            .any(|w| contradiction(w, true).is_none());
+        let strict = candidates.iter().any(|w| contradiction(w, true).is_none());
         if !strict {
             f.lost_in_window += 1;
         }
@@ -289,7 +295,13 @@ fn check_counter(
         (0i64, 0i64, 0i64, init, init);
     for op in ops {
         match (&op.op, &op.completion) {
-            (Op::Incr, Completion::Returned { at, output: Output::Int(n) }) => {
+            (
+                Op::Incr,
+                Completion::Returned {
+                    at,
+                    output: Output::Int(n),
+                },
+            ) => {
                 if *at < window {
                     acked += 1;
                     seen_max = seen_max.max(*n);
@@ -299,7 +311,13 @@ fn check_counter(
                 }
             }
             (Op::Incr, Completion::Pending { .. }) => doubt += 1,
-            (Op::Get, Completion::Returned { at, output: Output::Value(v) }) => {
+            (
+                Op::Get,
+                Completion::Returned {
+                    at,
+                    output: Output::Value(v),
+                },
+            ) => {
                 let n = parse_counter(v).unwrap_or(0);
                 if *at < window {
                     seen_max = seen_max.max(n);
@@ -331,9 +349,12 @@ fn check_counter(
     }
 }
 
+/// A transaction's earliest invocation, its declared size and its (key, value) writes.
+type TxnWrites = (u64, usize, Vec<(Bytes, Bytes)>);
+
 fn check_transactions(input: &Input<'_>, f: &mut Findings) {
     // Transactions of this iteration: id -> (invoked, [(key, value)]).
-    let mut txns: HashMap<String, (u64, usize, Vec<(Bytes, Bytes)>)> = HashMap::new();
+    let mut txns: HashMap<String, TxnWrites> = HashMap::new();
     for op in input.load {
         if let Op::Set(v) = &op.op {
             if let Some((id, size)) = txn_of(v) {
