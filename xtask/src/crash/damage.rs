@@ -16,7 +16,7 @@ pub enum Damage {
     None,
     /// Cut the newest log at a random offset (a torn write).
     Truncate,
-    /// Flip one random bit of the newest log.
+    /// Flip one random bit of the newest log (half the time in its last quarter).
     Bitflip,
     /// Self-test only: cut the log's tail without telling the checker, which simulates a
     /// server that acknowledged writes it never wrote.
@@ -114,7 +114,13 @@ pub fn inject(
             }
         }
         Damage::Bitflip => {
-            let offset = rng.gen_range(0..used);
+            // Half the time in the last quarter, where the records that still hold the
+            // latest value of their key are; otherwise anywhere.
+            let offset = if rng.gen_bool(0.5) {
+                rng.gen_range(used - used / 4..used)
+            } else {
+                rng.gen_range(0..used)
+            };
             let bit = rng.gen_range(0..8u8);
             let byte = bytes[offset as usize] ^ (1 << bit);
             f.seek(SeekFrom::Start(offset))

@@ -178,7 +178,7 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
     let mut args = args.clone();
     args.short = true;
     args.sync = SyncMode::Always;
-    args.iterations = Some(args.iterations.unwrap_or(25));
+    args.iterations = Some(args.iterations.unwrap_or(60));
     // (name, environment, damage): each must produce at least one violation.
     let faults: Vec<Fault> = match args.target {
         Target::Moodb => vec![
@@ -217,6 +217,12 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
             if caught { "caught" } else { "NOT CAUGHT" },
             outcome.iterations
         );
+        if let Some(first) = outcome.findings.messages.first() {
+            println!(
+                "  first finding: {}",
+                first.lines().next().unwrap_or_default()
+            );
+        }
         all_caught &= caught;
     }
     if all_caught {
@@ -293,6 +299,7 @@ fn campaign(
     let mut info_total = IterationInfo::default();
     let (mut truncations, mut refusals, mut ckpt_kills) = (0u64, 0u64, 0u64);
     let mut done = 0;
+    let mut first_messages = Vec::new();
     let mut server: Option<server::Server> = None;
     for i in 0..iterations {
         let iter_seed: u64 = rng.gen();
@@ -323,6 +330,9 @@ fn campaign(
         server = next;
         done += 1;
         total.add(&findings);
+        if first_messages.is_empty() && findings.violations() > 0 {
+            first_messages.clone_from(&findings.messages);
+        }
         info_total.ops += info.ops;
         info_total.acked += info.acked;
         info_total.pending += info.pending;
@@ -381,6 +391,7 @@ fn campaign(
     } else if args.keep_data {
         println!("crash-test: data directory kept at {}", keep(tmp));
     }
+    total.messages = first_messages;
     Ok(Outcome {
         findings: total,
         iterations: done,

@@ -306,3 +306,18 @@ impl Server {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_report;
+
+    #[test]
+    fn report_truncation_is_read() {
+        let r = parse_report(
+            "loaded checkpoint d/ckpt.3 (lsn 9, 4 keys), replayed 12 records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s",
+        );
+        assert_eq!(r.truncated_bytes, 7);
+        let r = parse_report("no checkpoint, replayed 0 records (0 bytes of log), truncated 0 bytes of torn tail in 0.001s");
+        assert_eq!(r.truncated_bytes, 0);
+    }
+}

@@ -195,3 +195,16 @@ fn run_transaction(
         other => Err(unexpected(other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{make_value, txn_of};
+
+    #[test]
+    fn values_describe_their_transaction() {
+        let v = make_value(3, 1, 17, Some(("3-1-17", 3)));
+        assert_eq!(v.len(), 64);
+        assert_eq!(txn_of(&v), Some(("3-1-17".to_string(), 3)));
+        assert_eq!(txn_of(&make_value(3, 1, 18, None)), None);
+    }
+}
