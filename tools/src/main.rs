@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod bench;
 mod commands;
 
 fn main() -> ExitCode {

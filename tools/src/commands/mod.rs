@@ -6,6 +6,8 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod bench;
+
 /// MooDB: an in-memory key-value database server with a write-ahead log and checkpoints,
 /// speaking the Redis protocol.
 #[derive(Debug, Parser)]
@@ -17,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    /// Benchmarks a backend in-process, or a running server over RESP.
+    Bench(bench::BenchArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -25,6 +29,7 @@ enum Commands {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match cli.command {
+        Commands::Bench(args) => bench::run(args),
         Commands::External(args) => run_external(args),
     }
 }

@@ -1,0 +1,206 @@
+//! What the benchmark clients do: the operation mix, the key space, the values, and when a
+//! run stops. Generation is deterministic for a given seed, so two backends see the same
+//! sequence of operations.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+/// The kinds of workload `--workload` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum WorkloadKind {
+    /// Writes only (SET of random keys).
+    Write,
+    /// Reads only (GET of random keys, all of them present).
+    Read,
+    /// 50% reads, 50% writes.
+    Mixed50,
+    /// 95% reads, 5% writes.
+    Mixed95,
+    /// Fill N keys, close, reopen and time recovery (in-process only).
+    Recovery,
+}
+
+impl WorkloadKind {
+    /// Percentage of operations that are reads.
+    pub fn read_percent(self) -> u64 {
+        match self {
+            WorkloadKind::Write | WorkloadKind::Recovery => 0,
+            WorkloadKind::Read => 100,
+            WorkloadKind::Mixed50 => 50,
+            WorkloadKind::Mixed95 => 95,
+        }
+    }
+
+    /// Whether the key space is filled before measuring (so that reads find their keys).
+    pub fn needs_prefill(self) -> bool {
+        self.read_percent() > 0
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Write => "write",
+            WorkloadKind::Read => "read",
+            WorkloadKind::Mixed50 => "mixed50",
+            WorkloadKind::Mixed95 => "mixed95",
+            WorkloadKind::Recovery => "recovery",
+        })
+    }
+}
+
+/// When a run stops.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// This many operations in total, shared evenly among the clients.
+    Ops(u64),
+    /// Every client runs until this much time has passed.
+    Duration(Duration),
+}
+
+impl Limit {
+    /// The number of operations client `index` of `clients` does, if the limit is a count.
+    pub fn ops_for_client(self, index: usize, clients: usize) -> Option<u64> {
+        match self {
+            Limit::Ops(total) => {
+                let clients = clients.max(1) as u64;
+                let index = index as u64;
+                Some(total / clients + u64::from(index < total % clients))
+            }
+            Limit::Duration(_) => None,
+        }
+    }
+}
+
+/// Everything that defines a workload.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub kind: WorkloadKind,
+    /// Keys are drawn uniformly from `0..keys`.
+    pub keys: u64,
+    pub value_size: usize,
+    pub clients: usize,
+    pub limit: Limit,
+    pub seed: u64,
+}
+
+/// One operation a client executes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Get(Bytes),
+    Set(Bytes, Bytes),
+}
+
+/// The name of key number `n`: fixed width, so every key has the same size.
+pub fn key(n: u64) -> Bytes {
+    Bytes::from(format!("key:{n:012}"))
+}
+
+/// A value of `size` bytes; `salt` varies its content between clients.
+pub fn value(size: usize, salt: u64) -> Bytes {
+    Bytes::from(
+        (0..size)
+            .map(|i| b'a' + ((i as u64 + salt) % 26) as u8)
+            .collect::<Vec<u8>>(),
+    )
+}
+
+/// The operations of one client.
+pub struct OpStream {
+    rng: SplitMix64,
+    keys: u64,
+    read_percent: u64,
+    value: Bytes,
+}
+
+impl OpStream {
+    pub fn new(workload: &Workload, client: usize) -> Self {
+        let salt = client as u64;
+        OpStream {
+            rng: SplitMix64(
+                workload
+                    .seed
+                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    .wrapping_add(salt),
+            ),
+            keys: workload.keys.max(1),
+            read_percent: workload.kind.read_percent(),
+            value: value(workload.value_size, salt),
+        }
+    }
+
+    pub fn next_op(&mut self) -> Op {
+        let key = key(self.rng.next() % self.keys);
+        if self.rng.next() % 100 < self.read_percent {
+            Op::Get(key)
+        } else {
+            Op::Set(key, self.value.clone())
+        }
+    }
+}
+
+/// A small fast generator (splitmix64); statistical quality is plenty for picking keys.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(kind: WorkloadKind) -> Workload {
+        Workload {
+            kind,
+            keys: 100,
+            value_size: 10,
+            clients: 3,
+            limit: Limit::Ops(10),
+            seed: 7,
+        }
+    }
+
+    #[test]
+    fn ops_are_shared_evenly_among_clients() {
+        let limit = Limit::Ops(10);
+        let per: Vec<u64> = (0..3).filter_map(|i| limit.ops_for_client(i, 3)).collect();
+        assert_eq!(per, vec![4, 3, 3]);
+    }
+
+    #[test]
+    fn mixes_follow_the_read_percentage() {
+        for (kind, low, high) in [
+            (WorkloadKind::Write, 0, 0),
+            (WorkloadKind::Read, 1000, 1000),
+            (WorkloadKind::Mixed50, 400, 600),
+            (WorkloadKind::Mixed95, 920, 980),
+        ] {
+            let mut ops = OpStream::new(&workload(kind), 0);
+            let reads = (0..1000)
+                .filter(|_| matches!(ops.next_op(), Op::Get(_)))
+                .count();
+            assert!((low..=high).contains(&reads), "{kind}: {reads} reads");
+        }
+    }
+
+    #[test]
+    fn keys_and_values_have_fixed_sizes() {
+        let mut ops = OpStream::new(&workload(WorkloadKind::Write), 1);
+        for _ in 0..100 {
+            let Op::Set(k, v) = ops.next_op() else {
+                panic!("write workload produced a read")
+            };
+            assert_eq!(k.len(), 16);
+            assert_eq!(v.len(), 10);
+        }
+    }
+}
