@@ -372,7 +372,6 @@ impl Actor for StoreOwner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.set_mailbox_capacity(usize::MAX);
         let interval = match self.settings.checkpoint.interval_ms {
             0 => 1000,
             ms => ms.clamp(10, 1000),

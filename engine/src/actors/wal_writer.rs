@@ -96,8 +96,6 @@ impl Actor for WalWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        // The store owner may queue a lot in one tick; never drop an Append.
-        ctx.set_mailbox_capacity(usize::MAX);
         if let SyncPolicy::Every(period) = self.sync {
             ctx.run_interval(period.max(Duration::from_millis(1)), |w, _| {
                 if w.unsynced {

@@ -27,7 +27,9 @@ pub enum ServerCommand {
 
 /// The commands this server knows, for COMMAND: name, arity (negative: at least), flags,
 /// first key, last key, step.
-const COMMANDS: &[(&str, i64, &[&str], i64, i64, i64)] = &[
+type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+
+const COMMANDS: &[CommandInfo] = &[
     ("get", 2, &["readonly", "fast"], 1, 1, 1),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
     ("update", 3, &["write", "denyoom"], 1, 1, 1),
@@ -148,7 +150,7 @@ fn parse_command(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
     Ok(ServerCommand::Reply(reply))
 }
 
-fn command_entry(c: &(&str, i64, &[&str], i64, i64, i64)) -> Frame {
+fn command_entry(c: &CommandInfo) -> Frame {
     Frame::Array(vec![
         Frame::bulk(c.0),
         Frame::Integer(c.1),
