@@ -1,0 +1,614 @@
+//! `cargo xtask crash-test`: the crash-injection and recovery-verification harness.
+//!
+//! Each iteration starts a real server on 127.0.0.1 (fresh or inherited data directory), drives
+//! it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints are made
+//! frequent so that kills land during them too), optionally damages the newest log (torn tail or
+//! flipped bit), restarts it on the same directory, reads every key back and verifies the
+//! result against the recorded history (see [`verify`]).
+//!
+//! Damage policy: after a bit flip or cut, recovery must either report a truncation or refuse to
+//! start with an error naming the file and the byte offset; on a refusal the harness restarts
+//! with `--salvage` (moodb) or cuts the file at the damage itself (redis, whose AOF has no
+//! checksums or offsets) and goes on. Losses are accepted only after such a report; phantoms and
+//! partial transactions never are.
+//!
+//! Reproducibility: every random choice (operations, keys, kill moment, damage offset) comes
+//! from `--seed`; the timing of real processes does not, so a seed reproduces the same plan,
+//! not the same interleaving.
+
+use std::collections::{HashMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use moodb_tests::linearizability::client::{ClientError, Conn, RecordingClient};
+use moodb_tests::linearizability::{Bytes, Completion, Op, Output, Recorder};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+mod damage;
+mod server;
+mod verify;
+mod workload;
+
+use damage::Damage;
+use server::{ServerConfig, Started, Target};
+use verify::Findings;
+use workload::Load;
+
+/// Errors that stop the harness itself (not violations of the server under test).
+#[derive(Debug, thiserror::Error)]
+pub enum CrashError {
+    #[error("{context}: {source}")]
+    Io {
+        context: &'static str,
+        source: std::io::Error,
+    },
+    #[error("starting the server failed: {0}")]
+    Start(String),
+    #[error("building moodb failed: {0}")]
+    Build(String),
+    #[error("talking to the server failed: {0}")]
+    Client(#[from] ClientError),
+}
+
+impl CrashError {
+    fn io(context: &'static str) -> impl FnOnce(std::io::Error) -> CrashError {
+        move |source| CrashError::Io { context, source }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SyncMode {
+    Always,
+    Every,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TxnMode {
+    Auto,
+    On,
+    Off,
+}
+
+/// Options of `cargo xtask crash-test`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Number of kill/restart iterations (default 100, or 8 with --short).
+    #[arg(long)]
+    iterations: Option<u64>,
+    /// Seed of every random choice; printed on failure (default: from the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Storage backend of moodb.
+    #[arg(long, default_value = "paper")]
+    backend: String,
+    /// Sync policy; under every/never only the documented loss window may be lost.
+    #[arg(long, value_enum, default_value = "always")]
+    sync: SyncMode,
+    /// The interval of --sync every, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    every_ms: u64,
+    /// Damage the newest log between kill and restart.
+    #[arg(long, value_enum, default_value = "none")]
+    damage: Damage,
+    /// Short mode for CI: few iterations, 0.1–0.6 s of load each.
+    #[arg(long)]
+    short: bool,
+    /// Check the harness itself: run deliberately broken servers and expect violations.
+    #[arg(long)]
+    self_test: bool,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 4)]
+    clients: u64,
+    /// Value keys (k0…) and counter keys (n0…).
+    #[arg(long, default_value_t = 24)]
+    keys: usize,
+    #[arg(long, default_value_t = 4)]
+    counters: usize,
+    /// MULTI/EXEC transactions: auto-detected by default.
+    #[arg(long, value_enum, default_value = "auto")]
+    txn: TxnMode,
+    /// Keep the data directory even when the run passes.
+    #[arg(long)]
+    keep_data: bool,
+    /// The moodb binary (default: build it with cargo and use target/debug/moodb).
+    #[arg(long)]
+    moodb_bin: Option<PathBuf>,
+    /// Drive redis-server instead of moodb (a known-good baseline for the harness).
+    #[arg(long, value_enum, default_value = "moodb", hide = true)]
+    target: Target,
+}
+
+/// Runs the crash test (or its self-test).
+pub fn run(args: Args) -> Result<ExitCode, CrashError> {
+    let seed = args.seed.unwrap_or_else(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+    });
+    let moodb_bin = match (args.target, &args.moodb_bin) {
+        (Target::Redis, _) => PathBuf::new(),
+        (Target::Moodb, Some(p)) => p.clone(),
+        (Target::Moodb, None) => build_moodb()?,
+    };
+    if args.self_test {
+        return self_test(&args, seed, &moodb_bin);
+    }
+    let outcome = campaign(&args, seed, &moodb_bin, Vec::new(), args.damage, false)?;
+    Ok(if outcome.findings.violations() == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn build_moodb() -> Result<PathBuf, CrashError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(&cargo)
+        .args(["build", "--quiet", "--package", "moodb", "--bin", "moodb"])
+        .status()
+        .map_err(|e| CrashError::Build(format!("could not run {cargo}: {e}")))?;
+    if !status.success() {
+        return Err(CrashError::Build(format!(
+            "cargo build exited with {status}"
+        )));
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    Ok(target.join("debug").join("moodb"))
+}
+
+/// A deliberately broken build: its name, the server's environment, the damage to inject.
+type Fault = (&'static str, Vec<(String, String)>, Damage);
+
+/// Runs deliberately broken servers and fails unless every one is caught.
+fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, CrashError> {
+    let mut args = args.clone();
+    args.short = true;
+    args.sync = SyncMode::Always;
+    args.iterations = Some(args.iterations.unwrap_or(60));
+    // (name, environment, damage): each must produce at least one violation.
+    let faults: Vec<Fault> = match args.target {
+        Target::Moodb => vec![
+            (
+                "ack-before-write",
+                vec![("MOODB_FAULT".into(), "ack-before-write".into())],
+                Damage::None,
+            ),
+            (
+                "skip-checksum",
+                vec![("MOODB_FAULT".into(), "skip-checksum".into())],
+                Damage::Bitflip,
+            ),
+        ],
+        // redis stands in: a log tail cut behind the checker's back is what an
+        // ack-before-write server loses; redis' AOF has no checksum, like skip-checksum.
+        Target::Redis => vec![
+            (
+                "lost-tail (as ack-before-write)",
+                Vec::new(),
+                Damage::SilentTruncate,
+            ),
+            (
+                "no-checksum (as skip-checksum)",
+                Vec::new(),
+                Damage::Bitflip,
+            ),
+        ],
+    };
+    let mut all_caught = true;
+    for (name, env, damage) in faults {
+        let outcome = campaign(&args, seed, moodb_bin, env, damage, true)?;
+        let caught = outcome.findings.violations() > 0;
+        println!(
+            "crash-test self-test: broken build {name}: {} after {} iterations",
+            if caught { "caught" } else { "NOT CAUGHT" },
+            outcome.iterations
+        );
+        if let Some(first) = outcome.findings.messages.first() {
+            println!(
+                "  first finding: {}",
+                first.lines().next().unwrap_or_default()
+            );
+        }
+        all_caught &= caught;
+    }
+    if all_caught {
+        println!("crash-test self-test: every deliberately broken build was caught (seed {seed})");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("crash-test self-test: FAILED, the harness missed a broken build (seed {seed})");
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+struct Outcome {
+    findings: Findings,
+    iterations: u64,
+}
+
+/// Per-run state carried from one iteration to the next.
+struct RunState {
+    dir: PathBuf,
+    initial: HashMap<Bytes, Option<Bytes>>,
+    sent: HashSet<(Bytes, Bytes)>,
+}
+
+/// What one iteration reports besides the findings.
+#[derive(Default)]
+struct IterationInfo {
+    ops: u64,
+    acked: u64,
+    pending: u64,
+    checkpoint_in_progress: bool,
+    truncated: bool,
+    refused: bool,
+}
+
+fn campaign(
+    args: &Args,
+    seed: u64,
+    moodb_bin: &Path,
+    env: Vec<(String, String)>,
+    damage: Damage,
+    stop_at_first: bool,
+) -> Result<Outcome, CrashError> {
+    let iterations = args.iterations.unwrap_or(if args.short { 8 } else { 100 });
+    let mut rng = StdRng::seed_from_u64(seed);
+    let tmp = tempfile::Builder::new()
+        .prefix("moodb-crash-")
+        .tempdir()
+        .map_err(CrashError::io("create the data directory"))?;
+    let mut state = RunState {
+        dir: tmp.path().join("data"),
+        initial: HashMap::new(),
+        sent: HashSet::new(),
+    };
+    let sync = match (args.sync, args.target) {
+        (SyncMode::Always, _) => "always".to_string(),
+        (SyncMode::Every, _) => format!("every:{}", args.every_ms),
+        (SyncMode::Never, _) => "never".to_string(),
+    };
+    let cfg = ServerConfig {
+        target: args.target,
+        moodb_bin: moodb_bin.to_path_buf(),
+        backend: args.backend.clone(),
+        sync,
+        checkpoint_log_bytes: rng.gen_range(16 * 1024..256 * 1024),
+        checkpoint_interval_ms: rng.gen_range(20..200),
+        env,
+    };
+    let bar = ProgressBar::new(iterations);
+    bar.set_style(
+        ProgressStyle::with_template("crash-test {bar:30} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut total = Findings::default();
+    let mut info_total = IterationInfo::default();
+    let (mut truncations, mut refusals, mut ckpt_kills) = (0u64, 0u64, 0u64);
+    let mut done = 0;
+    let mut first_messages = Vec::new();
+    let mut server: Option<server::Server> = None;
+    for i in 0..iterations {
+        let iter_seed: u64 = rng.gen();
+        let mut irng = StdRng::seed_from_u64(iter_seed);
+        let fresh = i == 0 || irng.gen_ratio(1, 5);
+        if fresh {
+            if let Some(s) = server.take() {
+                s.kill9()?;
+            }
+            if state.dir.exists() {
+                fs::remove_dir_all(&state.dir).map_err(CrashError::io("wipe the data dir"))?;
+            }
+            fs::create_dir_all(&state.dir).map_err(CrashError::io("create the data dir"))?;
+            state.initial.clear();
+        }
+        let result = iteration(args, &cfg, i, &mut irng, &mut state, server.take(), damage);
+        let (findings, info, next) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                bar.abandon();
+                eprintln!(
+                    "crash-test: iteration {i} could not run: {e}\n  seed {seed}, data directory kept at {}",
+                    keep(tmp)
+                );
+                return Err(e);
+            }
+        };
+        server = next;
+        done += 1;
+        total.add(&findings);
+        if first_messages.is_empty() && findings.violations() > 0 {
+            first_messages.clone_from(&findings.messages);
+        }
+        info_total.ops += info.ops;
+        info_total.acked += info.acked;
+        info_total.pending += info.pending;
+        truncations += u64::from(info.truncated);
+        refusals += u64::from(info.refused);
+        ckpt_kills += u64::from(info.checkpoint_in_progress);
+        bar.set_message(format!(
+            "{} ops, {} violations",
+            info_total.ops,
+            total.violations()
+        ));
+        bar.inc(1);
+        if findings.violations() > 0 {
+            if !stop_at_first {
+                bar.suspend(|| {
+                    eprintln!("crash-test: iteration {i} (iteration seed {iter_seed}) found:");
+                    for m in &findings.messages {
+                        eprintln!("  {m}");
+                    }
+                });
+            }
+            if stop_at_first {
+                break;
+            }
+        }
+    }
+    if let Some(s) = server.take() {
+        s.kill9()?;
+    }
+    bar.finish_and_clear();
+    let txns = if args.txn == TxnMode::Off {
+        ""
+    } else {
+        ", transactions auto"
+    };
+    println!(
+        "crash-test: {done} iterations, {} acknowledged writes lost, {} phantom writes, {} partial transactions, {} reads lost, {} non-linearizable keys (seed {seed})",
+        total.lost_acked, total.phantoms, total.partial_txns, total.lost_read, total.nonlinearizable
+    );
+    println!(
+        "crash-test: {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {truncations} recoveries reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window, {} after reported damage (target {:?}, sync {}, damage {:?}{txns})",
+        info_total.ops,
+        info_total.acked,
+        info_total.pending,
+        total.lost_in_window,
+        total.lost_to_damage,
+        args.target,
+        cfg.sync,
+        damage
+    );
+    if total.violations() > 0 && !stop_at_first {
+        println!(
+            "crash-test: FAILED: rerun with --seed {seed}; data directory kept at {}",
+            keep(tmp)
+        );
+    } else if args.keep_data {
+        println!("crash-test: data directory kept at {}", keep(tmp));
+    }
+    total.messages = first_messages;
+    Ok(Outcome {
+        findings: total,
+        iterations: done,
+    })
+}
+
+fn keep(tmp: tempfile::TempDir) -> String {
+    tmp.keep().display().to_string()
+}
+
+/// The client id of the reads made after a restart.
+const VERIFIER: u64 = 1_000_000;
+
+#[allow(clippy::too_many_arguments)]
+fn iteration(
+    args: &Args,
+    cfg: &ServerConfig,
+    index: u64,
+    rng: &mut StdRng,
+    state: &mut RunState,
+    running: Option<server::Server>,
+    damage: Damage,
+) -> Result<(Findings, IterationInfo, Option<server::Server>), CrashError> {
+    let mut info = IterationInfo::default();
+    let mut findings = Findings::default();
+    let server = match running {
+        Some(s) => s,
+        None => match server::start(cfg, &state.dir, false)? {
+            Started::Ready(s) => s,
+            Started::Refused { code, output } => {
+                return Err(CrashError::Start(format!(
+                    "the server exited ({code:?}) on an undamaged directory:\n{output}"
+                )))
+            }
+        },
+    };
+    let transactions = match args.txn {
+        TxnMode::On => true,
+        TxnMode::Off => false,
+        TxnMode::Auto => workload::probe_transactions(server.addr),
+    };
+    let load = Load {
+        clients: args.clients,
+        keys: args.keys,
+        counters: args.counters,
+        transactions,
+        dialect: cfg.target.dialect(),
+        iteration: index,
+    };
+    let (min_ms, max_ms) = if args.short { (100, 600) } else { (200, 2000) };
+    let load_ms = rng.gen_range(min_ms..max_ms);
+    let kill_after = Duration::from_millis(rng.gen_range(min_ms / 2..load_ms));
+    let recorder = Recorder::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    let until = Instant::now() + Duration::from_millis(load_ms) + Duration::from_secs(2);
+    let handles: Vec<_> = (0..load.clients)
+        .map(|c| {
+            let (load, recorder, stop) = (load.clone(), recorder.clone(), stop.clone());
+            let addr = server.addr;
+            let seed: u64 = rng.gen();
+            thread::spawn(move || workload::run_client(&load, c, addr, recorder, seed, stop, until))
+        })
+        .collect();
+    thread::sleep(kill_after);
+    info.checkpoint_in_progress = checkpoint_in_progress(&state.dir);
+    server.kill9()?;
+    recorder.crash();
+    let kill_at = recorder.now();
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        match h.join() {
+            Ok(out) => {
+                info.ops += out.ops;
+                if let Some(err) = out.protocol_error {
+                    findings.messages.push(format!("protocol error: {err}"));
+                    findings.phantoms += 1;
+                }
+            }
+            Err(_) => findings.messages.push("a client thread panicked".into()),
+        }
+    }
+    let load_ops = recorder.history();
+    for op in &load_ops {
+        if let Op::Set(v) | Op::Update(v) = &op.op {
+            state.sent.insert((op.key.clone(), v.clone()));
+        }
+        match op.completion {
+            Completion::Returned { .. } => info.acked += 1,
+            Completion::Pending { .. } => info.pending += 1,
+        }
+    }
+
+    let damaged = damage::inject(damage, cfg.target, &state.dir, rng)?;
+    let reported_damage = damage != Damage::SilentTruncate;
+
+    // Restart and check recovery.
+    let mut loss_allowed = false;
+    let restarted = match server::start(cfg, &state.dir, false)? {
+        Started::Ready(s) => s,
+        Started::Refused { code, output } => {
+            info.refused = true;
+            let Some(d) = &damaged else {
+                findings.phantoms += 1;
+                findings.messages.push(format!(
+                    "the server refused to restart after a plain kill -9 (exit {code:?}):\n{output}"
+                ));
+                return Ok((findings, info, None));
+            };
+            let file_name = d
+                .file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if cfg.target == Target::Moodb
+                && !(output.contains(&file_name) && output.contains("offset"))
+            {
+                findings.phantoms += 1;
+                findings.messages.push(format!(
+                    "recovery refused a damaged log ({}) without naming the file {file_name} and an offset:\n{output}",
+                    d.description
+                ));
+            }
+            loss_allowed = reported_damage;
+            match cfg.target {
+                Target::Moodb => {}
+                Target::Redis => {
+                    // redis has no salvage flag: cut the file at the damage ourselves.
+                    let f = fs::OpenOptions::new()
+                        .write(true)
+                        .open(&d.file)
+                        .map_err(CrashError::io("open the damaged AOF"))?;
+                    f.set_len(d.offset)
+                        .map_err(CrashError::io("cut the damaged AOF"))?;
+                }
+            }
+            match server::start(cfg, &state.dir, cfg.target == Target::Moodb)? {
+                Started::Ready(s) => s,
+                Started::Refused { code, output } => {
+                    return Err(CrashError::Start(format!(
+                        "the server refused to start even when salvaging (exit {code:?}):\n{output}"
+                    )))
+                }
+            }
+        }
+    };
+    info.truncated = restarted.recovery.truncated_bytes > 0;
+    if cfg.target == Target::Moodb && restarted.recovery.report.is_empty() {
+        findings.phantoms += 1;
+        findings
+            .messages
+            .push("the restarted server printed no `moodb: recovery:` report".into());
+    }
+    if damaged.is_some() && reported_damage && (info.truncated || damage == Damage::Truncate) {
+        // A cut on a record boundary leaves a valid shorter log: nothing to report.
+        loss_allowed = true;
+    }
+
+    // Read everything back.
+    let conn = Conn::connect(restarted.addr, Duration::from_secs(10))?;
+    let mut reader = RecordingClient::new(conn, VERIFIER, cfg.target.dialect(), recorder.clone());
+    let mut final_state = HashMap::new();
+    for key in load.all_keys() {
+        let value = match reader.run(&key, Op::Get)? {
+            Output::Value(v) => v,
+            _ => None,
+        };
+        final_state.insert(key, value);
+    }
+    let all = recorder.history();
+    let final_reads: Vec<_> = all
+        .iter()
+        .filter(|o| o.client == VERIFIER)
+        .cloned()
+        .collect();
+    let window_start = match (args.sync, cfg.target) {
+        (SyncMode::Always, _) => None,
+        (SyncMode::Never, _) => Some(0),
+        (SyncMode::Every, Target::Moodb) => {
+            Some(kill_at.saturating_sub((2 * args.every_ms + 200) * 1_000_000))
+        }
+        // redis' everysec may lose up to two seconds.
+        (SyncMode::Every, Target::Redis) => Some(kill_at.saturating_sub(2_500_000_000)),
+    };
+    let input = verify::Input {
+        load: &load_ops,
+        final_reads: &final_reads,
+        initial: &state.initial,
+        final_state: &final_state,
+        sent: &state.sent,
+        kill_at,
+        window_start,
+        loss_allowed,
+        linearizability: window_start.is_none() && !loss_allowed,
+    };
+    let mut checked = verify::verify(&input);
+    checked.messages.append(&mut findings.messages);
+    checked.add(&findings);
+    if checked.violations() > 0 {
+        checked.messages.push(format!(
+            "recovery: {} ; damage: {}",
+            restarted.recovery.report,
+            damaged.as_ref().map_or("none", |d| d.description.as_str())
+        ));
+    }
+    state.initial = final_state;
+    Ok((checked, info, Some(restarted)))
+}
+
+/// True if the data directory holds a temporary file (a checkpoint being written).
+fn checkpoint_in_progress(dir: &Path) -> bool {
+    let scan = |d: &Path| {
+        fs::read_dir(d).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let name = e.file_name().to_string_lossy().to_lowercase();
+                name.contains("tmp") || name.contains("temp")
+            })
+        })
+    };
+    scan(dir) || scan(&dir.join("appendonlydir"))
+}
