@@ -1,0 +1,2 @@
+//! Benchmark of the paper backend (filled in below).
+fn main() {}
