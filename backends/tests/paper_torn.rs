@@ -2,6 +2,7 @@
 //! (every record boundary and every point inside a record) and has single bits flipped; the
 //! recovered state must be the model state after the last complete record, or recovery must
 //! fail loudly naming the file and offset of mid-log damage. Never anything else.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Helpers shared by the paper backend's tests: opening on a simulated disk, a model of the
 //! expected state after each LSN, and proptest strategies for records.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, dead_code)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
