@@ -133,3 +133,29 @@ proptest! {
         }
     }
 }
+
+/// A power cut may persist the pages of one unsynced write in any order: a hole inside the
+/// last group with that group's records after it is a torn tail, not mid-log damage.
+#[test]
+fn a_hole_inside_the_last_group_is_a_torn_tail() {
+    let big = |k: &str| set(k, &"v".repeat(5000));
+    let groups = vec![vec![set("a", "1")], vec![big("b"), big("c"), big("d")]];
+    let (bytes, records, model) = build(&groups);
+    let mut holed = bytes.clone();
+    let c = &records[2];
+    holed[c.offset as usize..(c.offset + 4096) as usize].fill(0);
+    let r = recover_bytes(&holed, &BackendOptions::default()).unwrap();
+    assert_eq!(r.last_lsn, 2);
+    assert_state(&r.state, model.state(2), "hole in the last group");
+    assert!(r.report.bytes_truncated > 0);
+    assert!(r.report.salvaged.is_none());
+    // The same hole in a group followed by another group is damage, not a power cut.
+    let (bytes, records, _) = build(&[groups[1].clone(), vec![set("e", "5")]]);
+    let mut holed = bytes.clone();
+    let b = &records[1];
+    holed[b.offset as usize..(b.offset + 4096) as usize].fill(0);
+    match recover_bytes(&holed, &BackendOptions::default()) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, b.offset),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
