@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -103,10 +103,7 @@ impl Fs for StdFs {
         Ok(names)
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        let mut file = File::open(path)?;
-        let mut out = Vec::new();
-        file.read_to_end(&mut out)?;
-        Ok(out)
+        std::fs::read(path)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new()

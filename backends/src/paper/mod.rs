@@ -416,8 +416,11 @@ impl PaperCheckpointJob {
             };
             if superseded {
                 let p = self.dir.join(&old);
-                fs.remove(&p)
-                    .context(|| format!("remove superseded {}", p.display()))?;
+                match fs.remove(&p) {
+                    // Another checkpoint removed it first: it is gone either way.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.context(|| format!("remove superseded {}", p.display()))?,
+                }
             }
         }
         fs.sync_dir(&self.dir)
