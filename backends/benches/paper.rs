@@ -130,7 +130,10 @@ fn main() -> Result<(), BenchError> {
         );
     };
     for (what, d) in [
-        ("raw pwrite 100 B + fdatasync, appending (growing file)", raw_empty),
+        (
+            "raw pwrite 100 B + fdatasync, appending (growing file)",
+            raw_empty,
+        ),
         ("raw pwrite 100 B + fdatasync, fallocated file", raw_falloc),
         ("raw pwrite 100 B + fdatasync, zero-filled file", raw_zero),
     ] {
@@ -187,7 +190,8 @@ fn main() -> Result<(), BenchError> {
     let start = Instant::now();
     let bytes = std::fs::read(rdir.join(moodb_backends::paper::log_name(1)))?;
     let read = start.elapsed();
-    let mut scanner = moodb_backends::paper::log::LogScanner::new(&bytes).map_err(io::Error::other)?;
+    let mut scanner =
+        moodb_backends::paper::log::LogScanner::new(&bytes).map_err(io::Error::other)?;
     let scanned = scanner.by_ref().count();
     println!(
         "  log read {:.3} s, read + scan (CRC + decode, no apply) {:.3} s for {scanned} records",
