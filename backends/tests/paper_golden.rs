@@ -86,7 +86,8 @@ fn checkpoint_format_is_pinned() {
             },
         ),
     ];
-    let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, entries.iter().map(|(k, v)| (k, v)));
+    let bytes =
+        encode_checkpoint(7, 1_700_000_000_123, 2, entries.iter().map(|(k, v)| (k, v))).unwrap();
     let reader = CheckpointReader::new(&bytes).unwrap();
     assert_eq!(reader.verify().unwrap(), 2);
     insta::assert_snapshot!(hexdump(&bytes));

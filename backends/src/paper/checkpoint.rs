@@ -1,5 +1,5 @@
 //! The checkpoint file format: a header, the key space in checksummed blocks, and a footer with
-//! a whole-file checksum. [`encode_checkpoint`] writes it; [`CheckpointReader`] reads and
+//! a whole-file checksum. [`CheckpointWriter`] writes it block by block; [`CheckpointReader`] reads and
 //! verifies it, for recovery and for `moodb snapshot inspect`. FORMAT.md draws the bytes.
 //!
 //! Header (48 bytes, integers little-endian):
@@ -19,6 +19,8 @@
 //! An entry: u32 key length, key, u32 value length, value, u64 expiry in Unix ms (0 = none).
 //! Footer (24 bytes): u32 0 (end marker), u32 0, u64 key count again, u32 CRC32C of every byte
 //! before the footer, 4 bytes `CEND`.
+
+use std::io;
 
 use bytes::Bytes;
 use moodb_engine::{Keyspace, Lsn, Value};
@@ -58,56 +60,122 @@ fn bad(offset: usize, reason: impl Into<String>) -> CheckpointError {
     }
 }
 
+/// Writes a checkpoint block by block into a sink (a file), keeping one block in memory.
+pub struct CheckpointWriter<W: FnMut(&[u8]) -> io::Result<()>> {
+    sink: W,
+    file_crc: u32,
+    block: Vec<u8>,
+    count: u32,
+    added: u64,
+    key_count: u64,
+    written: u64,
+}
+
+impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
+    /// Starts a checkpoint of exactly `key_count` entries as of `lsn`; writes the header.
+    pub fn new(sink: W, lsn: Lsn, created_unix_ms: u64, key_count: u64) -> io::Result<Self> {
+        let mut header = Vec::with_capacity(CHECKPOINT_HEADER_LEN);
+        header.extend_from_slice(CHECKPOINT_MAGIC);
+        header.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&lsn.to_le_bytes());
+        header.extend_from_slice(&key_count.to_le_bytes());
+        header.extend_from_slice(&created_unix_ms.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        let mut writer = CheckpointWriter {
+            sink,
+            file_crc: 0,
+            block: Vec::with_capacity(BLOCK_TARGET + 1024),
+            count: 0,
+            added: 0,
+            key_count,
+            written: 0,
+        };
+        writer.emit(&header)?;
+        Ok(writer)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file_crc = crc32c::crc32c_append(self.file_crc, bytes);
+        self.written += bytes.len() as u64;
+        (self.sink)(bytes)
+    }
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut head = [0u8; BLOCK_HEADER_LEN];
+        head[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
+        head[4..8].copy_from_slice(&self.count.to_le_bytes());
+        head[8..12].copy_from_slice(&crc32c::crc32c(&self.block).to_le_bytes());
+        self.emit(&head)?;
+        let block = std::mem::take(&mut self.block);
+        let result = self.emit(&block);
+        self.block = block;
+        self.block.clear();
+        self.count = 0;
+        result
+    }
+
+    /// Adds one entry.
+    pub fn add(&mut self, key: &[u8], value: &Value) -> io::Result<()> {
+        let b = &mut self.block;
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(&(value.data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&value.data);
+        b.extend_from_slice(&value.expires_at_ms.unwrap_or(0).to_le_bytes());
+        self.count += 1;
+        self.added += 1;
+        if self.block.len() >= BLOCK_TARGET {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last block and the footer; returns the file size.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if self.added != self.key_count {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "checkpoint announced {} keys but {} were added",
+                    self.key_count, self.added
+                ),
+            ));
+        }
+        self.flush_block()?;
+        let mut footer = [0u8; FOOTER_LEN];
+        footer[8..16].copy_from_slice(&self.key_count.to_le_bytes());
+        footer[16..20].copy_from_slice(&self.file_crc.to_le_bytes());
+        footer[20..24].copy_from_slice(FOOTER_MAGIC);
+        self.written += FOOTER_LEN as u64;
+        (self.sink)(&footer)?;
+        Ok(self.written)
+    }
+}
+
 /// Writes a whole checkpoint of `entries` (exactly `key_count` of them) into a buffer.
 pub fn encode_checkpoint<'a>(
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
     entries: impl Iterator<Item = (&'a Bytes, &'a Value)>,
-) -> Vec<u8> {
-    let mut out = Vec::with_capacity(CHECKPOINT_HEADER_LEN + FOOTER_LEN);
-    out.extend_from_slice(CHECKPOINT_MAGIC);
-    out.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&lsn.to_le_bytes());
-    out.extend_from_slice(&key_count.to_le_bytes());
-    out.extend_from_slice(&created_unix_ms.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    let crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
-
-    let mut block: Vec<u8> = Vec::with_capacity(BLOCK_TARGET + 1024);
-    let mut count = 0u32;
-    let flush = |out: &mut Vec<u8>, block: &mut Vec<u8>, count: &mut u32| {
-        if *count == 0 {
-            return;
-        }
-        out.extend_from_slice(&(block.len() as u32).to_le_bytes());
-        out.extend_from_slice(&count.to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(block).to_le_bytes());
-        out.extend_from_slice(block);
-        block.clear();
-        *count = 0;
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let sink = |b: &[u8]| {
+        out.extend_from_slice(b);
+        Ok(())
     };
+    let mut writer = CheckpointWriter::new(sink, lsn, created_unix_ms, key_count)?;
     for (key, value) in entries {
-        block.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        block.extend_from_slice(key);
-        block.extend_from_slice(&(value.data.len() as u32).to_le_bytes());
-        block.extend_from_slice(&value.data);
-        block.extend_from_slice(&value.expires_at_ms.unwrap_or(0).to_le_bytes());
-        count += 1;
-        if block.len() >= BLOCK_TARGET {
-            flush(&mut out, &mut block, &mut count);
-        }
+        writer.add(key, value)?;
     }
-    flush(&mut out, &mut block, &mut count);
-    let file_crc = crc32c::crc32c(&out);
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
-    out.extend_from_slice(&key_count.to_le_bytes());
-    out.extend_from_slice(&file_crc.to_le_bytes());
-    out.extend_from_slice(FOOTER_MAGIC);
-    out
+    writer.finish()?;
+    Ok(out)
 }
 
 /// Reads a checkpoint held in memory. [`CheckpointReader::new`] checks the header;

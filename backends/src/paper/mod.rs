@@ -389,15 +389,21 @@ impl PaperCheckpointJob {
         let name = checkpoint_name(self.lsn);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let path = self.dir.join(&name);
-        let bytes = checkpoint::encode_checkpoint(
-            self.lsn,
-            now_unix_ms(),
-            state.len() as u64,
-            state.iter(),
-        );
         let what = |op: &str| format!("{op} checkpoint {}", tmp.display());
         let mut file = fs.create(&tmp).context(|| what("create"))?;
-        file.write_all_at(&bytes, 0).context(|| what("write"))?;
+        let mut offset = 0u64;
+        let sink = |buf: &[u8]| {
+            let at = offset;
+            offset += buf.len() as u64;
+            file.write_all_at(buf, at)
+        };
+        let mut writer =
+            checkpoint::CheckpointWriter::new(sink, self.lsn, now_unix_ms(), state.len() as u64)
+                .context(|| what("write"))?;
+        for (key, value) in state.iter() {
+            writer.add(key, value).context(|| what("write"))?;
+        }
+        let bytes = writer.finish().context(|| what("write"))?;
         file.sync_all().context(|| what("fsync"))?;
         drop(file);
         fs.rename(&tmp, &path)
@@ -428,7 +434,7 @@ impl PaperCheckpointJob {
         Ok(CheckpointReport {
             lsn: self.lsn,
             keys: state.len() as u64,
-            bytes: bytes.len() as u64,
+            bytes,
             path: Some(path),
             elapsed: start.elapsed(),
         })
