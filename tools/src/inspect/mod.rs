@@ -79,22 +79,28 @@ pub fn read_file(path: &Path) -> Result<Vec<u8>, InspectError> {
     })
 }
 
-/// Fails with [`InspectError::BadMagic`] unless `bytes` start with `magic`. A file holding only
-/// zeros passes: it is an interrupted creation, which the caller reports as damage.
+/// Fails with [`InspectError::BadMagic`] unless `bytes` start with `magic`. A file with a MooDB
+/// name (`log-<lsn>`, `checkpoint-<lsn>`) holding only zeros passes: it is an interrupted
+/// creation, which the caller reports as damage.
 pub fn check_magic(
     what: &'static str,
     path: &Path,
     bytes: &[u8],
     magic: &'static [u8; 8],
 ) -> Result<(), InspectError> {
-    if bytes.starts_with(magic) || bytes.iter().all(|b| *b == 0) {
+    let interrupted = lsn_in_name(path).is_some() && bytes.iter().all(|b| *b == 0);
+    if bytes.starts_with(magic) || interrupted {
         return Ok(());
     }
     let head = &bytes[..bytes.len().min(magic.len())];
     Err(InspectError::BadMagic {
         what,
         path: path.to_path_buf(),
-        found: format!("\"{}\"", escape::escape(head)),
+        found: if head.is_empty() {
+            "(the file is empty)".to_string()
+        } else {
+            format!("\"{}\"", escape::escape(head))
+        },
         expected: std::str::from_utf8(magic).unwrap_or("?"),
     })
 }
