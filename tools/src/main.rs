@@ -8,6 +8,7 @@ use clap::Parser;
 
 mod bench;
 mod commands;
+mod inspect;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();

@@ -25,6 +25,8 @@ pub mod fs;
 pub mod log;
 mod recovery;
 
+pub use recovery::{parse_name, FileKind};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

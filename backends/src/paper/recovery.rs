@@ -16,14 +16,14 @@ use crate::BackendOptions;
 
 /// What a file name in the data directory is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum FileKind {
+pub enum FileKind {
     Log(Lsn),
     Checkpoint(Lsn),
     CheckpointTmp(Lsn),
 }
 
 /// Parses `log-<20 digits>`, `checkpoint-<20 digits>` and `checkpoint-<20 digits>.tmp`.
-pub(crate) fn parse_name(name: &str) -> Option<FileKind> {
+pub fn parse_name(name: &str) -> Option<FileKind> {
     let lsn = |digits: &str| {
         (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
             .then(|| digits.parse::<Lsn>().ok())

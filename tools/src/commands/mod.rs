@@ -7,6 +7,8 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod snapshot;
+mod wal;
 
 /// MooDB: an in-memory key-value database server with a write-ahead log and checkpoints,
 /// speaking the Redis protocol.
@@ -21,6 +23,10 @@ pub struct Cli {
 enum Commands {
     /// Benchmarks a backend in-process, or a running server over RESP.
     Bench(bench::BenchArgs),
+    /// Reads write-ahead log segments (`wal dump`).
+    Wal(wal::WalArgs),
+    /// Reads checkpoints (`snapshot inspect`).
+    Snapshot(snapshot::SnapshotArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -30,6 +36,8 @@ enum Commands {
 pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match cli.command {
         Commands::Bench(args) => bench::run(args),
+        Commands::Wal(args) => wal::run(args),
+        Commands::Snapshot(args) => snapshot::run(args),
         Commands::External(args) => run_external(args),
     }
 }
