@@ -168,7 +168,8 @@ fn write_checkpoint(dir: &Path, lsn: u64) -> PathBuf {
         1_700_000_000_123,
         entries.len() as u64,
         entries.iter().map(|(k, v)| (k, v)),
-    );
+    )
+    .unwrap();
     let path = dir.join(checkpoint_name(lsn));
     std::fs::write(&path, bytes).unwrap();
     path
