@@ -9,6 +9,7 @@ use clap::Parser;
 mod bench;
 mod client;
 mod commands;
+mod inspect;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();

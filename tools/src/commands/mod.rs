@@ -12,7 +12,9 @@ mod delete;
 mod get;
 mod serve;
 mod set;
+mod snapshot;
 mod update;
+mod wal;
 
 /// MooDB: an in-memory key-value database server with a write-ahead log and checkpoints,
 /// speaking the Redis protocol.
@@ -39,6 +41,10 @@ enum Commands {
     Cli(cli::Args),
     /// Benchmarks a backend in-process, or a running server over RESP.
     Bench(bench::BenchArgs),
+    /// Reads write-ahead log segments (`wal dump`).
+    Wal(wal::WalArgs),
+    /// Reads checkpoints (`snapshot inspect`).
+    Snapshot(snapshot::SnapshotArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -54,6 +60,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
         Commands::Delete(args) => delete::run(args),
         Commands::Cli(args) => cli::run(args),
         Commands::Bench(args) => bench::run(args),
+        Commands::Wal(args) => wal::run(args),
+        Commands::Snapshot(args) => snapshot::run(args),
         Commands::External(args) => run_external(args),
     }
 }

@@ -1,0 +1,379 @@
+//! The checkpoint file format: a header, the key space in checksummed blocks, and a footer with
+//! a whole-file checksum. [`CheckpointWriter`] writes it block by block; [`CheckpointReader`] reads and
+//! verifies it, for recovery and for `moodb snapshot inspect`. FORMAT.md draws the bytes.
+//!
+//! Header (48 bytes, integers little-endian):
+//!
+//! | offset | size | field                                      |
+//! |--------|------|--------------------------------------------|
+//! | 0      | 8    | magic `MOODBCKP`                           |
+//! | 8      | 4    | format version (1)                         |
+//! | 12     | 4    | reserved, 0                                |
+//! | 16     | 8    | LSN: the state is the one after this record |
+//! | 24     | 8    | key count                                  |
+//! | 32     | 8    | created at, Unix milliseconds              |
+//! | 40     | 4    | reserved, 0                                |
+//! | 44     | 4    | CRC32C of bytes 0..44                      |
+//!
+//! Then blocks, each: u32 body length (> 0), u32 entry count, u32 CRC32C of the body, body.
+//! An entry: u32 key length, key, u32 value length, value, u64 expiry in Unix ms (0 = none).
+//! Footer (24 bytes): u32 0 (end marker), u32 0, u64 key count again, u32 CRC32C of every byte
+//! before the footer, 4 bytes `CEND`.
+
+use std::io;
+
+use bytes::Bytes;
+use moodb_engine::{Keyspace, Lsn, Value};
+
+use super::log::{u32_at, u64_at};
+
+pub const CHECKPOINT_MAGIC: &[u8; 8] = b"MOODBCKP";
+pub const CHECKPOINT_VERSION: u32 = 1;
+pub const CHECKPOINT_HEADER_LEN: usize = 48;
+pub const BLOCK_HEADER_LEN: usize = 12;
+pub const FOOTER_LEN: usize = 24;
+pub const FOOTER_MAGIC: &[u8; 4] = b"CEND";
+/// Entries are grouped into blocks of about this many bytes.
+pub const BLOCK_TARGET: usize = 64 * 1024;
+
+/// The header of a checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointHeader {
+    pub version: u32,
+    pub lsn: Lsn,
+    pub key_count: u64,
+    pub created_unix_ms: u64,
+}
+
+/// Why a checkpoint cannot be used, and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte offset {offset}: {reason}")]
+pub struct CheckpointError {
+    pub offset: u64,
+    pub reason: String,
+}
+
+fn bad(offset: usize, reason: impl Into<String>) -> CheckpointError {
+    CheckpointError {
+        offset: offset as u64,
+        reason: reason.into(),
+    }
+}
+
+/// Writes a checkpoint block by block into a sink (a file), keeping one block in memory.
+pub struct CheckpointWriter<W: FnMut(&[u8]) -> io::Result<()>> {
+    sink: W,
+    file_crc: u32,
+    block: Vec<u8>,
+    count: u32,
+    added: u64,
+    key_count: u64,
+    written: u64,
+}
+
+impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
+    /// Starts a checkpoint of exactly `key_count` entries as of `lsn`; writes the header.
+    pub fn new(sink: W, lsn: Lsn, created_unix_ms: u64, key_count: u64) -> io::Result<Self> {
+        let mut header = Vec::with_capacity(CHECKPOINT_HEADER_LEN);
+        header.extend_from_slice(CHECKPOINT_MAGIC);
+        header.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        header.extend_from_slice(&lsn.to_le_bytes());
+        header.extend_from_slice(&key_count.to_le_bytes());
+        header.extend_from_slice(&created_unix_ms.to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes());
+        let crc = crc32c::crc32c(&header);
+        header.extend_from_slice(&crc.to_le_bytes());
+        let mut writer = CheckpointWriter {
+            sink,
+            file_crc: 0,
+            block: Vec::with_capacity(BLOCK_TARGET + 1024),
+            count: 0,
+            added: 0,
+            key_count,
+            written: 0,
+        };
+        writer.emit(&header)?;
+        Ok(writer)
+    }
+
+    fn emit(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file_crc = crc32c::crc32c_append(self.file_crc, bytes);
+        self.written += bytes.len() as u64;
+        (self.sink)(bytes)
+    }
+
+    fn flush_block(&mut self) -> io::Result<()> {
+        if self.count == 0 {
+            return Ok(());
+        }
+        let mut head = [0u8; BLOCK_HEADER_LEN];
+        head[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
+        head[4..8].copy_from_slice(&self.count.to_le_bytes());
+        head[8..12].copy_from_slice(&crc32c::crc32c(&self.block).to_le_bytes());
+        self.emit(&head)?;
+        let block = std::mem::take(&mut self.block);
+        let result = self.emit(&block);
+        self.block = block;
+        self.block.clear();
+        self.count = 0;
+        result
+    }
+
+    /// Adds one entry.
+    pub fn add(&mut self, key: &[u8], value: &Value) -> io::Result<()> {
+        let b = &mut self.block;
+        b.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        b.extend_from_slice(key);
+        b.extend_from_slice(&(value.data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&value.data);
+        b.extend_from_slice(&value.expires_at_ms.unwrap_or(0).to_le_bytes());
+        self.count += 1;
+        self.added += 1;
+        if self.block.len() >= BLOCK_TARGET {
+            self.flush_block()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the last block and the footer; returns the file size.
+    pub fn finish(mut self) -> io::Result<u64> {
+        if self.added != self.key_count {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "checkpoint announced {} keys but {} were added",
+                    self.key_count, self.added
+                ),
+            ));
+        }
+        self.flush_block()?;
+        let mut footer = [0u8; FOOTER_LEN];
+        footer[8..16].copy_from_slice(&self.key_count.to_le_bytes());
+        footer[16..20].copy_from_slice(&self.file_crc.to_le_bytes());
+        footer[20..24].copy_from_slice(FOOTER_MAGIC);
+        self.written += FOOTER_LEN as u64;
+        (self.sink)(&footer)?;
+        Ok(self.written)
+    }
+}
+
+/// Writes a whole checkpoint of `entries` (exactly `key_count` of them) into a buffer.
+pub fn encode_checkpoint<'a>(
+    lsn: Lsn,
+    created_unix_ms: u64,
+    key_count: u64,
+    entries: impl Iterator<Item = (&'a Bytes, &'a Value)>,
+) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let sink = |b: &[u8]| {
+        out.extend_from_slice(b);
+        Ok(())
+    };
+    let mut writer = CheckpointWriter::new(sink, lsn, created_unix_ms, key_count)?;
+    for (key, value) in entries {
+        writer.add(key, value)?;
+    }
+    writer.finish()?;
+    Ok(out)
+}
+
+/// Reads a checkpoint held in memory. [`CheckpointReader::new`] checks the header;
+/// [`CheckpointReader::entries`] walks the blocks; [`CheckpointReader::load`] verifies every
+/// checksum and count and builds the key space, or says where the file is damaged (a damaged
+/// checkpoint is never half-loaded).
+#[derive(Debug)]
+pub struct CheckpointReader<'a> {
+    bytes: &'a [u8],
+    header: CheckpointHeader,
+}
+
+impl<'a> CheckpointReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Result<Self, CheckpointError> {
+        if bytes.len() < CHECKPOINT_HEADER_LEN + FOOTER_LEN {
+            return Err(bad(
+                0,
+                format!(
+                    "file is {} bytes, too short for a checkpoint header and footer",
+                    bytes.len()
+                ),
+            ));
+        }
+        if &bytes[0..8] != CHECKPOINT_MAGIC {
+            return Err(bad(0, "bad magic: not a MooDB checkpoint"));
+        }
+        if u32_at(bytes, 44) != crc32c::crc32c(&bytes[0..44]) {
+            return Err(bad(44, "checkpoint header checksum mismatch"));
+        }
+        let version = u32_at(bytes, 8);
+        if version != CHECKPOINT_VERSION {
+            return Err(bad(
+                8,
+                format!("checkpoint format version {version}, this build reads version {CHECKPOINT_VERSION}"),
+            ));
+        }
+        Ok(CheckpointReader {
+            bytes,
+            header: CheckpointHeader {
+                version,
+                lsn: u64_at(bytes, 16),
+                key_count: u64_at(bytes, 24),
+                created_unix_ms: u64_at(bytes, 32),
+            },
+        })
+    }
+
+    pub fn header(&self) -> CheckpointHeader {
+        self.header
+    }
+
+    /// Every entry in file order; stops after the first error.
+    pub fn entries(&self) -> CheckpointEntries<'a> {
+        CheckpointEntries {
+            bytes: self.bytes,
+            at: CHECKPOINT_HEADER_LEN,
+            block_end: CHECKPOINT_HEADER_LEN,
+            block_left: 0,
+            seen: 0,
+            done: false,
+        }
+    }
+
+    /// Verifies the whole file and builds the key space it holds.
+    pub fn load(&self) -> Result<Keyspace, CheckpointError> {
+        let mut state = Keyspace::new();
+        for entry in self.entries() {
+            let (key, value) = entry?;
+            state.insert(key, value);
+        }
+        self.verify_footer()?;
+        Ok(state)
+    }
+
+    /// Verifies every checksum and count without building anything; returns the key count.
+    pub fn verify(&self) -> Result<u64, CheckpointError> {
+        let mut n = 0u64;
+        for entry in self.entries() {
+            entry?;
+            n += 1;
+        }
+        self.verify_footer()?;
+        Ok(n)
+    }
+
+    fn verify_footer(&self) -> Result<(), CheckpointError> {
+        let b = self.bytes;
+        let f = b.len() - FOOTER_LEN;
+        if &b[f + 20..] != FOOTER_MAGIC || u32_at(b, f) != 0 || u32_at(b, f + 4) != 0 {
+            return Err(bad(f, "checkpoint footer missing: the file is incomplete"));
+        }
+        if u64_at(b, f + 8) != self.header.key_count {
+            return Err(bad(f + 8, "footer key count differs from the header's"));
+        }
+        if u32_at(b, f + 16) != crc32c::crc32c(&b[..f]) {
+            return Err(bad(f + 16, "checkpoint file checksum mismatch"));
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over the entries of a checkpoint, checking each block's checksum before using it.
+#[derive(Debug)]
+pub struct CheckpointEntries<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    block_end: usize,
+    block_left: u32,
+    seen: u64,
+    done: bool,
+}
+
+impl CheckpointEntries<'_> {
+    fn field(&mut self, n: usize, what: &str) -> Result<&[u8], CheckpointError> {
+        if self.block_end - self.at < n {
+            return Err(bad(
+                self.at,
+                format!("{what} runs past the end of its block"),
+            ));
+        }
+        let s = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(s)
+    }
+
+    fn step(&mut self) -> Result<Option<(Bytes, Value)>, CheckpointError> {
+        let footer = self.bytes.len() - FOOTER_LEN;
+        while self.block_left == 0 {
+            if self.at != self.block_end {
+                return Err(bad(self.at, "block holds bytes after its last entry"));
+            }
+            if self.at == footer {
+                let expected = u64_at(self.bytes, 24);
+                if self.seen != expected {
+                    return Err(bad(
+                        self.at,
+                        format!(
+                            "checkpoint holds {} entries, header says {expected}",
+                            self.seen
+                        ),
+                    ));
+                }
+                return Ok(None);
+            }
+            if footer - self.at < BLOCK_HEADER_LEN {
+                return Err(bad(self.at, "incomplete block header"));
+            }
+            let len = u32_at(self.bytes, self.at) as usize;
+            let count = u32_at(self.bytes, self.at + 4);
+            let crc = u32_at(self.bytes, self.at + 8);
+            let body = self.at + BLOCK_HEADER_LEN;
+            if len == 0 || count == 0 || footer - body < len {
+                return Err(bad(
+                    self.at,
+                    format!("invalid block: length {len}, {count} entries"),
+                ));
+            }
+            if crc != crc32c::crc32c(&self.bytes[body..body + len]) {
+                return Err(bad(self.at, "block checksum mismatch"));
+            }
+            self.at = body;
+            self.block_end = body + len;
+            self.block_left = count;
+        }
+        let klen = u32_at(self.field(4, "key length")?, 0) as usize;
+        let key = Bytes::copy_from_slice(self.field(klen, "key")?);
+        let vlen = u32_at(self.field(4, "value length")?, 0) as usize;
+        let data = Bytes::copy_from_slice(self.field(vlen, "value")?);
+        let exp = u64_at(self.field(8, "expiry")?, 0);
+        self.block_left -= 1;
+        self.seen += 1;
+        Ok(Some((
+            key,
+            Value {
+                data,
+                expires_at_ms: (exp != 0).then_some(exp),
+            },
+        )))
+    }
+}
+
+impl Iterator for CheckpointEntries<'_> {
+    type Item = Result<(Bytes, Value), CheckpointError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.step() {
+            Ok(Some(entry)) => Some(Ok(entry)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,566 @@
+//! Every file operation of the paper engine goes through the small [`Fs`] trait, so the same
+//! engine runs on real files ([`StdFs`]) and on a simulated disk ([`SimFs`]) that keeps written
+//! and synced bytes apart and can produce the image a power cut would leave, or fail the k-th
+//! operation with EIO, ENOSPC or a crash. The crash and fault tests are built on [`SimFs`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// An open file, positioned writes only (the engine keeps its own offsets).
+pub trait FsFile: Send + fmt::Debug {
+    /// Writes all of `buf` at byte `offset`, growing the file if needed.
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Makes the data (and the size, if it changed) durable: `fdatasync`.
+    fn sync_data(&mut self) -> io::Result<()>;
+    /// Makes data and all metadata durable: `fsync`.
+    fn sync_all(&mut self) -> io::Result<()>;
+    /// Truncates or extends (with zeros) the file to `len` bytes.
+    fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Reserves blocks so that the file is at least `len` bytes long; new bytes read as zeros.
+    fn allocate(&mut self, len: u64) -> io::Result<()>;
+}
+
+/// The file-system operations the paper engine uses. Paths are absolute or relative to the
+/// process; directories are flat (the engine keeps all its files in one directory).
+pub trait Fs: Send + Sync + fmt::Debug {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Names (not paths) of the files in `dir`.
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The whole content of a file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Creates `path` (truncating it if it exists) for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens an existing file for writing, keeping its content.
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Atomically replaces `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory entries of `dir` (creates, renames, removes) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// Real files through `std::fs`, with `fdatasync` and `fallocate`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdFs;
+
+#[derive(Debug)]
+struct StdFile(File);
+
+impl FsFile for StdFile {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        let current = self.0.metadata()?.len();
+        if len <= current {
+            return Ok(());
+        }
+        match rustix::fs::fallocate(
+            &self.0,
+            rustix::fs::FallocateFlags::empty(),
+            current,
+            len - current,
+        ) {
+            Ok(()) => Ok(()),
+            // File systems without fallocate: extending the size still gives a zero tail.
+            Err(e) if e == rustix::io::Errno::OPNOTSUPP || e == rustix::io::Errno::NOSYS => {
+                self.0.set_len(len)
+            }
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+}
+
+impl Fs for StdFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                if let Some(name) = entry.file_name().to_str() {
+                    names.push(name.to_owned());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        std::fs::read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Box::new(StdFile(file)))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+}
+
+/// Which operations a [`Fault`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultOp {
+    /// Every mutating operation: create, write, sync, set_len, allocate, rename, remove, sync_dir.
+    Any,
+    /// `write_all_at` and `allocate`.
+    Write,
+    /// `sync_data`, `sync_all` and `sync_dir`.
+    Sync,
+}
+
+/// What happens at the faulting operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// The operation fails with EIO and changes nothing; later operations work.
+    Eio,
+    /// The operation fails with ENOSPC and changes nothing; later operations work.
+    Enospc,
+    /// Power cut: this and every later operation fail and change nothing. Take the disk image
+    /// with [`SimFs::crash_image`].
+    Crash,
+}
+
+/// A failure injected into the `nth` (0-based, counted from injection) operation of a kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fault {
+    pub op: FaultOp,
+    pub nth: u64,
+    pub kind: FaultKind,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Inode {
+    current: Vec<u8>,
+    synced: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(PathBuf, usize),
+    Unlink(PathBuf),
+    Rename(PathBuf, PathBuf),
+}
+
+fn apply_dir_op(names: &mut BTreeMap<PathBuf, usize>, op: &DirOp) {
+    match op {
+        DirOp::Link(path, inode) => {
+            names.insert(path.clone(), *inode);
+        }
+        DirOp::Unlink(path) => {
+            names.remove(path);
+        }
+        DirOp::Rename(from, to) => {
+            if let Some(inode) = names.remove(from) {
+                names.insert(to.clone(), inode);
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SimState {
+    inodes: Vec<Inode>,
+    names: BTreeMap<PathBuf, usize>,
+    durable_names: BTreeMap<PathBuf, usize>,
+    /// Directory operations not yet made durable by `sync_dir`, in order.
+    pending: Vec<DirOp>,
+    dirs: BTreeSet<PathBuf>,
+    ops: u64,
+    counted: u64,
+    fault: Option<Fault>,
+    crashed: bool,
+}
+
+impl SimState {
+    /// Counts one mutating operation of `kind` and decides whether it fails.
+    fn check(&mut self, kind: FaultOp) -> io::Result<()> {
+        if self.crashed {
+            return Err(io::Error::other("simulated power cut: the disk is gone"));
+        }
+        self.ops += 1;
+        let Some(fault) = self.fault else {
+            return Ok(());
+        };
+        if fault.op != FaultOp::Any && fault.op != kind {
+            return Ok(());
+        }
+        let n = self.counted;
+        self.counted += 1;
+        if n != fault.nth {
+            return Ok(());
+        }
+        match fault.kind {
+            FaultKind::Eio => Err(io::Error::from_raw_os_error(5)),
+            FaultKind::Enospc => Err(io::Error::from_raw_os_error(28)),
+            FaultKind::Crash => {
+                self.crashed = true;
+                Err(io::Error::other("simulated power cut"))
+            }
+        }
+    }
+
+    fn inode(&self, path: &Path) -> io::Result<usize> {
+        self.names
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{path:?}")))
+    }
+}
+
+/// A simulated disk in memory. Clones share the same disk.
+///
+/// Each file keeps the bytes written and the bytes synced; each directory the entries as the
+/// program sees them and as they are durable. [`SimFs::crash_image`] builds the disk a power cut
+/// would leave: synced state kept, unsynced writes dropped, torn at a byte, or kept page by page
+/// in any order, and a prefix (possibly empty) of the unsynced directory operations applied.
+#[derive(Debug, Clone, Default)]
+pub struct SimFs {
+    state: Arc<Mutex<SimState>>,
+}
+
+/// Page size used for the simulated reordering of unsynced writes.
+pub const SIM_PAGE: usize = 4096;
+
+/// A small deterministic generator (xorshift64*) so crash images depend only on the seed.
+#[derive(Debug, Clone)]
+pub struct SimRng(u64);
+
+impl SimRng {
+    pub fn new(seed: u64) -> Self {
+        SimRng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+impl SimFs {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock only happens in a failing test; keep going.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes the `fault.nth` operation of kind `fault.op` (counted from now) fail.
+    pub fn inject(&self, fault: Fault) {
+        let mut s = self.lock();
+        s.fault = Some(fault);
+        s.counted = 0;
+    }
+
+    /// Removes any injected fault (a crash already happened stays).
+    pub fn clear_fault(&self) {
+        self.lock().fault = None;
+    }
+
+    /// Number of mutating operations done so far.
+    pub fn op_count(&self) -> u64 {
+        self.lock().ops
+    }
+
+    /// Whether an injected crash has happened.
+    pub fn crashed(&self) -> bool {
+        self.lock().crashed
+    }
+
+    /// Puts a file on the disk, durable, as if written and synced long ago (for tests).
+    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+        let mut s = self.lock();
+        let id = s.inodes.len();
+        s.inodes.push(Inode {
+            current: bytes.to_vec(),
+            synced: bytes.to_vec(),
+        });
+        s.names.insert(path.to_path_buf(), id);
+        s.durable_names.insert(path.to_path_buf(), id);
+        if let Some(parent) = path.parent() {
+            s.dirs.insert(parent.to_path_buf());
+        }
+    }
+
+    /// The current (not necessarily durable) content of a file, if it exists.
+    pub fn file(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.lock();
+        s.names.get(path).map(|id| s.inodes[*id].current.clone())
+    }
+
+    /// The disk a power cut at this moment would leave, chosen by `seed`, as a new `SimFs`
+    /// where everything is durable. Seed 0 drops every unsynced change.
+    pub fn crash_image(&self, seed: u64) -> SimFs {
+        let s = self.lock();
+        let mut rng = SimRng::new(seed);
+        let mut names = s.durable_names.clone();
+        if seed != 0 && !s.pending.is_empty() {
+            let keep = rng.below(s.pending.len() as u64 + 1) as usize;
+            for op in &s.pending[..keep] {
+                apply_dir_op(&mut names, op);
+            }
+        }
+        let mut out = SimState {
+            dirs: s.dirs.clone(),
+            ..SimState::default()
+        };
+        for (path, id) in names {
+            let inode = &s.inodes[id];
+            let data = if seed == 0 {
+                inode.synced.clone()
+            } else {
+                crash_bytes(inode, &mut rng)
+            };
+            let new_id = out.inodes.len();
+            out.inodes.push(Inode {
+                current: data.clone(),
+                synced: data,
+            });
+            out.names.insert(path.clone(), new_id);
+            out.durable_names.insert(path, new_id);
+        }
+        SimFs {
+            state: Arc::new(Mutex::new(out)),
+        }
+    }
+}
+
+/// What a power cut leaves of one file's unsynced changes.
+fn crash_bytes(inode: &Inode, rng: &mut SimRng) -> Vec<u8> {
+    let (old, new) = (&inode.synced, &inode.current);
+    if old == new {
+        return old.clone();
+    }
+    let len = if rng.below(2) == 0 {
+        old.len()
+    } else {
+        new.len()
+    };
+    let byte = |src: &Vec<u8>, i: usize| src.get(i).copied().unwrap_or(0);
+    let mut out = vec![0u8; len];
+    match rng.below(4) {
+        0 => (0..len).for_each(|i| out[i] = byte(old, i)),
+        1 => (0..len).for_each(|i| out[i] = byte(new, i)),
+        2 => {
+            // Torn at a byte: new bytes before the cut, old ones after.
+            let cut = rng.below(len as u64 + 1) as usize;
+            (0..len).for_each(|i| out[i] = if i < cut { byte(new, i) } else { byte(old, i) });
+        }
+        _ => {
+            // Page by page, in any order.
+            for page in (0..len).step_by(SIM_PAGE) {
+                let src = if rng.below(2) == 0 { old } else { new };
+                for (i, b) in out.iter_mut().enumerate().skip(page).take(SIM_PAGE) {
+                    *b = byte(src, i);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[derive(Debug)]
+struct SimFile {
+    fs: SimFs,
+    inode: usize,
+}
+
+impl SimFile {
+    fn with<T>(&self, kind: FaultOp, f: impl FnOnce(&mut Inode) -> T) -> io::Result<T> {
+        let mut s = self.fs.lock();
+        s.check(kind)?;
+        Ok(f(&mut s.inodes[self.inode]))
+    }
+}
+
+impl FsFile for SimFile {
+    fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.with(FaultOp::Write, |inode| {
+            let start = offset as usize;
+            let end = start + buf.len();
+            if inode.current.len() < end {
+                inode.current.resize(end, 0);
+            }
+            inode.current[start..end].copy_from_slice(buf);
+        })
+    }
+    fn sync_data(&mut self) -> io::Result<()> {
+        self.with(FaultOp::Sync, |inode| inode.synced = inode.current.clone())
+    }
+    fn sync_all(&mut self) -> io::Result<()> {
+        self.sync_data()
+    }
+    fn set_len(&mut self, len: u64) -> io::Result<()> {
+        self.with(FaultOp::Any, |inode| inode.current.resize(len as usize, 0))
+    }
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        self.with(FaultOp::Write, |inode| {
+            if inode.current.len() < len as usize {
+                inode.current.resize(len as usize, 0);
+            }
+        })
+    }
+}
+
+impl Fs for SimFs {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.lock().dirs.insert(dir.to_path_buf());
+        Ok(())
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let s = self.lock();
+        if !s.dirs.contains(dir) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{dir:?}")));
+        }
+        Ok(s.names
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect())
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let s = self.lock();
+        let id = s.inode(path)?;
+        Ok(s.inodes[id].current.clone())
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let mut s = self.lock();
+        s.check(FaultOp::Any)?;
+        let id = s.inodes.len();
+        s.inodes.push(Inode::default());
+        s.names.insert(path.to_path_buf(), id);
+        s.pending.push(DirOp::Link(path.to_path_buf(), id));
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode: id,
+        }))
+    }
+    fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        let s = self.lock();
+        let id = s.inode(path)?;
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode: id,
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.check(FaultOp::Any)?;
+        let id = s.inode(from)?;
+        s.names.remove(from);
+        s.names.insert(to.to_path_buf(), id);
+        s.pending
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.check(FaultOp::Any)?;
+        s.inode(path)?;
+        s.names.remove(path);
+        s.pending.push(DirOp::Unlink(path.to_path_buf()));
+        Ok(())
+    }
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        // The engine keeps all its files in one directory: syncing it makes every pending
+        // directory operation durable.
+        let mut s = self.lock();
+        s.check(FaultOp::Sync)?;
+        let pending = std::mem::take(&mut s.pending);
+        for op in &pending {
+            apply_dir_op(&mut s.durable_names, op);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_data_and_entries_vanish_in_a_clean_crash() {
+        let fs = SimFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let a = dir.join("a");
+        let mut f = fs.create(&a).unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        f.sync_data().unwrap();
+        let img = fs.crash_image(0);
+        assert!(img.file(&a).is_none(), "create was not dir-synced");
+        fs.sync_dir(dir).unwrap();
+        f.write_all_at(b" world", 5).unwrap();
+        let img = fs.crash_image(0);
+        assert_eq!(img.file(&a).unwrap(), b"hello");
+        fs.rename(&a, &dir.join("b")).unwrap();
+        let img = fs.crash_image(0);
+        assert!(img.file(&dir.join("b")).is_none());
+        assert_eq!(fs.file(&dir.join("b")).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn faults_fail_the_chosen_operation_and_crash_freezes_the_disk() {
+        let fs = SimFs::new();
+        let dir = Path::new("/d");
+        fs.create_dir_all(dir).unwrap();
+        let mut f = fs.create(&dir.join("a")).unwrap();
+        fs.inject(Fault {
+            op: FaultOp::Sync,
+            nth: 1,
+            kind: FaultKind::Eio,
+        });
+        f.sync_data().unwrap();
+        assert_eq!(f.sync_data().unwrap_err().raw_os_error(), Some(5));
+        f.sync_data().unwrap();
+        fs.inject(Fault {
+            op: FaultOp::Any,
+            nth: 0,
+            kind: FaultKind::Crash,
+        });
+        assert!(f.write_all_at(b"x", 0).is_err());
+        assert!(f.sync_data().is_err());
+        assert!(fs.crashed());
+        assert_eq!(fs.file(&dir.join("a")).unwrap(), b"");
+    }
+}

@@ -1,0 +1,343 @@
+//! The log file format: its header, the framing of one record, and [`LogScanner`], the reader
+//! used by recovery and by `moodb wal dump`. FORMAT.md at the repository root draws the bytes.
+//!
+//! File header (32 bytes, integers little-endian):
+//!
+//! | offset | size | field                                        |
+//! |--------|------|----------------------------------------------|
+//! | 0      | 8    | magic `MOODBLOG`                             |
+//! | 8      | 4    | format version (1)                           |
+//! | 12     | 4    | reserved, 0                                  |
+//! | 16     | 8    | first LSN this file may hold                 |
+//! | 24     | 4    | reserved, 0                                  |
+//! | 28     | 4    | CRC32C of bytes 0..28                        |
+//!
+//! Record (20-byte header, then the payload):
+//!
+//! | offset | size | field                                                         |
+//! |--------|------|---------------------------------------------------------------|
+//! | 0      | 4    | payload length `n` (> 0)                                      |
+//! | 4      | 4    | CRC32C of bytes 0..4, 8..20 and the payload                   |
+//! | 8      | 8    | LSN                                                           |
+//! | 16     | 4    | index of this record in the `append` call that wrote it (group) |
+//! | 20     | n    | payload: `Record::encode`                                     |
+//!
+//! A length of 0 followed only by zero bytes is the end of the log: the log is preallocated, so
+//! its tail reads as zeros.
+
+use moodb_engine::{Lsn, Record};
+
+pub const LOG_MAGIC: &[u8; 8] = b"MOODBLOG";
+pub const LOG_VERSION: u32 = 1;
+pub const LOG_HEADER_LEN: usize = 32;
+pub const RECORD_HEADER_LEN: usize = 20;
+/// Largest payload accepted (records are bounded far below by the server's request limits).
+pub const MAX_PAYLOAD: usize = 1 << 30;
+
+/// The header of a log file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogHeader {
+    pub version: u32,
+    pub first_lsn: Lsn,
+}
+
+impl LogHeader {
+    pub fn encode(&self) -> [u8; LOG_HEADER_LEN] {
+        let mut out = [0u8; LOG_HEADER_LEN];
+        out[0..8].copy_from_slice(LOG_MAGIC);
+        out[8..12].copy_from_slice(&self.version.to_le_bytes());
+        out[16..24].copy_from_slice(&self.first_lsn.to_le_bytes());
+        let crc = crc32c::crc32c(&out[0..28]);
+        out[28..32].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Parses a header, or says why it is not one.
+    pub fn decode(bytes: &[u8]) -> Result<LogHeader, String> {
+        if bytes.len() < LOG_HEADER_LEN {
+            return Err(format!(
+                "file is {} bytes, shorter than the {LOG_HEADER_LEN}-byte log header",
+                bytes.len()
+            ));
+        }
+        if &bytes[0..8] != LOG_MAGIC {
+            return Err("bad magic: not a MooDB log file".into());
+        }
+        let crc = u32_at(bytes, 28);
+        if crc != crc32c::crc32c(&bytes[0..28]) {
+            return Err("log header checksum mismatch".into());
+        }
+        let version = u32_at(bytes, 8);
+        if version != LOG_VERSION {
+            return Err(format!(
+                "log format version {version}, this build reads version {LOG_VERSION}"
+            ));
+        }
+        Ok(LogHeader {
+            version,
+            first_lsn: u64_at(bytes, 16),
+        })
+    }
+}
+
+pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
+    let mut le = [0u8; 4];
+    le.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(le)
+}
+
+pub(crate) fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut le = [0u8; 8];
+    le.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(le)
+}
+
+/// Appends the framing and payload of one record to `out`.
+pub fn encode_record(out: &mut Vec<u8>, lsn: Lsn, group_index: u32, record: &Record) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; RECORD_HEADER_LEN]);
+    record.encode(out);
+    let len = (out.len() - start - RECORD_HEADER_LEN) as u32;
+    let frame = &mut out[start..];
+    frame[0..4].copy_from_slice(&len.to_le_bytes());
+    frame[8..16].copy_from_slice(&lsn.to_le_bytes());
+    frame[16..20].copy_from_slice(&group_index.to_le_bytes());
+    let crc = record_crc(frame);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// CRC32C over a record frame (header and payload) without its CRC field.
+fn record_crc(frame: &[u8]) -> u32 {
+    let crc = crc32c::crc32c(&frame[0..4]);
+    crc32c::crc32c_append(crc, &frame[8..])
+}
+
+/// A record read from a log, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedRecord {
+    /// Byte offset of the record's header in the file.
+    pub offset: u64,
+    /// Bytes the record takes, header included.
+    pub len: u64,
+    pub lsn: Lsn,
+    /// Index of the record in the `append` call (group) that wrote it.
+    pub group_index: u32,
+    pub record: Record,
+}
+
+impl ScannedRecord {
+    /// LSN of the first record of the group this record belongs to.
+    pub fn group_first_lsn(&self) -> Lsn {
+        self.lsn.saturating_sub(u64::from(self.group_index))
+    }
+}
+
+/// How a log file ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogEnd {
+    /// Every byte after the last record is zero (or there is none).
+    Clean { valid_end: u64 },
+    /// Damage at `offset` with nothing valid after it, or only records of the same unfinished
+    /// group (a power cut can persist the pages of one unsynced write in any order): recovery
+    /// cuts the file at `offset`. `damaged_bytes` counts up to the last non-zero byte.
+    TornTail {
+        offset: u64,
+        damaged_bytes: u64,
+        reason: String,
+    },
+    /// Damage at `offset` followed by valid records of other groups: not a power cut.
+    MidLogDamage {
+        offset: u64,
+        reason: String,
+        next_valid_offset: u64,
+        valid_records_after: u64,
+    },
+}
+
+impl LogEnd {
+    /// Offset where the valid records end.
+    pub fn valid_end(&self) -> u64 {
+        match self {
+            LogEnd::Clean { valid_end } => *valid_end,
+            LogEnd::TornTail { offset, .. } | LogEnd::MidLogDamage { offset, .. } => *offset,
+        }
+    }
+}
+
+/// Reads a whole log file record by record.
+///
+/// ```no_run
+/// # use moodb_backends::paper::log::LogScanner;
+/// let bytes = std::fs::read("data/log-00000000000000000001").unwrap();
+/// let mut scanner = LogScanner::new(&bytes).unwrap();
+/// for record in scanner.by_ref() {
+///     println!("{} lsn {} {}", record.offset, record.lsn, record.record.kind());
+/// }
+/// println!("{:?}", scanner.end());
+/// ```
+///
+/// The iterator yields the valid records in order and stops at the first damage; then
+/// [`LogScanner::end`] says whether the file ended cleanly, with a torn tail, or with damage
+/// followed by valid records.
+#[derive(Debug)]
+pub struct LogScanner<'a> {
+    bytes: &'a [u8],
+    header: LogHeader,
+    at: usize,
+    last_lsn: Option<Lsn>,
+    end: Option<LogEnd>,
+}
+
+/// Why bytes at an offset are not a valid record.
+enum Bad {
+    /// Only zeros from here on: the clean end.
+    CleanEnd,
+    Damage(String),
+}
+
+impl<'a> LogScanner<'a> {
+    /// Checks the header; `Err` says why it is not a log file of this version.
+    pub fn new(bytes: &'a [u8]) -> Result<Self, String> {
+        let header = LogHeader::decode(bytes)?;
+        Ok(LogScanner {
+            bytes,
+            header,
+            at: LOG_HEADER_LEN,
+            last_lsn: None,
+            end: None,
+        })
+    }
+
+    pub fn header(&self) -> LogHeader {
+        self.header
+    }
+
+    /// How the file ends; `None` until the iterator has returned `None`.
+    pub fn end(&self) -> Option<&LogEnd> {
+        self.end.as_ref()
+    }
+
+    /// Runs the scan to its end and returns how the file ends.
+    pub fn finish(&mut self) -> LogEnd {
+        for _ in self.by_ref() {}
+        self.end.clone().unwrap_or(LogEnd::Clean {
+            valid_end: self.at as u64,
+        })
+    }
+
+    /// Parses the record at `at`, requiring its LSN to be above `min_lsn`.
+    fn parse_at(&self, at: usize, min_lsn: Lsn) -> Result<ScannedRecord, Bad> {
+        let rest = &self.bytes[at..];
+        let zero_tail = |rest: &[u8]| rest.iter().all(|b| *b == 0);
+        if (rest.len() < RECORD_HEADER_LEN || u32_at(rest, 0) == 0) && zero_tail(rest) {
+            return Err(Bad::CleanEnd);
+        }
+        if rest.len() < RECORD_HEADER_LEN {
+            return Err(Bad::Damage(format!(
+                "incomplete record header ({} of {RECORD_HEADER_LEN} bytes)",
+                rest.len()
+            )));
+        }
+        let len = u32_at(rest, 0) as usize;
+        if len == 0 || len > MAX_PAYLOAD {
+            return Err(Bad::Damage(format!("invalid record length {len}")));
+        }
+        if rest.len() - RECORD_HEADER_LEN < len {
+            return Err(Bad::Damage(format!(
+                "incomplete record: length {len} but {} bytes left",
+                rest.len() - RECORD_HEADER_LEN
+            )));
+        }
+        let frame = &rest[..RECORD_HEADER_LEN + len];
+        if u32_at(frame, 4) != record_crc(frame) {
+            return Err(Bad::Damage("record checksum mismatch".into()));
+        }
+        let lsn = u64_at(frame, 8);
+        if lsn < min_lsn {
+            return Err(Bad::Damage(format!(
+                "record lsn {lsn} out of order (expected at least {min_lsn})"
+            )));
+        }
+        let record = Record::decode(&frame[RECORD_HEADER_LEN..])
+            .map_err(|e| Bad::Damage(format!("record lsn {lsn} has a bad payload: {e}")))?;
+        Ok(ScannedRecord {
+            offset: at as u64,
+            len: frame.len() as u64,
+            lsn,
+            group_index: u32_at(frame, 16),
+            record,
+        })
+    }
+
+    /// Classifies damage found at `at`: looks for valid records after it.
+    fn classify(&self, at: usize, reason: String) -> LogEnd {
+        let last_good = self
+            .last_lsn
+            .unwrap_or(self.header.first_lsn.saturating_sub(1));
+        let mut after: Vec<(u64, Lsn, Lsn)> = Vec::new(); // offset, lsn, group first lsn
+        let mut probe = at + 1;
+        while probe + RECORD_HEADER_LEN <= self.bytes.len() {
+            match self.parse_at(probe, 0) {
+                Ok(r) => {
+                    after.push((r.offset, r.lsn, r.group_first_lsn()));
+                    probe += r.len as usize;
+                }
+                Err(Bad::CleanEnd) => break,
+                Err(Bad::Damage(_)) => probe += 1,
+            }
+        }
+        let same_unfinished_group = after.first().is_some_and(|(_, _, g)| {
+            *g <= last_good + 1 && after.iter().all(|(_, lsn, g2)| g2 == g && *lsn > last_good)
+        });
+        if after.is_empty() || same_unfinished_group {
+            let last_nonzero = self
+                .bytes
+                .iter()
+                .rposition(|b| *b != 0)
+                .map_or(at, |p| p + 1);
+            LogEnd::TornTail {
+                offset: at as u64,
+                damaged_bytes: last_nonzero.saturating_sub(at) as u64,
+                reason,
+            }
+        } else {
+            LogEnd::MidLogDamage {
+                offset: at as u64,
+                reason,
+                next_valid_offset: after[0].0,
+                valid_records_after: after.len() as u64,
+            }
+        }
+    }
+}
+
+impl Iterator for LogScanner<'_> {
+    type Item = ScannedRecord;
+
+    fn next(&mut self) -> Option<ScannedRecord> {
+        if self.end.is_some() {
+            return None;
+        }
+        let min_lsn = match self.last_lsn {
+            Some(l) => l + 1,
+            None => self.header.first_lsn,
+        };
+        match self.parse_at(self.at, min_lsn) {
+            Ok(r) => {
+                self.at += r.len as usize;
+                self.last_lsn = Some(r.lsn);
+                Some(r)
+            }
+            Err(Bad::CleanEnd) => {
+                self.end = Some(LogEnd::Clean {
+                    valid_end: self.at as u64,
+                });
+                None
+            }
+            Err(Bad::Damage(reason)) => {
+                self.end = Some(self.classify(self.at, reason));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,457 @@
+//! `paper`: the log + checkpoint engine of Birrell, Jones and Wobber (SOSP '87).
+//!
+//! Files, all in one directory (FORMAT.md has the bytes):
+//! - `log-<first_lsn:020>`: a log segment holding records with LSN ≥ `first_lsn`, preallocated
+//!   in big chunks so an fdatasync overwrites allocated blocks; its zero tail is a clean end.
+//! - `checkpoint-<lsn:020>`: the whole state after record `lsn`.
+//! - `checkpoint-<lsn:020>.tmp`: a checkpoint being written; recovery removes it.
+//!
+//! Protocol. `append` encodes all its entries into one buffer, writes it with one write and,
+//! under `sync = always`, one fdatasync (group commit). `begin_checkpoint(lsn)` syncs the log,
+//! starts `log-<lsn+1>` (header synced, directory synced) and returns a job; the job writes
+//! the temporary checkpoint, fsyncs it, renames it into place, fsyncs the directory, and only
+//! then deletes the older checkpoints and the segments that start at or below `lsn`.
+//! Recovery takes the newest checkpoint `C`, replays every segment that may hold records
+//! above `C` in LSN order (skipping records ≤ `C`), so a crash at any step of the switch gives
+//! the same state: before the rename the old checkpoint and both segments are there; after it
+//! the new checkpoint and the new segment.
+//!
+//! Failures. A failed write or sync poisons the backend: every later append gets
+//! [`StorageError::Poisoned`]; an fsync is never retried. A failed checkpoint job leaves the
+//! previous checkpoint and the log untouched.
+
+pub mod checkpoint;
+pub mod fs;
+pub mod log;
+mod recovery;
+
+pub use recovery::{parse_name, FileKind};
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use moodb_engine::error::IoContext;
+use moodb_engine::{
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
+    Recovered, StorageError, SyncPolicy,
+};
+
+use crate::BackendOptions;
+use fs::{Fs, FsFile, StdFs};
+use log::LogHeader;
+
+/// Tuning of the paper engine that is not part of the common options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaperTuning {
+    /// The log file is grown (fallocate) this many bytes at a time.
+    pub prealloc_bytes: u64,
+}
+
+impl Default for PaperTuning {
+    fn default() -> Self {
+        PaperTuning {
+            prealloc_bytes: 64 << 20,
+        }
+    }
+}
+
+/// File name of the log segment whose first LSN is `first_lsn`.
+pub fn log_name(first_lsn: Lsn) -> String {
+    format!("log-{first_lsn:020}")
+}
+
+/// File name of the checkpoint as of `lsn`.
+pub fn checkpoint_name(lsn: Lsn) -> String {
+    format!("checkpoint-{lsn:020}")
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct ActiveLog {
+    file: Box<dyn FsFile>,
+    path: PathBuf,
+    first_lsn: Lsn,
+    /// Offset where the next record goes (the end of the valid records).
+    len: u64,
+    /// Bytes the file is allocated to.
+    allocated: u64,
+    /// Offset up to which the data is synced.
+    synced_len: u64,
+}
+
+/// The paper backend. Open with [`PaperBackend::open`], then call [`Backend::recover`].
+#[derive(Debug)]
+pub struct PaperBackend {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    options: BackendOptions,
+    tuning: PaperTuning,
+    log: Option<ActiveLog>,
+    poisoned: Option<String>,
+    last_lsn: Lsn,
+    durable_lsn: Lsn,
+    last_sync: Instant,
+    buf: Vec<u8>,
+    fsyncs: u64,
+    fsync_total: Duration,
+    fsync_max: Duration,
+    last_checkpoint: Option<(Lsn, u64)>,
+}
+
+pub(crate) fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl PaperBackend {
+    /// Opens the engine on real files in `dir` (created if missing).
+    pub fn open(dir: &Path, options: &BackendOptions) -> Result<Self, StorageError> {
+        Self::open_with(Arc::new(StdFs), dir, options, PaperTuning::default())
+    }
+
+    /// Opens the engine on any file system (tests use [`fs::SimFs`]).
+    pub fn open_with_fs(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: &BackendOptions,
+    ) -> Result<Self, StorageError> {
+        Self::open_with(fs, dir, options, PaperTuning::default())
+    }
+
+    /// Opens the engine with explicit tuning.
+    pub fn open_with(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        options: &BackendOptions,
+        tuning: PaperTuning,
+    ) -> Result<Self, StorageError> {
+        fs.create_dir_all(dir)
+            .context(|| format!("create data directory {}", dir.display()))?;
+        Ok(PaperBackend {
+            fs,
+            dir: dir.to_path_buf(),
+            options: options.clone(),
+            tuning,
+            log: None,
+            poisoned: None,
+            last_lsn: 0,
+            durable_lsn: 0,
+            last_sync: Instant::now(),
+            buf: Vec::new(),
+            fsyncs: 0,
+            fsync_total: Duration::ZERO,
+            fsync_max: Duration::ZERO,
+            last_checkpoint: None,
+        })
+    }
+
+    fn check_writable(&self) -> Result<(), StorageError> {
+        if let Some(why) = &self.poisoned {
+            return Err(StorageError::Poisoned(why.clone()));
+        }
+        if self.log.is_none() {
+            return Err(StorageError::InvalidInput(
+                "the paper backend must recover before it appends".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Records the failure and returns the error: no further writes are accepted.
+    fn poison(&mut self, err: StorageError) -> StorageError {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(err.to_string());
+        }
+        err
+    }
+
+    /// fdatasync of the active log, timed and counted.
+    fn sync_log(&mut self) -> Result<(), StorageError> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        if log.synced_len == log.len && self.durable_lsn == self.last_lsn {
+            return Ok(());
+        }
+        let start = Instant::now();
+        let result = log
+            .file
+            .sync_data()
+            .context(|| format!("fdatasync {}", log.path.display()));
+        let took = start.elapsed();
+        self.fsyncs += 1;
+        self.fsync_total += took;
+        self.fsync_max = self.fsync_max.max(took);
+        self.last_sync = Instant::now();
+        match result {
+            Ok(()) => {
+                log.synced_len = log.len;
+                self.durable_lsn = self.last_lsn;
+                Ok(())
+            }
+            Err(e) => Err(self.poison(e)),
+        }
+    }
+
+    /// Creates a new, empty, durable log segment starting at `first_lsn`.
+    fn create_log(&self, first_lsn: Lsn) -> Result<ActiveLog, StorageError> {
+        create_log_file(&*self.fs, &self.dir, first_lsn, self.tuning.prealloc_bytes)
+    }
+}
+
+/// Creates `log-<first_lsn>` with its header and first preallocated chunk, syncs the file and
+/// the directory so records written to it are durable once the file is synced.
+fn create_log_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    first_lsn: Lsn,
+    prealloc: u64,
+) -> Result<ActiveLog, StorageError> {
+    let path = dir.join(log_name(first_lsn));
+    let what = |op: &str| format!("{op} new log {}", path.display());
+    let mut file = fs.create(&path).context(|| what("create"))?;
+    let header = LogHeader {
+        version: log::LOG_VERSION,
+        first_lsn,
+    };
+    file.write_all_at(&header.encode(), 0)
+        .context(|| what("write header of"))?;
+    let allocated = prealloc.max(log::LOG_HEADER_LEN as u64);
+    file.allocate(allocated).context(|| what("preallocate"))?;
+    file.sync_all().context(|| what("fsync"))?;
+    fs.sync_dir(dir)
+        .context(|| format!("fsync directory {}", dir.display()))?;
+    Ok(ActiveLog {
+        file,
+        path,
+        first_lsn,
+        len: log::LOG_HEADER_LEN as u64,
+        allocated,
+        synced_len: log::LOG_HEADER_LEN as u64,
+    })
+}
+
+impl Backend for PaperBackend {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+
+    fn recover(&mut self) -> Result<Recovered, StorageError> {
+        if self.log.is_some() {
+            return Err(StorageError::InvalidInput(
+                "recover may be called only once".into(),
+            ));
+        }
+        let outcome = recovery::recover(&*self.fs, &self.dir, &self.options, self.tuning)?;
+        self.last_lsn = outcome.recovered.last_lsn;
+        self.durable_lsn = outcome.recovered.last_lsn;
+        self.last_checkpoint = outcome
+            .recovered
+            .report
+            .checkpoint
+            .as_ref()
+            .map(|(_, lsn)| (*lsn, outcome.checkpoint_created_ms));
+        self.log = Some(outcome.log);
+        Ok(outcome.recovered)
+    }
+
+    fn append(&mut self, entries: &[LogEntry]) -> Result<AppendReport, StorageError> {
+        self.check_writable()?;
+        if entries.is_empty() {
+            return Ok(AppendReport::default());
+        }
+        let mut prev = self.last_lsn;
+        self.buf.clear();
+        for (i, entry) in entries.iter().enumerate() {
+            if entry.lsn <= prev {
+                return Err(StorageError::InvalidInput(format!(
+                    "append of lsn {} after lsn {prev}: LSNs must increase",
+                    entry.lsn
+                )));
+            }
+            let index = u32::try_from(i).map_err(|_| {
+                StorageError::InvalidInput("more than 2^32 records in one append".into())
+            })?;
+            let before = self.buf.len();
+            log::encode_record(&mut self.buf, entry.lsn, index, &entry.record);
+            if self.buf.len() - before - log::RECORD_HEADER_LEN > log::MAX_PAYLOAD {
+                return Err(StorageError::InvalidInput(format!(
+                    "record lsn {} is larger than the {} byte limit",
+                    entry.lsn,
+                    log::MAX_PAYLOAD
+                )));
+            }
+            prev = entry.lsn;
+        }
+        let n = self.buf.len() as u64;
+        let chunk = self.tuning.prealloc_bytes.max(1);
+        let Some(log) = self.log.as_mut() else {
+            return Err(StorageError::InvalidInput("no active log".into()));
+        };
+        let mut result = Ok(());
+        if log.len + n > log.allocated {
+            let want = (log.len + n).div_ceil(chunk) * chunk;
+            result = log
+                .file
+                .allocate(want)
+                .context(|| format!("preallocate {} to {want} bytes", log.path.display()));
+            if result.is_ok() {
+                log.allocated = want;
+            }
+        }
+        if result.is_ok() {
+            result = log
+                .file
+                .write_all_at(&self.buf, log.len)
+                .context(|| format!("write {n} bytes to {}", log.path.display()));
+        }
+        if let Err(e) = result {
+            return Err(self.poison(e));
+        }
+        log.len += n;
+        self.last_lsn = prev;
+        let synced = match self.options.sync {
+            SyncPolicy::Always => true,
+            SyncPolicy::Every(period) => self.last_sync.elapsed() >= period,
+            SyncPolicy::Never => false,
+        };
+        if synced {
+            self.sync_log()?;
+        }
+        Ok(AppendReport { bytes: n, synced })
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_writable()?;
+        self.sync_log()
+    }
+
+    fn begin_checkpoint(
+        &mut self,
+        lsn: Lsn,
+    ) -> Result<Option<Box<dyn CheckpointJob>>, StorageError> {
+        self.check_writable()?;
+        if lsn != self.last_lsn {
+            return Err(StorageError::InvalidInput(format!(
+                "checkpoint as of lsn {lsn}, but the last appended lsn is {}",
+                self.last_lsn
+            )));
+        }
+        self.sync_log()?;
+        let needs_new_log = self.log.as_ref().is_some_and(|l| l.first_lsn != lsn + 1);
+        if needs_new_log {
+            match self.create_log(lsn + 1) {
+                Ok(log) => self.log = Some(log),
+                Err(e) => return Err(self.poison(e)),
+            }
+        }
+        Ok(Some(Box::new(PaperCheckpointJob {
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+            lsn,
+        })))
+    }
+
+    fn checkpoint_finished(&mut self, report: &CheckpointReport) {
+        let newer = self
+            .last_checkpoint
+            .is_none_or(|(lsn, _)| report.lsn >= lsn);
+        if newer {
+            self.last_checkpoint = Some((report.lsn, now_unix_ms()));
+        }
+    }
+
+    fn status(&self) -> BackendStatus {
+        BackendStatus {
+            name: "paper",
+            log_bytes: self.log.as_ref().map_or(0, |l| l.len),
+            last_checkpoint_lsn: self.last_checkpoint.map(|(lsn, _)| lsn),
+            last_checkpoint_unix_ms: self.last_checkpoint.map(|(_, ms)| ms),
+            fsyncs: self.fsyncs,
+            fsync_total: self.fsync_total,
+            fsync_max: self.fsync_max,
+            durable_lsn: self.durable_lsn,
+        }
+    }
+}
+
+/// Writes one checkpoint and makes it current; see the module doc for the steps.
+#[derive(Debug)]
+pub struct PaperCheckpointJob {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+    lsn: Lsn,
+}
+
+impl PaperCheckpointJob {
+    fn run(&self, state: &Keyspace, start: Instant) -> Result<CheckpointReport, StorageError> {
+        let fs = &*self.fs;
+        let name = checkpoint_name(self.lsn);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let path = self.dir.join(&name);
+        let what = |op: &str| format!("{op} checkpoint {}", tmp.display());
+        let mut file = fs.create(&tmp).context(|| what("create"))?;
+        let mut offset = 0u64;
+        let sink = |buf: &[u8]| {
+            let at = offset;
+            offset += buf.len() as u64;
+            file.write_all_at(buf, at)
+        };
+        let mut writer =
+            checkpoint::CheckpointWriter::new(sink, self.lsn, now_unix_ms(), state.len() as u64)
+                .context(|| what("write"))?;
+        for (key, value) in state.iter() {
+            writer.add(key, value).context(|| what("write"))?;
+        }
+        let bytes = writer.finish().context(|| what("write"))?;
+        file.sync_all().context(|| what("fsync"))?;
+        drop(file);
+        fs.rename(&tmp, &path)
+            .context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+        fs.sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        // The switch is durable: everything it supersedes may go.
+        let names = fs
+            .list_dir(&self.dir)
+            .context(|| format!("list {}", self.dir.display()))?;
+        for old in names {
+            let superseded = match recovery::parse_name(&old) {
+                Some(recovery::FileKind::Checkpoint(l)) => l < self.lsn,
+                Some(recovery::FileKind::Log(first)) => first <= self.lsn,
+                _ => false,
+            };
+            if superseded {
+                let p = self.dir.join(&old);
+                match fs.remove(&p) {
+                    // Another checkpoint removed it first: it is gone either way.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    other => other.context(|| format!("remove superseded {}", p.display()))?,
+                }
+            }
+        }
+        fs.sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        Ok(CheckpointReport {
+            lsn: self.lsn,
+            keys: state.len() as u64,
+            bytes,
+            path: Some(path),
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+impl CheckpointJob for PaperCheckpointJob {
+    fn write(self: Box<Self>, state: &Keyspace) -> Result<CheckpointReport, StorageError> {
+        let start = Instant::now();
+        let result = self.run(state, start);
+        if result.is_err() {
+            // Best effort: a leftover temporary file is also removed by recovery.
+            let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(self.lsn)));
+            let _ = self.fs.remove(&tmp);
+        }
+        result
+    }
+}

@@ -1,0 +1,391 @@
+//! `moodb wal dump` and `moodb snapshot inspect` end to end, over files the tests write with
+//! the paper backend and its encoders: golden text output (clean, torn tail, mid-log
+//! corruption, clean and corrupt checkpoint, data directories, help), JSON read back with
+//! serde_json, exit codes, and that the files are left byte for byte as they were.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use moodb_backends::paper::checkpoint::encode_checkpoint;
+use moodb_backends::paper::fs::StdFs;
+use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
+use moodb_backends::BackendOptions;
+use moodb_engine::{Backend, LogEntry, Record, Value};
+
+/// Runs `moodb` with `args`; returns the exit code, stdout and stderr.
+fn moodb(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_moodb"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Runs `moodb` on `path`, checks the exit code and returns stdout with the temp dir hidden.
+fn run_on(args: &[&str], path: &Path, code: i32) -> String {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(path.to_str().unwrap());
+    let (got, stdout, stderr) = moodb(&all);
+    assert_eq!(got, code, "moodb {all:?}: {stdout}\n{stderr}");
+    let dir = path.parent().unwrap().to_str().unwrap();
+    stdout
+        .replace(path.to_str().unwrap(), "[PATH]")
+        .replace(dir, "[DIR]")
+}
+
+fn b(s: &[u8]) -> Bytes {
+    Bytes::copy_from_slice(s)
+}
+
+/// The groups of records the log tests append: each inner Vec is one `append` call.
+fn groups() -> Vec<Vec<Record>> {
+    vec![
+        vec![Record::Set {
+            key: b(b"user:1"),
+            value: b(b"say \"hi\"\n"),
+            expires_at_ms: Some(1_700_000_000_000),
+        }],
+        vec![
+            Record::Txn(vec![
+                Record::Update {
+                    key: b(b"bin\x00\xff"),
+                    value: b(&[b'v'; 100]),
+                },
+                Record::Delete { key: b(b"gone") },
+            ]),
+            Record::Set {
+                key: b(b"k2"),
+                value: b(b"tab\there"),
+                expires_at_ms: None,
+            },
+        ],
+        vec![Record::Clear],
+        vec![Record::Delete { key: b(b"last") }],
+    ]
+}
+
+/// Writes `groups` with the paper backend into `dir` (4 KiB preallocation); returns the LSN of
+/// the last record.
+fn append_all(backend: &mut PaperBackend, first_lsn: u64, groups: &[Vec<Record>]) -> u64 {
+    let mut lsn = first_lsn;
+    for group in groups {
+        let entries: Vec<LogEntry> = group
+            .iter()
+            .map(|record| {
+                lsn += 1;
+                LogEntry {
+                    lsn: lsn - 1,
+                    record: record.clone(),
+                }
+            })
+            .collect();
+        backend.append(&entries).unwrap();
+    }
+    lsn - 1
+}
+
+fn open_backend(dir: &Path) -> PaperBackend {
+    let tuning = PaperTuning {
+        prealloc_bytes: 4096,
+    };
+    let mut backend =
+        PaperBackend::open_with(Arc::new(StdFs), dir, &BackendOptions::default(), tuning).unwrap();
+    backend.recover().unwrap();
+    backend
+}
+
+/// A log segment holding [`groups`], in a fresh temp dir.
+fn clean_log() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = open_backend(dir.path());
+    append_all(&mut backend, 1, &groups());
+    drop(backend);
+    let path = dir.path().join(log_name(1));
+    (dir, path)
+}
+
+/// Offsets of the records of the clean log, read back through the scanner.
+fn record_offsets(path: &Path) -> Vec<(u64, u64)> {
+    let bytes = std::fs::read(path).unwrap();
+    moodb_backends::paper::log::LogScanner::new(&bytes)
+        .unwrap()
+        .map(|r| (r.offset, r.len))
+        .collect()
+}
+
+fn modify(path: &Path, f: impl FnOnce(&mut Vec<u8>)) {
+    let mut bytes = std::fs::read(path).unwrap();
+    f(&mut bytes);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// A log whose last record (its own group) lost its last 6 bytes: a power cut mid-write.
+fn torn_log() -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = clean_log();
+    let (offset, len) = *record_offsets(&path).last().unwrap();
+    modify(&path, |bytes| {
+        let end = (offset + len) as usize;
+        bytes[end - 6..end].fill(0);
+    });
+    (dir, path)
+}
+
+/// A log with one flipped bit in the payload of its second record, valid groups after it.
+fn corrupt_log() -> (tempfile::TempDir, PathBuf) {
+    let (dir, path) = clean_log();
+    let (offset, _) = record_offsets(&path)[1];
+    modify(&path, |bytes| bytes[offset as usize + 30] ^= 0x04);
+    (dir, path)
+}
+
+fn entries() -> Vec<(Bytes, Value)> {
+    vec![
+        (b(b"a"), Value::new(b(b"1"))),
+        (
+            b(b"bb\n"),
+            Value {
+                data: b(b"22"),
+                expires_at_ms: Some(1_700_000_000_000),
+            },
+        ),
+        (b(&[b'k'; 80]), Value::new(b(&[0u8; 1000]))),
+        (b(b"\x00\x01"), Value::new(b(b""))),
+    ]
+}
+
+/// A checkpoint as of `lsn` holding [`entries`], created at a fixed time.
+fn write_checkpoint(dir: &Path, lsn: u64) -> PathBuf {
+    let entries = entries();
+    let bytes = encode_checkpoint(
+        lsn,
+        1_700_000_000_123,
+        entries.len() as u64,
+        entries.iter().map(|(k, v)| (k, v)),
+    )
+    .unwrap();
+    let path = dir.join(checkpoint_name(lsn));
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn help_texts() {
+    let (code, wal, _) = moodb(&["wal", "dump", "--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("wal_dump_help", wal);
+    let (code, snapshot, _) = moodb(&["snapshot", "inspect", "--help"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!("snapshot_inspect_help", snapshot);
+}
+
+#[test]
+fn wal_dump_of_a_clean_log() {
+    let (_dir, path) = clean_log();
+    insta::assert_snapshot!(run_on(&["wal", "dump"], &path, 0));
+    let full = run_on(&["wal", "dump", "--full"], &path, 0);
+    assert!(
+        full.contains(&format!("\"{}\"\n", "v".repeat(100))),
+        "{full}"
+    );
+}
+
+#[test]
+fn wal_dump_of_a_torn_tail() {
+    let (_dir, path) = torn_log();
+    insta::assert_snapshot!(run_on(&["wal", "dump"], &path, 2));
+}
+
+#[test]
+fn wal_dump_of_mid_log_corruption() {
+    let (_dir, path) = corrupt_log();
+    insta::assert_snapshot!(run_on(&["wal", "dump"], &path, 2));
+}
+
+#[test]
+fn wal_dump_of_a_data_directory_goes_through_the_segments_in_lsn_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = open_backend(dir.path());
+    let last = append_all(&mut backend, 1, &groups()[..2]);
+    // Starts log-<last+1>; the job that would remove log-1 is never run.
+    let job = backend.begin_checkpoint(last).unwrap();
+    drop(job);
+    append_all(&mut backend, last + 1, &groups()[2..]);
+    drop(backend);
+    std::fs::write(dir.path().join(format!("{}.damaged", log_name(1))), b"x").unwrap();
+    let out = run_on(&["wal", "dump"], &dir.path().join(log_name(1)), 0);
+    assert!(!out.contains("lsn 4"), "{out}");
+    insta::assert_snapshot!(run_on(&["wal", "dump"], dir.path(), 0));
+}
+
+#[test]
+fn wal_dump_json_reads_back() {
+    let (_dir, path) = corrupt_log();
+    let offsets = record_offsets(&clean_log().1);
+    let (code, stdout, _) = moodb(&["wal", "dump", "--json", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let segment = &json["segments"][0];
+    assert_eq!(segment["first_lsn"], 1);
+    assert_eq!(segment["records"].as_array().unwrap().len(), 1);
+    let first = &segment["records"][0];
+    assert_eq!(first["kind"], "set");
+    assert_eq!(first["key"]["escaped"], "user:1");
+    assert_eq!(first["value"]["escaped"], "say \\\"hi\\\"\\n");
+    assert_eq!(first["expires_at_ms"], 1_700_000_000_000u64);
+    assert_eq!(segment["end"]["status"], "mid_log_damage");
+    assert_eq!(segment["end"]["offset"], offsets[1].0);
+    assert_eq!(segment["end"]["reason"], "record checksum mismatch");
+    assert_eq!(segment["end"]["next_valid_offset"], offsets[2].0);
+    assert_eq!(segment["end"]["valid_records_after"], 3);
+    assert_eq!(json["summary"]["damaged"], true);
+
+    let (_dir, path) = clean_log();
+    let (code, stdout, _) = moodb(&["wal", "dump", "--json", path.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let txn = &json["segments"][0]["records"][1];
+    assert_eq!(txn["kind"], "txn");
+    assert_eq!(txn["records"][0]["kind"], "update");
+    assert_eq!(txn["records"][0]["key"]["escaped"], "bin\\x00\\xff");
+    assert_eq!(txn["records"][0]["value"]["len"], 100);
+    assert_eq!(txn["records"][0]["value"]["cut"], true);
+    assert_eq!(txn["records"][1]["kind"], "delete");
+    assert_eq!(json["summary"]["records"], 5);
+    assert_eq!(json["summary"]["first_lsn"], 1);
+    assert_eq!(json["summary"]["last_lsn"], 5);
+    assert_eq!(json["segments"][0]["end"]["status"], "clean");
+}
+
+#[test]
+fn snapshot_inspect_of_a_clean_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_checkpoint(dir.path(), 7);
+    insta::assert_snapshot!(run_on(&["snapshot", "inspect", "--keys"], &path, 0));
+}
+
+#[test]
+fn snapshot_inspect_of_a_corrupt_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_checkpoint(dir.path(), 7);
+    modify(&path, |bytes| bytes[70] ^= 0x01); // inside the first block's body
+    insta::assert_snapshot!(run_on(&["snapshot", "inspect"], &path, 2));
+}
+
+#[test]
+fn snapshot_inspect_of_a_data_directory_takes_the_newest_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    write_checkpoint(dir.path(), 3);
+    write_checkpoint(dir.path(), 12);
+    std::fs::write(
+        dir.path().join(format!("{}.tmp", checkpoint_name(20))),
+        b"half",
+    )
+    .unwrap();
+    let out = run_on(&["snapshot", "inspect"], dir.path(), 0);
+    assert!(
+        out.starts_with(
+            "checkpoint-00000000000000000012: 1237 bytes, the newest of 2 checkpoints in [PATH]"
+        ),
+        "{out}"
+    );
+    let (code, stdout, _) = moodb(&[
+        "snapshot",
+        "inspect",
+        "--json",
+        "--keys",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["header"]["lsn"], 12);
+    assert_eq!(json["header"]["key_count"], 4);
+    assert_eq!(json["header"]["created_at"], "2023-11-14T22:13:20.123Z");
+    assert_eq!(json["verdict"], "ok");
+    assert_eq!(json["keys_with_expiry"], 1);
+    assert_eq!(json["value_bytes"]["max"], 1000);
+    assert_eq!(json["key_bytes"]["min"], 1);
+    assert_eq!(json["keys"][1]["key"]["escaped"], "bb\\n");
+    assert_eq!(json["keys"][2]["key"]["cut"], true);
+}
+
+#[test]
+fn exit_codes_and_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let (code, _, stderr) = moodb(&["wal", "dump", missing.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("nope"),
+        "{stderr}"
+    );
+
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, "hello world").unwrap();
+    let (code, _, stderr) = moodb(&["wal", "dump", text.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not a MooDB log segment: bad magic \"hello wo\""),
+        "{stderr}"
+    );
+    let (code, _, stderr) = moodb(&["snapshot", "inspect", text.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not a MooDB checkpoint: bad magic"),
+        "{stderr}"
+    );
+
+    let empty_dir = tempfile::tempdir().unwrap();
+    let (code, _, stderr) = moodb(&["wal", "dump", empty_dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no log segment in data directory"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = moodb(&["snapshot", "inspect", empty_dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("no checkpoint in data directory"),
+        "{stderr}"
+    );
+
+    // An all-zero segment: an interrupted creation, reported as damage of the header.
+    let zeros = dir.path().join(log_name(9));
+    std::fs::write(&zeros, [0u8; 20]).unwrap();
+    let out = run_on(&["wal", "dump"], &zeros, 2);
+    assert!(out.contains("interrupted creation"), "{out}");
+
+    // A checkpoint cut short.
+    let path = write_checkpoint(dir.path(), 5);
+    modify(&path, |bytes| bytes.truncate(bytes.len() - 10));
+    let out = run_on(&["snapshot", "inspect"], &path, 2);
+    assert!(out.contains("DAMAGE at offset"), "{out}");
+}
+
+#[test]
+fn dumping_leaves_the_files_byte_identical() {
+    let (_dir, log) = corrupt_log();
+    let ckpt_dir = tempfile::tempdir().unwrap();
+    let ckpt = write_checkpoint(ckpt_dir.path(), 7);
+    for (path, args) in [
+        (&log, &["wal", "dump", "--json"][..]),
+        (&log, &["wal", "dump", "--full"][..]),
+        (&ckpt, &["snapshot", "inspect", "--keys"][..]),
+        (&ckpt, &["snapshot", "inspect", "--json"][..]),
+    ] {
+        let before = std::fs::read(path).unwrap();
+        let mtime = std::fs::metadata(path).unwrap().modified().unwrap();
+        let mut all = args.to_vec();
+        all.push(path.to_str().unwrap());
+        let (code, _, stderr) = moodb(&all);
+        assert!(code == 0 || code == 2, "{stderr}");
+        assert_eq!(std::fs::read(path).unwrap(), before);
+        assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), mtime);
+    }
+}
