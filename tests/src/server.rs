@@ -161,7 +161,8 @@ impl TestServer {
                     let Ok(line) = line else { break };
                     if let Some(rest) = line.split("ready to accept connections at ").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
-                        if let (Some(tx), Ok(addr)) = (ready_tx.take(), addr.parse::<SocketAddr>()) {
+                        if let (Some(tx), Ok(addr)) = (ready_tx.take(), addr.parse::<SocketAddr>())
+                        {
                             let _ = tx.send(addr);
                         }
                     }
@@ -235,10 +236,7 @@ impl TestServer {
         if !status.success() {
             child.kill().map_err(io("killing the server"))?;
         }
-        child
-            .wait()
-            .map(Some)
-            .map_err(io("waiting for the server"))
+        child.wait().map(Some).map_err(io("waiting for the server"))
     }
 
     /// Starts the server again on the same data directory and options (after `stop` or

@@ -8,7 +8,10 @@ fn server() -> TestServer {
     TestServer::start(ServerOptions::default()).unwrap()
 }
 
-fn q<T: redis::FromRedisValue>(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<T> {
+fn q<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
     let mut c = cmd(args[0]);
     for a in &args[1..] {
         c.arg(*a);
@@ -22,23 +25,47 @@ fn string_commands() {
     let mut con = s.connect().unwrap();
     let ok = |r: redis::RedisResult<String>| assert_eq!(r.unwrap(), "OK");
     ok(q(&mut con, &["SET", "k", "v"]));
-    assert_eq!(q::<Option<String>>(&mut con, &["GET", "k"]).unwrap(), Some("v".into()));
-    assert_eq!(q::<Option<String>>(&mut con, &["GET", "nope"]).unwrap(), None);
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "k"]).unwrap(),
+        Some("v".into())
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "nope"]).unwrap(),
+        None
+    );
     // NX / XX / GET
-    assert_eq!(q::<Option<String>>(&mut con, &["SET", "k", "w", "NX"]).unwrap(), None);
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "k", "w", "NX"]).unwrap(),
+        None
+    );
     ok(q(&mut con, &["SET", "k", "w", "XX"]));
-    assert_eq!(q::<Option<String>>(&mut con, &["SET", "x", "1", "XX"]).unwrap(), None);
-    assert_eq!(q::<Option<String>>(&mut con, &["SET", "k", "z", "GET"]).unwrap(), Some("w".into()));
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "x", "1", "XX"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "k", "z", "GET"]).unwrap(),
+        Some("w".into())
+    );
     // EX / PX: the key is there, then gone.
     ok(q(&mut con, &["SET", "ttl", "1", "PX", "100"]));
     ok(q(&mut con, &["SET", "ttl2", "1", "EX", "100"]));
     assert_eq!(q::<i64>(&mut con, &["EXISTS", "ttl", "ttl2"]).unwrap(), 2);
     std::thread::sleep(std::time::Duration::from_millis(150));
-    assert_eq!(q::<Option<String>>(&mut con, &["GET", "ttl"]).unwrap(), None);
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "ttl"]).unwrap(),
+        None
+    );
     assert_eq!(q::<i64>(&mut con, &["EXISTS", "ttl", "ttl2"]).unwrap(), 1);
     // UPDATE: only existing keys; nil otherwise.
-    assert_eq!(q::<Option<String>>(&mut con, &["UPDATE", "absent", "1"]).unwrap(), None);
-    assert_eq!(q::<Option<String>>(&mut con, &["GET", "absent"]).unwrap(), None);
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["UPDATE", "absent", "1"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "absent"]).unwrap(),
+        None
+    );
     ok(q(&mut con, &["UPDATE", "k", "updated"]));
     assert_eq!(q::<String>(&mut con, &["GET", "k"]).unwrap(), "updated");
     // Counters, APPEND, STRLEN
@@ -58,7 +85,10 @@ fn string_commands() {
     // Binary-safe values.
     let blob: Vec<u8> = (0..=255u8).collect();
     let _: () = cmd("SET").arg("bin").arg(&blob).query(&mut con).unwrap();
-    assert_eq!(cmd("GET").arg("bin").query::<Vec<u8>>(&mut con).unwrap(), blob);
+    assert_eq!(
+        cmd("GET").arg("bin").query::<Vec<u8>>(&mut con).unwrap(),
+        blob
+    );
 }
 
 #[test]
@@ -77,8 +107,11 @@ fn keyspace_commands() {
     let mut seen: Vec<String> = Vec::new();
     let mut cursor = "0".to_string();
     loop {
-        let (next, keys): (String, Vec<String>) =
-            q(&mut con, &["SCAN", &cursor, "MATCH", "item:*", "COUNT", "7"]).unwrap();
+        let (next, keys): (String, Vec<String>) = q(
+            &mut con,
+            &["SCAN", &cursor, "MATCH", "item:*", "COUNT", "7"],
+        )
+        .unwrap();
         seen.extend(keys);
         cursor = next;
         if cursor == "0" {
@@ -89,9 +122,15 @@ fn keyspace_commands() {
     seen.dedup();
     assert_eq!(seen.len(), 50);
     assert!(seen.iter().all(|k| k.starts_with("item:")));
-    assert_eq!(q::<i64>(&mut con, &["DEL", "user:1", "user:2", "nope"]).unwrap(), 2);
+    assert_eq!(
+        q::<i64>(&mut con, &["DEL", "user:1", "user:2", "nope"]).unwrap(),
+        2
+    );
     assert_eq!(q::<i64>(&mut con, &["DELETE", "user:3"]).unwrap(), 1);
-    assert_eq!(q::<i64>(&mut con, &["EXISTS", "user:1", "user:4"]).unwrap(), 1);
+    assert_eq!(
+        q::<i64>(&mut con, &["EXISTS", "user:1", "user:4"]).unwrap(),
+        1
+    );
     assert_eq!(q::<String>(&mut con, &["FLUSHDB"]).unwrap(), "OK");
     assert_eq!(q::<i64>(&mut con, &["DBSIZE"]).unwrap(), 0);
 }
@@ -104,7 +143,10 @@ fn server_commands_and_errors() {
     assert_eq!(q::<String>(&mut con, &["ping", "hi"]).unwrap(), "hi");
     assert_eq!(q::<String>(&mut con, &["ECHO", "hello"]).unwrap(), "hello");
     assert_eq!(q::<String>(&mut con, &["SELECT", "0"]).unwrap(), "OK");
-    assert_eq!(q::<String>(&mut con, &["CLIENT", "SETNAME", "t"]).unwrap(), "OK");
+    assert_eq!(
+        q::<String>(&mut con, &["CLIENT", "SETNAME", "t"]).unwrap(),
+        "OK"
+    );
     let _: () = q(&mut con, &["SET", "a", "1"]).unwrap();
     let info: String = q(&mut con, &["INFO"]).unwrap();
     for needle in [
@@ -134,7 +176,11 @@ fn server_commands_and_errors() {
     let err = q::<String>(&mut con, &["FROB", "x"]).unwrap_err();
     assert!(err.to_string().contains("unknown command 'frob'"), "{err}");
     let err = q::<String>(&mut con, &["GET"]).unwrap_err();
-    assert!(err.to_string().contains("wrong number of arguments for 'get'"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("wrong number of arguments for 'get'"),
+        "{err}"
+    );
     let err = q::<String>(&mut con, &["SET", "k", "v", "EX", "0"]).unwrap_err();
     assert!(err.to_string().contains("invalid expire time"), "{err}");
     assert_eq!(q::<String>(&mut con, &["PING"]).unwrap(), "PONG");
@@ -179,7 +225,10 @@ fn pipelined_requests_get_replies_in_order() {
     let replies: Vec<Value> = pipe.query(&mut con).unwrap();
     assert_eq!(replies.len(), 1500);
     for i in 0..500 {
-        assert_eq!(replies[3 * i + 1], Value::BulkString(i.to_string().into_bytes()));
+        assert_eq!(
+            replies[3 * i + 1],
+            Value::BulkString(i.to_string().into_bytes())
+        );
         assert_eq!(replies[3 * i + 2], Value::Int(i as i64 + 1));
     }
 }
@@ -215,7 +264,8 @@ fn quit_and_protocol_errors_close_only_their_connection() {
     use std::io::{Read, Write};
     let s = server();
     let mut raw = std::net::TcpStream::connect(s.addr).unwrap();
-    raw.write_all(b"PING\r\n*1\r\n$4\r\nPING\r\nQUIT\r\nPING\r\n").unwrap();
+    raw.write_all(b"PING\r\n*1\r\n$4\r\nPING\r\nQUIT\r\nPING\r\n")
+        .unwrap();
     let mut out = Vec::new();
     raw.read_to_end(&mut out).unwrap();
     assert_eq!(out, b"+PONG\r\n+PONG\r\n+OK\r\n");
@@ -224,7 +274,10 @@ fn quit_and_protocol_errors_close_only_their_connection() {
     raw.write_all(b"*1\r\n$4\r\nPING\r\n*1\r\n$-7\r\n").unwrap();
     let mut out = Vec::new();
     raw.read_to_end(&mut out).unwrap();
-    assert_eq!(out, b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n");
+    assert_eq!(
+        out,
+        b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
 
     let mut con = s.connect().unwrap();
     assert_eq!(q::<String>(&mut con, &["PING"]).unwrap(), "PONG");
