@@ -1,6 +1,9 @@
 //! Every command of the server through the `redis` crate, against a real `moodb serve`
 //! (paper backend, sync always): replies, errors, pipelining and concurrent clients.
 
+// Test helpers may panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use moodb_tests::{ServerOptions, TestServer};
 use redis::{cmd, Value};
 

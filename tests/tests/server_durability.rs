@@ -2,6 +2,9 @@
 //! `kill -9`, keeps every acknowledged write; a checkpoint taken during a write load shows in
 //! the data, in INFO and in the log size; a corrupt log stops start-up with a clear error.
 
+// Test helpers may panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 

@@ -1,6 +1,9 @@
 //! Real clients against a real server: `redis-cli` and `redis-benchmark` (skipped, with a
 //! message, when not installed), and the `moodb` client subcommands.
 
+// Test helpers may panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::process::{Command, Output, Stdio};
 
 use moodb_tests::{have_program, moodb_binary, ServerOptions, TestServer};
