@@ -179,3 +179,28 @@ fn corrupt_log_stops_start_up_with_file_and_offset() {
         "{err}"
     );
 }
+
+#[test]
+fn every_sync_mode_and_backend_serves_and_survives_a_clean_restart() {
+    for (backend, sync) in [
+        ("paper", "every:20"),
+        ("paper", "never"),
+        ("sled", "always"),
+    ] {
+        let mut s = TestServer::start(ServerOptions {
+            sync: Some(sync.into()),
+            backend: Some(backend.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let stderr = s.stderr();
+        assert!(
+            stderr.contains(&format!("(backend {backend}, sync {sync}, data ")),
+            "{stderr}"
+        );
+        let acked = run_writers(s.url(), 2, 50);
+        assert!(s.stop().unwrap().unwrap().success(), "{}", s.stderr());
+        s.restart().unwrap();
+        assert_all_present(&s, &acked.lock().unwrap());
+    }
+}
