@@ -159,6 +159,11 @@ impl TestServer {
                 let mut ready_tx = Some(ready_tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    {
+                        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
                     if let Some(rest) = line.split("ready to accept connections at ").nth(1) {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
                         if let (Some(tx), Ok(addr)) = (ready_tx.take(), addr.parse::<SocketAddr>())
@@ -166,9 +171,6 @@ impl TestServer {
                             let _ = tx.send(addr);
                         }
                     }
-                    let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-                    log.push_str(&line);
-                    log.push('\n');
                 }
             });
         }

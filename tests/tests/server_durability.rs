@@ -54,14 +54,17 @@ fn run_writers(
     acked
 }
 
+/// Every key holds its last acknowledged value or a later one: each writer writes increasing
+/// numbers, and a write in flight at a crash may or may not have reached the log.
 fn assert_all_present(s: &TestServer, acked: &HashMap<String, String>) {
     let mut con = s.connect().unwrap();
     for (k, v) in acked {
         let got: Option<String> = cmd("GET").arg(k).query(&mut con).unwrap();
-        assert_eq!(
-            got.as_deref(),
-            Some(v.as_str()),
-            "acknowledged {k}={v} lost"
+        let got = got.unwrap_or_else(|| panic!("acknowledged {k}={v} lost"));
+        let (got, want): (u64, u64) = (got.parse().unwrap(), v.parse().unwrap());
+        assert!(
+            got >= want,
+            "acknowledged {k}={v} lost: found the older {got}"
         );
     }
 }

@@ -62,8 +62,11 @@ impl Backend for MemBackend {
     }
 }
 
+/// Replies received, with their batch numbers.
+type Received = Arc<Mutex<Vec<(u64, Vec<Frame>)>>>;
+
 /// Stands in for a session: collects replies.
-struct Collector(Arc<Mutex<Vec<(u64, Vec<Frame>)>>>);
+struct Collector(Received);
 
 impl Actor for Collector {
     type Context = Context<Self>;
