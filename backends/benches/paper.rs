@@ -1,7 +1,8 @@
 //! Benchmark of the paper backend on real files, printed as a table: durable appends per second
 //! (one record per append, and groups of 64), compared with the raw fdatasync rate of the same
 //! disk measured in the same run, and recovery throughput of a 1,000,000-key log and of a
-//! 1,000,000-key checkpoint.
+//! 1,000,000-key checkpoint, and the in-memory key space alone: time to insert the keys and
+//! resident bytes per key (16-byte keys, 100-byte values), read from /proc/self/status.
 //!
 //! Run: `cargo bench -p moodb-backends --bench paper`. The files go to `$MOODB_BENCH_DIR` or
 //! the system temporary directory; `MOODB_BENCH_KEYS` changes the key count (default 1000000).
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use moodb_backends::paper::PaperBackend;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, LogEntry, Record, StorageError, SyncPolicy};
+use moodb_engine::{Backend, Keyspace, LogEntry, Record, StorageError, SyncPolicy, Value};
 
 const SYNC_ROUNDS: u64 = 2000;
 const GROUP: u64 = 64;
@@ -35,6 +36,37 @@ fn record(i: u64) -> Record {
         value: Bytes::from(vec![b'x'; 100]),
         expires_at_ms: None,
     }
+}
+
+/// Resident set size of this process in bytes (Linux `VmRSS`), or 0 when it cannot be read.
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
+/// Inserts `keys` keys (16 bytes) with 100-byte values into an empty key space, one by one as
+/// the store owner does; returns the time and the resident bytes the filled key space adds.
+/// Runs first, before anything else has grown the heap, so the RSS difference is the map's.
+fn keyspace_fill(keys: u64) -> (Duration, f64, Keyspace) {
+    let payload = [b'x'; 100];
+    let before = resident_bytes();
+    let start = Instant::now();
+    let mut ks = Keyspace::new();
+    for i in 0..keys {
+        let key = format!("key:{i:012}");
+        ks.insert(
+            Bytes::copy_from_slice(key.as_bytes()),
+            Value::new(Bytes::copy_from_slice(&payload)),
+        );
+    }
+    let took = start.elapsed();
+    let grown = resident_bytes().saturating_sub(before);
+    (took, grown as f64 / keys.max(1) as f64, ks)
 }
 
 /// Mean time of a `size`-byte pwrite + fdatasync at increasing offsets of a file prepared by
@@ -119,6 +151,18 @@ fn main() -> Result<(), BenchError> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
+    let (took, per_key, ks) = keyspace_fill(keys);
+    println!(
+        "keyspace: insert {} keys (16 B key, 100 B value) one by one in {:.3} s = {:.0} keys/s; \
+         resident {per_key:.0} B/key (aim ≤ 160)",
+        ks.len(),
+        took.as_secs_f64(),
+        ks.len() as f64 / took.as_secs_f64()
+    );
+    let start = Instant::now();
+    drop(ks);
+    println!("keyspace: drop in {:.3} s", start.elapsed().as_secs_f64());
+
     let tmp = tempfile::tempdir_in(&base)?;
     let dir = tmp.path();
     println!("paper backend bench in {}", dir.display());
