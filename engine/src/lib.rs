@@ -7,6 +7,7 @@ pub mod backend;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod keyspace;
 pub mod record;
 pub mod resp;

@@ -179,7 +179,7 @@ pub(crate) fn recover(
                     format!("record lsn {} does not follow lsn {last_lsn}", rec.lsn),
                 ));
             }
-            state.apply(&rec.record);
+            state.apply_owned(rec.record);
             last_lsn = rec.lsn;
             report.records_replayed += 1;
             report.log_bytes_replayed += rec.len;
