@@ -8,6 +8,7 @@
 //! own LSN; a read depends on the last unreleased write to each key it read (or to any key,
 //! for DBSIZE/KEYS/SCAN), so a reader cannot see a value that a crash could still lose.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -92,6 +93,8 @@ pub struct StoreOwner {
     /// LSN of the last FLUSHDB, which every read depends on until it is released.
     clear_lsn: Lsn,
     waiting: Vec<Waiting>,
+    /// Empty; keeps its capacity for the next [`StoreOwner::release`].
+    spare_waiting: Vec<Waiting>,
     storage_error: Option<String>,
     status: BackendStatus,
     checkpoint: Checkpointing,
@@ -120,6 +123,7 @@ impl StoreOwner {
             unreleased_order: VecDeque::new(),
             clear_lsn: 0,
             waiting: Vec::new(),
+            spare_waiting: Vec::new(),
             storage_error: None,
             checkpoint: Checkpointing {
                 last_lsn: status.last_checkpoint_lsn,
@@ -199,15 +203,17 @@ impl StoreOwner {
                     }
                 }
                 let applied = cmd.apply(&mut self.keyspace, now_ms);
-                let mut wait = self.read_dependency(&applied.access);
-                if let Some(record) = applied.record {
+                let wait = if let Some(record) = applied.record {
                     self.stats.writes += 1;
                     self.last_lsn += 1;
                     let lsn = self.last_lsn;
                     self.note_unreleased(lsn, &record);
                     self.tick.push(LogEntry { lsn, record });
-                    wait = lsn;
-                }
+                    // The newest LSN: it covers whatever the write read, no lookup needed.
+                    lsn
+                } else {
+                    self.read_dependency(&applied.access)
+                };
                 if wait > self.released_lsn {
                     if let Some(err) = &self.storage_error {
                         return (storage_refuses(err), 0);
@@ -303,28 +309,37 @@ impl StoreOwner {
     /// Sends every waiting batch whose writes are now released.
     fn release(&mut self) {
         let released = self.released_lsn;
+        if released >= self.last_lsn {
+            // Everything is released (the usual case after a group commit): drop the tracking
+            // wholesale instead of one hash lookup and removal per key.
+            self.unreleased.clear();
+            self.unreleased_order.clear();
+        }
         while let Some((lsn, _)) = self.unreleased_order.front() {
             if *lsn > released {
                 break;
             }
             if let Some((lsn, key)) = self.unreleased_order.pop_front() {
-                if self.unreleased.get(&key) == Some(&lsn) {
-                    self.unreleased.remove(&key);
+                if let Entry::Occupied(e) = self.unreleased.entry(key) {
+                    if *e.get() == lsn {
+                        e.remove();
+                    }
                 }
             }
         }
-        let mut i = 0;
-        while i < self.waiting.len() {
-            if self.waiting[i].wait_lsn <= released {
-                let w = self.waiting.remove(i);
+        // One pass, keeping order, instead of a `Vec::remove` (a shift) per released batch.
+        let mut still = std::mem::take(&mut self.spare_waiting);
+        for w in self.waiting.drain(..) {
+            if w.wait_lsn <= released {
                 w.reply_to.do_send(Replies {
                     seq: w.seq,
                     frames: w.frames,
                 });
             } else {
-                i += 1;
+                still.push(w);
             }
         }
+        self.spare_waiting = std::mem::replace(&mut self.waiting, still);
     }
 
     /// Starts a checkpoint if one is due and none is running.
