@@ -122,17 +122,29 @@ pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
     let Some((name, rest)) = args.split_first() else {
         return Err(Frame::err("empty command"));
     };
-    let upper = name.to_ascii_uppercase();
+    // Upper-case the name on the stack (every command name fits); the lower-case form is
+    // only built for error messages and server commands.
+    let mut stack = [0u8; 16];
+    let heap;
+    let upper: &[u8] = if name.len() <= stack.len() {
+        let upper = &mut stack[..name.len()];
+        upper.copy_from_slice(name);
+        upper.make_ascii_uppercase();
+        upper
+    } else {
+        heap = name.to_ascii_uppercase();
+        &heap
+    };
     let data = |c: Result<DataCommand, Frame>| c.map(Command::Data);
-    let lower = String::from_utf8_lossy(name).to_lowercase();
+    let lower = || String::from_utf8_lossy(name).to_lowercase();
     let arity = |ok: bool| {
         if ok {
             Ok(())
         } else {
-            Err(wrong_arity(&lower))
+            Err(wrong_arity(&lower()))
         }
     };
-    match upper.as_slice() {
+    match upper {
         b"GET" => arity(rest.len() == 1).and_then(|_| data(Ok(DataCommand::Get(rest[0].clone())))),
         b"SET" => arity(rest.len() >= 2).and_then(|_| data(strings::parse_set(rest))),
         b"UPDATE" => arity(rest.len() == 2).and_then(|_| {
@@ -192,7 +204,7 @@ pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
             // ASYNC / SYNC are accepted and mean the same here.
             arity(rest.len() <= 1).and_then(|_| data(Ok(DataCommand::FlushDb)))
         }
-        _ => server::parse(&upper, &lower, rest).map(Command::Server),
+        _ => server::parse(upper, &lower(), rest).map(Command::Server),
     }
 }
 
