@@ -38,10 +38,10 @@ impl Session {
         let _ = stream.set_nodelay(true);
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read, RespCodec { limits }));
+            ctx.add_stream(FramedRead::new(read, RespCodec::new(limits)));
             Session {
                 store,
-                writer: FramedWrite::new(write, RespCodec { limits }, ctx),
+                writer: FramedWrite::new(write, RespCodec::new(limits), ctx),
                 next_seq: 0,
                 next_out: 0,
                 ready: BTreeMap::new(),

@@ -45,11 +45,35 @@ fn protocol(msg: impl Into<String>) -> DecodeError {
 }
 
 /// Position of the `\r\n` ending the line that starts at `from`, if present.
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| from + p)
+fn find_crlf(buf: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let cr = from + buf.get(from..)?.iter().position(|&b| b == b'\r')?;
+        if buf.get(cr + 1) == Some(&b'\n') {
+            return Some(cr);
+        }
+        from = cr + 1;
+    }
+}
+
+/// `text` as a decimal `i64`, as `str::parse` reads it (optional sign, digits only).
+fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        // Empty, or long enough to overflow: let the standard parser decide.
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// Reads a decimal integer line (after its type byte) starting at `from`. Returns the number
@@ -66,27 +90,57 @@ fn int_line(
         }
         None => Ok(None),
         Some(end) => {
-            let n = std::str::from_utf8(&buf[from..end])
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
+            let n = parse_int(&buf[from..end])
                 .ok_or_else(|| protocol(format!("invalid {what} length")))?;
             Ok(Some((n, end + 2)))
         }
     }
 }
 
+/// How far the decoder got into a multibulk request that is not complete yet, so the next
+/// read resumes there instead of scanning the request again from its start (which would make
+/// a request arriving in many small reads cost quadratic time).
+#[derive(Debug, Clone, Default)]
+pub struct Partial {
+    /// Arguments of the request in progress (0: none in progress).
+    count: usize,
+    /// Where the next argument's header starts.
+    at: usize,
+    /// Extent of each argument found so far.
+    spans: Vec<(usize, usize)>,
+    /// Nothing more can be decoded until the buffer holds this many bytes.
+    need: usize,
+}
+
 /// Takes one complete request off the front of `buf`. `Ok(None)` means more bytes are needed
 /// (nothing is consumed); an empty request (blank inline line, `*0`) is returned as empty.
 pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
+    decode_request_resuming(buf, limits, &mut Partial::default())
+}
+
+/// [`decode_request`] for a stream: `partial` carries progress from one call to the next.
+/// Between calls bytes may only be appended to `buf`.
+pub fn decode_request_resuming(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    partial: &mut Partial,
+) -> Result<Option<Request>, DecodeError> {
+    if partial.count > 0 {
+        return decode_args(buf, limits, partial);
+    }
     match buf.first() {
         None => Ok(None),
-        Some(b'*') => decode_multibulk(buf, limits),
+        Some(b'*') => decode_multibulk(buf, limits, partial),
         Some(_) => decode_inline(buf, limits),
     }
 }
 
-fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
-    let Some((count, mut at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
+fn decode_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    partial: &mut Partial,
+) -> Result<Option<Request>, DecodeError> {
+    let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
         return Ok(None);
     };
     if count <= 0 {
@@ -96,11 +150,31 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
     if count as u64 > limits.max_args as u64 {
         return Err(protocol("invalid multibulk length"));
     }
-    // First pass: find every argument's extent without copying; give up if incomplete.
-    let mut spans = Vec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
+    partial.count = count as usize;
+    partial.at = at;
+    partial.need = 0;
+    partial.spans.clear();
+    partial.spans.reserve(partial.count.min(1024));
+    decode_args(buf, limits, partial)
+}
+
+/// Finds the extent of every argument not found yet, without copying; once all are there,
+/// takes the request off `buf`.
+fn decode_args(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    p: &mut Partial,
+) -> Result<Option<Request>, DecodeError> {
+    if buf.len() < p.need {
+        return Ok(None);
+    }
+    while p.spans.len() < p.count {
+        let at = p.at;
         match buf.get(at) {
-            None => return Ok(None),
+            None => {
+                p.need = at + 1;
+                return Ok(None);
+            }
             Some(b'$') => {}
             Some(&other) => {
                 return Err(protocol(format!(
@@ -110,6 +184,7 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
             }
         }
         let Some((len, start)) = int_line(buf, at + 1, limits.max_inline_len, "bulk")? else {
+            p.need = buf.len() + 1;
             return Ok(None);
         };
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
@@ -117,18 +192,21 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
         }
         let end = start + len as usize;
         if buf.len() < end + 2 {
+            p.need = end + 2;
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
             return Err(protocol("bulk string not terminated by CRLF"));
         }
-        spans.push((start, end));
-        at = end + 2;
+        p.spans.push((start, end));
+        p.at = end + 2;
     }
-    let frozen = buf.split_to(at).freeze();
-    Ok(Some(
-        spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect(),
-    ))
+    let frozen = buf.split_to(p.at).freeze();
+    let request = p.spans.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
+    p.count = 0;
+    p.at = 0;
+    p.need = 0;
+    Ok(Some(request))
 }
 
 fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
@@ -298,6 +376,56 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(b"x");
         assert!(codec.decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn codec_resumes_requests_split_across_reads() {
+        use tokio_util::codec::Decoder;
+        let mut wire = BytesMut::new();
+        let args: Vec<Vec<u8>> = (0..50).map(|i| vec![b'a' + (i % 26) as u8; i]).collect();
+        encode_request(&args, &mut wire);
+        encode_request(&[b"GET".to_vec(), b"k".to_vec()], &mut wire);
+        for piece in [1, 2, 7, 64] {
+            let mut codec = crate::resp::RespCodec::default();
+            let mut buf = BytesMut::new();
+            let mut got = Vec::new();
+            for chunk in wire.chunks(piece) {
+                buf.extend_from_slice(chunk);
+                while let Some(batch) = codec.decode(&mut buf).unwrap() {
+                    got.extend(batch);
+                }
+            }
+            assert!(buf.is_empty(), "piece {piece}");
+            assert_eq!(got.len(), 2, "piece {piece}");
+            assert_eq!(got[0].iter().map(|a| a.to_vec()).collect::<Vec<_>>(), args);
+            assert_eq!(got[1], vec![Bytes::from("GET"), Bytes::from("k")]);
+        }
+    }
+
+    #[test]
+    fn integers_parse_as_the_standard_parser_does() {
+        for text in [
+            "0",
+            "-1",
+            "+5",
+            "42",
+            "",
+            "-",
+            "+",
+            "1x",
+            " 1",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "00012",
+        ] {
+            assert_eq!(
+                parse_int(text.as_bytes()),
+                text.parse::<i64>().ok(),
+                "{text:?}"
+            );
+        }
     }
 
     proptest! {

@@ -49,9 +49,20 @@ pub type Request = Vec<Bytes>;
 
 /// The session codec: decodes every complete request in the read buffer as one batch, and
 /// encodes reply frames.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RespCodec {
     pub limits: Limits,
+    /// The request being received, when it is not complete yet.
+    partial: decode::Partial,
+}
+
+impl RespCodec {
+    pub fn new(limits: Limits) -> Self {
+        RespCodec {
+            limits,
+            partial: decode::Partial::default(),
+        }
+    }
 }
 
 impl tokio_util::codec::Decoder for RespCodec {
@@ -61,7 +72,7 @@ impl tokio_util::codec::Decoder for RespCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, DecodeError> {
         let mut batch = Vec::new();
         loop {
-            match decode_request(buf, &self.limits) {
+            match decode::decode_request_resuming(buf, &self.limits, &mut self.partial) {
                 Ok(Some(request)) => {
                     if !request.is_empty() {
                         batch.push(request);
