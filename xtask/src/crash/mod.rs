@@ -286,6 +286,9 @@ struct IterationInfo {
     refused: bool,
     /// MULTI/EXEC was part of the load.
     transactions: bool,
+    /// The restart loaded a checkpoint, and how many log records it replayed.
+    from_checkpoint: bool,
+    replayed: u64,
 }
 
 fn campaign(
@@ -329,6 +332,7 @@ fn campaign(
     let mut total = Findings::default();
     let mut info_total = IterationInfo::default();
     let (mut truncations, mut refusals, mut ckpt_kills, mut txn_iterations) = (0u64, 0, 0, 0);
+    let mut ckpt_loads = 0u64;
     let mut done = 0;
     let mut first_messages = Vec::new();
     let mut server: Option<server::Server> = None;
@@ -371,6 +375,8 @@ fn campaign(
         refusals += u64::from(info.refused);
         ckpt_kills += u64::from(info.checkpoint_in_progress);
         txn_iterations += u64::from(info.transactions);
+        info_total.replayed += info.replayed;
+        ckpt_loads += u64::from(info.from_checkpoint);
         bar.set_message(format!(
             "{} ops, {} violations",
             info_total.ops,
@@ -402,14 +408,20 @@ fn campaign(
         total.lost_acked, total.phantoms, total.partial_txns
     );
     println!(
-        "crash-test: also {} values read then lost, {} non-linearizable keys, {} damaged logs served without a report; {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {truncations} recoveries reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window, {} after reported damage (target {:?}, backend {}, sync {}, damage {:?}{txns})",
+        "crash-test: also {} values read then lost, {} non-linearizable keys, {} damaged logs served without a report; {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {ckpt_loads} recoveries from a checkpoint replaying {} log records, {truncations} reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window ({}), {} after reported damage (target {:?}, backend {}, sync {}, damage {:?}{txns})",
         total.lost_read,
         total.nonlinearizable,
         total.unreported_damage,
         info_total.ops,
         info_total.acked,
         info_total.pending,
+        info_total.replayed,
         total.lost_in_window,
+        match loss_window(args, &cfg) {
+            None => "none under kill -9".to_string(),
+            Some(ms) if ms > 1_000_000 => "unbounded".to_string(),
+            Some(ms) => format!("{ms} ms"),
+        },
         total.lost_to_damage,
         args.target,
         cfg.backend,
@@ -573,6 +585,8 @@ fn iteration(
         }
     };
     info.truncated = restarted.recovery.truncated_bytes > 0;
+    info.replayed = restarted.recovery.records_replayed;
+    info.from_checkpoint = restarted.recovery.from_checkpoint;
     if let Some(d) = &damaged {
         // Every byte of a paper log up to its last non-zero byte is covered by a checksum,
         // so a flipped bit must be reported: cut as a torn tail, refused, or salvaged.
@@ -618,15 +632,7 @@ fn iteration(
         .filter(|o| o.client == VERIFIER)
         .cloned()
         .collect();
-    let window_start = match (args.sync, cfg.target) {
-        (SyncMode::Always, _) => None,
-        (SyncMode::Never, _) => Some(0),
-        (SyncMode::Every, Target::Moodb) => {
-            Some(kill_at.saturating_sub((2 * args.every_ms + 200) * 1_000_000))
-        }
-        // redis' everysec may lose up to two seconds.
-        (SyncMode::Every, Target::Redis) => Some(kill_at.saturating_sub(2_500_000_000)),
-    };
+    let window_start = loss_window(args, cfg).map(|ms| kill_at.saturating_sub(ms * 1_000_000));
     let input = verify::Input {
         load: &load_ops,
         final_reads: &final_reads,
@@ -745,5 +751,23 @@ fn restart_after_refusal(
             }
         }
         Started::Refused { code, output } => Err(gave_up("when salvaging", code, output)),
+    }
+}
+
+/// How many milliseconds of acknowledged writes before a `kill -9` the documentation lets the
+/// server lose (`None`: nothing may be lost; `Some(u64::MAX)`: anything).
+fn loss_window(args: &Args, cfg: &ServerConfig) -> Option<u64> {
+    match (args.sync, cfg.target, cfg.backend.as_str()) {
+        (SyncMode::Always, _, _) => None,
+        // paper hands every append to the OS before it replies: a process crash loses nothing
+        // under any policy (README, "Durability modes").
+        (_, Target::Moodb, "paper") => None,
+        // sled keeps writes in its own buffers until its flusher runs (backends/src/sled.rs):
+        // every <ms> under every:<ms>, every 500 ms under never; twice that, plus scheduling.
+        (SyncMode::Every, Target::Moodb, _) => Some(2 * args.every_ms + 200),
+        (SyncMode::Never, Target::Moodb, _) => Some(2 * 500 + 200),
+        // redis' everysec may lose up to two seconds; appendfsync no is not bounded.
+        (SyncMode::Every, Target::Redis, _) => Some(2_500),
+        (SyncMode::Never, Target::Redis, _) => Some(u64::MAX / 2_000_000),
     }
 }
