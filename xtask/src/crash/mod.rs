@@ -1,16 +1,24 @@
 //! `cargo xtask crash-test`: the crash-injection and recovery-verification harness.
 //!
-//! Each iteration starts a real server on 127.0.0.1 (fresh or inherited data directory), drives
-//! it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints are made
-//! frequent so that kills land during them too), optionally damages the newest log (torn tail or
-//! flipped bit), restarts it on the same directory, reads every key back and verifies the
-//! result against the recorded history (see [`verify`]).
+//! Each iteration starts a real `moodb serve` on 127.0.0.1 (fresh or inherited data directory),
+//! drives it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints
+//! are made frequent, and a third of the paper iterations wait for a checkpoint's temporary file
+//! and kill while it is written), optionally damages the newest log (torn tail or flipped bit),
+//! restarts it on the same directory, parses its `moodb: recovery:` line, reads every key back
+//! and verifies the result against the recorded history (see [`verify`]). Without
+//! `--moodb-bin` it builds `target/release/moodb` first.
 //!
 //! Damage policy: after a bit flip or cut, recovery must either report a truncation or refuse to
-//! start with an error naming the file and the byte offset; on a refusal the harness restarts
-//! with `--salvage` (moodb) or cuts the file at the damage itself (redis, whose AOF has no
-//! checksums or offsets) and goes on. Losses are accepted only after such a report; phantoms and
-//! partial transactions never are.
+//! start with an error naming the file and a byte offset at or before the damage; a flipped bit
+//! in a paper log that recovery neither cuts, refuses nor salvages is a violation (every byte is
+//! under a checksum). After a refusal the harness restarts the way an operator would: moodb with
+//! `--salvage` (and, if the segment's header itself is damaged, with the segment set aside),
+//! sled on a fresh database (it cannot salvage), redis after cutting its AOF at the damage.
+//! Losses are accepted only after such a report; phantoms and partial transactions never are.
+//!
+//! Self-test (`--self-test`): the same short campaign against deliberately broken builds
+//! (`MOODB_FAILPOINTS=server::ack_before_write=on`, `recovery::skip_checksum=on` with bit flips);
+//! it fails unless every one is caught, so the harness cannot pass by checking nothing.
 //!
 //! Reproducibility: every random choice (operations, keys, kill moment, damage offset) comes
 //! from `--seed`; the timing of real processes does not, so a seed reproduces the same plan,
