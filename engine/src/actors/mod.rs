@@ -106,3 +106,6 @@ pub struct Shutdown;
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct SyncNow;
+
+#[cfg(test)]
+mod tests;
