@@ -41,9 +41,13 @@ fn unauthenticated_clients_get_noauth_for_everything_but_auth_and_quit() {
         );
     }
     let wrong = "-WRONGPASS invalid username-password pair or user is disabled.";
-    assert_eq!(raw.ask(&request(&[b"AUTH", b"s3cret"])).unwrap(), line(wrong));
     assert_eq!(
-        raw.ask(&request(&[b"AUTH", b"admin", b"s3cret pass"])).unwrap(),
+        raw.ask(&request(&[b"AUTH", b"s3cret"])).unwrap(),
+        line(wrong)
+    );
+    assert_eq!(
+        raw.ask(&request(&[b"AUTH", b"admin", b"s3cret pass"]))
+            .unwrap(),
         line(wrong)
     );
     assert_eq!(
@@ -63,7 +67,8 @@ fn unauthenticated_clients_get_noauth_for_everything_but_auth_and_quit() {
     // The two-argument form, and QUIT before authenticating.
     let mut raw = Raw::connect(s.addr).unwrap();
     assert_eq!(
-        raw.ask(&request(&[b"AUTH", b"default", b"s3cret pass"])).unwrap(),
+        raw.ask(&request(&[b"AUTH", b"default", b"s3cret pass"]))
+            .unwrap(),
         line("+OK")
     );
     assert_eq!(raw.ask(&request(&[b"GET", b"k"])).unwrap(), line("$1"));
@@ -81,7 +86,10 @@ fn a_pipeline_is_refused_until_its_auth_and_served_after_it() {
     pipeline.extend(request(&[b"SET", b"a", b"2"]));
     pipeline.extend(request(&[b"GET", b"a"]));
     raw.send(&pipeline).unwrap();
-    assert_eq!(raw.line().unwrap(), line("-NOAUTH Authentication required."));
+    assert_eq!(
+        raw.line().unwrap(),
+        line("-NOAUTH Authentication required.")
+    );
     assert_eq!(raw.line().unwrap(), line("+OK"));
     assert_eq!(raw.line().unwrap(), line("+OK"));
     assert_eq!(raw.line().unwrap(), line("$1"));
@@ -137,5 +145,8 @@ fn an_exposed_address_without_a_password_refuses_to_start() {
     );
     assert!(stderr.contains("--requirepass"), "{stderr}");
     assert!(stderr.contains("--insecure"), "{stderr}");
-    assert!(!data.exists(), "nothing is created by a server that does not start");
+    assert!(
+        !data.exists(),
+        "nothing is created by a server that does not start"
+    );
 }
