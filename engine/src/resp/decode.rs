@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Frame, Request};
 
-/// Bounds on what one request may hold. Each field is optional in the configuration file.
+/// Bounds on what one request and one client may hold (the `limits` section of the
+/// configuration; each field is optional). The decoder enforces the first four, the session
+/// and the listener the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -19,6 +21,18 @@ pub struct Limits {
     pub max_args: usize,
     /// Longest inline command or header line, in bytes.
     pub max_inline_len: usize,
+    /// Most bytes of a request not yet complete that a session holds (Redis:
+    /// `client-query-buffer-limit`, 1 GB). Must exceed `max_bulk_len`.
+    pub max_query_buffer: usize,
+    /// Most reply bytes a session holds for a client that does not read them; past it the
+    /// client is disconnected (0: no limit).
+    pub max_output_buffer: usize,
+    /// Most clients connected at once (Redis: `maxclients`, 10,000); one more is told
+    /// `-ERR max number of clients reached` and disconnected.
+    pub max_clients: usize,
+    /// Seconds a client may stay idle (no request, no reply pending) before it is
+    /// disconnected (0: never; Redis: `timeout`).
+    pub idle_timeout_s: u64,
 }
 
 impl Default for Limits {
@@ -27,6 +41,10 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_args: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_output_buffer: 1024 * 1024 * 1024,
+            max_clients: 10_000,
+            idle_timeout_s: 0,
         }
     }
 }
@@ -97,84 +115,71 @@ fn int_line(
     }
 }
 
-/// How far the decoder got into a multibulk request that is not complete yet, so the next
-/// read resumes there instead of scanning the request again from its start (which would make
-/// a request arriving in many small reads cost quadratic time).
-#[derive(Debug, Clone, Default)]
-pub struct Partial {
-    /// Arguments of the request in progress (0: none in progress).
+/// How far the decoder got into a multibulk request whose bytes have not all arrived, so the
+/// next call resumes there instead of parsing every argument again (a request of a million
+/// arguments arriving in small reads would otherwise cost quadratic time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Arguments the request declares (0: no request in progress).
     count: usize,
-    /// Where the next argument's header starts.
+    /// Offset of the next argument's `$`.
     at: usize,
-    /// Extent of each argument found so far.
+    /// Extents of the arguments found so far.
     spans: Vec<(usize, usize)>,
-    /// Nothing more can be decoded until the buffer holds this many bytes.
-    need: usize,
 }
 
 /// Takes one complete request off the front of `buf`. `Ok(None)` means more bytes are needed
 /// (nothing is consumed); an empty request (blank inline line, `*0`) is returned as empty.
 pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
-    decode_request_resuming(buf, limits, &mut Partial::default())
+    decode_request_resuming(buf, limits, &mut Progress::default())
 }
 
-/// [`decode_request`] for a stream: `partial` carries progress from one call to the next.
-/// Between calls bytes may only be appended to `buf`.
+/// [`decode_request`] that keeps its place in `progress` between calls on the same buffer.
+/// Pass the same `progress` each time until a request (or an error) comes back.
 pub fn decode_request_resuming(
     buf: &mut BytesMut,
     limits: &Limits,
-    partial: &mut Partial,
+    progress: &mut Progress,
 ) -> Result<Option<Request>, DecodeError> {
-    if partial.count > 0 {
-        return decode_args(buf, limits, partial);
-    }
-    match buf.first() {
+    let result = match buf.first() {
         None => Ok(None),
-        Some(b'*') => decode_multibulk(buf, limits, partial),
+        Some(b'*') => decode_multibulk(buf, limits, progress),
         Some(_) => decode_inline(buf, limits),
+    };
+    if !matches!(result, Ok(None)) {
+        *progress = Progress::default();
     }
+    result
 }
 
 fn decode_multibulk(
     buf: &mut BytesMut,
     limits: &Limits,
-    partial: &mut Partial,
+    progress: &mut Progress,
 ) -> Result<Option<Request>, DecodeError> {
-    let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
-        return Ok(None);
-    };
-    if count <= 0 {
-        buf.advance(at);
-        return Ok(Some(Vec::new()));
+    if progress.count == 0 {
+        let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
+            return Ok(None);
+        };
+        if count <= 0 {
+            buf.advance(at);
+            return Ok(Some(Vec::new()));
+        }
+        if count as u64 > limits.max_args as u64 {
+            return Err(protocol("invalid multibulk length"));
+        }
+        // Never trust a declared count with memory: grow as arguments arrive.
+        *progress = Progress {
+            count: count as usize,
+            at,
+            spans: Vec::with_capacity((count as usize).min(1024)),
+        };
     }
-    if count as u64 > limits.max_args as u64 {
-        return Err(protocol("invalid multibulk length"));
-    }
-    partial.count = count as usize;
-    partial.at = at;
-    partial.need = 0;
-    partial.spans.clear();
-    partial.spans.reserve(partial.count.min(1024));
-    decode_args(buf, limits, partial)
-}
-
-/// Finds the extent of every argument not found yet, without copying; once all are there,
-/// takes the request off `buf`.
-fn decode_args(
-    buf: &mut BytesMut,
-    limits: &Limits,
-    p: &mut Partial,
-) -> Result<Option<Request>, DecodeError> {
-    if buf.len() < p.need {
-        return Ok(None);
-    }
-    while p.spans.len() < p.count {
-        let at = p.at;
+    // Find every argument's extent without copying; keep what was found if incomplete.
+    while progress.spans.len() < progress.count {
+        let at = progress.at;
         match buf.get(at) {
-            None => {
-                p.need = at + 1;
-                return Ok(None);
-            }
+            None => return Ok(None),
             Some(b'$') => {}
             Some(&other) => {
                 return Err(protocol(format!(
@@ -184,7 +189,6 @@ fn decode_args(
             }
         }
         let Some((len, start)) = int_line(buf, at + 1, limits.max_inline_len, "bulk")? else {
-            p.need = buf.len() + 1;
             return Ok(None);
         };
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
@@ -192,21 +196,19 @@ fn decode_args(
         }
         let end = start + len as usize;
         if buf.len() < end + 2 {
-            p.need = end + 2;
             return Ok(None);
         }
         if &buf[end..end + 2] != b"\r\n" {
             return Err(protocol("bulk string not terminated by CRLF"));
         }
-        p.spans.push((start, end));
-        p.at = end + 2;
+        progress.spans.push((start, end));
+        progress.at = end + 2;
     }
-    let frozen = buf.split_to(p.at).freeze();
-    let request = p.spans.drain(..).map(|(s, e)| frozen.slice(s..e)).collect();
-    p.count = 0;
-    p.at = 0;
-    p.need = 0;
-    Ok(Some(request))
+    let frozen = buf.split_to(progress.at).freeze();
+    let spans = std::mem::take(&mut progress.spans);
+    Ok(Some(
+        spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect(),
+    ))
 }
 
 fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
@@ -347,6 +349,7 @@ mod tests {
             max_bulk_len: 10,
             max_args: 3,
             max_inline_len: 16,
+            ..Limits::default()
         };
         let check = |bytes: &[u8], want: &str| {
             let mut buf = BytesMut::from(bytes);
@@ -367,6 +370,7 @@ mod tests {
     fn codec_batches_every_complete_request() {
         use tokio_util::codec::Decoder;
         let mut codec = crate::resp::RespCodec::default();
+        assert!(codec.decode(&mut BytesMut::new()).unwrap().is_none());
         let mut buf = BytesMut::from(&b"PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
         let batch = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(batch.len(), 2);
@@ -379,27 +383,44 @@ mod tests {
     }
 
     #[test]
-    fn codec_resumes_requests_split_across_reads() {
-        use tokio_util::codec::Decoder;
-        let mut wire = BytesMut::new();
-        let args: Vec<Vec<u8>> = (0..50).map(|i| vec![b'a' + (i % 26) as u8; i]).collect();
-        encode_request(&args, &mut wire);
-        encode_request(&[b"GET".to_vec(), b"k".to_vec()], &mut wire);
-        for piece in [1, 2, 7, 64] {
-            let mut codec = crate::resp::RespCodec::default();
-            let mut buf = BytesMut::new();
-            let mut got = Vec::new();
-            for chunk in wire.chunks(piece) {
-                buf.extend_from_slice(chunk);
-                while let Some(batch) = codec.decode(&mut buf).unwrap() {
-                    got.extend(batch);
-                }
+    fn a_request_arriving_in_pieces_resumes_where_it_stopped() {
+        let mut full = BytesMut::new();
+        let args: Vec<Vec<u8>> = (0..200).map(|i| format!("arg{i}").into_bytes()).collect();
+        crate::resp::encode::encode_request(&args, &mut full);
+        let mut progress = Progress::default();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for chunk in full.chunks(7) {
+            buf.extend_from_slice(chunk);
+            if let Some(r) =
+                decode_request_resuming(&mut buf, &Limits::default(), &mut progress).unwrap()
+            {
+                got = Some(r);
             }
-            assert!(buf.is_empty(), "piece {piece}");
-            assert_eq!(got.len(), 2, "piece {piece}");
-            assert_eq!(got[0].iter().map(|a| a.to_vec()).collect::<Vec<_>>(), args);
-            assert_eq!(got[1], vec![Bytes::from("GET"), Bytes::from("k")]);
         }
+        let got: Vec<Vec<u8>> = got.unwrap().iter().map(|a| a.to_vec()).collect();
+        assert_eq!(got, args);
+        assert!(buf.is_empty());
+        assert_eq!(progress, Progress::default());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_nothing_and_the_query_buffer_is_bounded() {
+        use tokio_util::codec::Decoder;
+        let limits = Limits {
+            max_query_buffer: 64,
+            ..Limits::default()
+        };
+        let mut codec = crate::resp::RespCodec::new(limits);
+        let mut buf = BytesMut::from(&b"*1000000\r\n$536870912\r\n"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() < 1024,
+            "nothing reserved for what was declared"
+        );
+        buf.extend_from_slice(&[b'x'; 64]);
+        let err = codec.decode(&mut buf).unwrap_err().to_string();
+        assert!(err.contains("limits.max_query_buffer"), "{err}");
     }
 
     #[test]
