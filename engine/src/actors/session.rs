@@ -264,7 +264,18 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
         }
         self.last_active = Instant::now();
         match item {
-            Ok(requests) => {
+            Ok(mut requests) => {
+                // The usual case: nothing for the session itself to answer, so the decoded
+                // batch goes to the store owner as it is (the codec drops empty requests).
+                let local = |r: &Request| {
+                    r.first().is_none_or(|n| {
+                        n.eq_ignore_ascii_case(b"QUIT") || n.eq_ignore_ascii_case(b"AUTH")
+                    })
+                };
+                if self.authenticated && !requests.iter().any(local) {
+                    self.send_batch(&mut requests, ctx);
+                    return;
+                }
                 let mut batch = Vec::with_capacity(requests.len());
                 for request in requests {
                     let Some(name) = request.first() else {
