@@ -147,7 +147,10 @@ pub fn decode_request_resuming(
         Some(_) => decode_inline(buf, limits),
     };
     if !matches!(result, Ok(None)) {
-        *progress = Progress::default();
+        // Start afresh, keeping the span vector's capacity for the next request.
+        progress.count = 0;
+        progress.at = 0;
+        progress.spans.clear();
     }
     result
 }
@@ -169,11 +172,10 @@ fn decode_multibulk(
             return Err(protocol("invalid multibulk length"));
         }
         // Never trust a declared count with memory: grow as arguments arrive.
-        *progress = Progress {
-            count: count as usize,
-            at,
-            spans: Vec::with_capacity((count as usize).min(1024)),
-        };
+        progress.count = count as usize;
+        progress.at = at;
+        progress.spans.clear();
+        progress.spans.reserve((count as usize).min(1024));
     }
     // Find every argument's extent without copying; keep what was found if incomplete.
     while progress.spans.len() < progress.count {
@@ -205,9 +207,12 @@ fn decode_multibulk(
         progress.at = end + 2;
     }
     let frozen = buf.split_to(progress.at).freeze();
-    let spans = std::mem::take(&mut progress.spans);
     Ok(Some(
-        spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect(),
+        progress
+            .spans
+            .drain(..)
+            .map(|(s, e)| frozen.slice(s..e))
+            .collect(),
     ))
 }
 
