@@ -204,33 +204,42 @@ impl Session {
 
     fn write_ready(&mut self, ctx: &mut Context<Self>) {
         while let Some(frames) = self.ready.remove(&self.next_out) {
-            self.last_active = Instant::now();
-            for frame in frames {
-                self.writer.write(frame);
-            }
-            let max = self.config.limits.max_output_buffer;
-            if max > 0 && self.pending_out.get() > max {
-                eprintln!(
-                    "moodb: disconnecting client {}: {} bytes of replies it has not read exceed \
-                     limits.max_output_buffer ({max})",
-                    self.peer,
-                    self.pending_out.get()
-                );
-                self.ready.clear();
-                ctx.stop();
+            if !self.write_next(frames, ctx) {
                 return;
             }
-            if self.close_after == Some(self.next_out) {
-                // Flushes what is buffered, then shuts the socket; `finished` stops us.
-                self.writer.close();
-                self.ready.clear();
-                return;
-            }
-            self.next_out += 1;
         }
         if self.eof && self.next_out == self.next_seq {
             ctx.stop();
         }
+    }
+
+    /// Writes `frames`, the replies of batch `next_out`. Returns false if the session is
+    /// closing or stopping, when nothing more may be written.
+    fn write_next(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) -> bool {
+        self.last_active = Instant::now();
+        for frame in frames {
+            self.writer.write(frame);
+        }
+        let max = self.config.limits.max_output_buffer;
+        if max > 0 && self.pending_out.get() > max {
+            eprintln!(
+                "moodb: disconnecting client {}: {} bytes of replies it has not read exceed \
+                 limits.max_output_buffer ({max})",
+                self.peer,
+                self.pending_out.get()
+            );
+            self.ready.clear();
+            ctx.stop();
+            return false;
+        }
+        if self.close_after == Some(self.next_out) {
+            // Flushes what is buffered, then shuts the socket; `finished` stops us.
+            self.writer.close();
+            self.ready.clear();
+            return false;
+        }
+        self.next_out += 1;
+        true
     }
 }
 
@@ -331,7 +340,14 @@ impl Handler<Replies> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Replies, ctx: &mut Context<Self>) {
-        self.ready.insert(msg.seq, msg.frames);
+        if msg.seq == self.next_out {
+            // In order (the usual case): write them without a trip through `ready`.
+            if !self.write_next(msg.frames, ctx) {
+                return;
+            }
+        } else {
+            self.ready.insert(msg.seq, msg.frames);
+        }
         self.write_ready(ctx);
     }
 }
