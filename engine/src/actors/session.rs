@@ -5,6 +5,7 @@
 //! connection.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
@@ -12,11 +13,16 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 
-use super::{Batch, Replies, SessionEvent, StoreOwner};
+use super::{Batch, Replies, SessionClosed, SessionEvent, StoreOwner};
+use crate::command::txn::SessionId;
 use crate::resp::{DecodeError, Frame, Limits, Request, RespCodec};
+
+/// Gives each session its identity (unique for the life of the process).
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One client connection.
 pub struct Session {
+    id: SessionId,
     store: Addr<StoreOwner>,
     writer: FramedWrite<Frame, OwnedWriteHalf, RespCodec>,
     /// Number given to the next batch.
@@ -40,6 +46,7 @@ impl Session {
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, RespCodec { limits }));
             Session {
+                id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
                 store,
                 writer: FramedWrite::new(write, RespCodec { limits }, ctx),
                 next_seq: 0,
@@ -92,6 +99,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.store.do_send(SessionClosed(self.id));
         self.store.do_send(SessionEvent(false));
     }
 }
@@ -112,6 +120,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                 if !requests.is_empty() {
                     let seq = self.take_seq();
                     self.store.do_send(Batch {
+                        session: self.id,
                         seq,
                         requests,
                         reply_to: ctx.address().recipient(),

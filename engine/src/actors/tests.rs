@@ -132,6 +132,7 @@ fn batches_of_one_tick_share_one_append() {
         let me = Collector(Arc::clone(&replies)).start().recipient();
         for seq in 0..3 {
             store.do_send(Batch {
+                session: 1,
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
@@ -158,6 +159,7 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
         let me = Collector(Arc::clone(&replies)).start().recipient();
         let send = |seq, words: &[&str]| {
             store.do_send(Batch {
+                session: 1,
                 seq,
                 requests: vec![req(words)],
                 reply_to: me.clone(),

@@ -17,6 +17,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_slice(b"\r\n");
         }
         Frame::Null => out.put_slice(b"$-1\r\n"),
+        Frame::NullArray => out.put_slice(b"*-1\r\n"),
         Frame::Array(items) => {
             line(out, b'*', items.len().to_string().as_bytes());
             for item in items {
@@ -64,6 +65,7 @@ mod tests {
         assert_eq!(wire(&Frame::err("boom")), b"-ERR boom\r\n");
         assert_eq!(wire(&Frame::Integer(-3)), b":-3\r\n");
         assert_eq!(wire(&Frame::Null), b"$-1\r\n");
+        assert_eq!(wire(&Frame::NullArray), b"*-1\r\n");
         assert_eq!(
             wire(&Frame::Array(vec![
                 Frame::Bulk(Bytes::from_static(b"a\r\nb")),
