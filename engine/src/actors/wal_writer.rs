@@ -1,6 +1,7 @@
 //! The WAL writer: owns the [`Backend`] and appends what the store owner queues. It commits
-//! once per tick: the first `Append` of a tick schedules a commit that runs after the mailbox
-//! has drained, so everything queued meanwhile shares one write and one sync (group commit).
+//! once per tick: the first `Append` of a tick schedules a commit that runs after tokio has
+//! polled the sockets once more, so everything queued meanwhile shares one write and one sync
+//! (group commit).
 //! It also drives checkpoints (begin on the backend, hand the job to the snapshotter, report
 //! the outcome) and the `every:<ms>` sync timer.
 
@@ -111,11 +112,6 @@ impl Actor for WalWriter {
     }
 }
 
-/// Runs the commit after the mailbox has drained.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Commit;
-
 impl Handler<Append> for WalWriter {
     type Result = ();
 
@@ -123,16 +119,15 @@ impl Handler<Append> for WalWriter {
         self.queue.extend(msg.0);
         if !self.commit_scheduled {
             self.commit_scheduled = true;
-            ctx.notify(Commit);
+            // Yield once first: tokio runs a yielded task after it has polled the sockets, so
+            // requests that arrived meanwhile are decoded, applied and join this group (as
+            // redis syncs only after handling every ready event of an epoll round).
+            ctx.spawn(
+                tokio::task::yield_now()
+                    .into_actor(self)
+                    .map(|_, w, _| w.commit()),
+            );
         }
-    }
-}
-
-impl Handler<Commit> for WalWriter {
-    type Result = ();
-
-    fn handle(&mut self, _: Commit, _: &mut Context<Self>) {
-        self.commit();
     }
 }
 
