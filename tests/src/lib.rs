@@ -3,6 +3,7 @@
 //! ([`linearizability`]).
 
 pub mod linearizability;
+pub mod raw;
 pub mod server;
 
 pub use server::{moodb_binary, HarnessError, ServerOptions, TestServer};

@@ -459,7 +459,9 @@ impl StoreOwner {
 
 fn storage_refuses(err: &str) -> Frame {
     Frame::err(format!(
-        "storage refuses writes after a failure ({err}); reads go on, restart to recover"
+        "storage refuses writes after a failure ({err}); reads of what was durable go on. \
+         Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
+         write is lost"
     ))
 }
 
