@@ -14,6 +14,11 @@ use super::{
     SyncNow, WriteCheckpoint,
 };
 use crate::backend::{Backend, CheckpointReport, LogEntry, SyncPolicy};
+use crate::failpoint;
+
+/// Under the `server::ack_before_write` failpoint (a deliberately broken build for the crash
+/// test), how long the records wait after their replies were released before they are written.
+const ACK_BEFORE_WRITE_DELAY: Duration = Duration::from_millis(50);
 
 /// The one writer of the log.
 pub struct WalWriter {
@@ -116,6 +121,21 @@ impl Handler<Append> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+        if failpoint::enabled(failpoint::SERVER_ACK_BEFORE_WRITE) {
+            // Broken on purpose: release the replies now, write the records a little later.
+            if let Some(last) = msg.0.last().map(|e| e.lsn) {
+                self.store.do_send(Appended {
+                    result: Ok(last),
+                    status: self.backend.status(),
+                });
+            }
+            self.queue.extend(msg.0);
+            if !self.commit_scheduled {
+                self.commit_scheduled = true;
+                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, _| w.commit());
+            }
+            return;
+        }
         self.queue.extend(msg.0);
         if !self.commit_scheduled {
             self.commit_scheduled = true;
