@@ -12,6 +12,8 @@
 //!   FLUSHDB dirties every watcher, whether or not its key existed (conservative: an optimistic
 //!   transaction may always be retried).
 //! - EXEC, DISCARD and a closed connection drop the session's watches.
+//! - Departures from Redis: SAVE cannot be queued (its reply waits for a checkpoint; BGSAVE
+//!   can), and AUTH and QUIT are answered by the session at once, never queued.
 
 use std::collections::{HashMap, HashSet};
 
