@@ -151,7 +151,13 @@ fn history_across_kill_9_and_restart_is_linearizable() {
         thread::spawn(move || run_clients(addr, &recorder, 0, 100_000))
     };
     // Kill the server once the clients are well into their history.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while recorder.history().len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 300 operations in 60 s; server stderr:\n{}",
+            s.stderr()
+        );
         thread::sleep(Duration::from_millis(5));
     }
     s.kill9().unwrap();

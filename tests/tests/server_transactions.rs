@@ -419,7 +419,13 @@ fn transactions_are_all_or_nothing_across_kill_9() {
         })
         .collect();
     // Let a few hundred transactions through, then kill mid-stream.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while acked.lock().unwrap().len() < 300 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than 300 transactions in 60 s; server stderr:\n{}",
+            s.stderr()
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     s.kill9().unwrap();
