@@ -30,6 +30,9 @@ pub mod fs;
 pub mod log;
 mod recovery;
 
+#[cfg(all(test, moodb_loom))]
+mod loom_tests;
+
 pub use recovery::{parse_name, FileKind};
 
 use std::path::{Path, PathBuf};

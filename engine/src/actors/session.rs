@@ -14,7 +14,7 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
@@ -27,9 +27,13 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{Batch, Replies, SessionEvent, StoreOwner};
+use super::{Batch, Replies, SessionClosed, SessionEvent, StoreOwner};
 use crate::auth::{self, Password};
+use crate::command::txn::SessionId;
 use crate::resp::{DecodeError, Frame, Limits, Request, RespCodec};
+
+/// Gives each session its identity (unique for the life of the process).
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What every session of a server shares.
 #[derive(Debug, Clone, Default)]
@@ -107,6 +111,7 @@ impl AsyncWrite for CountingWrite {
 
 /// One client connection.
 pub struct Session {
+    id: SessionId,
     store: Addr<StoreOwner>,
     writer: FramedWrite<Frame, CountingWrite, CountingCodec>,
     /// Reply bytes in the write buffer.
@@ -152,6 +157,7 @@ impl Session {
                 ctx,
             );
             Session {
+                id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
                 store,
                 writer,
                 pending_out,
@@ -195,6 +201,7 @@ impl Session {
         if !requests.is_empty() {
             let seq = self.take_seq();
             self.store.do_send(Batch {
+                session: self.id,
                 seq,
                 requests: std::mem::take(requests),
                 reply_to: ctx.address().recipient(),
@@ -262,6 +269,7 @@ impl Actor for Session {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.store.do_send(SessionClosed(self.id));
         self.store.do_send(SessionEvent(false));
     }
 }

@@ -1,5 +1,6 @@
 //! Actor tests with an in-memory backend double: group commit (one append per tick), reply
-//! order, and a failed append refusing writes while reads go on.
+//! order, a failed append refusing writes while reads go on, and transactions (EXEC is one
+//! record, WATCH sees other sessions' writes, a closed session's transaction is dropped).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -132,6 +133,7 @@ fn batches_of_one_tick_share_one_append() {
         let me = Collector(Arc::clone(&replies)).start().recipient();
         for seq in 0..3 {
             store.do_send(Batch {
+                session: 1,
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
@@ -158,6 +160,7 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
         let me = Collector(Arc::clone(&replies)).start().recipient();
         let send = |seq, words: &[&str]| {
             store.do_send(Batch {
+                session: 1,
                 seq,
                 requests: vec![req(words)],
                 reply_to: me.clone(),
@@ -187,4 +190,66 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
     // b's write was never durable: nobody may see it.
     assert!(matches!(by_seq(3), Frame::Error(_)));
     assert!(matches!(by_seq(4), Frame::Error(e) if e.contains("refuses writes")));
+}
+
+#[test]
+fn exec_is_one_record_and_watch_sees_other_sessions() {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start(&shared);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        let send = |session, seq, words: &[&[&str]]| {
+            store.do_send(Batch {
+                session,
+                seq,
+                requests: words.iter().map(|w| req(w)).collect(),
+                reply_to: me.clone(),
+            })
+        };
+        // Session 1: three writes in one transaction.
+        send(
+            1,
+            0,
+            &[
+                &["MULTI"],
+                &["SET", "a", "1"],
+                &["MSET", "b", "2", "c", "3"],
+                &["INCR", "a"],
+                &["EXEC"],
+            ],
+        );
+        settle().await;
+        // Session 2 watches a; session 3 changes it; session 2's EXEC is refused.
+        send(2, 1, &[&["WATCH", "a"], &["MULTI"], &["SET", "a", "mine"]]);
+        send(3, 2, &[&["SET", "a", "theirs"]]);
+        send(2, 3, &[&["EXEC"], &["GET", "a"]]);
+        settle().await;
+        // A closed session's transaction is gone: its EXEC is now without MULTI.
+        send(4, 4, &[&["MULTI"]]);
+        store.do_send(SessionClosed(4));
+        send(4, 5, &[&["EXEC"]]);
+        settle().await;
+    });
+    assert_eq!(
+        shared.lock().unwrap().appends,
+        vec![1, 1],
+        "the transaction is one record; the aborted one appends nothing"
+    );
+    let replies = replies.lock().unwrap();
+    let by_seq = |seq| replies.iter().find(|r| r.0 == seq).unwrap().1.clone();
+    let queued = Frame::Simple("QUEUED".into());
+    assert_eq!(
+        by_seq(0),
+        vec![
+            Frame::ok(),
+            queued.clone(),
+            queued.clone(),
+            queued.clone(),
+            Frame::Array(vec![Frame::ok(), Frame::ok(), Frame::Integer(2)]),
+        ]
+    );
+    assert_eq!(by_seq(1), vec![Frame::ok(), Frame::ok(), queued]);
+    assert_eq!(by_seq(3), vec![Frame::NullArray, Frame::bulk("theirs")]);
+    assert_eq!(by_seq(5), vec![Frame::err("EXEC without MULTI")]);
 }

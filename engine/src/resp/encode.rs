@@ -17,6 +17,7 @@ pub fn encode(frame: &Frame, out: &mut BytesMut) {
             out.put_slice(b"\r\n");
         }
         Frame::Null => out.put_slice(b"$-1\r\n"),
+        Frame::NullArray => out.put_slice(b"*-1\r\n"),
         Frame::Array(items) => {
             int_line(out, b'*', items.len() as i64);
             for item in items {
@@ -96,6 +97,7 @@ mod tests {
         );
         assert_eq!(wire(&Frame::Integer(i64::MAX)), b":9223372036854775807\r\n");
         assert_eq!(wire(&Frame::Null), b"$-1\r\n");
+        assert_eq!(wire(&Frame::NullArray), b"*-1\r\n");
         assert_eq!(
             wire(&Frame::Array(vec![
                 Frame::Bulk(Bytes::from_static(b"a\r\nb")),

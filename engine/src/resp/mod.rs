@@ -25,6 +25,8 @@ pub enum Frame {
     Null,
     /// `*2\r\n...`
     Array(Vec<Frame>),
+    /// `*-1`: the RESP2 nil array (EXEC of a transaction aborted by WATCH).
+    NullArray,
 }
 
 impl Frame {
