@@ -1,5 +1,5 @@
 //! Loom models of what the paper engine shares between threads: the directory (here the
-//! simulated disk, whose lock is loom's under `cfg(moodb_loom)`, see `crate::sync`). In the server a
+//! simulated disk, whose lock is loom's with the `loom` feature, see `crate::sync`). In the server a
 //! checkpoint job runs on the snapshotter's thread (write the temporary file, fsync, rename,
 //! fsync the directory, list it, delete superseded files) while the WAL writer goes on
 //! appending to the segment `begin_checkpoint` started. Loom runs the real job and the real
@@ -7,7 +7,7 @@
 //! point, and checks that recovery from each image gives exactly the state of some LSN at or
 //! after the last acknowledged one, and that the live segment is never deleted.
 //!
-//! Run with `RUSTFLAGS="--cfg moodb_loom" cargo test -p moodb-backends --release --lib loom`.
+//! Run with `cargo test -p moodb-backends --features loom --lib loom`.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 

@@ -30,7 +30,7 @@ pub mod fs;
 pub mod log;
 mod recovery;
 
-#[cfg(all(test, moodb_loom))]
+#[cfg(all(test, feature = "loom"))]
 mod loom_tests;
 
 pub use recovery::{parse_name, FileKind};
