@@ -124,9 +124,13 @@ fn sample_directory(checkpoint_after: usize) -> Vec<(String, Vec<u8>)> {
     let tuning = PaperTuning {
         prealloc_bytes: 512,
     };
-    let mut backend =
-        PaperBackend::open_with(Arc::new(fs.clone()), dir, &BackendOptions::default(), tuning)
-            .unwrap();
+    let mut backend = PaperBackend::open_with(
+        Arc::new(fs.clone()),
+        dir,
+        &BackendOptions::default(),
+        tuning,
+    )
+    .unwrap();
     let mut state = backend.recover().unwrap().state;
     let mut lsn = 0;
     for (g, group) in sample_records().chunks(2).enumerate() {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use moodb_backends::paper::checkpoint::{
-    encode_checkpoint, CheckpointReader, BLOCK_HEADER_LEN, CHECKPOINT_HEADER_LEN,
-    CHECKPOINT_MAGIC, CHECKPOINT_VERSION, FOOTER_LEN, FOOTER_MAGIC,
+    encode_checkpoint, CheckpointReader, BLOCK_HEADER_LEN, CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC,
+    CHECKPOINT_VERSION, FOOTER_LEN, FOOTER_MAGIC,
 };
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{
@@ -27,7 +27,7 @@ use moodb_backends::paper::log::{
 };
 use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record};
+use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 /// Fuzz target names, each the name of a corpus folder fuzz/corpus/<name>.
 pub const TARGETS: &[&str] = &["record_decode", "log_scan", "checkpoint", "paper_recover"];
@@ -59,7 +59,11 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 pub fn record_decode(data: &[u8]) {
     if let Ok(record) = Record::decode(data) {
         assert_eq!(record.encoded_len(), data.len());
-        assert_eq!(record.to_bytes(), data, "decode then encode changed the payload");
+        assert_eq!(
+            record.to_bytes(),
+            data,
+            "decode then encode changed the payload"
+        );
     }
 }
 
@@ -358,8 +362,13 @@ fn open(fs: &SimFs, salvage: bool) -> PaperBackend {
     let tuning = PaperTuning {
         prealloc_bytes: 512,
     };
-    PaperBackend::open_with(Arc::new(fs.clone()), Path::new(RECOVER_DIR), &options, tuning)
-        .expect("opening on the simulated disk")
+    PaperBackend::open_with(
+        Arc::new(fs.clone()),
+        Path::new(RECOVER_DIR),
+        &options,
+        tuning,
+    )
+    .expect("opening on the simulated disk")
 }
 
 /// Full paper recovery over an arbitrary directory image (see [`recovery_image`]): an error or
@@ -379,21 +388,31 @@ pub fn paper_recover(data: &[u8]) {
         .recover()
         .unwrap_or_else(|e| panic!("a recovered directory fails to recover again: {e}"));
     assert_eq!(second.last_lsn, first.last_lsn);
-    assert_eq!(second.state, first.state, "a second recovery changed the state");
-    let Some(lsn) = first.last_lsn.checked_add(1) else {
-        return;
-    };
+    assert_eq!(
+        second.state, first.state,
+        "a second recovery changed the state"
+    );
+    let lsn = first
+        .last_lsn
+        .checked_add(1)
+        .expect("recovery never returns lsn 2^64-1");
     let record = Record::Set {
         key: Bytes::from_static(b"fuzz"),
         value: Bytes::from_static(b"appended"),
         expires_at_ms: None,
     };
-    backend
-        .append(&[LogEntry {
-            lsn,
-            record: record.clone(),
-        }])
-        .unwrap_or_else(|e| panic!("append after recovery failed: {e}"));
+    let appended = backend.append(&[LogEntry {
+        lsn,
+        record: record.clone(),
+    }]);
+    if lsn == Lsn::MAX {
+        assert!(
+            matches!(appended, Err(StorageError::InvalidInput(_))),
+            "append of lsn 2^64-1 must be refused"
+        );
+        return;
+    }
+    appended.unwrap_or_else(|e| panic!("append after recovery failed: {e}"));
     drop(backend);
     let third = open(&fs, false)
         .recover()
@@ -401,5 +420,8 @@ pub fn paper_recover(data: &[u8]) {
     assert_eq!(third.last_lsn, lsn);
     let mut expected = first.state;
     expected.apply(&record);
-    assert_eq!(third.state, expected, "the appended record is not recovered");
+    assert_eq!(
+        third.state, expected,
+        "the appended record is not recovered"
+    );
 }

@@ -287,7 +287,8 @@ impl<'a> LogScanner<'a> {
             }
         }
         let same_unfinished_group = after.first().is_some_and(|(_, _, g)| {
-            *g <= last_good + 1 && after.iter().all(|(_, lsn, g2)| g2 == g && *lsn > last_good)
+            *g <= last_good.saturating_add(1)
+                && after.iter().all(|(_, lsn, g2)| g2 == g && *lsn > last_good)
         });
         if after.is_empty() || same_unfinished_group {
             let last_nonzero = self
@@ -318,11 +319,20 @@ impl Iterator for LogScanner<'_> {
         if self.end.is_some() {
             return None;
         }
-        let min_lsn = match self.last_lsn {
-            Some(l) => l + 1,
-            None => self.header.first_lsn,
+        let parsed = match self.last_lsn {
+            None => self.parse_at(self.at, self.header.first_lsn),
+            Some(l) => match l.checked_add(1) {
+                Some(min_lsn) => self.parse_at(self.at, min_lsn),
+                // Nothing can follow lsn 2^64-1: a record after it is out of order.
+                None => self.parse_at(self.at, l).and_then(|r| {
+                    Err(Bad::Damage(format!(
+                        "record lsn {} out of order (nothing can follow lsn {l})",
+                        r.lsn
+                    )))
+                }),
+            },
         };
-        match self.parse_at(self.at, min_lsn) {
+        match parsed {
             Ok(r) => {
                 self.at += r.len as usize;
                 self.last_lsn = Some(r.lsn);
