@@ -337,8 +337,8 @@ pub fn recovery_image(data: &[u8]) -> (Vec<(PathBuf, Vec<u8>)>, bool) {
         let mut content = input.take(len).to_vec();
         let name = match kind & 3 {
             0 => {
-                let mode = log_mode::FIX_HEADER * ((repair >> 4) & 1)
-                    | log_mode::FIX_RECORDS * ((repair >> 5) & 1);
+                let mode = (log_mode::FIX_HEADER * ((repair >> 4) & 1))
+                    | (log_mode::FIX_RECORDS * ((repair >> 5) & 1));
                 fix_log(&mut content, mode, Some(lsn));
                 log_name(lsn)
             }
