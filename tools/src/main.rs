@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 mod bench;
+mod client;
 mod commands;
 mod inspect;
 

@@ -7,7 +7,13 @@ use std::process::{Command, ExitCode};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod cli;
+mod delete;
+mod get;
+mod serve;
+mod set;
 mod snapshot;
+mod update;
 mod wal;
 
 /// MooDB: an in-memory key-value database server with a write-ahead log and checkpoints,
@@ -21,6 +27,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
+    /// Runs the server.
+    Serve(serve::Args),
+    /// Prints the value of a key.
+    Get(get::Args),
+    /// Sets a key.
+    Set(set::Args),
+    /// Sets a key only if it exists.
+    Update(update::Args),
+    /// Deletes a key.
+    Delete(delete::Args),
+    /// Interactive client.
+    Cli(cli::Args),
     /// Benchmarks a backend in-process, or a running server over RESP.
     Bench(bench::BenchArgs),
     /// Reads write-ahead log segments (`wal dump`).
@@ -35,6 +53,12 @@ enum Commands {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match cli.command {
+        Commands::Serve(args) => serve::run(args),
+        Commands::Get(args) => get::run(args),
+        Commands::Set(args) => set::run(args),
+        Commands::Update(args) => update::run(args),
+        Commands::Delete(args) => delete::run(args),
+        Commands::Cli(args) => cli::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Wal(args) => wal::run(args),
         Commands::Snapshot(args) => snapshot::run(args),

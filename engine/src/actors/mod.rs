@@ -1,0 +1,108 @@
+//! The server's actors (actix) and the messages they exchange; they share nothing else.
+//!
+//! ```text
+//!  client ──TCP── Session ──Batch──▶ StoreOwner ──Append / StartCheckpoint──▶ WalWriter ──▶ Backend
+//!                   ▲                  │    ▲                                    │    ▲
+//!                   └──────Replies─────┘    └──────Appended / CheckpointDone─────┘    │
+//!                                                        WriteCheckpoint ▼            │ CheckpointWritten
+//!                                                                   Snapshotter (own thread)
+//! ```
+//!
+//! Sessions, the store owner and the WAL writer run on one arbiter (thread): the WAL writer
+//! commits once per tick, after its mailbox has drained, for every record queued in that tick
+//! (group commit). The snapshotter runs on its own thread so writes never wait for a checkpoint.
+
+pub mod session;
+pub mod snapshotter;
+pub mod store_owner;
+pub mod wal_writer;
+
+use actix::prelude::*;
+
+use crate::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
+use crate::keyspace::Keyspace;
+use crate::record::Lsn;
+use crate::resp::{Frame, Request};
+
+pub use session::Session;
+pub use snapshotter::Snapshotter;
+pub use store_owner::{StoreOwner, StoreSettings};
+pub use wal_writer::WalWriter;
+
+/// Session → store owner: every complete request a session decoded from one read, in order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Batch {
+    /// Position of this batch in the session's stream of batches.
+    pub seq: u64,
+    pub requests: Vec<Request>,
+    pub reply_to: Recipient<Replies>,
+}
+
+/// Store owner → session: the replies to batch `seq`, one frame per request, released once
+/// every write they depend on is durable.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Replies {
+    pub seq: u64,
+    pub frames: Vec<Frame>,
+}
+
+/// Session → store owner: a connection opened (`true`) or closed.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionEvent(pub bool);
+
+/// Store owner → WAL writer: records to append, in LSN order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Append(pub Vec<LogEntry>);
+
+/// WAL writer → store owner: records through `Ok(lsn)` are appended (and synced when the
+/// policy is `always`), or the storage failed and refuses writes from now on.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Appended {
+    pub result: Result<Lsn, String>,
+    pub status: BackendStatus,
+}
+
+/// Store owner → WAL writer: checkpoint `state`, which is the key space as of `lsn`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartCheckpoint {
+    pub lsn: Lsn,
+    pub state: Keyspace,
+}
+
+/// WAL writer → snapshotter: run `job` on `state`.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WriteCheckpoint {
+    pub job: Box<dyn CheckpointJob>,
+    pub state: Keyspace,
+    pub reply_to: Recipient<CheckpointWritten>,
+}
+
+/// Snapshotter → WAL writer: how the job went.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckpointWritten(pub Result<CheckpointReport, String>);
+
+/// WAL writer → store owner: a checkpoint finished (or failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct CheckpointDone {
+    pub result: Result<CheckpointReport, String>,
+    pub status: BackendStatus,
+}
+
+/// To the store owner (at shutdown): send what is queued to the WAL writer and sync the log.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct Shutdown;
+
+/// Store owner → WAL writer: commit what is queued and sync, whatever the policy.
+#[derive(Message)]
+#[rtype(result = "Result<(), String>")]
+pub struct SyncNow;

@@ -1,0 +1,377 @@
+//! Server commands: PING, ECHO, INFO, CONFIG GET, COMMAND, CLIENT, SELECT, SAVE, BGSAVE,
+//! LASTSAVE, QUIT. Those with a fixed answer are answered here at parse time; INFO, CONFIG
+//! GET and the checkpoint commands are answered by the store owner from its state, with the
+//! renderers below.
+
+use bytes::Bytes;
+
+use super::{glob, wrong_arity};
+use crate::resp::Frame;
+
+/// A server command, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerCommand {
+    /// A reply that needs no state (PING, ECHO, CLIENT SETNAME, SELECT 0, COMMAND, QUIT ...).
+    Reply(Frame),
+    /// INFO with the sections asked for (lower case; empty means the default set).
+    Info(Vec<String>),
+    /// CONFIG GET with its patterns.
+    ConfigGet(Vec<Bytes>),
+    /// SAVE: checkpoint now and reply when it is done.
+    Save,
+    /// BGSAVE: start a checkpoint and reply at once.
+    BgSave,
+    /// LASTSAVE: Unix time in seconds of the last checkpoint.
+    LastSave,
+}
+
+/// The commands this server knows, for COMMAND: name, arity (negative: at least), flags,
+/// first key, last key, step.
+type CommandInfo = (&'static str, i64, &'static [&'static str], i64, i64, i64);
+
+const COMMANDS: &[CommandInfo] = &[
+    ("get", 2, &["readonly", "fast"], 1, 1, 1),
+    ("set", -3, &["write", "denyoom"], 1, 1, 1),
+    ("update", 3, &["write", "denyoom"], 1, 1, 1),
+    ("append", 3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("strlen", 2, &["readonly", "fast"], 1, 1, 1),
+    ("incr", 2, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("decr", 2, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("incrby", 3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("decrby", 3, &["write", "denyoom", "fast"], 1, 1, 1),
+    ("mget", -2, &["readonly", "fast"], 1, -1, 1),
+    ("mset", -3, &["write", "denyoom"], 1, -1, 2),
+    ("del", -2, &["write"], 1, -1, 1),
+    ("delete", -2, &["write"], 1, -1, 1),
+    ("exists", -2, &["readonly", "fast"], 1, -1, 1),
+    ("keys", 2, &["readonly"], 0, 0, 0),
+    ("scan", -2, &["readonly"], 0, 0, 0),
+    ("dbsize", 1, &["readonly", "fast"], 0, 0, 0),
+    ("flushdb", -1, &["write"], 0, 0, 0),
+    ("flushall", -1, &["write"], 0, 0, 0),
+    ("ping", -1, &["fast"], 0, 0, 0),
+    ("echo", 2, &["fast"], 0, 0, 0),
+    ("info", -1, &["loading", "stale"], 0, 0, 0),
+    ("config", -2, &["admin", "loading", "stale"], 0, 0, 0),
+    ("command", -1, &["loading", "stale"], 0, 0, 0),
+    ("client", -2, &["loading", "stale"], 0, 0, 0),
+    ("select", 2, &["loading", "stale", "fast"], 0, 0, 0),
+    ("save", 1, &["admin", "noscript"], 0, 0, 0),
+    ("bgsave", -1, &["admin", "noscript"], 0, 0, 0),
+    ("lastsave", 1, &["fast"], 0, 0, 0),
+    ("quit", -1, &["fast"], 0, 0, 0),
+];
+
+/// Parses a command that is not a data command; `upper` is its name in upper case.
+pub fn parse(upper: &[u8], lower: &str, rest: &[Bytes]) -> Result<ServerCommand, Frame> {
+    let reply = |f: Frame| Ok(ServerCommand::Reply(f));
+    match upper {
+        b"PING" => match rest {
+            [] => reply(Frame::Simple("PONG".into())),
+            [msg] => reply(Frame::Bulk(msg.clone())),
+            _ => Err(wrong_arity(lower)),
+        },
+        b"ECHO" => match rest {
+            [msg] => reply(Frame::Bulk(msg.clone())),
+            _ => Err(wrong_arity(lower)),
+        },
+        b"QUIT" => reply(Frame::ok()),
+        b"INFO" => Ok(ServerCommand::Info(
+            rest.iter()
+                .map(|s| String::from_utf8_lossy(s).to_lowercase())
+                .collect(),
+        )),
+        b"SAVE" if rest.is_empty() => Ok(ServerCommand::Save),
+        b"BGSAVE" if rest.len() <= 1 => Ok(ServerCommand::BgSave),
+        b"LASTSAVE" if rest.is_empty() => Ok(ServerCommand::LastSave),
+        b"SAVE" | b"BGSAVE" | b"LASTSAVE" => Err(wrong_arity(lower)),
+        b"SELECT" => match rest {
+            [db] if db.as_ref() == b"0" => reply(Frame::ok()),
+            [_] => Err(Frame::err("DB index is out of range")),
+            _ => Err(wrong_arity(lower)),
+        },
+        b"CONFIG" => parse_config(rest),
+        b"COMMAND" => parse_command(rest),
+        b"CLIENT" => parse_client(rest),
+        _ => Err(unknown(lower, rest)),
+    }
+}
+
+/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` as Redis words it.
+fn unknown(lower: &str, rest: &[Bytes]) -> Frame {
+    let name = String::from_utf8_lossy(lower.as_bytes());
+    let mut msg = format!("unknown command '{name}', with args beginning with: ");
+    for arg in rest.iter().take(16) {
+        let text = String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned();
+        msg.push_str(&format!("'{text}' "));
+    }
+    Frame::err(msg)
+}
+
+fn sub(rest: &[Bytes]) -> Vec<u8> {
+    rest.first()
+        .map(|s| s.to_ascii_uppercase())
+        .unwrap_or_default()
+}
+
+fn parse_config(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
+    match sub(rest).as_slice() {
+        b"GET" if rest.len() >= 2 => Ok(ServerCommand::ConfigGet(rest[1..].to_vec())),
+        b"GET" => Err(wrong_arity("config|get")),
+        b"RESETSTAT" | b"REWRITE" => Ok(ServerCommand::Reply(Frame::ok())),
+        b"SET" => Err(Frame::err(
+            "CONFIG SET is not supported: change moodb.ron or the command-line flags and restart",
+        )),
+        _ => Err(Frame::err("unknown CONFIG subcommand; try CONFIG GET")),
+    }
+}
+
+fn parse_command(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
+    let reply = match sub(rest).as_slice() {
+        b"" => Frame::Array(COMMANDS.iter().map(command_entry).collect()),
+        b"COUNT" => Frame::Integer(COMMANDS.len() as i64),
+        b"INFO" => Frame::Array(
+            rest[1..]
+                .iter()
+                .map(|name| {
+                    let name = String::from_utf8_lossy(name).to_lowercase();
+                    COMMANDS
+                        .iter()
+                        .find(|c| c.0 == name)
+                        .map_or(Frame::Null, command_entry)
+                })
+                .collect(),
+        ),
+        // No documentation to give: an empty map (an empty array in RESP2).
+        b"DOCS" => Frame::Array(Vec::new()),
+        b"LIST" => Frame::Array(COMMANDS.iter().map(|c| Frame::bulk(c.0)).collect()),
+        _ => return Err(Frame::err("unknown COMMAND subcommand")),
+    };
+    Ok(ServerCommand::Reply(reply))
+}
+
+fn command_entry(c: &CommandInfo) -> Frame {
+    Frame::Array(vec![
+        Frame::bulk(c.0),
+        Frame::Integer(c.1),
+        Frame::Array(c.2.iter().map(|f| Frame::Simple((*f).into())).collect()),
+        Frame::Integer(c.3),
+        Frame::Integer(c.4),
+        Frame::Integer(c.5),
+    ])
+}
+
+fn parse_client(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
+    let reply = match sub(rest).as_slice() {
+        b"SETNAME" | b"SETINFO" | b"REPLY" | b"NO-EVICT" | b"NO-TOUCH" => Frame::ok(),
+        b"GETNAME" => Frame::Null,
+        b"ID" => Frame::Integer(1),
+        b"INFO" | b"LIST" => Frame::bulk("id=1 name= db=0\n"),
+        _ => return Err(Frame::err("unknown CLIENT subcommand")),
+    };
+    Ok(ServerCommand::Reply(reply))
+}
+
+/// The figures INFO reports, gathered by the store owner.
+#[derive(Debug, Clone, Default)]
+pub struct InfoFigures {
+    pub tcp_port: u16,
+    pub uptime_s: u64,
+    pub backend: String,
+    pub sync: String,
+    pub data_dir: String,
+    pub keys: u64,
+    pub last_lsn: u64,
+    pub durable_lsn: u64,
+    pub log_bytes: u64,
+    pub last_checkpoint_lsn: Option<u64>,
+    pub last_checkpoint_unix_ms: Option<u64>,
+    pub checkpoint_in_progress: bool,
+    pub checkpoints_completed: u64,
+    pub checkpoints_failed: u64,
+    pub fsyncs: u64,
+    pub fsync_total_us: u64,
+    pub fsync_max_us: u64,
+    pub storage_error: Option<String>,
+    pub connected_clients: u64,
+    pub total_connections: u64,
+    pub total_commands: u64,
+    pub total_writes: u64,
+    pub recovery: String,
+}
+
+/// INFO's text: `# Section` headers and `name:value` lines, CRLF-separated, as Redis does.
+pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
+    let want = |s: &str| {
+        sections.is_empty()
+            || sections
+                .iter()
+                .any(|w| w == s || w == "all" || w == "everything" || w == "default")
+    };
+    let mut out = String::new();
+    let mut section = |name: &str, lines: Vec<(&str, String)>| {
+        if want(&name.to_lowercase()) {
+            if !out.is_empty() {
+                out.push_str("\r\n");
+            }
+            out.push_str(&format!("# {name}\r\n"));
+            for (k, v) in lines {
+                out.push_str(&format!("{k}:{v}\r\n"));
+            }
+        }
+    };
+    let opt = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |v| v.to_string());
+    section(
+        "Server",
+        vec![
+            ("redis_version", "7.0.0".into()),
+            ("moodb_version", env!("CARGO_PKG_VERSION").into()),
+            ("process_id", std::process::id().to_string()),
+            ("tcp_port", f.tcp_port.to_string()),
+            ("uptime_in_seconds", f.uptime_s.to_string()),
+            ("backend", f.backend.clone()),
+            ("data_dir", f.data_dir.clone()),
+            ("recovery", f.recovery.clone()),
+        ],
+    );
+    section(
+        "Clients",
+        vec![("connected_clients", f.connected_clients.to_string())],
+    );
+    let avg_us = f.fsync_total_us.checked_div(f.fsyncs).unwrap_or(0);
+    section(
+        "Persistence",
+        vec![
+            ("loading", "0".into()),
+            ("sync", f.sync.clone()),
+            ("aof_enabled", "1".into()),
+            ("last_lsn", f.last_lsn.to_string()),
+            ("durable_lsn", f.durable_lsn.to_string()),
+            ("log_bytes", f.log_bytes.to_string()),
+            ("last_checkpoint_lsn", opt(f.last_checkpoint_lsn)),
+            ("last_checkpoint_unix_ms", opt(f.last_checkpoint_unix_ms)),
+            (
+                "rdb_last_save_time",
+                opt(f.last_checkpoint_unix_ms.map(|ms| ms / 1000)),
+            ),
+            (
+                "rdb_bgsave_in_progress",
+                u8::from(f.checkpoint_in_progress).to_string(),
+            ),
+            ("checkpoints_completed", f.checkpoints_completed.to_string()),
+            ("checkpoints_failed", f.checkpoints_failed.to_string()),
+            ("fsync_count", f.fsyncs.to_string()),
+            ("fsync_avg_latency_us", avg_us.to_string()),
+            ("fsync_max_latency_us", f.fsync_max_us.to_string()),
+            (
+                "storage_error",
+                f.storage_error.clone().unwrap_or_else(|| "none".into()),
+            ),
+        ],
+    );
+    section(
+        "Stats",
+        vec![
+            (
+                "total_connections_received",
+                f.total_connections.to_string(),
+            ),
+            ("total_commands_processed", f.total_commands.to_string()),
+            ("total_writes", f.total_writes.to_string()),
+            ("keys", f.keys.to_string()),
+        ],
+    );
+    section(
+        "Keyspace",
+        vec![("db0", format!("keys={},expires=0,avg_ttl=0", f.keys))],
+    );
+    Frame::Bulk(Bytes::from(out))
+}
+
+/// CONFIG GET: `[name, value, ...]` for every known parameter matching one of `patterns`.
+pub fn render_config_get(params: &[(&str, String)], patterns: &[Bytes]) -> Frame {
+    let mut out = Vec::new();
+    for (name, value) in params {
+        if patterns
+            .iter()
+            .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+        {
+            out.push(Frame::bulk(name));
+            out.push(Frame::bulk(value));
+        }
+    }
+    Frame::Array(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::req;
+    use super::super::{parse as parse_request, Command};
+    use super::*;
+
+    fn server(words: &[&str]) -> Result<ServerCommand, Frame> {
+        match parse_request(&req(words)) {
+            Ok(Command::Server(s)) => Ok(s),
+            Ok(Command::Data(d)) => panic!("{d:?}"),
+            Err(f) => Err(f),
+        }
+    }
+
+    #[test]
+    fn what_real_clients_send_is_answered() {
+        let ok = Ok(ServerCommand::Reply(Frame::ok()));
+        assert_eq!(server(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]), ok);
+        assert_eq!(server(&["client", "setname", "x"]), ok);
+        assert_eq!(server(&["select", "0"]), ok);
+        assert!(server(&["select", "1"]).is_err());
+        assert_eq!(
+            server(&["ping"]),
+            Ok(ServerCommand::Reply(Frame::Simple("PONG".into())))
+        );
+        assert_eq!(
+            server(&["COMMAND", "DOCS"]),
+            Ok(ServerCommand::Reply(Frame::Array(vec![])))
+        );
+        assert!(matches!(
+            server(&["command"]),
+            Ok(ServerCommand::Reply(Frame::Array(v))) if v.len() == COMMANDS.len()
+        ));
+        assert_eq!(
+            server(&["config", "get", "save"]),
+            Ok(ServerCommand::ConfigGet(req(&["save"])))
+        );
+    }
+
+    #[test]
+    fn config_get_matches_patterns() {
+        let params = [("save", String::new()), ("appendonly", "yes".into())];
+        assert_eq!(
+            render_config_get(&params, &req(&["APPEND*"])),
+            Frame::Array(vec![Frame::bulk("appendonly"), Frame::bulk("yes")])
+        );
+        assert_eq!(
+            render_config_get(&params, &req(&["nope"])),
+            Frame::Array(vec![])
+        );
+    }
+
+    #[test]
+    fn info_sections_are_selectable() {
+        let f = InfoFigures {
+            keys: 3,
+            fsyncs: 2,
+            fsync_total_us: 100,
+            ..Default::default()
+        };
+        let Frame::Bulk(all) = render_info(&f, &[]) else {
+            panic!()
+        };
+        let all = String::from_utf8_lossy(&all).into_owned();
+        assert!(all.contains("# Persistence\r\n") && all.contains("fsync_avg_latency_us:50\r\n"));
+        let Frame::Bulk(one) = render_info(&f, &["stats".into()]) else {
+            panic!()
+        };
+        let one = String::from_utf8_lossy(&one).into_owned();
+        assert!(one.starts_with("# Stats\r\n") && !one.contains("# Server"));
+    }
+}

@@ -1,0 +1,178 @@
+//! The server's configuration: one RON file (`moodb.ron`), every field optional with a
+//! built-in default; `moodb serve` flags override it.
+//!
+//! ```ron
+//! (
+//!     addr: "127.0.0.1:6380",
+//!     data_dir: "moodb-data",
+//!     sync: "always",            // or "every:100", "never"
+//!     backend: "paper",          // or "sled"
+//!     salvage: false,
+//!     checkpoint: (log_bytes: 67108864, interval_ms: 300000),
+//!     limits: (max_bulk_len: 536870912, max_args: 1048576, max_inline_len: 65536),
+//! )
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::SyncPolicy;
+use crate::resp::Limits;
+
+/// Everything `moodb serve` needs to know.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on; port 0 picks a free port.
+    pub addr: String,
+    /// Directory holding the log and checkpoints (created if missing).
+    pub data_dir: PathBuf,
+    /// When appended records reach the disk.
+    #[serde(with = "sync_text")]
+    pub sync: SyncPolicy,
+    /// Which backend keeps the data: `paper` or `sled`.
+    pub backend: String,
+    /// Start even if the log is damaged in the middle, keeping its valid prefix.
+    pub salvage: bool,
+    pub checkpoint: CheckpointConfig,
+    pub limits: Limits,
+}
+
+/// When the snapshotter takes a checkpoint on its own (SAVE and BGSAVE take one at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckpointConfig {
+    /// Checkpoint when the log has grown to this many bytes (0: never on size).
+    pub log_bytes: u64,
+    /// Checkpoint when this many ms have passed since the last one and there were writes
+    /// (0: never on time).
+    pub interval_ms: u64,
+}
+
+impl Default for CheckpointConfig {
+    fn default() -> Self {
+        CheckpointConfig {
+            log_bytes: 64 * 1024 * 1024,
+            interval_ms: 5 * 60 * 1000,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: "127.0.0.1:6380".into(),
+            data_dir: PathBuf::from("moodb-data"),
+            sync: SyncPolicy::Always,
+            backend: "paper".into(),
+            salvage: false,
+            checkpoint: CheckpointConfig::default(),
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// The configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid: {message} (every field is optional; see README.md, section Configuration)")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads a RON configuration file; fields it does not set keep their defaults.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses RON text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        ron::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+mod sync_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::backend::SyncPolicy;
+
+    pub fn serialize<S: Serializer>(p: &SyncPolicy, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&p.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SyncPolicy, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn empty_file_gives_the_defaults() {
+        assert_eq!(Config::parse("()").unwrap(), Config::default());
+        let d = Config::default();
+        assert_eq!(d.addr, "127.0.0.1:6380");
+        assert_eq!(d.sync, SyncPolicy::Always);
+    }
+
+    #[test]
+    fn fields_override_defaults() {
+        let c = Config::parse(
+            r#"(sync: "every:50", checkpoint: (log_bytes: 10), limits: (max_args: 5))"#,
+        )
+        .unwrap();
+        assert_eq!(c.sync, SyncPolicy::Every(Duration::from_millis(50)));
+        assert_eq!(c.checkpoint.log_bytes, 10);
+        assert_eq!(
+            c.checkpoint.interval_ms,
+            CheckpointConfig::default().interval_ms
+        );
+        assert_eq!(c.limits.max_args, 5);
+        assert_eq!(c.limits.max_bulk_len, Limits::default().max_bulk_len);
+    }
+
+    #[test]
+    fn mistakes_are_reported() {
+        assert!(Config::parse(r#"(sync: "sometimes")"#)
+            .unwrap_err()
+            .contains("sometimes"));
+        assert!(Config::parse("(adress: \"x\")").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("moodb.ron");
+        std::fs::write(&path, "(backend: \"sled\")").unwrap();
+        assert_eq!(Config::load(&path).unwrap().backend, "sled");
+        let err = Config::load(&dir.path().join("missing.ron")).unwrap_err();
+        assert!(err.to_string().contains("missing.ron"));
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let start = doc.find("//! (\n").unwrap();
+        let end = doc[start..].find("//! )\n").unwrap() + start + 6;
+        let example: String = doc[start..end]
+            .lines()
+            .map(|l| l.trim_start_matches("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(Config::parse(&example).unwrap(), Config::default());
+    }
+}

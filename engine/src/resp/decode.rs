@@ -1,0 +1,335 @@
+//! Reads RESP2 from a byte buffer: requests as servers receive them (arrays of bulk strings,
+//! or inline commands such as `PING\r\n`), and general frames as clients receive them.
+//!
+//! Every length read from the wire is checked against [`Limits`] before anything is
+//! allocated, so a hostile length costs nothing but an error reply.
+
+use bytes::{Buf, Bytes, BytesMut};
+use serde::{Deserialize, Serialize};
+
+use super::{Frame, Request};
+
+/// Bounds on what one request may hold. Each field is optional in the configuration file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest bulk string accepted, in bytes (Redis: `proto-max-bulk-len`, 512 MB).
+    pub max_bulk_len: usize,
+    /// Most arguments in one request, command name included.
+    pub max_args: usize,
+    /// Longest inline command or header line, in bytes.
+    pub max_inline_len: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bulk_len: 512 * 1024 * 1024,
+            max_args: 1024 * 1024,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+/// The bytes are not RESP: the connection gets `-ERR Protocol error: ...` and is closed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("Protocol error: {0}")]
+    Protocol(String),
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn protocol(msg: impl Into<String>) -> DecodeError {
+    DecodeError::Protocol(msg.into())
+}
+
+/// Position of the `\r\n` ending the line that starts at `from`, if present.
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    buf.get(from..)?
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map(|p| from + p)
+}
+
+/// Reads a decimal integer line (after its type byte) starting at `from`. Returns the number
+/// and the index after its `\r\n`, or `None` if the line is incomplete.
+fn int_line(
+    buf: &[u8],
+    from: usize,
+    max_len: usize,
+    what: &str,
+) -> Result<Option<(i64, usize)>, DecodeError> {
+    match find_crlf(buf, from) {
+        None if buf.len().saturating_sub(from) > max_len => {
+            Err(protocol(format!("too big {what} count string")))
+        }
+        None => Ok(None),
+        Some(end) => {
+            let n = std::str::from_utf8(&buf[from..end])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| protocol(format!("invalid {what} length")))?;
+            Ok(Some((n, end + 2)))
+        }
+    }
+}
+
+/// Takes one complete request off the front of `buf`. `Ok(None)` means more bytes are needed
+/// (nothing is consumed); an empty request (blank inline line, `*0`) is returned as empty.
+pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
+    match buf.first() {
+        None => Ok(None),
+        Some(b'*') => decode_multibulk(buf, limits),
+        Some(_) => decode_inline(buf, limits),
+    }
+}
+
+fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
+    let Some((count, mut at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
+        return Ok(None);
+    };
+    if count <= 0 {
+        buf.advance(at);
+        return Ok(Some(Vec::new()));
+    }
+    if count as u64 > limits.max_args as u64 {
+        return Err(protocol("invalid multibulk length"));
+    }
+    // First pass: find every argument's extent without copying; give up if incomplete.
+    let mut spans = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        match buf.get(at) {
+            None => return Ok(None),
+            Some(b'$') => {}
+            Some(&other) => {
+                return Err(protocol(format!(
+                    "expected '$', got '{}'",
+                    char::from(other).escape_default()
+                )))
+            }
+        }
+        let Some((len, start)) = int_line(buf, at + 1, limits.max_inline_len, "bulk")? else {
+            return Ok(None);
+        };
+        if len < 0 || len as u64 > limits.max_bulk_len as u64 {
+            return Err(protocol("invalid bulk length"));
+        }
+        let end = start + len as usize;
+        if buf.len() < end + 2 {
+            return Ok(None);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(protocol("bulk string not terminated by CRLF"));
+        }
+        spans.push((start, end));
+        at = end + 2;
+    }
+    let frozen = buf.split_to(at).freeze();
+    Ok(Some(
+        spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect(),
+    ))
+}
+
+fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > limits.max_inline_len {
+            return Err(protocol("too big inline request"));
+        }
+        return Ok(None);
+    };
+    if nl > limits.max_inline_len {
+        return Err(protocol("too big inline request"));
+    }
+    let line = buf.split_to(nl + 1).freeze();
+    let body = line.slice(..line.len() - 1);
+    let body = body
+        .strip_suffix(b"\r")
+        .map_or(body.clone(), |b| body.slice_ref(b));
+    let args: Request = body
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|word| !word.is_empty())
+        .map(|word| body.slice_ref(word))
+        .collect();
+    if args.len() > limits.max_args {
+        return Err(protocol("invalid multibulk length"));
+    }
+    Ok(Some(args))
+}
+
+/// Decodes one reply frame from the front of `buf` (client side), returning it and the bytes
+/// it took, or `None` if incomplete. Used by the `moodb` client commands and tests.
+pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
+    frame_at(buf, 0, 0)
+}
+
+fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)>, DecodeError> {
+    const MAX_LINE: usize = 1 << 20;
+    if depth > 64 {
+        return Err(protocol("reply nested too deeply"));
+    }
+    let Some(&tag) = buf.get(at) else {
+        return Ok(None);
+    };
+    let text = |end: usize| String::from_utf8_lossy(&buf[at + 1..end]).into_owned();
+    match tag {
+        b'+' | b'-' => Ok(find_crlf(buf, at + 1).map(|end| {
+            let s = text(end);
+            let f = if tag == b'+' {
+                Frame::Simple(s)
+            } else {
+                Frame::Error(s)
+            };
+            (f, end + 2 - at)
+        })),
+        b':' => Ok(int_line(buf, at + 1, MAX_LINE, "integer")?
+            .map(|(n, next)| (Frame::Integer(n), next - at))),
+        b'$' => {
+            let Some((len, start)) = int_line(buf, at + 1, MAX_LINE, "bulk")? else {
+                return Ok(None);
+            };
+            if len < 0 {
+                return Ok(Some((Frame::Null, start - at)));
+            }
+            let end = start + len as usize;
+            if buf.len() < end + 2 {
+                return Ok(None);
+            }
+            Ok(Some((Frame::bulk(&buf[start..end]), end + 2 - at)))
+        }
+        b'*' => {
+            let Some((count, mut next)) = int_line(buf, at + 1, MAX_LINE, "multibulk")? else {
+                return Ok(None);
+            };
+            if count < 0 {
+                return Ok(Some((Frame::Null, next - at)));
+            }
+            let mut items = Vec::with_capacity((count as usize).min(1024));
+            for _ in 0..count {
+                let Some((item, used)) = frame_at(buf, next, depth + 1)? else {
+                    return Ok(None);
+                };
+                items.push(item);
+                next += used;
+            }
+            Ok(Some((Frame::Array(items), next - at)))
+        }
+        other => Err(protocol(format!("unexpected reply type byte {other:#04x}"))),
+    }
+}
+
+/// Convenience for tests and tools: the bytes of a request argument as text.
+pub fn lossy(arg: &Bytes) -> String {
+    String::from_utf8_lossy(arg).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resp::encode::{encode, encode_request};
+    use proptest::prelude::*;
+
+    fn req(bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
+        let mut buf = BytesMut::from(bytes);
+        decode_request(&mut buf, &Limits::default())
+            .map(|r| r.map(|args| args.into_iter().map(|a| a.to_vec()).collect()))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn multibulk_and_inline_requests_decode() {
+        assert_eq!(
+            req(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"),
+            Ok(Some(vec![b"GET".to_vec(), b"k".to_vec()]))
+        );
+        assert_eq!(req(b"PING\r\n"), Ok(Some(vec![b"PING".to_vec()])));
+        assert_eq!(
+            req(b"set  a b\n"),
+            Ok(Some(vec![b"set".to_vec(), b"a".to_vec(), b"b".to_vec()]))
+        );
+        assert_eq!(req(b"\r\n"), Ok(Some(vec![])));
+        assert_eq!(req(b"*0\r\n"), Ok(Some(vec![])));
+    }
+
+    #[test]
+    fn incomplete_requests_wait_and_consume_nothing() {
+        let full = b"*2\r\n$3\r\nGET\r\n$5\r\nhello\r\n";
+        for cut in 0..full.len() {
+            let mut buf = BytesMut::from(&full[..cut]);
+            assert!(decode_request(&mut buf, &Limits::default())
+                .unwrap()
+                .is_none());
+            assert_eq!(buf.len(), cut);
+        }
+    }
+
+    #[test]
+    fn hostile_lengths_are_protocol_errors() {
+        let limits = Limits {
+            max_bulk_len: 10,
+            max_args: 3,
+            max_inline_len: 16,
+        };
+        let check = |bytes: &[u8], want: &str| {
+            let mut buf = BytesMut::from(bytes);
+            let err = decode_request(&mut buf, &limits).unwrap_err().to_string();
+            assert_eq!(err, format!("Protocol error: {want}"), "for {bytes:?}");
+        };
+        check(b"*4\r\n", "invalid multibulk length");
+        check(b"*1\r\n$11\r\n", "invalid bulk length");
+        check(b"*1\r\n$-5\r\n", "invalid bulk length");
+        check(b"*x\r\n", "invalid multibulk length");
+        check(b"*1\r\n:1\r\n", "expected '$', got ':'");
+        check(b"*1\r\n$1\r\nabcd", "bulk string not terminated by CRLF");
+        check(b"aaaaaaaaaaaaaaaaaaaaaaaa", "too big inline request");
+        check(b"*11111111111111111111", "too big multibulk count string");
+    }
+
+    #[test]
+    fn codec_batches_every_complete_request() {
+        use tokio_util::codec::Decoder;
+        let mut codec = crate::resp::RespCodec::default();
+        let mut buf = BytesMut::from(&b"PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
+        let batch = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(batch.len(), 2);
+        assert_eq!(codec.decode(&mut buf).unwrap(), None);
+        buf.extend_from_slice(b"NG\r\n*1\r\n");
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().len(), 1);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(b"x");
+        assert!(codec.decode(&mut buf).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_requests_decode_back(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..20), 1..6)) {
+            let mut buf = BytesMut::new();
+            encode_request(&args, &mut buf);
+            let got = decode_request(&mut buf, &Limits::default()).unwrap().unwrap();
+            prop_assert_eq!(got.iter().map(|a| a.to_vec()).collect::<Vec<_>>(), args);
+            prop_assert!(buf.is_empty());
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut buf = BytesMut::from(&bytes[..]);
+            let _ = decode_request(&mut buf, &Limits::default());
+            let _ = decode_frame(&bytes);
+        }
+
+        #[test]
+        fn frames_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 0..4), n in any::<i64>()) {
+            let frame = Frame::Array(vec![
+                Frame::Integer(n),
+                Frame::Null,
+                Frame::Simple("OK".into()),
+                Frame::Array(items.iter().map(Frame::bulk).collect()),
+            ]);
+            let mut buf = BytesMut::new();
+            encode(&frame, &mut buf);
+            let (got, used) = decode_frame(&buf).unwrap().unwrap();
+            prop_assert_eq!(used, buf.len());
+            prop_assert_eq!(got, frame);
+        }
+    }
+}

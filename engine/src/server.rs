@@ -1,0 +1,142 @@
+//! Server start-up and shutdown: bind the listener, start the actors on one arbiter (the
+//! snapshotter on a thread of its own), accept connections, and on SIGINT/SIGTERM sync the
+//! log and return.
+
+use std::net::SocketAddr;
+
+use actix::prelude::*;
+
+use crate::actors::{Session, Shutdown, Snapshotter, StoreOwner, StoreSettings, WalWriter};
+use crate::backend::{Backend, Recovered};
+use crate::config::Config;
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr}: {source} (is another server running there? pick another with --addr)")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("server I/O failed while {context}: {source}")]
+    Io {
+        context: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not sync the log at shutdown: {0}")]
+    Shutdown(String),
+}
+
+/// A server whose listener is bound and whose state is recovered, ready to [`Server::run`].
+pub struct Server {
+    config: Config,
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+    backend: Box<dyn Backend>,
+    recovered: Recovered,
+}
+
+impl Server {
+    /// Binds `config.addr` (port 0 picks a free port). `backend` has been recovered into
+    /// `recovered`.
+    pub fn bind(
+        config: Config,
+        backend: Box<dyn Backend>,
+        recovered: Recovered,
+    ) -> Result<Server, ServerError> {
+        let bind_err = |source| ServerError::Bind {
+            addr: config.addr.clone(),
+            source,
+        };
+        let listener = std::net::TcpListener::bind(&config.addr).map_err(bind_err)?;
+        listener.set_nonblocking(true).map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        Ok(Server {
+            config,
+            listener,
+            local_addr,
+            backend,
+            recovered,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until SIGINT or SIGTERM, then syncs the log and returns.
+    pub fn run(self) -> Result<(), ServerError> {
+        let system = System::new();
+        let result = system.block_on(self.serve());
+        System::current().stop();
+        result
+    }
+
+    async fn serve(self) -> Result<(), ServerError> {
+        let Server {
+            config,
+            listener,
+            local_addr,
+            backend,
+            recovered,
+        } = self;
+        let settings = StoreSettings {
+            sync: config.sync,
+            checkpoint: config.checkpoint,
+            limits: config.limits,
+            backend: backend.name().to_string(),
+            data_dir: config.data_dir.clone(),
+            port: local_addr.port(),
+            recovery: recovered.report.to_string(),
+        };
+        let status = backend.status();
+        let snapshotter = SyncArbiter::start(1, || Snapshotter);
+        let sync = config.sync;
+        let store = StoreOwner::create(move |ctx| {
+            let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
+            let wal = WalWriter::new(backend, sync, ctx.address(), snapshotter).start();
+            owner.set_wal(wal);
+            owner
+        });
+        let listener =
+            tokio::net::TcpListener::from_std(listener).map_err(|source| ServerError::Io {
+                context: "registering the listener",
+                source,
+            })?;
+        let mut terminate = tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        )
+        .map_err(|source| ServerError::Io {
+            context: "installing the SIGTERM handler",
+            source,
+        })?;
+        let limits = config.limits;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        Session::start(stream, store.clone(), limits);
+                    }
+                    // Out of file descriptors and the like: keep serving those connected.
+                    Err(err) => {
+                        eprintln!("moodb: accept failed: {err}");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+            }
+        }
+        eprintln!("moodb: shutting down: syncing the log");
+        store
+            .send(Shutdown)
+            .await
+            .map_err(|e| ServerError::Shutdown(e.to_string()))?
+            .map_err(ServerError::Shutdown)?;
+        eprintln!("moodb: stopped cleanly");
+        Ok(())
+    }
+}

@@ -1,0 +1,32 @@
+//! `moodb delete KEY`: deletes a key.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use moodb_engine::resp::Frame;
+
+use crate::client::{format_reply, Client, ClientArgs};
+
+/// Deletes KEY; prints the number of keys deleted (1 or 0) and exits with status 1 if it did
+/// not exist.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    client: ClientArgs,
+    key: String,
+}
+
+pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
+    let mut client = Client::connect(&args.client.addr)?;
+    match client.call(&["DEL", args.key.as_str()])? {
+        Frame::Integer(n) => {
+            println!("{n}");
+            Ok(if n > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        other => Err(format_reply(&other).into()),
+    }
+}
