@@ -75,11 +75,53 @@ fn paper_recover_corpus() {
 }
 
 #[test]
+fn resp_request_corpus() {
+    replay("resp_request");
+}
+
+#[test]
+fn resp_frame_corpus() {
+    replay("resp_frame");
+}
+
+#[test]
 fn every_target_has_a_replay_test() {
     assert_eq!(
         checks::TARGETS,
-        ["record_decode", "log_scan", "checkpoint", "paper_recover"]
+        [
+            "record_decode",
+            "log_scan",
+            "checkpoint",
+            "paper_recover",
+            "resp_request",
+            "resp_frame"
+        ]
     );
+}
+
+/// A declared bulk length of 2^40 with no bulk limit: the decoder waits for the bytes and
+/// reserves nothing (with the default limits it is a protocol error).
+#[test]
+fn a_declared_bulk_of_2_pow_40_allocates_nothing() {
+    use bytes::BytesMut;
+    use moodb_engine::resp::{decode_request, Limits};
+    let header = b"*1\r\n$1099511627776\r\nabc";
+    let mut buf = BytesMut::with_capacity(header.len());
+    buf.extend_from_slice(header);
+    let capacity = buf.capacity();
+    let unlimited = checks::resp_limits(2);
+    assert_eq!(unlimited.max_bulk_len, usize::MAX);
+    assert!(decode_request(&mut buf, &unlimited).unwrap().is_none());
+    assert_eq!(
+        buf.capacity(),
+        capacity,
+        "the declared length reserved memory"
+    );
+    assert_eq!(&buf[..], header, "nothing consumed");
+    assert!(decode_request(&mut buf, &Limits::default()).is_err());
+    let mut input = vec![2, 1];
+    input.extend_from_slice(header);
+    checks::resp_request(&input);
 }
 
 fn bytes(s: &str) -> Bytes {
@@ -202,6 +244,30 @@ fn write_seed_corpus() {
             seeds.push((target, format!("seed-{c}-{name}"), input));
         }
         seeds.push(("paper_recover", format!("seed-{c}"), recovery_input(&files)));
+    }
+    let requests: &[&[u8]] = &[
+        b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\nPING\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n",
+        b"set a b\n*0\r\n\r\n*-1\r\n",
+        b"*1\r\n$1099511627776\r\n",
+    ];
+    for (i, request) in requests.iter().enumerate() {
+        for mode in 0..3u8 {
+            let mut input = vec![mode, 3];
+            input.extend_from_slice(request);
+            seeds.push(("resp_request", format!("seed-{i}-{mode}"), input));
+        }
+    }
+    let frames: &[&[u8]] = &[
+        b"+OK\r\n",
+        b"-ERR unknown command\r\n",
+        b":-42\r\n",
+        b"$3\r\nabc\r\n",
+        b"$-1\r\n",
+        b"*-1\r\n",
+        b"*3\r\n$1\r\na\r\n:1\r\n*1\r\n+x\r\n",
+    ];
+    for (i, frame) in frames.iter().enumerate() {
+        seeds.push(("resp_frame", format!("seed-{i}"), frame.to_vec()));
     }
     for (target, name, data) in seeds {
         checks::run(target, &data);

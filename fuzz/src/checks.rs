@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use moodb_backends::paper::checkpoint::{
     encode_checkpoint, CheckpointReader, BLOCK_HEADER_LEN, CHECKPOINT_HEADER_LEN, CHECKPOINT_MAGIC,
     CHECKPOINT_VERSION, FOOTER_LEN, FOOTER_MAGIC,
@@ -27,10 +27,19 @@ use moodb_backends::paper::log::{
 };
 use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
+use moodb_engine::resp::encode::encode_request;
+use moodb_engine::resp::{decode_frame, decode_request, encode, Limits, Request};
 use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 /// Fuzz target names, each the name of a corpus folder fuzz/corpus/<name>.
-pub const TARGETS: &[&str] = &["record_decode", "log_scan", "checkpoint", "paper_recover"];
+pub const TARGETS: &[&str] = &[
+    "record_decode",
+    "log_scan",
+    "checkpoint",
+    "paper_recover",
+    "resp_request",
+    "resp_frame",
+];
 
 /// Runs the check of `target` on `data`; panics on a finding.
 pub fn run(target: &str, data: &[u8]) {
@@ -39,6 +48,8 @@ pub fn run(target: &str, data: &[u8]) {
         "log_scan" => log_scan(data),
         "checkpoint" => checkpoint(data),
         "paper_recover" => paper_recover(data),
+        "resp_request" => resp_request(data),
+        "resp_frame" => resp_frame(data),
         other => panic!("unknown fuzz target {other}"),
     }
 }
@@ -424,4 +435,105 @@ pub fn paper_recover(data: &[u8]) {
         third.state, expected,
         "the appended record is not recovered"
     );
+}
+
+/// The limits a `resp_request` input asks for with its first byte: the server's defaults, or
+/// small ones (so the fuzzer reaches every limit), or no bulk limit at all (a declared length
+/// must still allocate nothing before its bytes arrive).
+pub fn resp_limits(mode: u8) -> Limits {
+    match mode % 3 {
+        0 => Limits::default(),
+        1 => Limits {
+            max_bulk_len: 64,
+            max_args: 8,
+            max_inline_len: 32,
+        },
+        _ => Limits {
+            max_bulk_len: usize::MAX,
+            ..Limits::default()
+        },
+    }
+}
+
+/// Decodes every request in `input` fed in chunks of `chunk` bytes (0: all at once), checking
+/// each step; returns the requests and whether decoding ended with an error.
+fn requests_in(input: &[u8], chunk: usize, limits: &Limits) -> (Vec<Request>, bool) {
+    let chunk = if chunk == 0 {
+        input.len().max(1)
+    } else {
+        chunk
+    };
+    let mut buf = BytesMut::new();
+    let mut fed = 0;
+    let mut out = Vec::new();
+    loop {
+        let before = buf.clone();
+        let capacity = buf.capacity();
+        match decode_request(&mut buf, limits) {
+            Ok(Some(request)) => {
+                let used = before.len() - buf.len();
+                assert!(used > 0, "a request consumed no bytes");
+                assert_eq!(&before[used..], &buf[..], "decoding changed the rest");
+                assert!(request.len() <= limits.max_args, "more args than the limit");
+                for arg in &request {
+                    assert!(arg.len() <= limits.max_bulk_len, "bulk over the limit");
+                }
+                out.push(request);
+            }
+            Ok(None) => {
+                assert_eq!(buf, before, "an incomplete request consumed bytes");
+                assert!(
+                    buf.capacity() <= capacity,
+                    "an incomplete request reserved memory"
+                );
+                if fed == input.len() {
+                    return (out, false);
+                }
+                let next = (fed + chunk).min(input.len());
+                buf.extend_from_slice(&input[fed..next]);
+                fed = next;
+            }
+            Err(_) => return (out, true),
+        }
+    }
+}
+
+/// `decode_request` over arbitrary bytes under the limits the first byte picks: no panic,
+/// progress on every request, nothing consumed or reserved while incomplete, every limit
+/// respected, the same requests whether the bytes arrive at once or in chunks (of the size
+/// the second byte gives), and each request re-encodes to one that decodes back the same.
+pub fn resp_request(data: &[u8]) {
+    let [mode, chunk, input @ ..] = data else {
+        return;
+    };
+    let limits = resp_limits(*mode);
+    let (whole, whole_err) = requests_in(input, 0, &limits);
+    let (chunked, chunked_err) = requests_in(input, usize::from(*chunk), &limits);
+    assert_eq!(whole, chunked, "chunked input decodes differently");
+    assert_eq!(whole_err, chunked_err, "chunked input fails differently");
+    for request in whole.iter().filter(|r| !r.is_empty()) {
+        let mut again = BytesMut::new();
+        encode_request(request, &mut again);
+        let decoded = decode_request(&mut again, &Limits::default())
+            .expect("an encoded request decodes")
+            .expect("an encoded request is complete");
+        assert_eq!(&decoded, request, "request does not survive re-encoding");
+        assert!(again.is_empty());
+    }
+}
+
+/// `decode_frame` (the client side) over arbitrary bytes: no panic, a frame uses at least one
+/// byte and no more than given, and it re-encodes to bytes that decode to the same frame.
+pub fn resp_frame(data: &[u8]) {
+    let Ok(Some((frame, used))) = decode_frame(data) else {
+        return;
+    };
+    assert!(used > 0 && used <= data.len(), "frame used {used} bytes");
+    let mut again = BytesMut::new();
+    encode(&frame, &mut again);
+    let (decoded, used_again) = decode_frame(&again)
+        .expect("an encoded frame decodes")
+        .expect("an encoded frame is complete");
+    assert_eq!(decoded, frame, "frame does not survive re-encoding");
+    assert_eq!(used_again, again.len());
 }
