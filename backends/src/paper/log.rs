@@ -186,6 +186,9 @@ pub struct LogScanner<'a> {
     at: usize,
     last_lsn: Option<Lsn>,
     end: Option<LogEnd>,
+    /// Offset after the last non-zero byte: from here on the file is its zero tail. Computed
+    /// once, so that probing every offset after damage stays linear.
+    nonzero_end: usize,
 }
 
 /// Why bytes at an offset are not a valid record.
@@ -205,6 +208,7 @@ impl<'a> LogScanner<'a> {
             at: LOG_HEADER_LEN,
             last_lsn: None,
             end: None,
+            nonzero_end: bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1),
         })
     }
 
@@ -228,8 +232,8 @@ impl<'a> LogScanner<'a> {
     /// Parses the record at `at`, requiring its LSN to be above `min_lsn`.
     fn parse_at(&self, at: usize, min_lsn: Lsn) -> Result<ScannedRecord, Bad> {
         let rest = &self.bytes[at..];
-        let zero_tail = |rest: &[u8]| rest.iter().all(|b| *b == 0);
-        if (rest.len() < RECORD_HEADER_LEN || u32_at(rest, 0) == 0) && zero_tail(rest) {
+        let zero_tail = at >= self.nonzero_end;
+        if (rest.len() < RECORD_HEADER_LEN || u32_at(rest, 0) == 0) && zero_tail {
             return Err(Bad::CleanEnd);
         }
         if rest.len() < RECORD_HEADER_LEN {
@@ -289,17 +293,13 @@ impl<'a> LogScanner<'a> {
             }
         }
         let same_unfinished_group = after.first().is_some_and(|(_, _, g)| {
-            *g <= last_good + 1 && after.iter().all(|(_, lsn, g2)| g2 == g && *lsn > last_good)
+            *g <= last_good.saturating_add(1)
+                && after.iter().all(|(_, lsn, g2)| g2 == g && *lsn > last_good)
         });
         if after.is_empty() || same_unfinished_group {
-            let last_nonzero = self
-                .bytes
-                .iter()
-                .rposition(|b| *b != 0)
-                .map_or(at, |p| p + 1);
             LogEnd::TornTail {
                 offset: at as u64,
-                damaged_bytes: last_nonzero.saturating_sub(at) as u64,
+                damaged_bytes: self.nonzero_end.saturating_sub(at) as u64,
                 reason,
             }
         } else {
@@ -320,11 +320,20 @@ impl Iterator for LogScanner<'_> {
         if self.end.is_some() {
             return None;
         }
-        let min_lsn = match self.last_lsn {
-            Some(l) => l + 1,
-            None => self.header.first_lsn,
+        let parsed = match self.last_lsn {
+            None => self.parse_at(self.at, self.header.first_lsn),
+            Some(l) => match l.checked_add(1) {
+                Some(min_lsn) => self.parse_at(self.at, min_lsn),
+                // Nothing can follow lsn 2^64-1: a record after it is out of order.
+                None => self.parse_at(self.at, l).and_then(|r| {
+                    Err(Bad::Damage(format!(
+                        "record lsn {} out of order (nothing can follow lsn {l})",
+                        r.lsn
+                    )))
+                }),
+            },
         };
-        match self.parse_at(self.at, min_lsn) {
+        match parsed {
             Ok(r) => {
                 self.at += r.len as usize;
                 self.last_lsn = Some(r.lsn);

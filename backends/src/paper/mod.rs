@@ -284,6 +284,12 @@ impl Backend for PaperBackend {
                     entry.lsn
                 )));
             }
+            if entry.lsn == Lsn::MAX {
+                // Recovery refuses it: no record could follow it.
+                return Err(StorageError::InvalidInput(
+                    "append of lsn 2^64-1: the last lsn is reserved".into(),
+                ));
+            }
             let index = u32::try_from(i).map_err(|_| {
                 StorageError::InvalidInput("more than 2^32 records in one append".into())
             })?;

@@ -89,6 +89,13 @@ pub(crate) fn recover(
         let reader =
             CheckpointReader::new(&bytes).map_err(|e| corrupt(&path, e.offset, e.reason))?;
         let header = reader.header();
+        if c == Lsn::MAX {
+            return Err(corrupt(
+                &path,
+                16,
+                "checkpoint lsn 2^64-1 leaves no room for another record",
+            ));
+        }
         if header.lsn != c {
             return Err(corrupt(
                 &path,
@@ -137,6 +144,26 @@ pub(crate) fn recover(
     let mut active: Option<ActiveLog> = None;
     for (i, first) in needed.iter().enumerate() {
         let path = dir.join(super::log_name(*first));
+        if *first > last_lsn.saturating_add(1) {
+            // Each segment starts right after the last record before it: a gap means lost
+            // records, and appending into this segment would write LSNs below its first.
+            let why = format!(
+                "log segment starts at lsn {first} but the records before it end at lsn \
+                 {last_lsn}: records in between are missing"
+            );
+            salvage_or_fail(options, &path, 0, why.clone(), &mut report)?;
+            for later in &needed[i..] {
+                let from = dir.join(super::log_name(*later));
+                let to = dir.join(format!("{}.discarded", super::log_name(*later)));
+                fs.rename(&from, &to)
+                    .context(|| format!("rename {} aside", from.display()))?;
+            }
+            report.salvaged = Some(format!(
+                "{}: {why}; it and later segments are kept as *.discarded",
+                path.display()
+            ));
+            break;
+        }
         let is_last = i + 1 == needed.len();
         let bytes = fs
             .read(&path)
@@ -177,6 +204,13 @@ pub(crate) fn recover(
                     &path,
                     rec.offset,
                     format!("record lsn {} does not follow lsn {last_lsn}", rec.lsn),
+                ));
+            }
+            if rec.lsn == Lsn::MAX {
+                return Err(corrupt(
+                    &path,
+                    rec.offset,
+                    "record lsn 2^64-1 leaves no room for another record",
                 ));
             }
             state.apply_owned(rec.record);

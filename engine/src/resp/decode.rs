@@ -95,18 +95,20 @@ fn parse_int(text: &[u8]) -> Option<i64> {
 }
 
 /// Reads a decimal integer line (after its type byte) starting at `from`. Returns the number
-/// and the index after its `\r\n`, or `None` if the line is incomplete.
+/// and the index after its `\r\n`, or `None` if the line is incomplete. A line longer than
+/// `max_len` is an error whether it arrived whole or not (a pending `\r` may still end a line
+/// of exactly `max_len`), so the outcome does not depend on how the bytes were split.
 fn int_line(
     buf: &[u8],
     from: usize,
     max_len: usize,
     what: &str,
 ) -> Result<Option<(i64, usize)>, DecodeError> {
+    let too_big = || protocol(format!("too big {what} count string"));
     match find_crlf(buf, from) {
-        None if buf.len().saturating_sub(from) > max_len => {
-            Err(protocol(format!("too big {what} count string")))
-        }
+        None if buf.len().saturating_sub(from) > max_len.saturating_add(1) => Err(too_big()),
         None => Ok(None),
+        Some(end) if end - from > max_len => Err(too_big()),
         Some(end) => {
             let n = parse_int(&buf[from..end])
                 .ok_or_else(|| protocol(format!("invalid {what} length")))?;
@@ -369,6 +371,38 @@ mod tests {
         check(b"*1\r\n$1\r\nabcd", "bulk string not terminated by CRLF");
         check(b"aaaaaaaaaaaaaaaaaaaaaaaa", "too big inline request");
         check(b"*11111111111111111111", "too big multibulk count string");
+    }
+
+    /// Found by the `resp_request` fuzz target: a count line longer than the limit was
+    /// accepted when it arrived whole and refused when it arrived in pieces.
+    #[test]
+    fn an_overlong_count_line_fails_however_it_arrives() {
+        let limits = Limits {
+            max_inline_len: 8,
+            ..Limits::default()
+        };
+        let long = b"*000000000\r\n"; // 9 digits: over the limit
+        let exact = b"*00000001\r\n$1\r\nx\r\n"; // 8 digits: at the limit
+        for cut in 1..=long.len() {
+            let mut buf = BytesMut::from(&long[..cut]);
+            match decode_request(&mut buf, &limits) {
+                Ok(None) => assert!(cut < long.len(), "a whole line must decide"),
+                Ok(Some(r)) => panic!("cut {cut}: accepted {r:?}"),
+                Err(e) => assert_eq!(
+                    e.to_string(),
+                    "Protocol error: too big multibulk count string"
+                ),
+            }
+        }
+        for cut in 1..exact.len() {
+            let mut buf = BytesMut::from(&exact[..cut]);
+            assert!(
+                decode_request(&mut buf, &limits).unwrap().is_none(),
+                "cut {cut}"
+            );
+        }
+        let mut buf = BytesMut::from(&exact[..]);
+        assert_eq!(decode_request(&mut buf, &limits).unwrap().unwrap().len(), 1);
     }
 
     #[test]

@@ -1,0 +1,3 @@
+//! The checks run by MooDB's fuzz targets, one function per target, in [`checks`].
+
+pub mod checks;
