@@ -7,6 +7,7 @@ use moodb_engine::{Backend, StorageError, SyncPolicy};
 
 pub mod paper;
 pub mod sled;
+pub mod sync;
 
 /// The backends this build knows, by the name used in configuration and on the command line.
 pub const BACKEND_NAMES: &[&str] = &["paper", "sled"];

@@ -66,6 +66,9 @@ pub struct SledBackend {
     poisoned: Option<String>,
 }
 
+/// How long `open` waits for a lock that a just-closed handle in this process still holds.
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
 impl SledBackend {
     /// Opens (creating if missing) the sled database in `<dir>/sled`.
     pub fn open(dir: &Path, options: &BackendOptions) -> Result<Self, StorageError> {
@@ -81,17 +84,30 @@ impl SledBackend {
             ),
             SyncPolicy::Never => Some(SLED_DEFAULT_FLUSH_MS),
         };
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(&path)
-            .flush_every_ms(flush_every_ms)
-            .open()
-            .map_err(|err| {
-                sled_error(
-                    &path,
-                    format!("open sled database {path:?} (is another process using it?)"),
-                    err,
-                )
-            })?;
+            .flush_every_ms(flush_every_ms);
+        // sled releases its file lock from background threads after the last handle is
+        // dropped, so a reopen right after a close can find it still held: retry briefly.
+        let deadline = Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(err))
+                    if Instant::now() < deadline
+                        && err.to_string().contains("could not acquire lock") =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(err) => {
+                    return Err(sled_error(
+                        &path,
+                        format!("open sled database {path:?} (is another process using it?)"),
+                        err,
+                    ))
+                }
+            }
+        };
         Ok(SledBackend {
             db,
             path,

@@ -9,9 +9,22 @@
 //!     backend: "paper",          // or "sled"
 //!     salvage: false,
 //!     checkpoint: (log_bytes: 67108864, interval_ms: 300000),
-//!     limits: (max_bulk_len: 536870912, max_args: 1048576, max_inline_len: 65536),
+//!     limits: (
+//!         max_bulk_len: 536870912,
+//!         max_args: 1048576,
+//!         max_inline_len: 65536,
+//!         max_query_buffer: 1073741824,
+//!         max_output_buffer: 1073741824,
+//!         max_clients: 10000,
+//!         idle_timeout_s: 0,
+//!     ),
+//!     requirepass: None,         // or Some("a long password")
+//!     insecure: false,
 //! )
 //! ```
+//!
+//! Safe by default: a server that listens on an address other than loopback refuses to start
+//! without `requirepass` unless `insecure` is set.
 
 use std::path::{Path, PathBuf};
 
@@ -37,6 +50,10 @@ pub struct Config {
     pub salvage: bool,
     pub checkpoint: CheckpointConfig,
     pub limits: Limits,
+    /// Clients must `AUTH` with this password before any other command.
+    pub requirepass: Option<String>,
+    /// Listen on a non-loopback address even without a password.
+    pub insecure: bool,
 }
 
 /// When the snapshotter takes a checkpoint on its own (SAVE and BGSAVE take one at once).
@@ -69,6 +86,8 @@ impl Default for Config {
             salvage: false,
             checkpoint: CheckpointConfig::default(),
             limits: Limits::default(),
+            requirepass: None,
+            insecure: false,
         }
     }
 }
@@ -84,6 +103,20 @@ pub enum ConfigError {
     },
     #[error("configuration file {path} is not valid: {message} (every field is optional; see README.md, section Configuration)")]
     Parse { path: PathBuf, message: String },
+    #[error(
+        "refusing to listen on {addr} without a password: anyone who can reach it could read \
+         and change every key. Set a password (--requirepass or `requirepass` in the \
+         configuration), listen on 127.0.0.1, or pass --insecure if the network is trusted"
+    )]
+    Exposed { addr: String },
+    #[error("cannot resolve the listen address {addr}: {source}")]
+    Resolve {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid limits: {0}")]
+    Limits(String),
 }
 
 impl Config {
@@ -97,6 +130,55 @@ impl Config {
             path: path.to_owned(),
             message,
         })
+    }
+
+    /// Checks what the types cannot: the limits fit together, and a server reachable from
+    /// other machines has a password (unless `insecure`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        if l.max_query_buffer <= l.max_bulk_len {
+            return Err(ConfigError::Limits(format!(
+                "max_query_buffer ({}) must be larger than max_bulk_len ({}), or no request \
+                 with the largest bulk string could ever arrive",
+                l.max_query_buffer, l.max_bulk_len
+            )));
+        }
+        if l.max_args == 0 || l.max_clients == 0 || l.max_inline_len < 16 {
+            return Err(ConfigError::Limits(
+                "max_args and max_clients must be at least 1, max_inline_len at least 16".into(),
+            ));
+        }
+        if self.requirepass.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::Limits(
+                "requirepass is empty; leave it out for no password".into(),
+            ));
+        }
+        if self.requirepass.is_none() && !self.insecure && !self.loopback_only()? {
+            return Err(ConfigError::Exposed {
+                addr: self.addr.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether every address `addr` resolves to is a loopback address.
+    fn loopback_only(&self) -> Result<bool, ConfigError> {
+        use std::net::ToSocketAddrs;
+        let addrs = self
+            .addr
+            .to_socket_addrs()
+            .map_err(|source| ConfigError::Resolve {
+                addr: self.addr.clone(),
+                source,
+            })?;
+        let mut any = false;
+        for a in addrs {
+            any = true;
+            if !a.ip().is_loopback() {
+                return Ok(false);
+            }
+        }
+        Ok(any)
     }
 
     /// Parses RON text.
@@ -161,6 +243,42 @@ mod tests {
         assert_eq!(Config::load(&path).unwrap().backend, "sled");
         let err = Config::load(&dir.path().join("missing.ron")).unwrap_err();
         assert!(err.to_string().contains("missing.ron"));
+    }
+
+    #[test]
+    fn exposed_addresses_need_a_password_or_insecure() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        c.addr = "localhost:0".into();
+        c.validate().unwrap();
+        c.addr = "0.0.0.0:6380".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("refusing to listen on 0.0.0.0:6380 without a password"),
+            "{err}"
+        );
+        assert!(err.contains("--insecure"), "{err}");
+        c.insecure = true;
+        c.validate().unwrap();
+        c.insecure = false;
+        c.requirepass = Some("pw".into());
+        c.validate().unwrap();
+        c.requirepass = Some(String::new());
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused() {
+        let mut c = Config::default();
+        c.limits.max_query_buffer = c.limits.max_bulk_len;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_query_buffer"));
+        let mut c = Config::default();
+        c.limits.max_clients = 0;
+        assert!(c.validate().is_err());
     }
 
     #[test]

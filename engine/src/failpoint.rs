@@ -47,7 +47,11 @@ impl Action {
             Action::Enospc => io::ErrorKind::StorageFull,
             Action::Eio | Action::On => io::ErrorKind::Other,
         };
-        io::Error::new(kind, format!("injected by failpoint {name} ({self:?})"))
+        let errno = match self {
+            Action::Enospc => "ENOSPC, no space left on device",
+            Action::Eio | Action::On => "EIO, input/output error",
+        };
+        io::Error::new(kind, format!("{errno} (injected by failpoint {name})"))
     }
 }
 

@@ -142,11 +142,11 @@ impl Keyspace {
     }
 
     /// Applies one record. Replaying the records of a history in LSN order rebuilds the state
-    /// that history produced. The record's keys and values are cloned: when the record is no
-    /// longer needed, [`Keyspace::apply_owned`] is cheaper (cloning a `Bytes` built from a
-    /// `Vec`, as decoded records are, allocates a shared header that then lives with the key).
+    /// that history produced. The map stores its own copies of the record's keys and values:
+    /// a `Bytes` the server decoded is a slice of a session's read buffer, and keeping it would
+    /// keep that whole buffer alive for as long as the key lives.
     pub fn apply(&mut self, record: &Record) {
-        self.apply_owned(record.clone());
+        self.apply_owned(detached(record));
     }
 
     /// Applies one record, moving its keys and values into the map (recovery's replay).
@@ -211,9 +211,48 @@ impl Extend<(Bytes, Value)> for Keyspace {
     }
 }
 
+/// A copy of `record` whose keys and values own exactly their bytes.
+fn detached(record: &Record) -> Record {
+    let copy = |b: &Bytes| Bytes::copy_from_slice(b);
+    match record {
+        Record::Set {
+            key,
+            value,
+            expires_at_ms,
+        } => Record::Set {
+            key: copy(key),
+            value: copy(value),
+            expires_at_ms: *expires_at_ms,
+        },
+        Record::Update { key, value } => Record::Update {
+            key: copy(key),
+            value: copy(value),
+        },
+        Record::Delete { key } => Record::Delete { key: key.clone() },
+        Record::Clear => Record::Clear,
+        Record::Txn(ops) => Record::Txn(ops.iter().map(detached).collect()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn applied_records_do_not_pin_the_buffer_they_were_decoded_from() {
+        let buffer = Bytes::from(vec![b'x'; 64 * 1024]);
+        let range = buffer.as_ptr() as usize..buffer.as_ptr() as usize + buffer.len();
+        let mut ks = Keyspace::new();
+        ks.apply(&Record::Set {
+            key: buffer.slice(0..3),
+            value: buffer.slice(3..10),
+            expires_at_ms: None,
+        });
+        let (key, value) = ks.iter().next().expect("one key");
+        assert!(!range.contains(&(key.as_ptr() as usize)));
+        assert!(!range.contains(&(value.data.as_ptr() as usize)));
+        assert_eq!(&value.data[..], b"xxxxxxx");
+    }
 
     fn b(s: &str) -> Bytes {
         Bytes::copy_from_slice(s.as_bytes())

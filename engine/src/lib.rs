@@ -3,6 +3,7 @@
 //! configuration and its start-up.
 
 pub mod actors;
+pub mod auth;
 pub mod backend;
 pub mod command;
 pub mod config;

@@ -3,12 +3,16 @@
 //! log and return.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use actix::prelude::*;
 
+use crate::actors::session::{ClientSlot, SessionConfig};
 use crate::actors::{Session, Shutdown, Snapshotter, StoreOwner, StoreSettings, WalWriter};
+use crate::auth::Password;
 use crate::backend::{Backend, Recovered};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +31,12 @@ pub enum ServerError {
     },
     #[error("could not sync the log at shutdown: {0}")]
     Shutdown(String),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
 }
+
+/// What a client over the `max_clients` limit is told before it is disconnected.
+pub const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// A server whose listener is bound and whose state is recovered, ready to [`Server::run`].
 pub struct Server {
@@ -39,13 +48,15 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds `config.addr` (port 0 picks a free port). `backend` has been recovered into
-    /// `recovered`.
+    /// Checks `config` ([`Config::validate`]: limits, and no exposed address without a
+    /// password) and binds `config.addr` (port 0 picks a free port). `backend` has been
+    /// recovered into `recovered`.
     pub fn bind(
         config: Config,
         backend: Box<dyn Backend>,
         recovered: Recovered,
     ) -> Result<Server, ServerError> {
+        config.validate()?;
         let bind_err = |source| ServerError::Bind {
             addr: config.addr.clone(),
             source,
@@ -113,13 +124,23 @@ impl Server {
             context: "installing the SIGTERM handler",
             source,
         })?;
-        let limits = config.limits;
+        let sessions = Arc::new(SessionConfig {
+            limits: config.limits,
+            password: config
+                .requirepass
+                .as_deref()
+                .map(|p| Password::new(p.as_bytes())),
+        });
+        let clients = Arc::new(AtomicUsize::new(0));
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        Session::start(stream, store.clone(), limits);
-                    }
+                    Ok((stream, _)) => match ClientSlot::take(&clients, config.limits.max_clients) {
+                        Some(slot) => {
+                            Session::start(stream, store.clone(), Arc::clone(&sessions), slot);
+                        }
+                        None => refuse(stream),
+                    },
                     // Out of file descriptors and the like: keep serving those connected.
                     Err(err) => {
                         eprintln!("moodb: accept failed: {err}");
@@ -139,4 +160,16 @@ impl Server {
         eprintln!("moodb: stopped cleanly");
         Ok(())
     }
+}
+
+/// Tells a client over the `max_clients` limit so, without waiting on it, and closes.
+fn refuse(stream: tokio::net::TcpStream) {
+    actix::spawn(async move {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = stream;
+        let write = stream.write_all(MAX_CLIENTS_REPLY);
+        // A client that does not take even this is not worth waiting for.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
+        let _ = stream.shutdown().await;
+    });
 }

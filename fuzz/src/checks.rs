@@ -447,6 +447,8 @@ pub fn resp_limits(mode: u8) -> Limits {
             max_bulk_len: 64,
             max_args: 8,
             max_inline_len: 32,
+            max_query_buffer: 256,
+            ..Limits::default()
         },
         _ => Limits {
             max_bulk_len: usize::MAX,

@@ -1,3 +1,19 @@
 //! Helpers for the integration tests: start a real `moodb serve` on 127.0.0.1 with a temporary
-//! data directory, and talk to it.
+//! data directory ([`server::TestServer`]), and check histories recorded against it
+//! ([`linearizability`]).
+
 pub mod linearizability;
+pub mod raw;
+pub mod server;
+
+pub use server::{moodb_binary, HarnessError, ServerOptions, TestServer};
+
+/// Whether `program` can be run from PATH (for tests that use redis-cli or redis-benchmark).
+pub fn have_program(program: &str) -> bool {
+    std::process::Command::new(program)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok()
+}

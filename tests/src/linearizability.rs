@@ -7,7 +7,7 @@
 //! after operations invoked after the restart).
 //!
 //! [`check`] verifies the history against a sequential model of one string key
-//! (get/set/del/incr/update/cas). Linearizability is compositional (Herlihy & Wing's locality,
+//! (get/set/del/incr/update/cas, and MULTI/EXEC transactions of those on that one key). Linearizability is compositional (Herlihy & Wing's locality,
 //! Porcupine's "P-compositionality"), so each key is checked on its own, which keeps the search
 //! small. The search is the Wing & Gong / Lowe / Porcupine one: repeatedly pick an operation
 //! that no remaining operation precedes in real time, apply it to the model if its answer
@@ -39,9 +39,13 @@ pub enum Op {
     /// UPDATE key value (MooDB's set-if-exists, redis' SET XX): answers OK, or nil when the key
     /// is absent (and then changes nothing).
     Update(Bytes),
-    /// Compare-and-set: if the value equals `expected` (nil = absent) set it to `new`;
-    /// answers 1 if it did, 0 otherwise.
-    Cas { expected: Option<Bytes>, new: Bytes },
+    /// Compare-and-set (MooDB's `CAS key expected new`): if the key holds `expected`, set it to
+    /// `new`; answers 1 if it did, 0 otherwise (also when the key is absent).
+    Cas { expected: Bytes, new: Bytes },
+    /// MULTI, these operations on the same key, EXEC: applied as one step, answered by
+    /// [`Output::Txn`] with one answer per operation. (Transactions over several keys are not
+    /// expressible: per-key checking needs each operation to touch one key.)
+    Txn(Vec<Op>),
 }
 
 /// The answer to an operation.
@@ -57,6 +61,8 @@ pub enum Output {
     Int(i64),
     /// An error reply (INCR of a value that is not an integer).
     Error,
+    /// The answers of a transaction's operations, in order.
+    Txn(Vec<Output>),
 }
 
 /// What became of an operation.
@@ -211,9 +217,8 @@ impl fmt::Display for DisplayOp<'_> {
             Op::Del => "del".to_string(),
             Op::Incr => "incr".to_string(),
             Op::Update(v) => format!("update {}", s(v)),
-            Op::Cas { expected, new } => {
-                format!("cas {:?} -> {}", expected.as_ref().map(s), s(new))
-            }
+            Op::Cas { expected, new } => format!("cas {} -> {}", s(expected), s(new)),
+            Op::Txn(ops) => format!("multi {ops:?} exec"),
         };
         match &op.completion {
             Completion::Returned { at, output } => write!(
@@ -316,11 +321,21 @@ fn step(state: &Option<Bytes>, op: &Op) -> (Option<Bytes>, Output) {
             None => (None, Output::Nil),
         },
         Op::Cas { expected, new } => {
-            if state == expected {
+            if state.as_ref() == Some(expected) {
                 (Some(new.clone()), Output::Int(1))
             } else {
                 (state.clone(), Output::Int(0))
             }
+        }
+        Op::Txn(ops) => {
+            let mut state = state.clone();
+            let mut outputs = Vec::with_capacity(ops.len());
+            for op in ops {
+                let (next, output) = step(&state, op);
+                state = next;
+                outputs.push(output);
+            }
+            (state, Output::Txn(outputs))
         }
     }
 }

@@ -184,7 +184,7 @@ fn cas_follows_the_model() {
             2,
             "k",
             Op::Cas {
-                expected: Some(b"a".to_vec()),
+                expected: b"a".to_vec(),
                 new: b"b".to_vec(),
             },
             20,
@@ -195,13 +195,45 @@ fn cas_follows_the_model() {
             3,
             "k",
             Op::Cas {
-                expected: Some(b"a".to_vec()),
+                expected: b"a".to_vec(),
                 new: b"c".to_vec(),
             },
             40,
             50,
             Output::Int(1),
         ),
+    ];
+    assert!(!check(&h, &none()).ok());
+}
+
+#[test]
+fn cas_of_an_absent_key_never_swaps() {
+    let cas = || Op::Cas {
+        expected: Vec::new(),
+        new: b"x".to_vec(),
+    };
+    let ok = vec![done(1, "k", cas(), 0, 10, Output::Int(0))];
+    assert!(check(&ok, &none()).ok());
+    let bad = vec![done(1, "k", cas(), 0, 10, Output::Int(1))];
+    assert!(!check(&bad, &none()).ok());
+}
+
+#[test]
+fn a_transaction_is_one_step() {
+    // MULTI GET INCR EXEC: the read and the increment are adjacent in every linearization.
+    let txn = || Op::Txn(vec![Op::Get, Op::Incr]);
+    let answer = |v: &str, n: i64| Output::Txn(vec![val(v), Output::Int(n)]);
+    let h = vec![
+        done(1, "k", set("1"), 0, 10, Output::Ok),
+        done(2, "k", txn(), 20, 50, answer("1", 2)),
+        done(3, "k", txn(), 25, 55, answer("2", 3)),
+    ];
+    assert!(check(&h, &none()).ok());
+    // Two overlapping transactions that both read 1: the second increment would have read 2.
+    let h = vec![
+        done(1, "k", set("1"), 0, 10, Output::Ok),
+        done(2, "k", txn(), 20, 50, answer("1", 2)),
+        done(3, "k", txn(), 25, 55, answer("1", 3)),
     ];
     assert!(!check(&h, &none()).ok());
 }

@@ -68,7 +68,7 @@ fn format_into(frame: &Frame, indent: usize, out: &mut String) {
         Frame::Simple(s) => out.push_str(s),
         Frame::Error(s) => out.push_str(&format!("(error) {s}")),
         Frame::Integer(n) => out.push_str(&format!("(integer) {n}")),
-        Frame::Null => out.push_str("(nil)"),
+        Frame::Null | Frame::NullArray => out.push_str("(nil)"),
         Frame::Bulk(b) => out.push_str(&format!("{:?}", String::from_utf8_lossy(b))),
         Frame::Array(items) if items.is_empty() => out.push_str("(empty array)"),
         Frame::Array(items) => {

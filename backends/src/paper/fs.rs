@@ -3,13 +3,13 @@
 //! and synced bytes apart and can produce the image a power cut would leave, or fail the k-th
 //! operation with EIO, ENOSPC or a crash. The crash and fault tests are built on [`SimFs`].
 
+use crate::sync::{Arc, Mutex, MutexGuard};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 /// An open file, positioned writes only (the engine keeps its own offsets).
 pub trait FsFile: Send + fmt::Debug {

@@ -19,11 +19,19 @@
 //! Failures. A failed write or sync poisons the backend: every later append gets
 //! [`StorageError::Poisoned`]; an fsync is never retried. A failed checkpoint job leaves the
 //! previous checkpoint and the log untouched.
+//!
+//! Failpoints (`MOODB_FAILPOINTS`, see `moodb_engine::failpoint`): `wal::write` fails the
+//! log append's write, `wal::fsync` its fdatasync, `wal::skip_fsync` skips the fdatasync
+//! (a broken build for the power-cut test), `checkpoint::write` every write of a checkpoint
+//! file.
 
 pub mod checkpoint;
 pub mod fs;
 pub mod log;
 mod recovery;
+
+#[cfg(all(test, feature = "loom"))]
+mod loom_tests;
 
 pub use recovery::{parse_name, FileKind};
 
@@ -32,6 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use moodb_engine::error::IoContext;
+use moodb_engine::failpoint;
 use moodb_engine::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
     Recovered, StorageError, SyncPolicy,
@@ -176,10 +185,14 @@ impl PaperBackend {
             return Ok(());
         }
         let start = Instant::now();
-        let result = log
-            .file
-            .sync_data()
-            .context(|| format!("fdatasync {}", log.path.display()));
+        let result = if failpoint::enabled(failpoint::WAL_SKIP_FSYNC) {
+            // A deliberately broken build: claims durability it does not have.
+            Ok(())
+        } else {
+            failpoint::io(failpoint::WAL_FSYNC)
+                .and_then(|()| log.file.sync_data())
+                .context(|| format!("fdatasync {}", log.path.display()))
+        };
         let took = start.elapsed();
         self.fsyncs += 1;
         self.fsync_total += took;
@@ -308,9 +321,8 @@ impl Backend for PaperBackend {
             }
         }
         if result.is_ok() {
-            result = log
-                .file
-                .write_all_at(&self.buf, log.len)
+            result = failpoint::io(failpoint::WAL_WRITE)
+                .and_then(|()| log.file.write_all_at(&self.buf, log.len))
                 .context(|| format!("write {n} bytes to {}", log.path.display()));
         }
         if let Err(e) = result {
@@ -403,6 +415,7 @@ impl PaperCheckpointJob {
         let sink = |buf: &[u8]| {
             let at = offset;
             offset += buf.len() as u64;
+            failpoint::io(failpoint::CHECKPOINT_WRITE)?;
             file.write_all_at(buf, at)
         };
         let mut writer =

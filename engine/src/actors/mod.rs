@@ -20,6 +20,7 @@ pub mod wal_writer;
 use actix::prelude::*;
 
 use crate::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
+use crate::command::txn::SessionId;
 use crate::keyspace::Keyspace;
 use crate::record::Lsn;
 use crate::resp::{Frame, Request};
@@ -33,6 +34,8 @@ pub use wal_writer::WalWriter;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Batch {
+    /// The session that sent it (its transaction state lives in the store owner).
+    pub session: SessionId,
     /// Position of this batch in the session's stream of batches.
     pub seq: u64,
     pub requests: Vec<Request>,
@@ -52,6 +55,11 @@ pub struct Replies {
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionEvent(pub bool);
+
+/// Session → store owner: the connection closed; forget its transaction and watches.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionClosed(pub SessionId);
 
 /// Store owner → WAL writer: records to append, in LSN order.
 #[derive(Message)]
@@ -106,3 +114,6 @@ pub struct Shutdown;
 #[derive(Message)]
 #[rtype(result = "Result<(), String>")]
 pub struct SyncNow;
+
+#[cfg(test)]
+mod tests;

@@ -2,23 +2,126 @@
 //! buffer and sends them to the store owner as one batch, then writes the replies in request
 //! order (batches are numbered; replies that come back early wait for those before them).
 //! QUIT and protocol errors are answered here, after every earlier reply, and close the
-//! connection.
+//! connection; so are AUTH and, before authentication, every command (`-NOAUTH`).
+//!
+//! Bounds: the codec holds at most `max_query_buffer` bytes of an incomplete request; replies
+//! not yet taken by the client are counted, and a client holding more than
+//! `max_output_buffer` of them is disconnected (while the output is above the writer's high
+//! watermark the session also stops reading requests); a client idle for `idle_timeout_s` is
+//! disconnected; each session holds one of the listener's `max_clients` slots.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, Instant};
 
 use actix::io::{FramedWrite, WriteHandler};
 use actix::prelude::*;
+use bytes::BytesMut;
+use tokio::io::AsyncWrite;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{Batch, Replies, SessionEvent, StoreOwner};
+use super::{Batch, Replies, SessionClosed, SessionEvent, StoreOwner};
+use crate::auth::{self, Password};
+use crate::command::txn::SessionId;
 use crate::resp::{DecodeError, Frame, Limits, Request, RespCodec};
+
+/// Gives each session its identity (unique for the life of the process).
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What every session of a server shares.
+#[derive(Debug, Clone, Default)]
+pub struct SessionConfig {
+    pub limits: Limits,
+    /// Clients must AUTH with this password first (`requirepass`).
+    pub password: Option<Password>,
+}
+
+/// One of the listener's `max_clients` slots, given back when the session ends.
+#[derive(Debug)]
+pub struct ClientSlot(Arc<AtomicUsize>);
+
+impl ClientSlot {
+    /// Takes a slot from `count` unless `max` are taken.
+    pub fn take(count: &Arc<AtomicUsize>, max: usize) -> Option<ClientSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| ClientSlot(Arc::clone(count)))
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Reply bytes encoded but not yet taken by the socket.
+type Pending = Rc<Cell<usize>>;
+
+/// The reply encoder, counting what it adds to the write buffer.
+struct CountingCodec(Pending);
+
+impl Encoder<Frame> for CountingCodec {
+    type Error = std::io::Error;
+
+    fn encode(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), std::io::Error> {
+        let before = out.len();
+        crate::resp::encode(&frame, out);
+        self.0.set(self.0.get() + (out.len() - before));
+        Ok(())
+    }
+}
+
+/// The socket's write half, counting what it takes.
+struct CountingWrite(OwnedWriteHalf, Pending);
+
+impl AsyncWrite for CountingWrite {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let result = Pin::new(&mut this.0).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &result {
+            this.1.set(this.1.get().saturating_sub(*n));
+        }
+        result
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}
 
 /// One client connection.
 pub struct Session {
+    id: SessionId,
     store: Addr<StoreOwner>,
-    writer: FramedWrite<Frame, OwnedWriteHalf, RespCodec>,
+    writer: FramedWrite<Frame, CountingWrite, CountingCodec>,
+    /// Reply bytes in the write buffer.
+    pending_out: Pending,
+    config: Arc<SessionConfig>,
+    authenticated: bool,
+    /// Last request read or reply written, for the idle timeout.
+    last_active: Instant,
+    peer: String,
+    _slot: ClientSlot,
     /// Number given to the next batch.
     next_seq: u64,
     /// Number of the next batch whose replies go out.
@@ -32,16 +135,37 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts a session actor on the current arbiter for `stream`.
-    pub fn start(stream: TcpStream, store: Addr<StoreOwner>, limits: Limits) -> Addr<Session> {
+    /// Starts a session actor on the current arbiter for `stream`, holding `slot`.
+    pub fn start(
+        stream: TcpStream,
+        store: Addr<StoreOwner>,
+        config: Arc<SessionConfig>,
+        slot: ClientSlot,
+    ) -> Addr<Session> {
         // Replies are written as soon as they are ready: no Nagle delay.
         let _ = stream.set_nodelay(true);
+        let peer = stream
+            .peer_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
-            ctx.add_stream(FramedRead::new(read, RespCodec { limits }));
+            ctx.add_stream(FramedRead::new(read, RespCodec::new(config.limits)));
+            let pending_out = Pending::default();
+            let writer = FramedWrite::new(
+                CountingWrite(write, Rc::clone(&pending_out)),
+                CountingCodec(Rc::clone(&pending_out)),
+                ctx,
+            );
             Session {
+                id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
                 store,
-                writer: FramedWrite::new(write, RespCodec { limits }, ctx),
+                writer,
+                pending_out,
+                authenticated: config.password.is_none(),
+                config,
+                last_active: Instant::now(),
+                peer,
+                _slot: slot,
                 next_seq: 0,
                 next_out: 0,
                 ready: BTreeMap::new(),
@@ -65,33 +189,87 @@ impl Session {
         self.write_ready(ctx);
     }
 
+    /// Answers locally with `frame`, in order with the replies of earlier batches.
+    fn reply_here(&mut self, frame: Frame, ctx: &mut Context<Self>) {
+        let seq = self.take_seq();
+        self.ready.insert(seq, vec![frame]);
+        self.write_ready(ctx);
+    }
+
+    /// Sends `requests` (if any) to the store owner as one batch.
+    fn send_batch(&mut self, requests: &mut Vec<Request>, ctx: &mut Context<Self>) {
+        if !requests.is_empty() {
+            let seq = self.take_seq();
+            self.store.do_send(Batch {
+                session: self.id,
+                seq,
+                requests: std::mem::take(requests),
+                reply_to: ctx.address().recipient(),
+            });
+        }
+    }
+
     fn write_ready(&mut self, ctx: &mut Context<Self>) {
         while let Some(frames) = self.ready.remove(&self.next_out) {
-            for frame in frames {
-                self.writer.write(frame);
-            }
-            if self.close_after == Some(self.next_out) {
-                // Flushes what is buffered, then shuts the socket; `finished` stops us.
-                self.writer.close();
-                self.ready.clear();
+            if !self.write_next(frames, ctx) {
                 return;
             }
-            self.next_out += 1;
         }
         if self.eof && self.next_out == self.next_seq {
             ctx.stop();
         }
+    }
+
+    /// Writes `frames`, the replies of batch `next_out`. Returns false if the session is
+    /// closing or stopping, when nothing more may be written.
+    fn write_next(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) -> bool {
+        self.last_active = Instant::now();
+        for frame in frames {
+            self.writer.write(frame);
+        }
+        let max = self.config.limits.max_output_buffer;
+        if max > 0 && self.pending_out.get() > max {
+            eprintln!(
+                "moodb: disconnecting client {}: {} bytes of replies it has not read exceed \
+                 limits.max_output_buffer ({max})",
+                self.peer,
+                self.pending_out.get()
+            );
+            self.ready.clear();
+            ctx.stop();
+            return false;
+        }
+        if self.close_after == Some(self.next_out) {
+            // Flushes what is buffered, then shuts the socket; `finished` stops us.
+            self.writer.close();
+            self.ready.clear();
+            return false;
+        }
+        self.next_out += 1;
+        true
     }
 }
 
 impl Actor for Session {
     type Context = Context<Self>;
 
-    fn started(&mut self, _: &mut Context<Self>) {
+    fn started(&mut self, ctx: &mut Context<Self>) {
         self.store.do_send(SessionEvent(true));
+        let idle = self.config.limits.idle_timeout_s;
+        if idle > 0 {
+            let timeout = Duration::from_secs(idle);
+            let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+            ctx.run_interval(every, move |s, ctx| {
+                let waiting = s.next_out != s.next_seq || s.pending_out.get() > 0;
+                if !waiting && s.last_active.elapsed() >= timeout {
+                    ctx.stop();
+                }
+            });
+        }
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
+        self.store.do_send(SessionClosed(self.id));
         self.store.do_send(SessionEvent(false));
     }
 }
@@ -101,25 +279,55 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
         if self.close_after.is_some() {
             return;
         }
+        self.last_active = Instant::now();
         match item {
             Ok(mut requests) => {
-                let quit = requests
-                    .iter()
-                    .position(|r| r.first().is_some_and(|n| n.eq_ignore_ascii_case(b"QUIT")));
-                if let Some(at) = quit {
-                    requests.truncate(at);
+                // The usual case: nothing for the session itself to answer, so the decoded
+                // batch goes to the store owner as it is (the codec drops empty requests).
+                let local = |r: &Request| {
+                    r.first().is_none_or(|n| {
+                        n.eq_ignore_ascii_case(b"QUIT") || n.eq_ignore_ascii_case(b"AUTH")
+                    })
+                };
+                if self.authenticated && !requests.iter().any(local) {
+                    self.send_batch(&mut requests, ctx);
+                    return;
                 }
-                if !requests.is_empty() {
-                    let seq = self.take_seq();
-                    self.store.do_send(Batch {
-                        seq,
-                        requests,
-                        reply_to: ctx.address().recipient(),
-                    });
+                let mut batch = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let Some(name) = request.first() else {
+                        continue;
+                    };
+                    if name.eq_ignore_ascii_case(b"QUIT") {
+                        self.send_batch(&mut batch, ctx);
+                        self.close_with(Frame::ok(), ctx);
+                        return;
+                    }
+                    let config = Arc::clone(&self.config);
+                    let password = config.password.as_ref();
+                    if name.eq_ignore_ascii_case(b"AUTH") {
+                        self.send_batch(&mut batch, ctx);
+                        let (reply, ok) = auth::auth(&request, password);
+                        self.authenticated |= ok;
+                        self.reply_here(reply, ctx);
+                        continue;
+                    }
+                    if !self.authenticated {
+                        let refused = if name.eq_ignore_ascii_case(b"HELLO") {
+                            auth::hello(&request, password)
+                        } else {
+                            Some(auth::noauth())
+                        };
+                        if let Some(reply) = refused {
+                            self.send_batch(&mut batch, ctx);
+                            self.reply_here(reply, ctx);
+                            continue;
+                        }
+                        self.authenticated = true;
+                    }
+                    batch.push(request);
                 }
-                if quit.is_some() {
-                    self.close_with(Frame::ok(), ctx);
-                }
+                self.send_batch(&mut batch, ctx);
             }
             Err(DecodeError::Protocol(msg)) => {
                 self.close_with(Frame::err(format!("Protocol error: {msg}")), ctx)
@@ -140,7 +348,14 @@ impl Handler<Replies> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Replies, ctx: &mut Context<Self>) {
-        self.ready.insert(msg.seq, msg.frames);
+        if msg.seq == self.next_out {
+            // In order (the usual case): write them without a trip through `ready`.
+            if !self.write_next(msg.frames, ctx) {
+                return;
+            }
+        } else {
+            self.ready.insert(msg.seq, msg.frames);
+        }
         self.write_ready(ctx);
     }
 }

@@ -7,7 +7,13 @@
 //! is released — synced under `always`, appended under `every`/`never`. A write depends on its
 //! own LSN; a read depends on the last unreleased write to each key it read (or to any key,
 //! for DBSIZE/KEYS/SCAN), so a reader cannot see a value that a crash could still lose.
+//!
+//! **Invariant (transactions are atomic and isolated):** EXEC runs its queued commands inside
+//! one handler call, so no other request interleaves, and their writes become one
+//! `Record::Txn` with one LSN (none when they wrote nothing): the log holds all of them or
+//! none. Every applied record is shown to [`Transactions::touch`] so WATCH sees every change.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -16,12 +22,13 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::{
-    Append, Appended, Batch, CheckpointDone, Replies, SessionEvent, Shutdown, StartCheckpoint,
-    SyncNow, WalWriter,
+    Append, Appended, Batch, CheckpointDone, Replies, SessionClosed, SessionEvent, Shutdown,
+    StartCheckpoint, SyncNow, WalWriter,
 };
 use crate::backend::{BackendStatus, LogEntry, SyncPolicy};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
-use crate::command::{self, Access, Command, ServerCommand};
+use crate::command::txn::{SessionId, Transactions};
+use crate::command::{self, Access, Command, ServerCommand, TxnCommand};
 use crate::config::CheckpointConfig;
 use crate::keyspace::Keyspace;
 use crate::record::{Lsn, Record};
@@ -92,10 +99,14 @@ pub struct StoreOwner {
     /// LSN of the last FLUSHDB, which every read depends on until it is released.
     clear_lsn: Lsn,
     waiting: Vec<Waiting>,
+    /// Empty; keeps its capacity for the next [`StoreOwner::release`].
+    spare_waiting: Vec<Waiting>,
     storage_error: Option<String>,
     status: BackendStatus,
     checkpoint: Checkpointing,
     stats: Stats,
+    /// Every session's MULTI queue and WATCHed keys.
+    txns: Transactions,
 }
 
 impl StoreOwner {
@@ -120,6 +131,7 @@ impl StoreOwner {
             unreleased_order: VecDeque::new(),
             clear_lsn: 0,
             waiting: Vec::new(),
+            spare_waiting: Vec::new(),
             storage_error: None,
             checkpoint: Checkpointing {
                 last_lsn: status.last_checkpoint_lsn,
@@ -127,6 +139,7 @@ impl StoreOwner {
             },
             status,
             stats: Stats::default(),
+            txns: Transactions::new(),
         }
     }
 
@@ -183,11 +196,44 @@ impl StoreOwner {
         }
     }
 
-    /// Executes one request; returns its reply and the LSN it waits for. `save` is set for
-    /// SAVE, whose reply waits for the next checkpoint.
-    fn execute(&mut self, request: &[Bytes], now_ms: u64, save: &mut bool) -> (Frame, Lsn) {
+    /// Gives `record` the next LSN and queues it for the WAL writer; returns the LSN.
+    fn log(&mut self, record: Record) -> Lsn {
+        self.stats.writes += 1;
+        self.last_lsn += 1;
+        let lsn = self.last_lsn;
+        self.note_unreleased(lsn, &record);
+        self.txns.touch(&record);
+        self.tick.push(LogEntry { lsn, record });
+        lsn
+    }
+
+    /// Executes one request of `session`; returns its reply and the LSN it waits for. `save`
+    /// is set for SAVE, whose reply waits for the next checkpoint.
+    fn execute(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        now_ms: u64,
+        save: &mut bool,
+    ) -> (Frame, Lsn) {
         self.stats.commands += 1;
-        let cmd = match command::parse(request) {
+        let parsed = command::parse(request);
+        if self.txns.in_multi(session) {
+            match parsed {
+                Ok(Command::Txn(
+                    TxnCommand::Multi
+                    | TxnCommand::Exec
+                    | TxnCommand::Discard
+                    | TxnCommand::Watch(_),
+                )) => {}
+                Ok(Command::Server(ServerCommand::Save)) => {
+                    let err = Frame::err("SAVE is not allowed inside MULTI (BGSAVE is)");
+                    return (self.txns.queue(session, Err(err)), 0);
+                }
+                other => return (self.txns.queue(session, other), 0),
+            }
+        }
+        let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(reply) => return (reply, 0),
         };
@@ -199,15 +245,11 @@ impl StoreOwner {
                     }
                 }
                 let applied = cmd.apply(&mut self.keyspace, now_ms);
-                let mut wait = self.read_dependency(&applied.access);
-                if let Some(record) = applied.record {
-                    self.stats.writes += 1;
-                    self.last_lsn += 1;
-                    let lsn = self.last_lsn;
-                    self.note_unreleased(lsn, &record);
-                    self.tick.push(LogEntry { lsn, record });
-                    wait = lsn;
-                }
+                let wait = match applied.record {
+                    // The newest LSN: it covers whatever the write read, no lookup needed.
+                    Some(record) => self.log(record),
+                    None => self.read_dependency(&applied.access),
+                };
                 if wait > self.released_lsn {
                     if let Some(err) = &self.storage_error {
                         return (storage_refuses(err), 0);
@@ -216,7 +258,70 @@ impl StoreOwner {
                 (applied.reply, wait)
             }
             Command::Server(cmd) => (self.server_command(cmd, save), 0),
+            Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
         }
+    }
+
+    fn transaction_command(
+        &mut self,
+        session: SessionId,
+        cmd: TxnCommand,
+        now_ms: u64,
+    ) -> (Frame, Lsn) {
+        match cmd {
+            TxnCommand::Multi => (self.txns.multi(session), 0),
+            TxnCommand::Discard => (self.txns.discard(session), 0),
+            TxnCommand::Watch(keys) => (self.txns.watch(session, keys, &self.keyspace, now_ms), 0),
+            TxnCommand::Unwatch => (self.txns.unwatch(session), 0),
+            TxnCommand::Exec => match self.txns.exec(session, &self.keyspace, now_ms) {
+                Ok(commands) => self.exec(commands, now_ms),
+                Err(reply) => (reply, 0),
+            },
+        }
+    }
+
+    /// Runs the commands of a transaction as one unit: one `Record::Txn` of all their writes
+    /// (nothing when they wrote nothing); a command's runtime error is its own reply only.
+    fn exec(&mut self, commands: Vec<Command>, now_ms: u64) -> (Frame, Lsn) {
+        let writes = commands
+            .iter()
+            .any(|c| matches!(c, Command::Data(d) if d.is_write()));
+        if writes {
+            if let Some(err) = &self.storage_error {
+                return (storage_refuses(err), 0);
+            }
+        }
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut ops = Vec::new();
+        let mut wait = 0;
+        for cmd in commands {
+            let reply = match cmd {
+                Command::Data(cmd) => {
+                    let applied = cmd.apply(&mut self.keyspace, now_ms);
+                    wait = wait.max(self.read_dependency(&applied.access));
+                    match applied.record {
+                        Some(Record::Txn(inner)) => ops.extend(inner),
+                        Some(record) => ops.push(record),
+                        None => {}
+                    }
+                    applied.reply
+                }
+                // SAVE is refused while queueing; BGSAVE and the rest answer at once.
+                Command::Server(cmd) => self.server_command(cmd, &mut false),
+                // Only UNWATCH is queued; EXEC drops the watches anyway.
+                Command::Txn(_) => Frame::ok(),
+            };
+            replies.push(reply);
+        }
+        if !ops.is_empty() {
+            wait = self.log(Record::Txn(ops));
+        }
+        if wait > self.released_lsn {
+            if let Some(err) = &self.storage_error {
+                return (storage_refuses(err), 0);
+            }
+        }
+        (Frame::Array(replies), wait)
     }
 
     fn server_command(&mut self, cmd: ServerCommand, save: &mut bool) -> Frame {
@@ -303,28 +408,37 @@ impl StoreOwner {
     /// Sends every waiting batch whose writes are now released.
     fn release(&mut self) {
         let released = self.released_lsn;
+        if released >= self.last_lsn {
+            // Everything is released (the usual case after a group commit): drop the tracking
+            // wholesale instead of one hash lookup and removal per key.
+            self.unreleased.clear();
+            self.unreleased_order.clear();
+        }
         while let Some((lsn, _)) = self.unreleased_order.front() {
             if *lsn > released {
                 break;
             }
             if let Some((lsn, key)) = self.unreleased_order.pop_front() {
-                if self.unreleased.get(&key) == Some(&lsn) {
-                    self.unreleased.remove(&key);
+                if let Entry::Occupied(e) = self.unreleased.entry(key) {
+                    if *e.get() == lsn {
+                        e.remove();
+                    }
                 }
             }
         }
-        let mut i = 0;
-        while i < self.waiting.len() {
-            if self.waiting[i].wait_lsn <= released {
-                let w = self.waiting.remove(i);
+        // One pass, keeping order, instead of a `Vec::remove` (a shift) per released batch.
+        let mut still = std::mem::take(&mut self.spare_waiting);
+        for w in self.waiting.drain(..) {
+            if w.wait_lsn <= released {
                 w.reply_to.do_send(Replies {
                     seq: w.seq,
                     frames: w.frames,
                 });
             } else {
-                i += 1;
+                still.push(w);
             }
         }
+        self.spare_waiting = std::mem::replace(&mut self.waiting, still);
     }
 
     /// Starts a checkpoint if one is due and none is running.
@@ -359,7 +473,9 @@ impl StoreOwner {
 
 fn storage_refuses(err: &str) -> Frame {
     Frame::err(format!(
-        "storage refuses writes after a failure ({err}); reads go on, restart to recover"
+        "storage refuses writes after a failure ({err}); reads of what was durable go on. \
+         Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
+         write is lost"
     ))
 }
 
@@ -390,7 +506,7 @@ impl Handler<Batch> for StoreOwner {
         let mut saves = Vec::new();
         for request in &batch.requests {
             let mut save = false;
-            let (reply, wait) = self.execute(request, now_ms, &mut save);
+            let (reply, wait) = self.execute(batch.session, request, now_ms, &mut save);
             if save {
                 saves.push(frames.len());
             }
@@ -503,6 +619,14 @@ impl Handler<SessionEvent> for StoreOwner {
         } else {
             self.stats.connected = self.stats.connected.saturating_sub(1);
         }
+    }
+}
+
+impl Handler<SessionClosed> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
+        self.txns.session_closed(msg.0);
     }
 }
 

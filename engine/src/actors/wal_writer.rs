@@ -1,6 +1,7 @@
 //! The WAL writer: owns the [`Backend`] and appends what the store owner queues. It commits
-//! once per tick: the first `Append` of a tick schedules a commit that runs after the mailbox
-//! has drained, so everything queued meanwhile shares one write and one sync (group commit).
+//! once per tick: the first `Append` of a tick schedules a commit that runs after tokio has
+//! polled the sockets once more, so everything queued meanwhile shares one write and one sync
+//! (group commit).
 //! It also drives checkpoints (begin on the backend, hand the job to the snapshotter, report
 //! the outcome) and the `every:<ms>` sync timer.
 
@@ -13,6 +14,11 @@ use super::{
     SyncNow, WriteCheckpoint,
 };
 use crate::backend::{Backend, CheckpointReport, LogEntry, SyncPolicy};
+use crate::failpoint;
+
+/// Under the `server::ack_before_write` failpoint (a deliberately broken build for the crash
+/// test), how long the records wait after their replies were released before they are written.
+const ACK_BEFORE_WRITE_DELAY: Duration = Duration::from_millis(50);
 
 /// The one writer of the log.
 pub struct WalWriter {
@@ -111,28 +117,37 @@ impl Actor for WalWriter {
     }
 }
 
-/// Runs the commit after the mailbox has drained.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Commit;
-
 impl Handler<Append> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+        if failpoint::enabled(failpoint::SERVER_ACK_BEFORE_WRITE) {
+            // Broken on purpose: release the replies now, write the records a little later.
+            if let Some(last) = msg.0.last().map(|e| e.lsn) {
+                self.store.do_send(Appended {
+                    result: Ok(last),
+                    status: self.backend.status(),
+                });
+            }
+            self.queue.extend(msg.0);
+            if !self.commit_scheduled {
+                self.commit_scheduled = true;
+                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, _| w.commit());
+            }
+            return;
+        }
         self.queue.extend(msg.0);
         if !self.commit_scheduled {
             self.commit_scheduled = true;
-            ctx.notify(Commit);
+            // Yield once first: tokio runs a yielded task after it has polled the sockets, so
+            // requests that arrived meanwhile are decoded, applied and join this group (as
+            // redis syncs only after handling every ready event of an epoll round).
+            ctx.spawn(
+                tokio::task::yield_now()
+                    .into_actor(self)
+                    .map(|_, w, _| w.commit()),
+            );
         }
-    }
-}
-
-impl Handler<Commit> for WalWriter {
-    type Result = ();
-
-    fn handle(&mut self, _: Commit, _: &mut Context<Self>) {
-        self.commit();
     }
 }
 

@@ -2,17 +2,24 @@
 //! space. Applying a write returns the [`Record`] to log; the key space is changed only through
 //! [`Keyspace::apply`], so the in-memory state is always what replaying the log rebuilds.
 //!
-//! One file per family: `strings` (GET, SET, UPDATE, INCR, ...), `keys` (DEL, EXISTS, KEYS,
-//! SCAN, DBSIZE, FLUSHDB) and `server` (PING, INFO, CONFIG, COMMAND, SAVE, ...), whose
-//! commands need the store owner's state and are answered there.
+//! One file per family: `strings` (GET, SET, UPDATE, CAS, INCR, ...), `keys` (DEL, EXISTS,
+//! KEYS, SCAN, DBSIZE, FLUSHDB), `server` (PING, INFO, CONFIG, COMMAND, SAVE, ...), whose
+//! commands need the store owner's state and are answered there, and `txn` (MULTI, EXEC,
+//! DISCARD, WATCH, UNWATCH): EXEC applies the queued commands in a row and joins their records
+//! into one `Record::Txn`, so a transaction is logged, and recovered, whole or not at all.
 //!
-//! A future MULTI/EXEC queues parsed [`DataCommand`]s and applies them in a row, joining their
-//! records into one `Record::Txn`.
+//! MooDB extensions to the Redis command set:
+//! - `UPDATE key value`: set `key` only if it exists (like `SET key value XX`); `+OK`, or nil
+//!   when the key is absent.
+//! - `CAS key expected new`: compare-and-set without a transaction. If `key` holds exactly
+//!   `expected`, set it to `new` (clearing any expiry, as SET does) and reply `:1`; reply `:0`
+//!   if the value differs or the key is missing (or expired). One record in the log, like SET.
 
 pub mod glob;
 pub mod keys;
 pub mod server;
 pub mod strings;
+pub mod txn;
 
 use bytes::Bytes;
 
@@ -21,6 +28,7 @@ use crate::record::Record;
 use crate::resp::Frame;
 
 pub use server::ServerCommand;
+pub use txn::TxnCommand;
 
 /// A parsed request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +37,9 @@ pub enum Command {
     Data(DataCommand),
     /// Answered by the store owner from its own state (INFO, SAVE, CONFIG, ...).
     Server(ServerCommand),
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: handled by the store owner with
+    /// [`txn::Transactions`].
+    Txn(TxnCommand),
 }
 
 /// A command on the key space.
@@ -36,10 +47,24 @@ pub enum Command {
 pub enum DataCommand {
     Get(Bytes),
     Set(strings::SetArgs),
-    Update { key: Bytes, value: Bytes },
-    Append { key: Bytes, value: Bytes },
+    Update {
+        key: Bytes,
+        value: Bytes,
+    },
+    Cas {
+        key: Bytes,
+        expected: Bytes,
+        new: Bytes,
+    },
+    Append {
+        key: Bytes,
+        value: Bytes,
+    },
     Strlen(Bytes),
-    IncrBy { key: Bytes, by: i64 },
+    IncrBy {
+        key: Bytes,
+        by: i64,
+    },
     MGet(Vec<Bytes>),
     MSet(Vec<(Bytes, Bytes)>),
     Del(Vec<Bytes>),
@@ -74,7 +99,14 @@ impl DataCommand {
         use DataCommand::*;
         matches!(
             self,
-            Set(_) | Update { .. } | Append { .. } | IncrBy { .. } | MSet(_) | Del(_) | FlushDb
+            Set(_)
+                | Update { .. }
+                | Cas { .. }
+                | Append { .. }
+                | IncrBy { .. }
+                | MSet(_)
+                | Del(_)
+                | FlushDb
         )
     }
 
@@ -84,6 +116,7 @@ impl DataCommand {
             DataCommand::Get(key) => strings::get(ks, key, now_ms),
             DataCommand::Set(args) => strings::set(ks, args, now_ms),
             DataCommand::Update { key, value } => strings::update(ks, key, value, now_ms),
+            DataCommand::Cas { key, expected, new } => strings::cas(ks, key, expected, new, now_ms),
             DataCommand::Append { key, value } => strings::append(ks, key, value, now_ms),
             DataCommand::Strlen(key) => strings::strlen(ks, key, now_ms),
             DataCommand::IncrBy { key, by } => strings::incr_by(ks, key, by, now_ms),
@@ -122,23 +155,42 @@ pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
     let Some((name, rest)) = args.split_first() else {
         return Err(Frame::err("empty command"));
     };
-    let upper = name.to_ascii_uppercase();
+    // Upper-case the name on the stack (every command name fits); the lower-case form is
+    // only built for error messages and server commands.
+    let mut stack = [0u8; 16];
+    let heap;
+    let upper: &[u8] = if name.len() <= stack.len() {
+        let upper = &mut stack[..name.len()];
+        upper.copy_from_slice(name);
+        upper.make_ascii_uppercase();
+        upper
+    } else {
+        heap = name.to_ascii_uppercase();
+        &heap
+    };
     let data = |c: Result<DataCommand, Frame>| c.map(Command::Data);
-    let lower = String::from_utf8_lossy(name).to_lowercase();
+    let lower = || String::from_utf8_lossy(name).to_lowercase();
     let arity = |ok: bool| {
         if ok {
             Ok(())
         } else {
-            Err(wrong_arity(&lower))
+            Err(wrong_arity(&lower()))
         }
     };
-    match upper.as_slice() {
+    match upper {
         b"GET" => arity(rest.len() == 1).and_then(|_| data(Ok(DataCommand::Get(rest[0].clone())))),
         b"SET" => arity(rest.len() >= 2).and_then(|_| data(strings::parse_set(rest))),
         b"UPDATE" => arity(rest.len() == 2).and_then(|_| {
             data(Ok(DataCommand::Update {
                 key: rest[0].clone(),
                 value: rest[1].clone(),
+            }))
+        }),
+        b"CAS" => arity(rest.len() == 3).and_then(|_| {
+            data(Ok(DataCommand::Cas {
+                key: rest[0].clone(),
+                expected: rest[1].clone(),
+                new: rest[2].clone(),
             }))
         }),
         b"APPEND" => arity(rest.len() == 2).and_then(|_| {
@@ -192,7 +244,13 @@ pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
             // ASYNC / SYNC are accepted and mean the same here.
             arity(rest.len() <= 1).and_then(|_| data(Ok(DataCommand::FlushDb)))
         }
-        _ => server::parse(&upper, &lower, rest).map(Command::Server),
+        _ => {
+            let lower = lower();
+            match txn::parse(upper, &lower, rest) {
+                Some(parsed) => parsed.map(Command::Txn),
+                None => server::parse(upper, &lower, rest).map(Command::Server),
+            }
+        }
     }
 }
 
@@ -235,7 +293,7 @@ mod tests {
     fn run(ks: &mut Keyspace, words: &[&str]) -> Frame {
         match parse(&req(words)) {
             Ok(Command::Data(c)) => c.apply(ks, 1_000).reply,
-            Ok(Command::Server(_)) => panic!("server command"),
+            Ok(Command::Server(_) | Command::Txn(_)) => panic!("not a data command"),
             Err(f) => f,
         }
     }

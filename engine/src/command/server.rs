@@ -33,6 +33,7 @@ const COMMANDS: &[CommandInfo] = &[
     ("get", 2, &["readonly", "fast"], 1, 1, 1),
     ("set", -3, &["write", "denyoom"], 1, 1, 1),
     ("update", 3, &["write", "denyoom"], 1, 1, 1),
+    ("cas", 4, &["write", "denyoom", "fast"], 1, 1, 1),
     ("append", 3, &["write", "denyoom", "fast"], 1, 1, 1),
     ("strlen", 2, &["readonly", "fast"], 1, 1, 1),
     ("incr", 2, &["write", "denyoom", "fast"], 1, 1, 1),
@@ -60,6 +61,46 @@ const COMMANDS: &[CommandInfo] = &[
     ("bgsave", -1, &["admin", "noscript"], 0, 0, 0),
     ("lastsave", 1, &["fast"], 0, 0, 0),
     ("quit", -1, &["fast"], 0, 0, 0),
+    (
+        "multi",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "exec",
+        1,
+        &["noscript", "loading", "stale", "skip_slowlog"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "discard",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+    ),
+    (
+        "watch",
+        -2,
+        &["noscript", "loading", "stale", "fast"],
+        1,
+        -1,
+        1,
+    ),
+    (
+        "unwatch",
+        1,
+        &["noscript", "loading", "stale", "fast"],
+        0,
+        0,
+        0,
+    ),
 ];
 
 /// Parses a command that is not a data command; `upper` is its name in upper case.
@@ -312,7 +353,7 @@ mod tests {
     fn server(words: &[&str]) -> Result<ServerCommand, Frame> {
         match parse_request(&req(words)) {
             Ok(Command::Server(s)) => Ok(s),
-            Ok(Command::Data(d)) => panic!("{d:?}"),
+            Ok(other) => panic!("{other:?}"),
             Err(f) => Err(f),
         }
     }

@@ -1,4 +1,4 @@
-//! String commands: GET, SET (NX/XX/EX/PX/EXAT/PXAT/KEEPTTL/GET), UPDATE, APPEND, STRLEN,
+//! String commands: GET, SET (NX/XX/EX/PX/EXAT/PXAT/KEEPTTL/GET), UPDATE, CAS, APPEND, STRLEN,
 //! INCR/DECR/INCRBY/DECRBY, MGET, MSET.
 
 use bytes::{Bytes, BytesMut};
@@ -137,6 +137,25 @@ pub(super) fn update(ks: &mut Keyspace, key: Bytes, value: Bytes, now_ms: u64) -
     write(ks, record, Frame::ok(), vec![key])
 }
 
+/// CAS key expected new: swaps in `new` (no expiry) only if the live value is `expected`.
+pub(super) fn cas(
+    ks: &mut Keyspace,
+    key: Bytes,
+    expected: Bytes,
+    new: Bytes,
+    now_ms: u64,
+) -> Applied {
+    if ks.get_live(&key, now_ms).is_none_or(|v| v.data != expected) {
+        return read(Frame::Integer(0), vec![key]);
+    }
+    let record = Record::Set {
+        key: key.clone(),
+        value: new,
+        expires_at_ms: None,
+    };
+    write(ks, record, Frame::Integer(1), vec![key])
+}
+
 pub(super) fn append(ks: &mut Keyspace, key: Bytes, value: Bytes, now_ms: u64) -> Applied {
     let old = ks.get_live(&key, now_ms);
     let expires_at_ms = old.and_then(|v| v.expires_at_ms);
@@ -223,7 +242,7 @@ mod tests {
                 let a = c.apply(ks, now);
                 (a.reply, a.record)
             }
-            Ok(Command::Server(_)) => panic!("server command"),
+            Ok(Command::Server(_) | Command::Txn(_)) => panic!("not a data command"),
             Err(f) => (f, None),
         }
     }
@@ -306,6 +325,40 @@ mod tests {
         assert_eq!(run(&mut ks, 0, &["append", "s", "de"]).0, Frame::Integer(5));
         assert_eq!(run(&mut ks, 0, &["strlen", "s"]).0, Frame::Integer(5));
         assert_eq!(run(&mut ks, 0, &["strlen", "none"]).0, Frame::Integer(0));
+    }
+
+    #[test]
+    fn cas_swaps_only_the_expected_value() {
+        let mut ks = Keyspace::new();
+        assert_eq!(
+            run(&mut ks, 0, &["cas", "k", "", "x"]),
+            (Frame::Integer(0), None)
+        );
+        run(&mut ks, 0, &["set", "k", "a", "px", "100"]);
+        assert_eq!(
+            run(&mut ks, 0, &["cas", "k", "b", "c"]).0,
+            Frame::Integer(0)
+        );
+        let (reply, rec) = run(&mut ks, 0, &["cas", "k", "a", "c"]);
+        assert_eq!(reply, Frame::Integer(1));
+        assert!(matches!(
+            rec,
+            Some(Record::Set {
+                expires_at_ms: None,
+                ..
+            })
+        ));
+        assert_eq!(run(&mut ks, 1_000, &["get", "k"]).0, Frame::bulk("c"));
+        run(&mut ks, 0, &["set", "k", "a", "pxat", "100"]);
+        assert_eq!(
+            run(&mut ks, 100, &["cas", "k", "a", "d"]).0,
+            Frame::Integer(0),
+            "an expired key is missing"
+        );
+        assert_eq!(
+            run(&mut ks, 0, &["cas", "k", "a"]).0,
+            Frame::err("wrong number of arguments for 'cas' command")
+        );
     }
 
     #[test]

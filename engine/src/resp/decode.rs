@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Frame, Request};
 
-/// Bounds on what one request may hold. Each field is optional in the configuration file.
+/// Bounds on what one request and one client may hold (the `limits` section of the
+/// configuration; each field is optional). The decoder enforces the first four, the session
+/// and the listener the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
@@ -19,6 +21,18 @@ pub struct Limits {
     pub max_args: usize,
     /// Longest inline command or header line, in bytes.
     pub max_inline_len: usize,
+    /// Most bytes of a request not yet complete that a session holds (Redis:
+    /// `client-query-buffer-limit`, 1 GB). Must exceed `max_bulk_len`.
+    pub max_query_buffer: usize,
+    /// Most reply bytes a session holds for a client that does not read them; past it the
+    /// client is disconnected (0: no limit).
+    pub max_output_buffer: usize,
+    /// Most clients connected at once (Redis: `maxclients`, 10,000); one more is told
+    /// `-ERR max number of clients reached` and disconnected.
+    pub max_clients: usize,
+    /// Seconds a client may stay idle (no request, no reply pending) before it is
+    /// disconnected (0: never; Redis: `timeout`).
+    pub idle_timeout_s: u64,
 }
 
 impl Default for Limits {
@@ -27,6 +41,10 @@ impl Default for Limits {
             max_bulk_len: 512 * 1024 * 1024,
             max_args: 1024 * 1024,
             max_inline_len: 64 * 1024,
+            max_query_buffer: 1024 * 1024 * 1024,
+            max_output_buffer: 1024 * 1024 * 1024,
+            max_clients: 10_000,
+            idle_timeout_s: 0,
         }
     }
 }
@@ -45,11 +63,35 @@ fn protocol(msg: impl Into<String>) -> DecodeError {
 }
 
 /// Position of the `\r\n` ending the line that starts at `from`, if present.
-fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .map(|p| from + p)
+fn find_crlf(buf: &[u8], mut from: usize) -> Option<usize> {
+    loop {
+        let cr = from + buf.get(from..)?.iter().position(|&b| b == b'\r')?;
+        if buf.get(cr + 1) == Some(&b'\n') {
+            return Some(cr);
+        }
+        from = cr + 1;
+    }
+}
+
+/// `text` as a decimal `i64`, as `str::parse` reads it (optional sign, digits only).
+fn parse_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        // Empty, or long enough to overflow: let the standard parser decide.
+        return std::str::from_utf8(text).ok()?.parse().ok();
+    }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// Reads a decimal integer line (after its type byte) starting at `from`. Returns the number
@@ -68,39 +110,78 @@ fn int_line(
         None => Ok(None),
         Some(end) if end - from > max_len => Err(too_big()),
         Some(end) => {
-            let n = std::str::from_utf8(&buf[from..end])
-                .ok()
-                .and_then(|s| s.parse::<i64>().ok())
+            let n = parse_int(&buf[from..end])
                 .ok_or_else(|| protocol(format!("invalid {what} length")))?;
             Ok(Some((n, end + 2)))
         }
     }
 }
 
+/// How far the decoder got into a multibulk request whose bytes have not all arrived, so the
+/// next call resumes there instead of parsing every argument again (a request of a million
+/// arguments arriving in small reads would otherwise cost quadratic time).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Arguments the request declares (0: no request in progress).
+    count: usize,
+    /// Offset of the next argument's `$`.
+    at: usize,
+    /// Extents of the arguments found so far.
+    spans: Vec<(usize, usize)>,
+}
+
 /// Takes one complete request off the front of `buf`. `Ok(None)` means more bytes are needed
 /// (nothing is consumed); an empty request (blank inline line, `*0`) is returned as empty.
 pub fn decode_request(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
-    match buf.first() {
-        None => Ok(None),
-        Some(b'*') => decode_multibulk(buf, limits),
-        Some(_) => decode_inline(buf, limits),
-    }
+    decode_request_resuming(buf, limits, &mut Progress::default())
 }
 
-fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>, DecodeError> {
-    let Some((count, mut at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
-        return Ok(None);
+/// [`decode_request`] that keeps its place in `progress` between calls on the same buffer.
+/// Pass the same `progress` each time until a request (or an error) comes back.
+pub fn decode_request_resuming(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Option<Request>, DecodeError> {
+    let result = match buf.first() {
+        None => Ok(None),
+        Some(b'*') => decode_multibulk(buf, limits, progress),
+        Some(_) => decode_inline(buf, limits),
     };
-    if count <= 0 {
-        buf.advance(at);
-        return Ok(Some(Vec::new()));
+    if !matches!(result, Ok(None)) {
+        // Start afresh, keeping the span vector's capacity for the next request.
+        progress.count = 0;
+        progress.at = 0;
+        progress.spans.clear();
     }
-    if count as u64 > limits.max_args as u64 {
-        return Err(protocol("invalid multibulk length"));
+    result
+}
+
+fn decode_multibulk(
+    buf: &mut BytesMut,
+    limits: &Limits,
+    progress: &mut Progress,
+) -> Result<Option<Request>, DecodeError> {
+    if progress.count == 0 {
+        let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
+            return Ok(None);
+        };
+        if count <= 0 {
+            buf.advance(at);
+            return Ok(Some(Vec::new()));
+        }
+        if count as u64 > limits.max_args as u64 {
+            return Err(protocol("invalid multibulk length"));
+        }
+        // Never trust a declared count with memory: grow as arguments arrive.
+        progress.count = count as usize;
+        progress.at = at;
+        progress.spans.clear();
+        progress.spans.reserve((count as usize).min(1024));
     }
-    // First pass: find every argument's extent without copying; give up if incomplete.
-    let mut spans = Vec::with_capacity((count as usize).min(1024));
-    for _ in 0..count {
+    // Find every argument's extent without copying; keep what was found if incomplete.
+    while progress.spans.len() < progress.count {
+        let at = progress.at;
         match buf.get(at) {
             None => return Ok(None),
             Some(b'$') => {}
@@ -124,12 +205,16 @@ fn decode_multibulk(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Reques
         if &buf[end..end + 2] != b"\r\n" {
             return Err(protocol("bulk string not terminated by CRLF"));
         }
-        spans.push((start, end));
-        at = end + 2;
+        progress.spans.push((start, end));
+        progress.at = end + 2;
     }
-    let frozen = buf.split_to(at).freeze();
+    let frozen = buf.split_to(progress.at).freeze();
     Ok(Some(
-        spans.into_iter().map(|(s, e)| frozen.slice(s..e)).collect(),
+        progress
+            .spans
+            .drain(..)
+            .map(|(s, e)| frozen.slice(s..e))
+            .collect(),
     ))
 }
 
@@ -271,6 +356,7 @@ mod tests {
             max_bulk_len: 10,
             max_args: 3,
             max_inline_len: 16,
+            ..Limits::default()
         };
         let check = |bytes: &[u8], want: &str| {
             let mut buf = BytesMut::from(bytes);
@@ -323,6 +409,7 @@ mod tests {
     fn codec_batches_every_complete_request() {
         use tokio_util::codec::Decoder;
         let mut codec = crate::resp::RespCodec::default();
+        assert!(codec.decode(&mut BytesMut::new()).unwrap().is_none());
         let mut buf = BytesMut::from(&b"PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
         let batch = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(batch.len(), 2);
@@ -332,6 +419,73 @@ mod tests {
         assert!(codec.decode(&mut buf).unwrap().is_none());
         buf.extend_from_slice(b"x");
         assert!(codec.decode(&mut buf).is_err());
+    }
+
+    #[test]
+    fn a_request_arriving_in_pieces_resumes_where_it_stopped() {
+        let mut full = BytesMut::new();
+        let args: Vec<Vec<u8>> = (0..200).map(|i| format!("arg{i}").into_bytes()).collect();
+        crate::resp::encode::encode_request(&args, &mut full);
+        let mut progress = Progress::default();
+        let mut buf = BytesMut::new();
+        let mut got = None;
+        for chunk in full.chunks(7) {
+            buf.extend_from_slice(chunk);
+            if let Some(r) =
+                decode_request_resuming(&mut buf, &Limits::default(), &mut progress).unwrap()
+            {
+                got = Some(r);
+            }
+        }
+        let got: Vec<Vec<u8>> = got.unwrap().iter().map(|a| a.to_vec()).collect();
+        assert_eq!(got, args);
+        assert!(buf.is_empty());
+        assert_eq!(progress, Progress::default());
+    }
+
+    #[test]
+    fn a_declared_length_reserves_nothing_and_the_query_buffer_is_bounded() {
+        use tokio_util::codec::Decoder;
+        let limits = Limits {
+            max_query_buffer: 64,
+            ..Limits::default()
+        };
+        let mut codec = crate::resp::RespCodec::new(limits);
+        let mut buf = BytesMut::from(&b"*1000000\r\n$536870912\r\n"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(
+            buf.capacity() < 1024,
+            "nothing reserved for what was declared"
+        );
+        buf.extend_from_slice(&[b'x'; 64]);
+        let err = codec.decode(&mut buf).unwrap_err().to_string();
+        assert!(err.contains("limits.max_query_buffer"), "{err}");
+    }
+
+    #[test]
+    fn integers_parse_as_the_standard_parser_does() {
+        for text in [
+            "0",
+            "-1",
+            "+5",
+            "42",
+            "",
+            "-",
+            "+",
+            "1x",
+            " 1",
+            "999999999999999999",
+            "9223372036854775807",
+            "9223372036854775808",
+            "-9223372036854775808",
+            "00012",
+        ] {
+            assert_eq!(
+                parse_int(text.as_bytes()),
+                text.parse::<i64>().ok(),
+                "{text:?}"
+            );
+        }
     }
 
     proptest! {

@@ -7,7 +7,7 @@ pub mod encode;
 
 use bytes::{Bytes, BytesMut};
 
-pub use decode::{decode_frame, decode_request, DecodeError, Limits};
+pub use decode::{decode_frame, decode_request, decode_request_resuming, DecodeError, Limits};
 pub use encode::encode;
 
 /// One RESP2 value.
@@ -25,6 +25,8 @@ pub enum Frame {
     Null,
     /// `*2\r\n...`
     Array(Vec<Frame>),
+    /// `*-1`: the RESP2 nil array (EXEC of a transaction aborted by WATCH).
+    NullArray,
 }
 
 impl Frame {
@@ -48,10 +50,21 @@ impl Frame {
 pub type Request = Vec<Bytes>;
 
 /// The session codec: decodes every complete request in the read buffer as one batch, and
-/// encodes reply frames.
-#[derive(Debug, Clone, Copy, Default)]
+/// encodes reply frames. It holds at most `limits.max_query_buffer` bytes of a request that
+/// has not fully arrived.
+#[derive(Debug, Clone, Default)]
 pub struct RespCodec {
     pub limits: Limits,
+    progress: decode::Progress,
+}
+
+impl RespCodec {
+    pub fn new(limits: Limits) -> Self {
+        RespCodec {
+            limits,
+            progress: decode::Progress::default(),
+        }
+    }
 }
 
 impl tokio_util::codec::Decoder for RespCodec {
@@ -61,7 +74,7 @@ impl tokio_util::codec::Decoder for RespCodec {
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, DecodeError> {
         let mut batch = Vec::new();
         loop {
-            match decode_request(buf, &self.limits) {
+            match decode_request_resuming(buf, &self.limits, &mut self.progress) {
                 Ok(Some(request)) => {
                     if !request.is_empty() {
                         batch.push(request);
@@ -73,6 +86,14 @@ impl tokio_util::codec::Decoder for RespCodec {
                 Err(err) if batch.is_empty() => return Err(err),
                 Err(_) => break,
             }
+        }
+        if batch.is_empty() && buf.len() > self.limits.max_query_buffer {
+            return Err(DecodeError::Protocol(format!(
+                "query buffer of {} bytes holds no complete request; the limit is {} bytes \
+                 (limits.max_query_buffer)",
+                buf.len(),
+                self.limits.max_query_buffer
+            )));
         }
         Ok((!batch.is_empty()).then_some(batch))
     }

@@ -143,13 +143,10 @@ pub fn op_command(dialect: Dialect, key: &[u8], op: &Op) -> Vec<Vec<u8>> {
         (Op::Incr, _) => vec![b"INCR".to_vec(), k],
         (Op::Update(v), Dialect::Moodb) => vec![b"UPDATE".to_vec(), k, v.clone()],
         (Op::Update(v), Dialect::Redis) => vec![b"SET".to_vec(), k, v.clone(), b"XX".to_vec()],
-        (Op::Cas { expected, new }, _) => {
-            // A Lua-free CAS is not in either server; callers must not send it.
-            let mut cmd = vec![b"CAS".to_vec(), k];
-            cmd.push(expected.clone().unwrap_or_default());
-            cmd.push(new.clone());
-            cmd
-        }
+        // MooDB only (redis-server has no CAS).
+        (Op::Cas { expected, new }, _) => vec![b"CAS".to_vec(), k, expected.clone(), new.clone()],
+        // Sent as MULTI, each operation, EXEC: see `RecordingClient::run`.
+        (Op::Txn(_), _) => vec![b"EXEC".to_vec()],
     }
 }
 
@@ -161,6 +158,12 @@ pub fn reply_output(op: &Op, reply: Reply) -> Result<Output, ClientError> {
         (Op::Update(_), Reply::Bulk(None)) => Ok(Output::Nil),
         (Op::Del | Op::Incr | Op::Cas { .. }, Reply::Int(n)) => Ok(Output::Int(n)),
         (Op::Incr, Reply::Error(_)) => Ok(Output::Error),
+        (Op::Txn(ops), Reply::Array(Some(replies))) if replies.len() == ops.len() => ops
+            .iter()
+            .zip(replies)
+            .map(|(op, reply)| reply_output(op, reply))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Output::Txn),
         (op, reply) => Err(ClientError::Unexpected {
             command: format!("{op:?}"),
             reply,
@@ -189,13 +192,47 @@ impl RecordingClient {
 
     /// Runs `op` on `key`, recording it. On a connection error the operation stays pending in
     /// the history (it may or may not have taken effect) and the error is returned.
+    ///
+    /// An [`Op::Txn`] is sent as MULTI, its operations and EXEC in one write; its invocation is
+    /// recorded before MULTI is sent and its return when the EXEC reply is read.
     pub fn run(&mut self, key: &[u8], op: Op) -> Result<Output, ClientError> {
-        let cmd = op_command(self.dialect, key, &op);
-        let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
         let id = self.recorder.invoke(self.id, key, op.clone());
-        let reply = self.conn.command(&args)?;
+        let reply = match &op {
+            Op::Txn(ops) => self.transaction(key, ops)?,
+            _ => {
+                let cmd = op_command(self.dialect, key, &op);
+                let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+                self.conn.command(&args)?
+            }
+        };
         let output = reply_output(&op, reply)?;
         self.recorder.complete(id, output.clone());
         Ok(output)
+    }
+
+    /// Sends MULTI, `ops` on `key`, EXEC (pipelined) and returns the EXEC reply.
+    fn transaction(&mut self, key: &[u8], ops: &[Op]) -> Result<Reply, ClientError> {
+        let unexpected = |command: &str, reply| ClientError::Unexpected {
+            command: command.to_string(),
+            reply,
+        };
+        self.conn.send(&[b"MULTI"])?;
+        for op in ops {
+            let cmd = op_command(self.dialect, key, op);
+            let args: Vec<&[u8]> = cmd.iter().map(Vec::as_slice).collect();
+            self.conn.send(&args)?;
+        }
+        self.conn.send(&[b"EXEC"])?;
+        match self.conn.read_reply()? {
+            Reply::Simple(s) if s == "OK" => {}
+            reply => return Err(unexpected("MULTI", reply)),
+        }
+        for op in ops {
+            match self.conn.read_reply()? {
+                Reply::Simple(s) if s == "QUEUED" => {}
+                reply => return Err(unexpected(&format!("{op:?} after MULTI"), reply)),
+            }
+        }
+        self.conn.read_reply()
     }
 }

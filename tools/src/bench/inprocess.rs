@@ -9,7 +9,7 @@
 //! writer from its key space too, in arrival order, so they cost the same thread hop as in the
 //! server; a read replies at once unless its key was written earlier in the same group, in
 //! which case it waits for that group's append (a read never sees a write that is not yet
-//! durable under `sync = always`).
+//! durable under `sync = always`). A transaction (workload `txn`) is one `Record::Txn`.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -224,6 +224,27 @@ fn writer_loop(
                     };
                     target.state.apply(&record);
                     written.insert(key);
+                    entries.push(LogEntry {
+                        lsn: target.last_lsn,
+                        record,
+                    });
+                    waiting.push(client);
+                }
+                Op::Txn(sets) => {
+                    target.last_lsn += 1;
+                    let ops = sets
+                        .into_iter()
+                        .map(|(key, value)| {
+                            written.insert(key.clone());
+                            Record::Set {
+                                key,
+                                value,
+                                expires_at_ms: None,
+                            }
+                        })
+                        .collect();
+                    let record = Record::Txn(ops);
+                    target.state.apply(&record);
                     entries.push(LogEntry {
                         lsn: target.last_lsn,
                         record,

@@ -170,6 +170,34 @@ impl Client for RespClient {
                 let reply = self.call(&[b"SET", key, value])?;
                 self.expect_ok(reply)
             }
+            Op::Txn(sets) => {
+                // MULTI, SET..., EXEC in one write; then every reply.
+                self.queue(&[b"MULTI"])?;
+                for (key, value) in sets {
+                    self.queue(&[b"SET", key, value])?;
+                }
+                self.queue(&[b"EXEC"])?;
+                self.flush()?;
+                let reply = self.read_reply()?;
+                self.expect_ok(reply)?;
+                for _ in sets {
+                    match self.read_reply()? {
+                        Reply::Simple(s) if s == "QUEUED" => {}
+                        other => {
+                            return Err(self.server_error(format!(
+                                "SET after MULTI replied {other:?}, expected QUEUED"
+                            )))
+                        }
+                    }
+                }
+                match self.read_reply()? {
+                    Reply::Array(Some(items)) if items.len() == sets.len() => Ok(()),
+                    other => Err(self.server_error(format!(
+                        "EXEC replied {other:?}, expected {} replies",
+                        sets.len()
+                    ))),
+                }
+            }
         }
     }
 }

@@ -20,13 +20,16 @@ pub enum WorkloadKind {
     Mixed95,
     /// Fill N keys, close, reopen and time recovery (in-process only).
     Recovery,
+    /// Transactions of --txn-size SETs of random keys: in-process one `Record::Txn` per
+    /// transaction, over --server MULTI, SET..., EXEC (pipelined). One op = one transaction.
+    Txn,
 }
 
 impl WorkloadKind {
     /// Percentage of operations that are reads.
     pub fn read_percent(self) -> u64 {
         match self {
-            WorkloadKind::Write | WorkloadKind::Recovery => 0,
+            WorkloadKind::Write | WorkloadKind::Recovery | WorkloadKind::Txn => 0,
             WorkloadKind::Read => 100,
             WorkloadKind::Mixed50 => 50,
             WorkloadKind::Mixed95 => 95,
@@ -47,6 +50,7 @@ impl fmt::Display for WorkloadKind {
             WorkloadKind::Mixed50 => "mixed50",
             WorkloadKind::Mixed95 => "mixed95",
             WorkloadKind::Recovery => "recovery",
+            WorkloadKind::Txn => "txn",
         })
     }
 }
@@ -84,6 +88,8 @@ pub struct Workload {
     pub clients: usize,
     pub limit: Limit,
     pub seed: u64,
+    /// SETs per transaction (workload `txn`).
+    pub txn_size: usize,
 }
 
 /// One operation a client executes.
@@ -91,6 +97,8 @@ pub struct Workload {
 pub enum Op {
     Get(Bytes),
     Set(Bytes, Bytes),
+    /// One transaction of these SETs, applied and logged as one unit.
+    Txn(Vec<(Bytes, Bytes)>),
 }
 
 /// The name of key number `n`: fixed width, so every key has the same size.
@@ -113,6 +121,8 @@ pub struct OpStream {
     keys: u64,
     read_percent: u64,
     value: Bytes,
+    /// `Some(n)`: every op is a transaction of n SETs.
+    txn_size: Option<usize>,
 }
 
 impl OpStream {
@@ -128,10 +138,17 @@ impl OpStream {
             keys: workload.keys.max(1),
             read_percent: workload.kind.read_percent(),
             value: value(workload.value_size, salt),
+            txn_size: (workload.kind == WorkloadKind::Txn).then_some(workload.txn_size.max(1)),
         }
     }
 
     pub fn next_op(&mut self) -> Op {
+        if let Some(n) = self.txn_size {
+            let sets = (0..n)
+                .map(|_| (key(self.rng.next() % self.keys), self.value.clone()))
+                .collect();
+            return Op::Txn(sets);
+        }
         let key = key(self.rng.next() % self.keys);
         if self.rng.next() % 100 < self.read_percent {
             Op::Get(key)
@@ -166,6 +183,7 @@ mod tests {
             clients: 3,
             limit: Limit::Ops(10),
             seed: 7,
+            txn_size: 3,
         }
     }
 
@@ -189,6 +207,14 @@ mod tests {
                 .filter(|_| matches!(ops.next_op(), Op::Get(_)))
                 .count();
             assert!((low..=high).contains(&reads), "{kind}: {reads} reads");
+        }
+    }
+
+    #[test]
+    fn txn_workload_makes_transactions_of_the_given_size() {
+        let mut ops = OpStream::new(&workload(WorkloadKind::Txn), 0);
+        for _ in 0..10 {
+            assert!(matches!(ops.next_op(), Op::Txn(sets) if sets.len() == 3));
         }
     }
 

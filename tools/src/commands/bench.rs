@@ -27,7 +27,8 @@ const DEFAULT_OPS: u64 = 20_000;
   moodb bench --backend paper,sled --workload write --clients 4
   moodb bench --backend sled --workload mixed95 --sync never --duration 10
   moodb bench --workload recovery --keys 1000000 --backend paper,sled
-  moodb bench --server 127.0.0.1:6380 --workload read --clients 50")]
+  moodb bench --server 127.0.0.1:6380 --workload read --clients 50
+  moodb bench --workload txn --txn-size 16 --clients 1")]
 pub struct BenchArgs {
     /// Backends to run in-process, comma-separated; several run one after the other and their
     /// ops/s ratio is printed.
@@ -75,6 +76,10 @@ pub struct BenchArgs {
     #[arg(long)]
     no_checkpoint: bool,
 
+    /// For --workload txn: SETs per transaction.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    txn_size: usize,
+
     /// Seed of the operation generator (the same seed gives every target the same operations).
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -111,6 +116,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn Error>> {
             workload.keys,
             workload.value_size,
         );
+        if workload.kind == WorkloadKind::Txn {
+            println!(
+                "one op = one transaction of {} SETs (writes/s = ops/s x {})",
+                workload.txn_size, workload.txn_size
+            );
+        }
     }
     let options = BackendOptions {
         sync: args.sync,
@@ -144,9 +155,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn Error>> {
 }
 
 fn workload(args: &BenchArgs) -> Result<Workload, BenchError> {
-    if args.clients == 0 || args.keys == 0 {
+    if args.clients == 0 || args.keys == 0 || args.txn_size == 0 {
         return Err(BenchError::Usage(
-            "--clients and --keys must be at least 1".into(),
+            "--clients, --keys and --txn-size must be at least 1".into(),
         ));
     }
     if let Some(unknown) = args
@@ -174,6 +185,7 @@ fn workload(args: &BenchArgs) -> Result<Workload, BenchError> {
         clients: args.clients,
         limit,
         seed: args.seed,
+        txn_size: args.txn_size,
     })
 }
 

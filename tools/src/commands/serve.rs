@@ -42,6 +42,19 @@ pub struct Args {
     /// Start even if the log is damaged in the middle, keeping its valid prefix.
     #[arg(long)]
     salvage: bool,
+    /// Clients must AUTH with this password first (other users of the machine can see
+    /// command lines: prefer `requirepass` in the configuration file).
+    #[arg(long, value_name = "PASSWORD")]
+    requirepass: Option<String>,
+    /// Listen on a non-loopback address without a password (only on a trusted network).
+    #[arg(long)]
+    insecure: bool,
+    /// Most clients connected at once [default: 10000].
+    #[arg(long, value_name = "N")]
+    max_clients: Option<usize>,
+    /// Disconnect clients idle this many seconds (0: never) [default: 0].
+    #[arg(long, value_name = "SECONDS")]
+    idle_timeout: Option<u64>,
 }
 
 impl Args {
@@ -70,12 +83,24 @@ impl Args {
             config.checkpoint.interval_ms = ms;
         }
         config.salvage |= self.salvage;
+        if let Some(password) = &self.requirepass {
+            config.requirepass = Some(password.clone());
+        }
+        config.insecure |= self.insecure;
+        if let Some(n) = self.max_clients {
+            config.limits.max_clients = n;
+        }
+        if let Some(s) = self.idle_timeout {
+            config.limits.idle_timeout_s = s;
+        }
         Ok(config)
     }
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let config = args.config()?;
+    // Before touching the data: a server that must not start should leave no trace.
+    config.validate()?;
     let options = BackendOptions {
         sync: config.sync,
         salvage: config.salvage,

@@ -32,12 +32,14 @@ pub struct Done {
     pub description: String,
 }
 
-/// The log files of `dir`: for moodb any file whose name starts with `log`; for redis the
-/// incremental AOF files.
-fn log_files(target: Target, dir: &Path) -> Result<Vec<PathBuf>, CrashError> {
-    let dir = match target {
-        Target::Moodb => dir.to_path_buf(),
-        Target::Redis => dir.join("appendonlydir"),
+/// The log files of `dir`: for moodb's paper backend the segments `log-<20 digits>` (not the
+/// `.damaged`/`.discarded` copies a salvage leaves), for its sled backend sled's one data file
+/// `sled/db`, for redis the incremental AOF files.
+fn log_files(target: Target, backend: &str, dir: &Path) -> Result<Vec<PathBuf>, CrashError> {
+    let dir = match (target, backend) {
+        (Target::Moodb, "sled") => dir.join("sled"),
+        (Target::Moodb, _) => dir.to_path_buf(),
+        (Target::Redis, _) => dir.join("appendonlydir"),
     };
     let mut files = Vec::new();
     let Ok(entries) = fs::read_dir(&dir) else {
@@ -46,9 +48,12 @@ fn log_files(target: Target, dir: &Path) -> Result<Vec<PathBuf>, CrashError> {
     for entry in entries {
         let entry = entry.map_err(CrashError::io("list the data directory"))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let is_log = match target {
-            Target::Moodb => name.starts_with("log"),
-            Target::Redis => name.ends_with(".incr.aof"),
+        let is_log = match (target, backend) {
+            (Target::Moodb, "sled") => name == "db",
+            (Target::Moodb, _) => name
+                .strip_prefix("log-")
+                .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit())),
+            (Target::Redis, _) => name.ends_with(".incr.aof"),
         };
         if is_log && entry.path().is_file() {
             files.push(entry.path());
@@ -57,10 +62,19 @@ fn log_files(target: Target, dir: &Path) -> Result<Vec<PathBuf>, CrashError> {
     Ok(files)
 }
 
-/// The newest log file (by modification time, then name).
-pub fn newest_log(target: Target, dir: &Path) -> Result<Option<PathBuf>, CrashError> {
+/// The newest log file: for moodb the highest-numbered segment (the names sort by first LSN);
+/// for redis by modification time, then name.
+pub fn newest_log(
+    target: Target,
+    backend: &str,
+    dir: &Path,
+) -> Result<Option<PathBuf>, CrashError> {
+    let files = log_files(target, backend, dir)?;
+    if target == Target::Moodb {
+        return Ok(files.into_iter().max());
+    }
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
-    for f in log_files(target, dir)? {
+    for f in files {
         let mtime = fs::metadata(&f)
             .and_then(|m| m.modified())
             .map_err(CrashError::io("stat a log file"))?;
@@ -75,13 +89,14 @@ pub fn newest_log(target: Target, dir: &Path) -> Result<Option<PathBuf>, CrashEr
 pub fn inject(
     kind: Damage,
     target: Target,
+    backend: &str,
     dir: &Path,
     rng: &mut impl Rng,
 ) -> Result<Option<Done>, CrashError> {
     if kind == Damage::None {
         return Ok(None);
     }
-    let Some(file) = newest_log(target, dir)? else {
+    let Some(file) = newest_log(target, backend, dir)? else {
         return Ok(None);
     };
     let mut bytes = Vec::new();

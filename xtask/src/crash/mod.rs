@@ -1,16 +1,24 @@
 //! `cargo xtask crash-test`: the crash-injection and recovery-verification harness.
 //!
-//! Each iteration starts a real server on 127.0.0.1 (fresh or inherited data directory), drives
-//! it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints are made
-//! frequent so that kills land during them too), optionally damages the newest log (torn tail or
-//! flipped bit), restarts it on the same directory, reads every key back and verifies the
-//! result against the recorded history (see [`verify`]).
+//! Each iteration starts a real `moodb serve` on 127.0.0.1 (fresh or inherited data directory),
+//! drives it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints
+//! are made frequent, and a third of the paper iterations wait for a checkpoint's temporary file
+//! and kill while it is written), optionally damages the newest log (torn tail or flipped bit),
+//! restarts it on the same directory, parses its `moodb: recovery:` line, reads every key back
+//! and verifies the result against the recorded history (see [`verify`]). Without
+//! `--moodb-bin` it builds `target/release/moodb` first.
 //!
 //! Damage policy: after a bit flip or cut, recovery must either report a truncation or refuse to
-//! start with an error naming the file and the byte offset; on a refusal the harness restarts
-//! with `--salvage` (moodb) or cuts the file at the damage itself (redis, whose AOF has no
-//! checksums or offsets) and goes on. Losses are accepted only after such a report; phantoms and
-//! partial transactions never are.
+//! start with an error naming the file and a byte offset at or before the damage; a flipped bit
+//! in a paper log that recovery neither cuts, refuses nor salvages is a violation (every byte is
+//! under a checksum). After a refusal the harness restarts the way an operator would: moodb with
+//! `--salvage` (and, if the segment's header itself is damaged, with the segment set aside),
+//! sled on a fresh database (it cannot salvage), redis after cutting its AOF at the damage.
+//! Losses are accepted only after such a report; phantoms and partial transactions never are.
+//!
+//! Self-test (`--self-test`): the same short campaign against deliberately broken builds
+//! (`MOODB_FAILPOINTS=server::ack_before_write=on`, `recovery::skip_checksum=on` with bit flips);
+//! it fails unless every one is caught, so the harness cannot pass by checking nothing.
 //!
 //! Reproducibility: every random choice (operations, keys, kill moment, damage offset) comes
 //! from `--seed`; the timing of real processes does not, so a seed reproduces the same plan,
@@ -118,7 +126,8 @@ pub struct Args {
     /// Keep the data directory even when the run passes.
     #[arg(long)]
     keep_data: bool,
-    /// The moodb binary (default: build it with cargo and use target/debug/moodb).
+    /// The moodb binary (default: build it with `cargo build --release` and use
+    /// target/release/moodb).
     #[arg(long)]
     moodb_bin: Option<PathBuf>,
     /// Drive redis-server instead of moodb (a known-good baseline for the harness).
@@ -150,9 +159,18 @@ pub fn run(args: Args) -> Result<ExitCode, CrashError> {
 }
 
 fn build_moodb() -> Result<PathBuf, CrashError> {
+    eprintln!("crash-test: building moodb (cargo build --release --package moodb)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
-        .args(["build", "--quiet", "--package", "moodb", "--bin", "moodb"])
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--package",
+            "moodb",
+            "--bin",
+            "moodb",
+        ])
         .status()
         .map_err(|e| CrashError::Build(format!("could not run {cargo}: {e}")))?;
     if !status.success() {
@@ -167,11 +185,20 @@ fn build_moodb() -> Result<PathBuf, CrashError> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    Ok(target.join("debug").join("moodb"))
+    Ok(target.join("release").join("moodb"))
 }
 
-/// A deliberately broken build: its name, the server's environment, the damage to inject.
-type Fault = (&'static str, Vec<(String, String)>, Damage);
+/// The environment variable that switches on moodb's failpoints (engine/src/failpoint.rs).
+const FAILPOINTS_ENV: &str = "MOODB_FAILPOINTS";
+
+/// A deliberately broken build: its name, the server's environment, the damage to inject, and
+/// the backend it must run on (`None`: the one asked for).
+type Fault = (
+    &'static str,
+    Vec<(String, String)>,
+    Damage,
+    Option<&'static str>,
+);
 
 /// Runs deliberately broken servers and fails unless every one is caught.
 fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, CrashError> {
@@ -183,14 +210,17 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
     let faults: Vec<Fault> = match args.target {
         Target::Moodb => vec![
             (
-                "ack-before-write",
-                vec![("MOODB_FAULT".into(), "ack-before-write".into())],
+                "server::ack_before_write",
+                vec![(FAILPOINTS_ENV.into(), "server::ack_before_write=on".into())],
                 Damage::None,
+                None,
             ),
             (
-                "skip-checksum",
-                vec![("MOODB_FAULT".into(), "skip-checksum".into())],
+                "recovery::skip_checksum",
+                vec![(FAILPOINTS_ENV.into(), "recovery::skip_checksum=on".into())],
                 Damage::Bitflip,
+                // The checksums skipped are the paper engine's own.
+                Some("paper"),
             ),
         ],
         // redis stands in: a log tail cut behind the checker's back is what an
@@ -200,20 +230,27 @@ fn self_test(args: &Args, seed: u64, moodb_bin: &Path) -> Result<ExitCode, Crash
                 "lost-tail (as ack-before-write)",
                 Vec::new(),
                 Damage::SilentTruncate,
+                None,
             ),
             (
                 "no-checksum (as skip-checksum)",
                 Vec::new(),
                 Damage::Bitflip,
+                None,
             ),
         ],
     };
     let mut all_caught = true;
-    for (name, env, damage) in faults {
+    for (name, env, damage, backend) in faults {
+        let mut args = args.clone();
+        if let Some(backend) = backend {
+            args.backend = backend.into();
+        }
         let outcome = campaign(&args, seed, moodb_bin, env, damage, true)?;
         let caught = outcome.findings.violations() > 0;
         println!(
-            "crash-test self-test: broken build {name}: {} after {} iterations",
+            "crash-test self-test: broken build {name} (backend {}, damage {damage:?}): {} after {} iterations",
+            args.backend,
             if caught { "caught" } else { "NOT CAUGHT" },
             outcome.iterations
         );
@@ -255,6 +292,11 @@ struct IterationInfo {
     checkpoint_in_progress: bool,
     truncated: bool,
     refused: bool,
+    /// MULTI/EXEC was part of the load.
+    transactions: bool,
+    /// The restart loaded a checkpoint, and how many log records it replayed.
+    from_checkpoint: bool,
+    replayed: u64,
 }
 
 fn campaign(
@@ -297,7 +339,8 @@ fn campaign(
     );
     let mut total = Findings::default();
     let mut info_total = IterationInfo::default();
-    let (mut truncations, mut refusals, mut ckpt_kills) = (0u64, 0u64, 0u64);
+    let (mut truncations, mut refusals, mut ckpt_kills, mut txn_iterations) = (0u64, 0, 0, 0);
+    let mut ckpt_loads = 0u64;
     let mut done = 0;
     let mut first_messages = Vec::new();
     let mut server: Option<server::Server> = None;
@@ -339,6 +382,9 @@ fn campaign(
         truncations += u64::from(info.truncated);
         refusals += u64::from(info.refused);
         ckpt_kills += u64::from(info.checkpoint_in_progress);
+        txn_iterations += u64::from(info.transactions);
+        info_total.replayed += info.replayed;
+        ckpt_loads += u64::from(info.from_checkpoint);
         bar.set_message(format!(
             "{} ops, {} violations",
             info_total.ops,
@@ -354,7 +400,8 @@ fn campaign(
                     }
                 });
             }
-            if stop_at_first {
+            // Without a running server the directory is left as the failure made it: stop.
+            if stop_at_first || server.is_none() {
                 break;
             }
         }
@@ -363,23 +410,29 @@ fn campaign(
         s.kill9()?;
     }
     bar.finish_and_clear();
-    let txns = if args.txn == TxnMode::Off {
-        ""
-    } else {
-        ", transactions auto"
-    };
+    let txns = format!(", MULTI/EXEC in {txn_iterations} of {done} iterations");
     println!(
-        "crash-test: {done} iterations, {} acknowledged writes lost, {} phantom writes, {} partial transactions, {} reads lost, {} non-linearizable keys (seed {seed})",
-        total.lost_acked, total.phantoms, total.partial_txns, total.lost_read, total.nonlinearizable
+        "crash-test: {done} iterations, {} acknowledged writes lost, {} phantom writes, {} partial transactions (seed {seed})",
+        total.lost_acked, total.phantoms, total.partial_txns
     );
     println!(
-        "crash-test: {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {truncations} recoveries reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window, {} after reported damage (target {:?}, sync {}, damage {:?}{txns})",
+        "crash-test: also {} values read then lost, {} non-linearizable keys, {} damaged logs served without a report; {} client requests ({} key operations acknowledged, {} in doubt at the kill), {ckpt_kills} kills during a checkpoint, {ckpt_loads} recoveries from a checkpoint replaying {} log records, {truncations} reported a truncation, {refusals} refused damaged logs; allowed losses: {} within the sync loss window ({}), {} after reported damage (target {:?}, backend {}, sync {}, damage {:?}{txns})",
+        total.lost_read,
+        total.nonlinearizable,
+        total.unreported_damage,
         info_total.ops,
         info_total.acked,
         info_total.pending,
+        info_total.replayed,
         total.lost_in_window,
+        match loss_window(args, &cfg) {
+            None => "none under kill -9".to_string(),
+            Some(ms) if ms > 1_000_000 => "unbounded".to_string(),
+            Some(ms) => format!("{ms} ms"),
+        },
         total.lost_to_damage,
         args.target,
+        cfg.backend,
         cfg.sync,
         damage
     );
@@ -433,6 +486,7 @@ fn iteration(
         TxnMode::Off => false,
         TxnMode::Auto => workload::probe_transactions(server.addr),
     };
+    info.transactions = transactions;
     let load = Load {
         clients: args.clients,
         keys: args.keys,
@@ -455,7 +509,19 @@ fn iteration(
             thread::spawn(move || workload::run_client(&load, c, addr, recorder, seed, stop, until))
         })
         .collect();
+    // A third of the paper iterations hunt a checkpoint: watch for its temporary file from
+    // the planned kill moment on and kill while it is written (the others kill at a random
+    // moment, which lands in a checkpoint only by chance).
+    let hunt = cfg.target == Target::Moodb && cfg.backend == "paper" && rng.gen_ratio(1, 3);
+    let into_checkpoint = Duration::from_micros(rng.gen_range(0..800));
     thread::sleep(kill_after);
+    if hunt {
+        let give_up = Instant::now() + Duration::from_millis(load_ms);
+        while !checkpoint_in_progress(&state.dir) && Instant::now() < give_up {
+            thread::sleep(Duration::from_micros(200));
+        }
+        thread::sleep(into_checkpoint);
+    }
     info.checkpoint_in_progress = checkpoint_in_progress(&state.dir);
     server.kill9()?;
     recorder.crash();
@@ -484,7 +550,7 @@ fn iteration(
         }
     }
 
-    let damaged = damage::inject(damage, cfg.target, &state.dir, rng)?;
+    let damaged = damage::inject(damage, cfg.target, &cfg.backend, &state.dir, rng)?;
     let reported_damage = damage != Damage::SilentTruncate;
 
     // Restart and check recovery.
@@ -494,50 +560,58 @@ fn iteration(
         Started::Refused { code, output } => {
             info.refused = true;
             let Some(d) = &damaged else {
-                findings.phantoms += 1;
+                findings.lost_acked += 1;
                 findings.messages.push(format!(
-                    "the server refused to restart after a plain kill -9 (exit {code:?}):\n{output}"
+                    "the server refused to restart after a plain kill -9 (exit {code:?}), so every write it acknowledged is out of reach:\n{output}"
                 ));
                 return Ok((findings, info, None));
             };
-            let file_name = d
-                .file
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if cfg.target == Target::Moodb
-                && !(output.contains(&file_name) && output.contains("offset"))
-            {
-                findings.phantoms += 1;
-                findings.messages.push(format!(
-                    "recovery refused a damaged log ({}) without naming the file {file_name} and an offset:\n{output}",
-                    d.description
-                ));
+            // What the refusal must name: the damaged segment (paper), or the sled database
+            // directory (moodb's sled backend reports sled's errors against it).
+            let named = if cfg.backend == "sled" {
+                d.file
+                    .parent()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default()
+            } else {
+                d.file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            };
+            if cfg.target == Target::Moodb {
+                if let Some(problem) = refusal_problem(&output, &named, d) {
+                    findings.unreported_damage += 1;
+                    findings.messages.push(format!(
+                        "recovery refused a damaged log ({}) but {problem}:\n{output}",
+                        d.description
+                    ));
+                }
             }
             loss_allowed = reported_damage;
-            match cfg.target {
-                Target::Moodb => {}
-                Target::Redis => {
-                    // redis has no salvage flag: cut the file at the damage ourselves.
-                    let f = fs::OpenOptions::new()
-                        .write(true)
-                        .open(&d.file)
-                        .map_err(CrashError::io("open the damaged AOF"))?;
-                    f.set_len(d.offset)
-                        .map_err(CrashError::io("cut the damaged AOF"))?;
-                }
-            }
-            match server::start(cfg, &state.dir, cfg.target == Target::Moodb)? {
-                Started::Ready(s) => s,
-                Started::Refused { code, output } => {
-                    return Err(CrashError::Start(format!(
-                        "the server refused to start even when salvaging (exit {code:?}):\n{output}"
-                    )))
-                }
-            }
+            restart_after_refusal(cfg, &state.dir, d, &named)?
         }
     };
     info.truncated = restarted.recovery.truncated_bytes > 0;
+    info.replayed = restarted.recovery.records_replayed;
+    info.from_checkpoint = restarted.recovery.from_checkpoint;
+    if let Some(d) = &damaged {
+        // Every byte of a paper log up to its last non-zero byte is covered by a checksum,
+        // so a flipped bit must be reported: cut as a torn tail, refused, or salvaged.
+        let reported =
+            info.refused || info.truncated || restarted.recovery.report.contains("SALVAGED");
+        if damage == Damage::Bitflip
+            && cfg.target == Target::Moodb
+            && cfg.backend == "paper"
+            && !reported
+        {
+            findings.unreported_damage += 1;
+            findings.messages.push(format!(
+                "damage served silently: recovery neither truncated, refused nor salvaged after it {}; its report: {}",
+                d.description, restarted.recovery.report
+            ));
+        }
+    }
     if cfg.target == Target::Moodb && restarted.recovery.report.is_empty() {
         findings.phantoms += 1;
         findings
@@ -566,15 +640,7 @@ fn iteration(
         .filter(|o| o.client == VERIFIER)
         .cloned()
         .collect();
-    let window_start = match (args.sync, cfg.target) {
-        (SyncMode::Always, _) => None,
-        (SyncMode::Never, _) => Some(0),
-        (SyncMode::Every, Target::Moodb) => {
-            Some(kill_at.saturating_sub((2 * args.every_ms + 200) * 1_000_000))
-        }
-        // redis' everysec may lose up to two seconds.
-        (SyncMode::Every, Target::Redis) => Some(kill_at.saturating_sub(2_500_000_000)),
-    };
+    let window_start = loss_window(args, cfg).map(|ms| kill_at.saturating_sub(ms * 1_000_000));
     let input = verify::Input {
         load: &load_ops,
         final_reads: &final_reads,
@@ -611,4 +677,105 @@ fn checkpoint_in_progress(dir: &Path) -> bool {
         })
     };
     scan(dir) || scan(&dir.join("appendonlydir"))
+}
+
+/// What is wrong with moodb's refusal to start on a damaged log (`None`: its error line names
+/// `named` (the damaged file) and a byte offset at or before the damage, as it must).
+fn refusal_problem(output: &str, named: &str, damage: &damage::Done) -> Option<String> {
+    let names = |l: &str| {
+        l.split(|c: char| c.is_whitespace() || c == ':' || c == '"' || c == '/')
+            .any(|w| w == named)
+            || (named.contains('/') && l.contains(named))
+    };
+    let Some(line) = output
+        .lines()
+        .find(|l| l.starts_with("moodb: error:") && names(l))
+    else {
+        return Some(format!(
+            "no `moodb: error:` line names the damaged file {named}"
+        ));
+    };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let offset = words
+        .windows(2)
+        .find(|w| w[0] == "offset")
+        .and_then(|w| w[1].trim_end_matches([':', ',', ';']).parse::<u64>().ok());
+    match offset {
+        None => Some("its error line gives no byte offset".into()),
+        Some(at) if at > damage.offset => Some(format!(
+            "it names byte offset {at}, after the damage at {}",
+            damage.offset
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Restarts after the server refused a damaged log, the way an operator would: moodb with
+/// `--salvage` (keeps the valid prefix); if even that refuses (a log whose header is damaged
+/// has no valid prefix) the damaged segment set aside; for sled, which cannot salvage, a fresh
+/// database; redis after cutting its AOF at the damage. What this loses, the reported damage
+/// allows; the checks for phantoms and partial transactions still apply.
+fn restart_after_refusal(
+    cfg: &ServerConfig,
+    dir: &Path,
+    d: &damage::Done,
+    named: &str,
+) -> Result<server::Server, CrashError> {
+    let gave_up = |what: &str, code: Option<i32>, output: String| {
+        CrashError::Start(format!(
+            "the server refused to start even {what} (exit {code:?}):\n{output}"
+        ))
+    };
+    if cfg.target == Target::Redis {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(&d.file)
+            .map_err(CrashError::io("open the damaged AOF"))?;
+        f.set_len(d.offset)
+            .map_err(CrashError::io("cut the damaged AOF"))?;
+        return match server::start(cfg, dir, false)? {
+            Started::Ready(s) => Ok(s),
+            Started::Refused { code, output } => Err(gave_up("after the cut", code, output)),
+        };
+    }
+    if cfg.backend == "sled" {
+        fs::remove_dir_all(dir).map_err(CrashError::io("wipe the damaged sled database"))?;
+        fs::create_dir_all(dir).map_err(CrashError::io("create the data dir"))?;
+        return match server::start(cfg, dir, false)? {
+            Started::Ready(s) => Ok(s),
+            Started::Refused { code, output } => Err(gave_up("when fresh", code, output)),
+        };
+    }
+    match server::start(cfg, dir, true)? {
+        Started::Ready(s) => Ok(s),
+        Started::Refused { output, .. } if refusal_problem(&output, named, d).is_none() => {
+            let aside = d.file.with_extension("unreadable");
+            fs::rename(&d.file, &aside).map_err(CrashError::io("set an unreadable log aside"))?;
+            match server::start(cfg, dir, true)? {
+                Started::Ready(s) => Ok(s),
+                Started::Refused { code, output } => {
+                    Err(gave_up("with the damaged log set aside", code, output))
+                }
+            }
+        }
+        Started::Refused { code, output } => Err(gave_up("when salvaging", code, output)),
+    }
+}
+
+/// How many milliseconds of acknowledged writes before a `kill -9` the documentation lets the
+/// server lose (`None`: nothing may be lost; `Some(u64::MAX)`: anything).
+fn loss_window(args: &Args, cfg: &ServerConfig) -> Option<u64> {
+    match (args.sync, cfg.target, cfg.backend.as_str()) {
+        (SyncMode::Always, _, _) => None,
+        // paper hands every append to the OS before it replies: a process crash loses nothing
+        // under any policy (README, "Durability modes").
+        (_, Target::Moodb, "paper") => None,
+        // sled keeps writes in its own buffers until its flusher runs (backends/src/sled.rs):
+        // every <ms> under every:<ms>, every 500 ms under never; twice that, plus scheduling.
+        (SyncMode::Every, Target::Moodb, _) => Some(2 * args.every_ms + 200),
+        (SyncMode::Never, Target::Moodb, _) => Some(2 * 500 + 200),
+        // redis' everysec may lose up to two seconds; appendfsync no is not bounded.
+        (SyncMode::Every, Target::Redis, _) => Some(2_500),
+        (SyncMode::Never, Target::Redis, _) => Some(u64::MAX / 2_000_000),
+    }
 }

@@ -60,6 +60,10 @@ pub struct Recovery {
     pub report: String,
     /// Bytes of torn tail truncated, if the report says so.
     pub truncated_bytes: u64,
+    /// Log records replayed.
+    pub records_replayed: u64,
+    /// Whether recovery started from a checkpoint.
+    pub from_checkpoint: bool,
 }
 
 /// How a start attempt ended.
@@ -264,6 +268,7 @@ fn wait_redis(
                         recovery: Recovery {
                             report: report.join(" | "),
                             truncated_bytes: u64::from(truncated),
+                            ..Recovery::default()
                         },
                     }));
                 }
@@ -282,15 +287,19 @@ fn wait_redis(
 /// records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s".
 pub fn parse_report(report: &str) -> Recovery {
     let words: Vec<&str> = report.split_whitespace().collect();
-    let truncated = words
-        .iter()
-        .position(|w| *w == "truncated")
-        .and_then(|i| words.get(i + 1))
-        .and_then(|w| w.parse::<u64>().ok())
-        .unwrap_or(0);
+    let number_after = |word: &str| {
+        words
+            .iter()
+            .position(|w| *w == word)
+            .and_then(|i| words.get(i + 1))
+            .and_then(|w| w.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Recovery {
         report: report.to_string(),
-        truncated_bytes: truncated,
+        truncated_bytes: number_after("truncated"),
+        records_replayed: number_after("replayed"),
+        from_checkpoint: report.starts_with("loaded checkpoint"),
     }
 }
 
@@ -317,7 +326,10 @@ mod tests {
             "loaded checkpoint d/ckpt.3 (lsn 9, 4 keys), replayed 12 records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s",
         );
         assert_eq!(r.truncated_bytes, 7);
+        assert_eq!(r.records_replayed, 12);
+        assert!(r.from_checkpoint);
         let r = parse_report("no checkpoint, replayed 0 records (0 bytes of log), truncated 0 bytes of torn tail in 0.001s");
         assert_eq!(r.truncated_bytes, 0);
+        assert!(!r.from_checkpoint);
     }
 }

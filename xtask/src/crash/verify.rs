@@ -41,6 +41,8 @@ pub struct Findings {
     pub phantoms: u64,
     pub partial_txns: u64,
     pub nonlinearizable: u64,
+    /// Damaged logs that recovery served without reporting a truncation or refusing.
+    pub unreported_damage: u64,
     /// Allowed losses: inside the sync loss window, or after reported damage.
     pub lost_in_window: u64,
     pub lost_to_damage: u64,
@@ -49,7 +51,12 @@ pub struct Findings {
 
 impl Findings {
     pub fn violations(&self) -> u64 {
-        self.lost_acked + self.lost_read + self.phantoms + self.partial_txns + self.nonlinearizable
+        self.lost_acked
+            + self.lost_read
+            + self.phantoms
+            + self.partial_txns
+            + self.nonlinearizable
+            + self.unreported_damage
     }
 
     pub fn add(&mut self, other: &Findings) {
@@ -58,6 +65,7 @@ impl Findings {
         self.phantoms += other.phantoms;
         self.partial_txns += other.partial_txns;
         self.nonlinearizable += other.nonlinearizable;
+        self.unreported_damage += other.unreported_damage;
         self.lost_in_window += other.lost_in_window;
         self.lost_to_damage += other.lost_to_damage;
     }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Benchmarks `moodb serve` against `redis-server --appendonly yes` with the matching
+# appendfsync, one after the other in the same run, with redis-benchmark: SET and GET at
+# -c 50, with -P 1 and -P 16. Prints requests/s for each and the ratio moodb/redis.
+#
+# Usage: bench/redis-bench.sh [sync]    sync: always (default) | every:1000 | never
+# Environment: N (requests per test, default 200000), R (key space, 100000), D (value bytes, 64),
+#              MOODB (path of the moodb binary; default: cargo build --release).
+# This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
+set -euo pipefail
+
+SYNC=${1:-always}
+N=${N:-200000}
+R=${R:-100000}
+D=${D:-64}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -z "${MOODB:-}" ]]; then
+    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
+    MOODB="$ROOT/target/release/moodb"
+fi
+command -v redis-benchmark >/dev/null || { echo "redis-benchmark not installed (apt-get install redis-tools)" >&2; exit 1; }
+
+case "$SYNC" in
+    always) FSYNC=always ;;
+    never) FSYNC=no ;;
+    every*) FSYNC=everysec ;;
+    *) echo "unknown sync policy $SYNC" >&2; exit 2 ;;
+esac
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# bench PORT PIPELINE TEST -> requests per second
+bench() {
+    redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -n "$N" -r "$R" -d "$D" -P "$2" -t "$3" --csv 2>/dev/null \
+        | awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }'
+}
+
+run_all() {
+    local port=$1 out=$2
+    for p in 1 16; do
+        for t in set get; do
+            echo "$t P$p $(bench "$port" "$p" "$t")" >> "$out"
+        done
+    done
+}
+
+# moodb
+MPORT=$(free_port)
+"$MOODB" serve --addr "127.0.0.1:$MPORT" --data-dir "$WORK/moodb" --sync "$SYNC" 2> "$WORK/moodb.log" &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q "ready to accept" "$WORK/moodb.log" && break; sleep 0.1; done
+run_all "$MPORT" "$WORK/moodb.txt"
+kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
+
+# redis, when installed
+HAVE_REDIS=0
+if command -v redis-server >/dev/null; then
+    HAVE_REDIS=1
+    RPORT=$(free_port)
+    mkdir -p "$WORK/redis"
+    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
+        --appendonly yes --appendfsync "$FSYNC" --daemonize no > "$WORK/redis.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    run_all "$RPORT" "$WORK/redis.txt"
+fi
+
+echo "redis-benchmark -c 50 -n $N -r $R -d $D; moodb --sync $SYNC vs redis appendfsync $FSYNC"
+printf "%-8s %14s %14s %8s\n" test "moodb req/s" "redis req/s" ratio
+while read -r t p m; do
+    if [[ $HAVE_REDIS == 1 ]]; then
+        r=$(awk -v t="$t" -v p="$p" '$1==t && $2==p { print $3 }' "$WORK/redis.txt")
+        ratio=$(awk -v m="$m" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", m / r; else print "-" }')
+    else
+        r="-"; ratio="-"
+    fi
+    printf "%-8s %14s %14s %8s\n" "${t^^} -$p" "$m" "$r" "$ratio"
+done < "$WORK/moodb.txt"

@@ -1,0 +1,255 @@
+//! Actor tests with an in-memory backend double: group commit (one append per tick), reply
+//! order, a failed append refusing writes while reads go on, and transactions (EXEC is one
+//! record, WATCH sees other sessions' writes, a closed session's transaction is dropped).
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use bytes::Bytes;
+
+use super::*;
+use crate::backend::{
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, LogEntry, Recovered,
+    RecoveryReport, SyncPolicy,
+};
+use crate::config::CheckpointConfig;
+use crate::error::StorageError;
+use crate::keyspace::Keyspace;
+use crate::record::Lsn;
+use crate::resp::{Frame, Limits};
+
+#[derive(Default)]
+struct Shared {
+    /// Number of entries of each append call.
+    appends: Vec<usize>,
+    fail: bool,
+}
+
+/// Keeps nothing but counts; fails every append once told to.
+struct MemBackend(Arc<Mutex<Shared>>);
+
+impl Backend for MemBackend {
+    fn name(&self) -> &'static str {
+        "mem"
+    }
+    fn recover(&mut self) -> Result<Recovered, StorageError> {
+        Ok(Recovered {
+            state: Keyspace::new(),
+            last_lsn: 0,
+            report: RecoveryReport::default(),
+        })
+    }
+    fn append(&mut self, entries: &[LogEntry]) -> Result<AppendReport, StorageError> {
+        let mut s = self.0.lock().unwrap();
+        if s.fail {
+            return Err(StorageError::Poisoned("injected fsync failure".into()));
+        }
+        s.appends.push(entries.len());
+        Ok(AppendReport {
+            bytes: 0,
+            synced: true,
+        })
+    }
+    fn sync(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+    fn begin_checkpoint(&mut self, _: Lsn) -> Result<Option<Box<dyn CheckpointJob>>, StorageError> {
+        Ok(None)
+    }
+    fn checkpoint_finished(&mut self, _: &CheckpointReport) {}
+    fn status(&self) -> BackendStatus {
+        BackendStatus::default()
+    }
+}
+
+/// Replies received, with their batch numbers.
+type Received = Arc<Mutex<Vec<(u64, Vec<Frame>)>>>;
+
+/// Stands in for a session: collects replies.
+struct Collector(Received);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+impl Handler<Replies> for Collector {
+    type Result = ();
+    fn handle(&mut self, msg: Replies, _: &mut Context<Self>) {
+        self.0.lock().unwrap().push((msg.seq, msg.frames));
+    }
+}
+
+fn settings() -> StoreSettings {
+    StoreSettings {
+        sync: SyncPolicy::Always,
+        checkpoint: CheckpointConfig {
+            log_bytes: 0,
+            interval_ms: 0,
+        },
+        limits: Limits::default(),
+        backend: "mem".into(),
+        data_dir: ".".into(),
+        port: 0,
+        recovery: String::new(),
+    }
+}
+
+fn req(words: &[&str]) -> Vec<Bytes> {
+    words
+        .iter()
+        .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+        .collect()
+}
+
+fn start(shared: &Arc<Mutex<Shared>>) -> Addr<StoreOwner> {
+    let backend = MemBackend(Arc::clone(shared));
+    let snapshotter = SyncArbiter::start(1, || Snapshotter);
+    StoreOwner::create(move |ctx| {
+        let mut owner = StoreOwner::new(Keyspace::new(), 0, BackendStatus::default(), settings());
+        owner.set_wal(
+            WalWriter::new(
+                Box::new(backend),
+                SyncPolicy::Always,
+                ctx.address(),
+                snapshotter,
+            )
+            .start(),
+        );
+        owner
+    })
+}
+
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+#[test]
+fn batches_of_one_tick_share_one_append() {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start(&shared);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        for seq in 0..3 {
+            store.do_send(Batch {
+                session: 1,
+                seq,
+                requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
+                reply_to: me.clone(),
+            });
+        }
+        settle().await;
+    });
+    assert_eq!(
+        shared.lock().unwrap().appends,
+        vec![6],
+        "one group of six records"
+    );
+    let replies = replies.lock().unwrap();
+    assert_eq!(replies.len(), 3);
+    assert_eq!(replies[2], (2, vec![Frame::ok(), Frame::Integer(3)]));
+}
+
+#[test]
+fn a_failed_append_refuses_writes_but_reads_go_on() {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start(&shared);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        let send = |seq, words: &[&str]| {
+            store.do_send(Batch {
+                session: 1,
+                seq,
+                requests: vec![req(words)],
+                reply_to: me.clone(),
+            })
+        };
+        send(0, &["SET", "a", "1"]);
+        settle().await;
+        shared.lock().unwrap().fail = true;
+        send(1, &["SET", "b", "2"]);
+        settle().await;
+        send(2, &["GET", "a"]);
+        send(3, &["GET", "b"]);
+        send(4, &["SET", "c", "3"]);
+        settle().await;
+    });
+    let replies = replies.lock().unwrap();
+    let by_seq = |seq| {
+        replies
+            .iter()
+            .find(|r| r.0 == seq)
+            .map(|r| r.1[0].clone())
+            .unwrap()
+    };
+    assert_eq!(by_seq(0), Frame::ok());
+    assert!(matches!(by_seq(1), Frame::Error(e) if e.contains("injected fsync failure")));
+    assert_eq!(by_seq(2), Frame::bulk("1"));
+    // b's write was never durable: nobody may see it.
+    assert!(matches!(by_seq(3), Frame::Error(_)));
+    assert!(matches!(by_seq(4), Frame::Error(e) if e.contains("refuses writes")));
+}
+
+#[test]
+fn exec_is_one_record_and_watch_sees_other_sessions() {
+    let shared = Arc::new(Mutex::new(Shared::default()));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start(&shared);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        let send = |session, seq, words: &[&[&str]]| {
+            store.do_send(Batch {
+                session,
+                seq,
+                requests: words.iter().map(|w| req(w)).collect(),
+                reply_to: me.clone(),
+            })
+        };
+        // Session 1: three writes in one transaction.
+        send(
+            1,
+            0,
+            &[
+                &["MULTI"],
+                &["SET", "a", "1"],
+                &["MSET", "b", "2", "c", "3"],
+                &["INCR", "a"],
+                &["EXEC"],
+            ],
+        );
+        settle().await;
+        // Session 2 watches a; session 3 changes it; session 2's EXEC is refused.
+        send(2, 1, &[&["WATCH", "a"], &["MULTI"], &["SET", "a", "mine"]]);
+        send(3, 2, &[&["SET", "a", "theirs"]]);
+        send(2, 3, &[&["EXEC"], &["GET", "a"]]);
+        settle().await;
+        // A closed session's transaction is gone: its EXEC is now without MULTI.
+        send(4, 4, &[&["MULTI"]]);
+        store.do_send(SessionClosed(4));
+        send(4, 5, &[&["EXEC"]]);
+        settle().await;
+    });
+    assert_eq!(
+        shared.lock().unwrap().appends,
+        vec![1, 1],
+        "the transaction is one record; the aborted one appends nothing"
+    );
+    let replies = replies.lock().unwrap();
+    let by_seq = |seq| replies.iter().find(|r| r.0 == seq).unwrap().1.clone();
+    let queued = Frame::Simple("QUEUED".into());
+    assert_eq!(
+        by_seq(0),
+        vec![
+            Frame::ok(),
+            queued.clone(),
+            queued.clone(),
+            queued.clone(),
+            Frame::Array(vec![Frame::ok(), Frame::ok(), Frame::Integer(2)]),
+        ]
+    );
+    assert_eq!(by_seq(1), vec![Frame::ok(), Frame::ok(), queued]);
+    assert_eq!(by_seq(3), vec![Frame::NullArray, Frame::bulk("theirs")]);
+    assert_eq!(by_seq(5), vec![Frame::err("EXEC without MULTI")]);
+}

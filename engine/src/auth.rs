@@ -1,0 +1,172 @@
+//! Authentication: the `requirepass` password, the AUTH command (`AUTH password` and
+//! `AUTH default password`, as Redis 6+ accepts them), and which commands a client may send
+//! before it has authenticated.
+//!
+//! The password is kept only as its SHA-256 digest, and a candidate is compared by digest in
+//! constant time (`subtle`), so neither the password's length nor how many leading bytes of a
+//! guess were right shows in the reply time.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::resp::Frame;
+
+/// The only user there is.
+pub const DEFAULT_USER: &[u8] = b"default";
+
+/// A configured password, held as its digest.
+#[derive(Clone)]
+pub struct Password([u8; 32]);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password(<hidden>)")
+    }
+}
+
+impl Password {
+    pub fn new(password: &[u8]) -> Self {
+        Password(Sha256::digest(password).into())
+    }
+
+    /// Whether `candidate` is the password, in time independent of both.
+    pub fn matches(&self, candidate: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(candidate).into();
+        digest.ct_eq(&self.0).into()
+    }
+}
+
+/// `-NOAUTH Authentication required.`
+pub fn noauth() -> Frame {
+    Frame::Error("NOAUTH Authentication required.".into())
+}
+
+/// `-WRONGPASS ...`, Redis' text.
+pub fn wrongpass() -> Frame {
+    Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
+}
+
+/// Whether a client that has not authenticated may send the command named `name`: AUTH,
+/// HELLO (which may carry AUTH), and QUIT. Everything else gets `-NOAUTH`.
+pub fn allowed_before_auth(name: &[u8]) -> bool {
+    [&b"AUTH"[..], b"HELLO", b"QUIT"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// What an AUTH request (`args[0]` is `AUTH`) comes to: the reply, and whether the client is
+/// now authenticated.
+pub fn auth(args: &[Bytes], password: Option<&Password>) -> (Frame, bool) {
+    let (user, candidate) = match args {
+        [_, pass] => (&b"default"[..], pass),
+        [_, user, pass] => (&user[..], pass),
+        _ => return (crate::command::wrong_arity("auth"), false),
+    };
+    let Some(password) = password else {
+        return (
+            Frame::err(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ),
+            false,
+        );
+    };
+    // Check the password even for an unknown user, so the time says nothing about the name.
+    let right = password.matches(candidate);
+    if right && user == DEFAULT_USER {
+        (Frame::ok(), true)
+    } else {
+        (wrongpass(), false)
+    }
+}
+
+/// For `HELLO [protover [AUTH user pass] ...]` from a client not yet authenticated: `None` if
+/// it carries the right credentials (authenticated; pass the HELLO on), else the error reply.
+pub fn hello(args: &[Bytes], password: Option<&Password>) -> Option<Frame> {
+    let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"AUTH"));
+    match at.and_then(|i| args.get(i..i + 3)) {
+        Some(credentials) => match auth(credentials, password) {
+            (_, true) => None,
+            (Frame::Error(e), false) if e.starts_with("ERR AUTH") => Some(Frame::Error(e)),
+            _ => Some(wrongpass()),
+        },
+        _ => Some(Frame::Error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+             select the RESP protocol version at the same time"
+                .into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn auth_accepts_the_password_alone_or_with_the_default_user() {
+        let pw = Password::new(b"s3cret");
+        assert_eq!(
+            auth(&b(&["AUTH", "s3cret"]), Some(&pw)),
+            (Frame::ok(), true)
+        );
+        assert_eq!(
+            auth(&b(&["auth", "default", "s3cret"]), Some(&pw)),
+            (Frame::ok(), true)
+        );
+        assert_eq!(
+            auth(&b(&["AUTH", "wrong"]), Some(&pw)),
+            (wrongpass(), false)
+        );
+        assert_eq!(
+            auth(&b(&["AUTH", "s3cre"]), Some(&pw)),
+            (wrongpass(), false)
+        );
+        assert_eq!(
+            auth(&b(&["AUTH", "admin", "s3cret"]), Some(&pw)),
+            (wrongpass(), false)
+        );
+        assert!(!auth(&b(&["AUTH"]), Some(&pw)).1);
+        let (reply, ok) = auth(&b(&["AUTH", "x"]), None);
+        assert!(!ok);
+        assert!(matches!(reply, Frame::Error(e) if e.contains("without any password configured")));
+    }
+
+    #[test]
+    fn hello_authenticates_only_with_the_right_credentials() {
+        let pw = Password::new(b"pw");
+        assert_eq!(
+            hello(&b(&["HELLO", "2", "AUTH", "default", "pw"]), Some(&pw)),
+            None
+        );
+        assert_eq!(
+            hello(&b(&["HELLO", "2", "AUTH", "default", "no"]), Some(&pw)),
+            Some(wrongpass())
+        );
+        assert!(
+            matches!(hello(&b(&["HELLO", "3"]), Some(&pw)), Some(Frame::Error(e)) if e.starts_with("NOAUTH"))
+        );
+    }
+
+    #[test]
+    fn only_auth_hello_and_quit_pass_before_auth() {
+        assert!(allowed_before_auth(b"auth"));
+        assert!(allowed_before_auth(b"QUIT"));
+        assert!(allowed_before_auth(b"hello"));
+        assert!(!allowed_before_auth(b"GET"));
+        assert!(!allowed_before_auth(b"CONFIG"));
+    }
+
+    #[test]
+    fn the_password_never_shows_in_debug_output() {
+        assert!(!format!("{:?}", Password::new(b"hunter2")).contains("hunter2"));
+    }
+}

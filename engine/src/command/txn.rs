@@ -1,0 +1,423 @@
+//! Transactions: MULTI / EXEC / DISCARD / WATCH / UNWATCH, with Redis' semantics and error
+//! texts. [`Transactions`] holds every session's transaction state (the commands queued since
+//! MULTI, the keys it watches and whether one of them changed) and the watch table; the store
+//! owner feeds it every record it applies ([`Transactions::touch`]) and runs the commands
+//! [`Transactions::exec`] hands back in one go, joining their writes into one `Record::Txn`.
+//!
+//! - A command sent after MULTI is parsed and queued (`+QUEUED`); one that fails to parse
+//!   (unknown command, wrong arity, syntax) is answered with its error and makes EXEC fail
+//!   whole with `-EXECABORT`.
+//! - A watched key *changed* since WATCH (a write record names it, a FLUSHDB ran, or it was
+//!   live at WATCH and has expired since) makes EXEC answer a nil array and run nothing. A
+//!   FLUSHDB dirties every watcher, whether or not its key existed (conservative: an optimistic
+//!   transaction may always be retried).
+//! - EXEC, DISCARD and a closed connection drop the session's watches.
+//! - Departures from Redis: SAVE cannot be queued (its reply waits for a checkpoint; BGSAVE
+//!   can), and AUTH and QUIT are answered by the session at once, never queued.
+
+use std::collections::{HashMap, HashSet};
+
+use bytes::Bytes;
+
+use super::{wrong_arity, Command};
+use crate::keyspace::Keyspace;
+use crate::record::Record;
+use crate::resp::Frame;
+
+/// Identifies a client connection (a session) to the store owner.
+pub type SessionId = u64;
+
+/// A transaction command, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxnCommand {
+    Multi,
+    Exec,
+    Discard,
+    Watch(Vec<Bytes>),
+    Unwatch,
+}
+
+/// Parses a transaction command; `None` when `upper` names none.
+pub fn parse(upper: &[u8], lower: &str, rest: &[Bytes]) -> Option<Result<TxnCommand, Frame>> {
+    let exact = |cmd: TxnCommand| {
+        if rest.is_empty() {
+            Ok(cmd)
+        } else {
+            Err(wrong_arity(lower))
+        }
+    };
+    Some(match upper {
+        b"MULTI" => exact(TxnCommand::Multi),
+        b"EXEC" => exact(TxnCommand::Exec),
+        b"DISCARD" => exact(TxnCommand::Discard),
+        b"UNWATCH" => exact(TxnCommand::Unwatch),
+        b"WATCH" if rest.is_empty() => Err(wrong_arity(lower)),
+        b"WATCH" => Ok(TxnCommand::Watch(rest.to_vec())),
+        _ => return None,
+    })
+}
+
+/// `-EXECABORT Transaction discarded because of previous errors.`
+pub fn exec_abort() -> Frame {
+    Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    commands: Vec<Command>,
+    /// A command failed to queue: EXEC must fail whole.
+    failed: bool,
+}
+
+#[derive(Debug, Default)]
+struct SessionTxn {
+    /// Set between MULTI and EXEC/DISCARD.
+    queue: Option<Queue>,
+    /// Watched keys, each with whether it was live when watched (to notice expiry).
+    watched: Vec<(Bytes, bool)>,
+    /// A watched key changed since it was watched.
+    dirty: bool,
+}
+
+impl SessionTxn {
+    fn is_idle(&self) -> bool {
+        self.queue.is_none() && self.watched.is_empty()
+    }
+}
+
+/// Every session's transaction state and the table of watched keys; see the module doc.
+#[derive(Debug, Default)]
+pub struct Transactions {
+    sessions: HashMap<SessionId, SessionTxn>,
+    /// Sessions watching each key.
+    watchers: HashMap<Bytes, HashSet<SessionId>>,
+}
+
+impl Transactions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `session` is between MULTI and EXEC/DISCARD (its commands are queued).
+    pub fn in_multi(&self, session: SessionId) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| s.queue.is_some())
+    }
+
+    /// Number of keys watched by any session (for INFO and tests).
+    pub fn watched_keys(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// MULTI.
+    pub fn multi(&mut self, session: SessionId) -> Frame {
+        let s = self.sessions.entry(session).or_default();
+        if s.queue.is_some() {
+            return Frame::err("MULTI calls can not be nested");
+        }
+        s.queue = Some(Queue::default());
+        Frame::ok()
+    }
+
+    /// Queues a command sent after MULTI: `+QUEUED`, or the parse error, which makes EXEC fail.
+    /// Call only when [`in_multi`](Self::in_multi).
+    pub fn queue(&mut self, session: SessionId, parsed: Result<Command, Frame>) -> Frame {
+        let Some(queue) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.queue.as_mut())
+        else {
+            return Frame::err("internal: queueing outside MULTI");
+        };
+        match parsed {
+            Ok(cmd) => {
+                queue.commands.push(cmd);
+                Frame::Simple("QUEUED".into())
+            }
+            Err(err) => {
+                queue.failed = true;
+                err
+            }
+        }
+    }
+
+    /// DISCARD.
+    pub fn discard(&mut self, session: SessionId) -> Frame {
+        if !self.in_multi(session) {
+            return Frame::err("DISCARD without MULTI");
+        }
+        self.end(session);
+        Frame::ok()
+    }
+
+    /// WATCH `keys`, as of time `now_ms` in `ks`.
+    pub fn watch(
+        &mut self,
+        session: SessionId,
+        keys: Vec<Bytes>,
+        ks: &Keyspace,
+        now_ms: u64,
+    ) -> Frame {
+        let s = self.sessions.entry(session).or_default();
+        if s.queue.is_some() {
+            return Frame::err("WATCH inside MULTI is not allowed");
+        }
+        for key in keys {
+            if s.watched.iter().any(|(k, _)| *k == key) {
+                continue;
+            }
+            let live = ks.get_live(&key, now_ms).is_some();
+            self.watchers
+                .entry(key.clone())
+                .or_default()
+                .insert(session);
+            s.watched.push((key, live));
+        }
+        Frame::ok()
+    }
+
+    /// UNWATCH (outside MULTI; inside, it is queued and answers OK at EXEC).
+    pub fn unwatch(&mut self, session: SessionId) -> Frame {
+        self.unwatch_all(session);
+        if self.sessions.get(&session).is_some_and(SessionTxn::is_idle) {
+            self.sessions.remove(&session);
+        }
+        Frame::ok()
+    }
+
+    /// EXEC: ends the transaction and drops the watches. `Ok` holds the queued commands to run
+    /// now, as one unit; `Err` the whole reply (EXEC without MULTI, EXECABORT, or a nil array
+    /// when a watched key changed).
+    pub fn exec(
+        &mut self,
+        session: SessionId,
+        ks: &Keyspace,
+        now_ms: u64,
+    ) -> Result<Vec<Command>, Frame> {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Err(Frame::err("EXEC without MULTI"));
+        };
+        let Some(queue) = s.queue.take() else {
+            return Err(Frame::err("EXEC without MULTI"));
+        };
+        let expired = s
+            .watched
+            .iter()
+            .any(|(key, live)| *live && ks.get_live(key, now_ms).is_none());
+        let dirty = s.dirty || expired;
+        self.end(session);
+        if queue.failed {
+            Err(exec_abort())
+        } else if dirty {
+            Err(Frame::NullArray)
+        } else {
+            Ok(queue.commands)
+        }
+    }
+
+    /// Notes that `record` was applied: every session watching a key it changes is dirtied.
+    pub fn touch(&mut self, record: &Record) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        match record {
+            Record::Set { key, .. } | Record::Update { key, .. } | Record::Delete { key } => {
+                if let Some(sessions) = self.watchers.get(key) {
+                    for id in sessions {
+                        if let Some(s) = self.sessions.get_mut(id) {
+                            s.dirty = true;
+                        }
+                    }
+                }
+            }
+            Record::Clear => {
+                for s in self.sessions.values_mut() {
+                    if !s.watched.is_empty() {
+                        s.dirty = true;
+                    }
+                }
+            }
+            Record::Txn(ops) => ops.iter().for_each(|op| self.touch(op)),
+        }
+    }
+
+    /// The connection closed: forget its transaction and watches.
+    pub fn session_closed(&mut self, session: SessionId) {
+        self.end(session);
+    }
+
+    fn end(&mut self, session: SessionId) {
+        self.unwatch_all(session);
+        self.sessions.remove(&session);
+    }
+
+    fn unwatch_all(&mut self, session: SessionId) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        s.dirty = false;
+        for (key, _) in s.watched.drain(..) {
+            if let Some(set) = self.watchers.get_mut(&key) {
+                set.remove(&session);
+                if set.is_empty() {
+                    self.watchers.remove(&key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::req;
+    use super::super::{parse as parse_command, DataCommand};
+    use super::*;
+    use crate::keyspace::Value;
+
+    fn key(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn set(k: &str) -> Record {
+        Record::Set {
+            key: key(k),
+            value: key("v"),
+            expires_at_ms: None,
+        }
+    }
+
+    #[test]
+    fn parse_checks_arity() {
+        let p = |w: &[&str]| {
+            let r = req(w);
+            let upper = r[0].to_ascii_uppercase();
+            parse(&upper, w[0], &r[1..])
+        };
+        assert_eq!(p(&["multi"]), Some(Ok(TxnCommand::Multi)));
+        assert_eq!(
+            p(&["exec", "x"]),
+            Some(Err(Frame::err(
+                "wrong number of arguments for 'exec' command"
+            )))
+        );
+        assert_eq!(
+            p(&["watch"]),
+            Some(Err(Frame::err(
+                "wrong number of arguments for 'watch' command"
+            )))
+        );
+        assert_eq!(
+            p(&["watch", "a", "b"]),
+            Some(Ok(TxnCommand::Watch(vec![key("a"), key("b")])))
+        );
+        assert_eq!(p(&["get", "a"]), None);
+    }
+
+    #[test]
+    fn misuse_gets_redis_errors() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        assert_eq!(t.exec(1, &ks, 0), Err(Frame::err("EXEC without MULTI")));
+        assert_eq!(t.discard(1), Frame::err("DISCARD without MULTI"));
+        assert_eq!(t.multi(1), Frame::ok());
+        assert_eq!(t.multi(1), Frame::err("MULTI calls can not be nested"));
+        assert_eq!(
+            t.watch(1, vec![key("a")], &ks, 0),
+            Frame::err("WATCH inside MULTI is not allowed")
+        );
+        // Neither error aborts the transaction.
+        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+        assert!(!t.in_multi(1));
+    }
+
+    #[test]
+    fn a_queueing_error_aborts_exec() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        t.multi(1);
+        let queued = t.queue(1, parse_command(&req(&["set", "a", "1"])));
+        assert_eq!(queued, Frame::Simple("QUEUED".into()));
+        let err = t.queue(1, parse_command(&req(&["frob"])));
+        assert!(matches!(err, Frame::Error(_)));
+        assert_eq!(t.exec(1, &ks, 0), Err(exec_abort()));
+        assert!(!t.in_multi(1));
+    }
+
+    #[test]
+    fn queued_commands_come_back_in_order() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        t.multi(1);
+        t.queue(1, parse_command(&req(&["set", "a", "1"])));
+        t.queue(1, parse_command(&req(&["get", "a"])));
+        let cmds = t.exec(1, &ks, 0).unwrap();
+        assert_eq!(cmds.len(), 2);
+        assert!(matches!(cmds[1], Command::Data(DataCommand::Get(_))));
+    }
+
+    #[test]
+    fn a_write_to_a_watched_key_aborts_only_its_watchers() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        t.watch(1, vec![key("a")], &ks, 0);
+        t.watch(2, vec![key("b")], &ks, 0);
+        t.touch(&Record::Txn(vec![set("a"), set("c")]));
+        t.multi(1);
+        t.multi(2);
+        assert_eq!(t.exec(1, &ks, 0), Err(Frame::NullArray));
+        assert_eq!(t.exec(2, &ks, 0), Ok(vec![]));
+        assert_eq!(t.watched_keys(), 0);
+    }
+
+    #[test]
+    fn discard_and_unwatch_forget_the_watch() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        t.watch(1, vec![key("a")], &ks, 0);
+        t.unwatch(1);
+        t.touch(&set("a"));
+        t.multi(1);
+        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+
+        t.watch(1, vec![key("a")], &ks, 0);
+        t.multi(1);
+        assert_eq!(t.discard(1), Frame::ok());
+        t.touch(&set("a"));
+        t.multi(1);
+        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+        assert_eq!(t.watched_keys(), 0);
+    }
+
+    #[test]
+    fn flushdb_and_expiry_dirty_watchers() {
+        let mut t = Transactions::new();
+        let mut ks = Keyspace::new();
+        t.watch(1, vec![key("gone")], &ks, 0);
+        t.touch(&Record::Clear);
+        t.multi(1);
+        assert_eq!(t.exec(1, &ks, 0), Err(Frame::NullArray));
+
+        let mut v = Value::new("x");
+        v.expires_at_ms = Some(100);
+        ks.insert(key("e"), v);
+        t.watch(1, vec![key("e")], &ks, 50);
+        t.multi(1);
+        assert_eq!(t.exec(1, &ks, 150), Err(Frame::NullArray));
+        // Watched after it expired: its absence is what was seen, and still holds.
+        t.watch(1, vec![key("e")], &ks, 150);
+        t.multi(1);
+        assert_eq!(t.exec(1, &ks, 200), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_closed_session_leaves_nothing_behind() {
+        let mut t = Transactions::new();
+        let ks = Keyspace::new();
+        t.watch(7, vec![key("a"), key("a"), key("b")], &ks, 0);
+        t.multi(7);
+        t.session_closed(7);
+        assert_eq!(t.watched_keys(), 0);
+        assert!(!t.in_multi(7));
+    }
+}

@@ -1,0 +1,306 @@
+//! Every command of the server through the `redis` crate, against a real `moodb serve`
+//! (paper backend, sync always): replies, errors, pipelining and concurrent clients.
+
+// Test helpers may panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use moodb_tests::{ServerOptions, TestServer};
+use redis::{cmd, Value};
+
+fn server() -> TestServer {
+    TestServer::start(ServerOptions::default()).unwrap()
+}
+
+fn q<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let mut c = cmd(args[0]);
+    for a in &args[1..] {
+        c.arg(*a);
+    }
+    c.query(con)
+}
+
+#[test]
+fn string_commands() {
+    let s = server();
+    let mut con = s.connect().unwrap();
+    let ok = |r: redis::RedisResult<String>| assert_eq!(r.unwrap(), "OK");
+    ok(q(&mut con, &["SET", "k", "v"]));
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "k"]).unwrap(),
+        Some("v".into())
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "nope"]).unwrap(),
+        None
+    );
+    // NX / XX / GET
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "k", "w", "NX"]).unwrap(),
+        None
+    );
+    ok(q(&mut con, &["SET", "k", "w", "XX"]));
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "x", "1", "XX"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["SET", "k", "z", "GET"]).unwrap(),
+        Some("w".into())
+    );
+    // EX / PX: the key is there, then gone.
+    ok(q(&mut con, &["SET", "ttl", "1", "PX", "100"]));
+    ok(q(&mut con, &["SET", "ttl2", "1", "EX", "100"]));
+    assert_eq!(q::<i64>(&mut con, &["EXISTS", "ttl", "ttl2"]).unwrap(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "ttl"]).unwrap(),
+        None
+    );
+    assert_eq!(q::<i64>(&mut con, &["EXISTS", "ttl", "ttl2"]).unwrap(), 1);
+    // UPDATE: only existing keys; nil otherwise.
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["UPDATE", "absent", "1"]).unwrap(),
+        None
+    );
+    assert_eq!(
+        q::<Option<String>>(&mut con, &["GET", "absent"]).unwrap(),
+        None
+    );
+    ok(q(&mut con, &["UPDATE", "k", "updated"]));
+    assert_eq!(q::<String>(&mut con, &["GET", "k"]).unwrap(), "updated");
+    // Counters, APPEND, STRLEN
+    assert_eq!(q::<i64>(&mut con, &["INCR", "n"]).unwrap(), 1);
+    assert_eq!(q::<i64>(&mut con, &["INCRBY", "n", "9"]).unwrap(), 10);
+    assert_eq!(q::<i64>(&mut con, &["DECR", "n"]).unwrap(), 9);
+    assert!(q::<i64>(&mut con, &["INCR", "k"]).is_err());
+    assert_eq!(q::<i64>(&mut con, &["APPEND", "s", "ab"]).unwrap(), 2);
+    assert_eq!(q::<i64>(&mut con, &["APPEND", "s", "cd"]).unwrap(), 4);
+    assert_eq!(q::<i64>(&mut con, &["STRLEN", "s"]).unwrap(), 4);
+    // MSET / MGET
+    ok(q(&mut con, &["MSET", "a", "1", "b", "2"]));
+    assert_eq!(
+        q::<Vec<Option<String>>>(&mut con, &["MGET", "a", "zz", "b"]).unwrap(),
+        vec![Some("1".into()), None, Some("2".into())]
+    );
+    // Binary-safe values.
+    let blob: Vec<u8> = (0..=255u8).collect();
+    let _: () = cmd("SET").arg("bin").arg(&blob).query(&mut con).unwrap();
+    assert_eq!(
+        cmd("GET").arg("bin").query::<Vec<u8>>(&mut con).unwrap(),
+        blob
+    );
+}
+
+#[test]
+fn keyspace_commands() {
+    let s = server();
+    let mut con = s.connect().unwrap();
+    for i in 0..50 {
+        let _: () = q(&mut con, &["SET", &format!("user:{i}"), "x"]).unwrap();
+        let _: () = q(&mut con, &["SET", &format!("item:{i}"), "y"]).unwrap();
+    }
+    assert_eq!(q::<i64>(&mut con, &["DBSIZE"]).unwrap(), 100);
+    let mut users: Vec<String> = q(&mut con, &["KEYS", "user:*"]).unwrap();
+    users.sort();
+    assert_eq!(users.len(), 50);
+    // SCAN with MATCH/COUNT visits each key once.
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        let (next, keys): (String, Vec<String>) = q(
+            &mut con,
+            &["SCAN", &cursor, "MATCH", "item:*", "COUNT", "7"],
+        )
+        .unwrap();
+        seen.extend(keys);
+        cursor = next;
+        if cursor == "0" {
+            break;
+        }
+    }
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen.len(), 50);
+    assert!(seen.iter().all(|k| k.starts_with("item:")));
+    assert_eq!(
+        q::<i64>(&mut con, &["DEL", "user:1", "user:2", "nope"]).unwrap(),
+        2
+    );
+    assert_eq!(q::<i64>(&mut con, &["DELETE", "user:3"]).unwrap(), 1);
+    assert_eq!(
+        q::<i64>(&mut con, &["EXISTS", "user:1", "user:4"]).unwrap(),
+        1
+    );
+    assert_eq!(q::<String>(&mut con, &["FLUSHDB"]).unwrap(), "OK");
+    assert_eq!(q::<i64>(&mut con, &["DBSIZE"]).unwrap(), 0);
+}
+
+#[test]
+fn server_commands_and_errors() {
+    let s = server();
+    let mut con = s.connect().unwrap();
+    assert_eq!(q::<String>(&mut con, &["PING"]).unwrap(), "PONG");
+    assert_eq!(q::<String>(&mut con, &["ping", "hi"]).unwrap(), "hi");
+    assert_eq!(q::<String>(&mut con, &["ECHO", "hello"]).unwrap(), "hello");
+    assert_eq!(q::<String>(&mut con, &["SELECT", "0"]).unwrap(), "OK");
+    assert_eq!(
+        q::<String>(&mut con, &["CLIENT", "SETNAME", "t"]).unwrap(),
+        "OK"
+    );
+    let _: () = q(&mut con, &["SET", "a", "1"]).unwrap();
+    let info: String = q(&mut con, &["INFO"]).unwrap();
+    for needle in [
+        "# Server",
+        "# Persistence",
+        "# Stats",
+        "backend:paper",
+        "sync:always",
+        "keys:1",
+        "fsync_count:",
+        "log_bytes:",
+    ] {
+        assert!(info.contains(needle), "INFO lacks {needle}:\n{info}");
+    }
+    let fsyncs: u64 = info_field(&info, "fsync_count").parse().unwrap();
+    assert!(fsyncs >= 1, "a durable SET costs a sync");
+    let persistence: String = q(&mut con, &["INFO", "persistence"]).unwrap();
+    assert!(persistence.starts_with("# Persistence") && !persistence.contains("# Stats"));
+    let cfg: Vec<String> = q(&mut con, &["CONFIG", "GET", "appendonly"]).unwrap();
+    assert_eq!(cfg, vec!["appendonly", "yes"]);
+    let cfg: Vec<String> = q(&mut con, &["CONFIG", "GET", "save"]).unwrap();
+    assert_eq!(cfg, vec!["save", ""]);
+    let commands: Vec<Value> = q(&mut con, &["COMMAND"]).unwrap();
+    assert!(commands.len() > 20);
+    assert!(q::<i64>(&mut con, &["COMMAND", "COUNT"]).unwrap() > 20);
+    // Errors keep the connection open.
+    let err = q::<String>(&mut con, &["FROB", "x"]).unwrap_err();
+    assert!(err.to_string().contains("unknown command 'frob'"), "{err}");
+    let err = q::<String>(&mut con, &["GET"]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("wrong number of arguments for 'get'"),
+        "{err}"
+    );
+    let err = q::<String>(&mut con, &["SET", "k", "v", "EX", "0"]).unwrap_err();
+    assert!(err.to_string().contains("invalid expire time"), "{err}");
+    assert_eq!(q::<String>(&mut con, &["PING"]).unwrap(), "PONG");
+}
+
+fn info_field(info: &str, name: &str) -> String {
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("no {name} in INFO:\n{info}"))
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn save_and_bgsave_checkpoint_now() {
+    let s = server();
+    let mut con = s.connect().unwrap();
+    let _: () = q(&mut con, &["SET", "a", "1"]).unwrap();
+    assert_eq!(q::<String>(&mut con, &["SAVE"]).unwrap(), "OK");
+    let info: String = q(&mut con, &["INFO", "persistence"]).unwrap();
+    assert_eq!(info_field(&info, "last_checkpoint_lsn"), "1");
+    let _: () = q(&mut con, &["SET", "b", "2"]).unwrap();
+    let reply: String = q(&mut con, &["BGSAVE"]).unwrap();
+    assert!(reply.contains("Background saving"));
+    // SAVE after BGSAVE waits for a checkpoint that covers both writes.
+    assert_eq!(q::<String>(&mut con, &["SAVE"]).unwrap(), "OK");
+    let info: String = q(&mut con, &["INFO", "persistence"]).unwrap();
+    assert_eq!(info_field(&info, "last_checkpoint_lsn"), "2");
+    assert!(q::<i64>(&mut con, &["LASTSAVE"]).unwrap() > 0);
+}
+
+#[test]
+fn pipelined_requests_get_replies_in_order() {
+    let s = server();
+    let mut con = s.connect().unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("SET").arg(format!("k{i}")).arg(i);
+        pipe.cmd("GET").arg(format!("k{i}"));
+        pipe.cmd("INCR").arg("counter");
+    }
+    let replies: Vec<Value> = pipe.query(&mut con).unwrap();
+    assert_eq!(replies.len(), 1500);
+    for i in 0..500 {
+        assert_eq!(
+            replies[3 * i + 1],
+            Value::BulkString(i.to_string().into_bytes())
+        );
+        assert_eq!(replies[3 * i + 2], Value::Int(i as i64 + 1));
+    }
+}
+
+#[test]
+fn thirty_two_concurrent_clients() {
+    let s = server();
+    let url = s.url();
+    let threads: Vec<_> = (0..32)
+        .map(|t| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+                for i in 0..50 {
+                    let key = format!("c{t}:{i}");
+                    let _: () = q(&mut con, &["SET", &key, &i.to_string()]).unwrap();
+                    assert_eq!(q::<i64>(&mut con, &["GET", &key]).unwrap(), i);
+                    let _: i64 = q(&mut con, &["INCR", "shared"]).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let mut con = s.connect().unwrap();
+    assert_eq!(q::<i64>(&mut con, &["GET", "shared"]).unwrap(), 32 * 50);
+    assert_eq!(q::<i64>(&mut con, &["DBSIZE"]).unwrap(), 32 * 50 + 1);
+}
+
+#[test]
+fn quit_and_protocol_errors_close_only_their_connection() {
+    use std::io::{Read, Write};
+    let s = server();
+    let mut raw = std::net::TcpStream::connect(s.addr).unwrap();
+    raw.write_all(b"PING\r\n*1\r\n$4\r\nPING\r\nQUIT\r\nPING\r\n")
+        .unwrap();
+    let mut out = Vec::new();
+    raw.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"+PONG\r\n+PONG\r\n+OK\r\n");
+
+    let mut raw = std::net::TcpStream::connect(s.addr).unwrap();
+    raw.write_all(b"*1\r\n$4\r\nPING\r\n*1\r\n$-7\r\n").unwrap();
+    let mut out = Vec::new();
+    raw.read_to_end(&mut out).unwrap();
+    assert_eq!(
+        out,
+        b"+PONG\r\n-ERR Protocol error: invalid bulk length\r\n"
+    );
+
+    let mut con = s.connect().unwrap();
+    assert_eq!(q::<String>(&mut con, &["PING"]).unwrap(), "PONG");
+}
+
+#[test]
+fn decoder_limits_come_from_the_config_file() {
+    use std::io::{Read, Write};
+    let s = TestServer::start(ServerOptions {
+        config: Some("(limits: (max_bulk_len: 16, max_args: 4))".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let mut con = s.connect().unwrap();
+    let _: () = q(&mut con, &["SET", "k", "0123456789abcdef"]).unwrap();
+    let mut raw = std::net::TcpStream::connect(s.addr).unwrap();
+    raw.write_all(b"*2\r\n$3\r\nGET\r\n$17\r\n").unwrap();
+    let mut out = Vec::new();
+    raw.read_to_end(&mut out).unwrap();
+    assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
+    let err = q::<()>(&mut con, &["MGET", "a", "b", "c", "d"]);
+    assert!(err.is_err());
+}
