@@ -43,7 +43,7 @@ for t in "${targets[@]}"; do
         tail -n 60 "$scratch/$t.log"
         continue
     fi
-    grep -E '^#[0-9]+ +DONE|^stat::number_of_executed_units' "$scratch/$t.log" || true
+    grep -E '^#[0-9]+[[:space:]]+DONE' "$scratch/$t.log" || true
 done
 
 if [ "${#failed[@]}" -gt 0 ]; then
