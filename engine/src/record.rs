@@ -228,7 +228,8 @@ impl Reader<'_> {
                         len: self.buf.len(),
                     });
                 }
-                let mut ops = Vec::with_capacity(count);
+                // Capacity grows with what really decodes, not with what the count claims.
+                let mut ops = Vec::with_capacity(count.min(1024));
                 for _ in 0..count {
                     ops.push(self.record(false)?);
                 }
