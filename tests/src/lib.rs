@@ -17,3 +17,21 @@ pub fn have_program(program: &str) -> bool {
         .status()
         .is_ok()
 }
+
+/// Sends one command given as words (`&["SET", "k", "v"]`) and converts its reply.
+pub fn query<T: redis::FromRedisValue>(
+    con: &mut redis::Connection,
+    args: &[&str],
+) -> redis::RedisResult<T> {
+    let Some((name, rest)) = args.split_first() else {
+        return Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "empty command",
+        )));
+    };
+    let mut c = redis::cmd(name);
+    for a in rest {
+        c.arg(*a);
+    }
+    c.query(con)
+}

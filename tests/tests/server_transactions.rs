@@ -10,22 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use moodb_tests::{ServerOptions, TestServer};
+use moodb_tests::{query as q, ServerOptions, TestServer};
 use redis::{cmd, Value};
 
 fn server() -> TestServer {
     TestServer::start(ServerOptions::default()).unwrap()
-}
-
-fn q<T: redis::FromRedisValue>(
-    con: &mut redis::Connection,
-    args: &[&str],
-) -> redis::RedisResult<T> {
-    let mut c = cmd(args[0]);
-    for a in &args[1..] {
-        c.arg(*a);
-    }
-    c.query(con)
 }
 
 fn get(con: &mut redis::Connection, key: &str) -> Option<String> {
