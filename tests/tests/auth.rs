@@ -150,3 +150,33 @@ fn an_exposed_address_without_a_password_refuses_to_start() {
         "nothing is created by a server that does not start"
     );
 }
+
+#[test]
+fn client_subcommands_authenticate_with_password() {
+    let s = protected("sesame");
+    let bin = moodb_binary().unwrap();
+    let addr = s.addr.to_string();
+    let moodb = |args: &[&str]| {
+        Command::new(&bin)
+            .args(args)
+            .args(["--addr", &addr])
+            .output()
+            .unwrap()
+    };
+    let out = moodb(&["set", "k", "v", "--password", "sesame"]);
+    assert!(out.status.success(), "{out:?}");
+    let out = moodb(&["get", "k", "--password", "sesame"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "v\n");
+    let out = moodb(&["get", "k", "--password", "wrong"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("authentication failed"),
+        "{out:?}"
+    );
+    let out = moodb(&["get", "k"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NOAUTH"),
+        "{out:?}"
+    );
+}

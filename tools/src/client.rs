@@ -8,12 +8,34 @@ use std::net::TcpStream;
 use bytes::BytesMut;
 use moodb_engine::resp::{decode_frame, encode::encode_request, Frame};
 
-/// Where the server is: shared by every client subcommand.
+/// Where the server is and how to log in: shared by every client subcommand.
 #[derive(Debug, clap::Args)]
 pub struct ClientArgs {
     /// Address of the server.
     #[arg(long, default_value = "127.0.0.1:6380", value_name = "HOST:PORT")]
     pub addr: String,
+    /// Password of a server started with `requirepass` (sent with AUTH on connecting).
+    #[arg(long, value_name = "PASSWORD")]
+    pub password: Option<String>,
+}
+
+impl ClientArgs {
+    /// Connects to the server and authenticates when a password is given.
+    pub fn connect(&self) -> Result<Client, Box<dyn Error>> {
+        let mut client = Client::connect(&self.addr)?;
+        if let Some(password) = &self.password {
+            match client.call(&["AUTH", password.as_str()])? {
+                Frame::Simple(_) => {}
+                Frame::Error(e) => return Err(format!("authentication failed: {e}").into()),
+                other => {
+                    return Err(
+                        format!("unexpected reply to AUTH: {}", format_reply(&other)).into(),
+                    )
+                }
+            }
+        }
+        Ok(client)
+    }
 }
 
 /// One connection to a server.

@@ -5,7 +5,7 @@ use std::error::Error;
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::client::{format_reply, split_line, Client, ClientArgs};
+use crate::client::{format_reply, split_line, ClientArgs};
 
 /// Interactive client: type commands (`SET k v`, `GET k`, `INFO`, ...), `quit` or Ctrl-D to
 /// leave. Quote words with spaces: `SET k "a b"`.
@@ -16,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
-    let mut client = Client::connect(&args.client.addr)?;
+    let mut client = args.client.connect()?;
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     let mut out = std::io::stdout();

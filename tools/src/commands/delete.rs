@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use moodb_engine::resp::Frame;
 
-use crate::client::{format_reply, Client, ClientArgs};
+use crate::client::{format_reply, ClientArgs};
 
 /// Deletes KEY; prints the number of keys deleted (1 or 0) and exits with status 1 if it did
 /// not exist.
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
-    let mut client = Client::connect(&args.client.addr)?;
+    let mut client = args.client.connect()?;
     match client.call(&["DEL", args.key.as_str()])? {
         Frame::Integer(n) => {
             println!("{n}");

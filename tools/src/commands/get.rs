@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use moodb_engine::resp::Frame;
 
-use crate::client::{format_reply, Client, ClientArgs};
+use crate::client::{format_reply, ClientArgs};
 
 /// Prints the value of KEY to stdout as raw bytes; exits with status 1 if the key does not
 /// exist.
@@ -18,7 +18,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
-    let mut client = Client::connect(&args.client.addr)?;
+    let mut client = args.client.connect()?;
     match client.call(&["GET", args.key.as_str()])? {
         Frame::Bulk(value) => {
             let mut out = std::io::stdout().lock();

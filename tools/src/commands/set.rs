@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use moodb_engine::resp::Frame;
 
-use crate::client::{format_reply, Client, ClientArgs};
+use crate::client::{format_reply, ClientArgs};
 
 /// Sets KEY to VALUE (creating it or replacing its value); prints OK once it is durable.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
-    let mut client = Client::connect(&args.client.addr)?;
+    let mut client = args.client.connect()?;
     match client.call(&["SET", args.key.as_str(), args.value.as_str()])? {
         Frame::Simple(s) => {
             println!("{s}");

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use moodb_engine::resp::Frame;
 
-use crate::client::{format_reply, Client, ClientArgs};
+use crate::client::{format_reply, ClientArgs};
 
 /// Sets KEY to VALUE only if KEY exists; prints OK, or exits with status 1 if it does not.
 #[derive(Debug, clap::Args)]
@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
-    let mut client = Client::connect(&args.client.addr)?;
+    let mut client = args.client.connect()?;
     match client.call(&["UPDATE", args.key.as_str(), args.value.as_str()])? {
         Frame::Simple(s) => {
             println!("{s}");
