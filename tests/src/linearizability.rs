@@ -251,6 +251,19 @@ impl Report {
     pub fn ok(&self) -> bool {
         self.violations.is_empty()
     }
+
+    /// Panics, naming the first violation or the undecided keys, unless all `keys` keys were
+    /// proved linearizable (for tests).
+    pub fn assert_all_linearizable(&self, keys: usize) {
+        if let Some(first) = self.violations.first() {
+            panic!("not linearizable: {first}");
+        }
+        assert_eq!(
+            self.linearizable, keys,
+            "undecided keys: {:?}",
+            self.undecided
+        );
+    }
 }
 
 /// The default bound on configurations explored per key.

@@ -11,7 +11,7 @@ use std::thread;
 use std::time::Duration;
 
 use moodb_tests::linearizability::client::{Conn, Dialect, RecordingClient};
-use moodb_tests::linearizability::{check, Op, Output, Recorder, Report};
+use moodb_tests::linearizability::{check, Op, Output, Recorder};
 use moodb_tests::{ServerOptions, TestServer};
 use rand::{Rng, SeedableRng};
 
@@ -101,23 +101,6 @@ fn run_clients(addr: SocketAddr, recorder: &Recorder, round: u64, ops: u64) {
     }
 }
 
-fn assert_linearizable(report: &Report, keys: usize) {
-    assert!(
-        report.ok(),
-        "{}",
-        report
-            .violations
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    );
-    assert_eq!(
-        report.linearizable, keys,
-        "undecided keys: {:?}",
-        report.undecided
-    );
-}
-
 #[test]
 fn concurrent_history_against_moodb_is_linearizable() {
     let s = TestServer::start(ServerOptions::default()).unwrap();
@@ -138,7 +121,7 @@ fn concurrent_history_against_moodb_is_linearizable() {
         })
         .count();
     eprintln!("{} operations, {swaps} successful CAS", history.len());
-    assert_linearizable(&check(&history, &HashMap::new()), KEYS as usize + 2);
+    check(&history, &HashMap::new()).assert_all_linearizable(KEYS as usize + 2);
 }
 
 #[test]
@@ -167,5 +150,5 @@ fn history_across_kill_9_and_restart_is_linearizable() {
     run_clients(s.addr, &recorder, 1, 60);
     let history = recorder.history();
     eprintln!("{} operations across the crash", history.len());
-    assert_linearizable(&check(&history, &HashMap::new()), KEYS as usize + 2);
+    check(&history, &HashMap::new()).assert_all_linearizable(KEYS as usize + 2);
 }

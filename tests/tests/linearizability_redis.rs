@@ -101,21 +101,7 @@ fn concurrent_history_against_redis_is_linearizable() {
     }
     let history = recorder.history();
     assert_eq!(history.len(), 1200);
-    let report = check(&history, &HashMap::new());
-    assert!(
-        report.ok(),
-        "{}",
-        report
-            .violations
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    );
-    assert_eq!(
-        report.linearizable, 5,
-        "undecided keys: {:?}",
-        report.undecided
-    );
+    check(&history, &HashMap::new()).assert_all_linearizable(5);
 }
 
 #[test]
