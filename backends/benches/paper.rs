@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use moodb_backends::paper::PaperBackend;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, LogEntry, Record, StorageError, SyncPolicy, Value};
+use moodb_core::{Backend, Keyspace, LogEntry, Record, StorageError, SyncPolicy, Value};
 
 const SYNC_ROUNDS: u64 = 2000;
 const GROUP: u64 = 64;

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use moodb_engine::{Backend, StorageError, SyncPolicy};
+use moodb_core::{Backend, StorageError, SyncPolicy};
 
 pub mod paper;
 pub mod sled;

@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use moodb_engine::{
+use moodb_core::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
     Record, Recovered, RecoveryReport, StorageError, SyncPolicy, Value,
 };

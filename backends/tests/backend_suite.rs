@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use moodb_backends::{BackendOptions, BACKEND_NAMES};
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
 
 /// Opens backend `name` in `dir`; a backend that fails to open fails the suite.
 fn open(name: &str, dir: &Path, sync: SyncPolicy) -> Box<dyn Backend> {

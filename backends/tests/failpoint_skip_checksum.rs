@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};
-use moodb_engine::{failpoint, Record};
+use moodb_core::{failpoint, Record};
 
 fn set(key: &str, value: &str) -> Record {
     Record::Set {

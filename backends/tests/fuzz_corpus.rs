@@ -17,7 +17,7 @@ use bytes::Bytes;
 use moodb_backends::paper::fs::{Fs, SimFs};
 use moodb_backends::paper::{PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, LogEntry, Record};
+use moodb_core::{Backend, LogEntry, Record};
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
@@ -104,7 +104,7 @@ fn every_target_has_a_replay_test() {
 #[test]
 fn a_declared_bulk_of_2_pow_40_allocates_nothing() {
     use bytes::BytesMut;
-    use moodb_engine::resp::{decode_request, Limits};
+    use moodb_core::resp::{decode_request, Limits};
     let header = b"*1\r\n$1099511627776\r\nabc";
     let mut buf = BytesMut::with_capacity(header.len());
     buf.extend_from_slice(header);

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::*;
 use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, LogEntry, Record, StorageError, SyncPolicy};
+use moodb_core::{Backend, LogEntry, Record, StorageError, SyncPolicy};
 use proptest::prelude::*;
 
 fn open(dir: &Path, options: &BackendOptions) -> PaperBackend {

@@ -10,9 +10,9 @@ use common::*;
 use moodb_backends::paper::fs::{Fault, FaultKind, FaultOp, SimFs, SimRng};
 use moodb_backends::paper::PaperBackend;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, CheckpointJob, Lsn, Record, StorageError};
+use moodb_core::{Backend, CheckpointJob, Lsn, Record, StorageError};
 
-fn recover_image(image: &SimFs) -> moodb_engine::Recovered {
+fn recover_image(image: &SimFs) -> moodb_core::Recovered {
     open_sim(image, &BackendOptions::default())
         .recover()
         .unwrap_or_else(|e| panic!("recovery of a crash image failed: {e}"))

@@ -12,7 +12,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};
 use moodb_backends::paper::{checkpoint_name, log_name};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 fn log_file(first_lsn: Lsn, records: &[(Lsn, Record)]) -> Vec<u8> {
     let mut out = LogHeader {

@@ -14,7 +14,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogEnd, LogScanner};
 use moodb_backends::paper::log_name;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Record, Value};
+use moodb_core::{Backend, Record, Value};
 
 fn hexdump(bytes: &[u8]) -> String {
     let mut out = String::new();

@@ -13,7 +13,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogScanner, ScannedRecord, LOG_HEADER_LEN};
 use moodb_backends::paper::log_name;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, Lsn, Recovered, StorageError};
+use moodb_core::{Backend, Keyspace, Lsn, Recovered, StorageError};
 use proptest::prelude::*;
 
 fn log_path() -> PathBuf {
@@ -21,7 +21,7 @@ fn log_path() -> PathBuf {
 }
 
 /// Builds a log from `groups` and returns its bytes, its records and the model.
-fn build(groups: &[Vec<moodb_engine::Record>]) -> (Vec<u8>, Vec<ScannedRecord>, Model) {
+fn build(groups: &[Vec<moodb_core::Record>]) -> (Vec<u8>, Vec<ScannedRecord>, Model) {
     let fs = SimFs::new();
     let mut backend = open_sim(&fs, &BackendOptions::default());
     backend.recover().unwrap();
@@ -43,7 +43,7 @@ fn recover_bytes(bytes: &[u8], options: &BackendOptions) -> Result<Recovered, St
     let next = recovered.last_lsn + 1;
     let extra = set("after-recovery", "x");
     backend
-        .append(&[moodb_engine::LogEntry {
+        .append(&[moodb_core::LogEntry {
             lsn: next,
             record: extra.clone(),
         }])

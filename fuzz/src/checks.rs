@@ -27,9 +27,9 @@ use moodb_backends::paper::log::{
 };
 use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_engine::resp::encode::encode_request;
-use moodb_engine::resp::{decode_frame, decode_request, encode, Frame, Limits, Request};
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::resp::encode::encode_request;
+use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Request};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 /// Fuzz target names, each the name of a corpus folder fuzz/corpus/<name>.
 pub const TARGETS: &[&str] = &[

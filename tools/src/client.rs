@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use bytes::BytesMut;
-use moodb_engine::resp::{decode_frame, encode::encode_request, Frame};
+use moodb_core::resp::{decode_frame, encode::encode_request, Frame};
 
 /// Where the server is and how to log in: shared by every client subcommand.
 #[derive(Debug, clap::Args)]

@@ -13,7 +13,7 @@ use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::StdFs;
 use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, LogEntry, Record, Value};
+use moodb_core::{Backend, LogEntry, Record, Value};
 
 /// Runs `moodb` with `args`; returns the exit code, stdout and stderr.
 fn moodb(args: &[&str]) -> (i32, String, String) {

@@ -23,7 +23,7 @@
 use std::io;
 
 use bytes::Bytes;
-use moodb_engine::{Keyspace, Lsn, Value};
+use moodb_core::{Keyspace, Lsn, Value};
 
 use super::log::{u32_at, u64_at};
 

@@ -25,7 +25,7 @@
 //! A length of 0 followed only by zero bytes is the end of the log: the log is preallocated, so
 //! its tail reads as zeros.
 
-use moodb_engine::{failpoint, Lsn, Record};
+use moodb_core::{failpoint, Lsn, Record};
 
 pub const LOG_MAGIC: &[u8; 8] = b"MOODBLOG";
 pub const LOG_VERSION: u32 = 1;

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use loom::sync::atomic::{AtomicU64, Ordering};
-use moodb_engine::{Backend, CheckpointJob, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
+use moodb_core::{Backend, CheckpointJob, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
 
 use super::fs::SimFs;
 use super::{PaperBackend, PaperTuning};

@@ -20,7 +20,7 @@
 //! [`StorageError::Poisoned`]; an fsync is never retried. A failed checkpoint job leaves the
 //! previous checkpoint and the log untouched.
 //!
-//! Failpoints (`MOODB_FAILPOINTS`, see `moodb_engine::failpoint`): `wal::write` fails the
+//! Failpoints (`MOODB_FAILPOINTS`, see `moodb_core::failpoint`): `wal::write` fails the
 //! log append's write, `wal::fsync` its fdatasync, `wal::skip_fsync` skips the fdatasync
 //! (a broken build for the power-cut test), `checkpoint::write` every write of a checkpoint
 //! file.
@@ -39,9 +39,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use moodb_engine::error::IoContext;
-use moodb_engine::failpoint;
-use moodb_engine::{
+use moodb_core::error::IoContext;
+use moodb_core::failpoint;
+use moodb_core::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
     Recovered, StorageError, SyncPolicy,
 };

@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use moodb_engine::error::IoContext;
-use moodb_engine::{Keyspace, Lsn, Recovered, RecoveryReport, StorageError};
+use moodb_core::error::IoContext;
+use moodb_core::{Keyspace, Lsn, Recovered, RecoveryReport, StorageError};
 
 use super::checkpoint::CheckpointReader;
 use super::fs::Fs;

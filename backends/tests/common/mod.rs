@@ -9,7 +9,7 @@ use bytes::Bytes;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::{PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record};
 use proptest::prelude::*;
 
 pub const DIR: &str = "/db";

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use moodb_backends::BackendOptions;
-use moodb_engine::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 use super::runner::{self, RunResult};
 use super::workload::{self, Op, Workload};

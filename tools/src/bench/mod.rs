@@ -19,7 +19,7 @@ pub mod workload;
 
 use std::io;
 
-use moodb_engine::StorageError;
+use moodb_core::StorageError;
 
 /// Why a benchmark could not run to the end.
 #[derive(Debug, thiserror::Error)]

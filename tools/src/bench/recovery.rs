@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use moodb_backends::BackendOptions;
-use moodb_engine::RecoveryReport;
+use moodb_core::RecoveryReport;
 
 use super::inprocess::Target;
 use super::report::RecoveryRow;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 use moodb_backends::{BackendOptions, BACKEND_NAMES};
-use moodb_engine::SyncPolicy;
+use moodb_core::SyncPolicy;
 
 use crate::bench::inprocess::Target;
 use crate::bench::report::{self, RecoveryRow, Row};

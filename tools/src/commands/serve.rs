@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use moodb_backends::BackendOptions;
-use moodb_engine::config::Config;
-use moodb_engine::server::Server;
-use moodb_engine::SyncPolicy;
+use moodb_core::SyncPolicy;
+use moodb_server::config::Config;
+use moodb_server::server::Server;
 
 /// Runs the MooDB server. With no arguments it listens on 127.0.0.1:6380, keeps its data in
 /// ./moodb-data and syncs every write before acknowledging it.

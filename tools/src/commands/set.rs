@@ -3,7 +3,7 @@
 use std::error::Error;
 use std::process::ExitCode;
 
-use moodb_engine::resp::Frame;
+use moodb_core::resp::Frame;
 
 use crate::client::{format_reply, ClientArgs};
 

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use moodb_backends::paper::checkpoint::{CheckpointReader, CHECKPOINT_MAGIC};
 use moodb_backends::paper::FileKind;
-use moodb_engine::Lsn;
+use moodb_core::Lsn;
 use serde::Serialize;
 
 use crate::inspect::escape::Shown;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use moodb_backends::paper::log::{LogEnd, LogScanner, LOG_HEADER_LEN, LOG_MAGIC};
 use moodb_backends::paper::FileKind;
-use moodb_engine::{Lsn, Record};
+use moodb_core::{Lsn, Record};
 use serde::Serialize;
 
 use crate::inspect::escape::Shown;

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use moodb_backends::paper::{parse_name, FileKind};
-use moodb_engine::Lsn;
+use moodb_core::Lsn;
 
 /// The exit codes of the inspection commands, as their `--help` states them.
 pub const EXIT_CODES_HELP: &str = "Exit status:

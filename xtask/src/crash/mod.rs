@@ -188,7 +188,7 @@ fn build_moodb() -> Result<PathBuf, CrashError> {
     Ok(target.join("release").join("moodb"))
 }
 
-/// The environment variable that switches on moodb's failpoints (engine/src/failpoint.rs).
+/// The environment variable that switches on moodb's failpoints (engine/core/src/failpoint.rs).
 const FAILPOINTS_ENV: &str = "MOODB_FAILPOINTS";
 
 /// A deliberately broken build: its name, the server's environment, the damage to inject, and

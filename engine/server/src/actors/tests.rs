@@ -9,15 +9,15 @@ use actix::prelude::*;
 use bytes::Bytes;
 
 use super::*;
-use crate::backend::{
+use crate::config::CheckpointConfig;
+use moodb_core::backend::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, LogEntry, Recovered,
     RecoveryReport, SyncPolicy,
 };
-use crate::config::CheckpointConfig;
-use crate::error::StorageError;
-use crate::keyspace::Keyspace;
-use crate::record::Lsn;
-use crate::resp::{Frame, Limits};
+use moodb_core::error::StorageError;
+use moodb_core::keyspace::Keyspace;
+use moodb_core::record::Lsn;
+use moodb_core::resp::{Frame, Limits};
 
 #[derive(Default)]
 struct Shared {

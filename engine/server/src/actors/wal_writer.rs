@@ -13,8 +13,8 @@ use super::{
     Append, Appended, CheckpointDone, CheckpointWritten, Snapshotter, StartCheckpoint, StoreOwner,
     SyncNow, WriteCheckpoint,
 };
-use crate::backend::{Backend, CheckpointReport, LogEntry, SyncPolicy};
-use crate::failpoint;
+use moodb_core::backend::{Backend, CheckpointReport, LogEntry, SyncPolicy};
+use moodb_core::failpoint;
 
 /// Under the `server::ack_before_write` failpoint (a deliberately broken build for the crash
 /// test), how long the records wait after their replies were released before they are written.

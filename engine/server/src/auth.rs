@@ -10,7 +10,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::resp::Frame;
+use moodb_core::resp::Frame;
 
 /// The only user there is.
 pub const DEFAULT_USER: &[u8] = b"default";
@@ -61,7 +61,7 @@ pub fn auth(args: &[Bytes], password: Option<&Password>) -> (Frame, bool) {
     let (user, candidate) = match args {
         [_, pass] => (&b"default"[..], pass),
         [_, user, pass] => (&user[..], pass),
-        _ => return (crate::command::wrong_arity("auth"), false),
+        _ => return (moodb_core::command::wrong_arity("auth"), false),
     };
     let Some(password) = password else {
         return (

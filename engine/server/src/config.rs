@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::SyncPolicy;
-use crate::resp::Limits;
+use moodb_core::backend::SyncPolicy;
+use moodb_core::resp::Limits;
 
 /// Everything `moodb serve` needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,7 +190,7 @@ impl Config {
 mod sync_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    use crate::backend::SyncPolicy;
+    use moodb_core::backend::SyncPolicy;
 
     pub fn serialize<S: Serializer>(p: &SyncPolicy, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&p.to_string())

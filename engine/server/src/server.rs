@@ -11,8 +11,8 @@ use actix::prelude::*;
 use crate::actors::session::{ClientSlot, SessionConfig};
 use crate::actors::{Session, Shutdown, Snapshotter, StoreOwner, StoreSettings, WalWriter};
 use crate::auth::Password;
-use crate::backend::{Backend, Recovered};
 use crate::config::{Config, ConfigError};
+use moodb_core::backend::{Backend, Recovered};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]

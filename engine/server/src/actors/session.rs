@@ -29,8 +29,9 @@ use tokio_util::codec::{Encoder, FramedRead};
 
 use super::{Batch, Replies, SessionClosed, SessionEvent, StoreOwner};
 use crate::auth::{self, Password};
-use crate::command::txn::SessionId;
-use crate::resp::{DecodeError, Frame, Limits, Request, RespCodec};
+use crate::codec::RespCodec;
+use moodb_core::command::txn::SessionId;
+use moodb_core::resp::{DecodeError, Frame, Limits, Request};
 
 /// Gives each session its identity (unique for the life of the process).
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -76,7 +77,7 @@ impl Encoder<Frame> for CountingCodec {
 
     fn encode(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), std::io::Error> {
         let before = out.len();
-        crate::resp::encode(&frame, out);
+        moodb_core::resp::encode(&frame, out);
         self.0.set(self.0.get() + (out.len() - before));
         Ok(())
     }

@@ -25,14 +25,14 @@ use super::{
     Append, Appended, Batch, CheckpointDone, Replies, SessionClosed, SessionEvent, Shutdown,
     StartCheckpoint, SyncNow, WalWriter,
 };
-use crate::backend::{BackendStatus, LogEntry, SyncPolicy};
-use crate::command::server::{render_config_get, render_info, InfoFigures};
-use crate::command::txn::{SessionId, Transactions};
-use crate::command::{self, Access, Command, ServerCommand, TxnCommand};
 use crate::config::CheckpointConfig;
-use crate::keyspace::Keyspace;
-use crate::record::{Lsn, Record};
-use crate::resp::{Frame, Limits};
+use moodb_core::backend::{BackendStatus, LogEntry, SyncPolicy};
+use moodb_core::command::server::{render_config_get, render_info, InfoFigures};
+use moodb_core::command::txn::{SessionId, Transactions};
+use moodb_core::command::{self, Access, Command, ServerCommand, TxnCommand};
+use moodb_core::keyspace::Keyspace;
+use moodb_core::record::{Lsn, Record};
+use moodb_core::resp::{Frame, Limits};
 
 /// What the store owner needs to know about the server it runs in.
 #[derive(Debug, Clone)]

@@ -19,11 +19,11 @@ pub mod wal_writer;
 
 use actix::prelude::*;
 
-use crate::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
-use crate::command::txn::SessionId;
-use crate::keyspace::Keyspace;
-use crate::record::Lsn;
-use crate::resp::{Frame, Request};
+use moodb_core::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
+use moodb_core::command::txn::SessionId;
+use moodb_core::keyspace::Keyspace;
+use moodb_core::record::Lsn;
+use moodb_core::resp::{Frame, Request};
 
 pub use session::Session;
 pub use snapshotter::Snapshotter;

@@ -407,8 +407,7 @@ mod tests {
 
     #[test]
     fn codec_batches_every_complete_request() {
-        use tokio_util::codec::Decoder;
-        let mut codec = crate::resp::RespCodec::default();
+        let mut codec = crate::resp::BatchDecoder::default();
         assert!(codec.decode(&mut BytesMut::new()).unwrap().is_none());
         let mut buf = BytesMut::from(&b"PING\r\n*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI"[..]);
         let batch = codec.decode(&mut buf).unwrap().unwrap();
@@ -445,12 +444,11 @@ mod tests {
 
     #[test]
     fn a_declared_length_reserves_nothing_and_the_query_buffer_is_bounded() {
-        use tokio_util::codec::Decoder;
         let limits = Limits {
             max_query_buffer: 64,
             ..Limits::default()
         };
-        let mut codec = crate::resp::RespCodec::new(limits);
+        let mut codec = crate::resp::BatchDecoder::new(limits);
         let mut buf = BytesMut::from(&b"*1000000\r\n$536870912\r\n"[..]);
         assert!(codec.decode(&mut buf).unwrap().is_none());
         assert!(

@@ -1,6 +1,6 @@
 //! RESP2, the Redis wire protocol: the [`Frame`] type, the request decoder (with its
-//! configurable limits) and the reply encoder, plus a `tokio_util` codec joining both for the
-//! server's sessions.
+//! configurable limits) and the reply encoder, and the batch decoder a session
+//! runs over its read buffer (the server wraps it in a `tokio_util` codec).
 
 pub mod decode;
 pub mod encode;
@@ -49,29 +49,25 @@ impl Frame {
 /// One request: the command name and its arguments, binary safe.
 pub type Request = Vec<Bytes>;
 
-/// The session codec: decodes every complete request in the read buffer as one batch, and
-/// encodes reply frames. It holds at most `limits.max_query_buffer` bytes of a request that
-/// has not fully arrived.
+/// Splits a session's read buffer into batches: every complete request in the buffer, in
+/// order, as one batch. It holds at most `limits.max_query_buffer` bytes of a request that has
+/// not fully arrived, and resumes a partly read request where it stopped.
 #[derive(Debug, Clone, Default)]
-pub struct RespCodec {
+pub struct BatchDecoder {
     pub limits: Limits,
     progress: decode::Progress,
 }
 
-impl RespCodec {
+impl BatchDecoder {
     pub fn new(limits: Limits) -> Self {
-        RespCodec {
+        BatchDecoder {
             limits,
             progress: decode::Progress::default(),
         }
     }
-}
 
-impl tokio_util::codec::Decoder for RespCodec {
-    type Item = Vec<Request>;
-    type Error = DecodeError;
-
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, DecodeError> {
+    /// Every complete request in `buf` (consumed), or `None` when none is complete yet.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Vec<Request>>, DecodeError> {
         let mut batch = Vec::new();
         loop {
             match decode_request_resuming(buf, &self.limits, &mut self.progress) {
@@ -96,14 +92,5 @@ impl tokio_util::codec::Decoder for RespCodec {
             )));
         }
         Ok((!batch.is_empty()).then_some(batch))
-    }
-}
-
-impl tokio_util::codec::Encoder<Frame> for RespCodec {
-    type Error = std::io::Error;
-
-    fn encode(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), std::io::Error> {
-        encode(&frame, out);
-        Ok(())
     }
 }

@@ -1,0 +1,9 @@
+//! MooDB's server: the actors around the core's store (client sessions, the store owner, the
+//! WAL writer, the snapshotter), the session codec, configuration, authentication and the
+//! listener with its start-up and shutdown.
+
+pub mod actors;
+pub mod auth;
+pub mod codec;
+pub mod config;
+pub mod server;
