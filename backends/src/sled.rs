@@ -63,7 +63,8 @@ pub struct SledBackend {
     fsyncs: u64,
     fsync_total: Duration,
     fsync_max: Duration,
-    poisoned: Option<String>,
+    /// The first failed batch or flush; every later write is refused with it.
+    poisoned: Option<StorageError>,
 }
 
 /// How long `open` waits for a lock that a just-closed handle in this process still holds.
@@ -129,7 +130,7 @@ impl SledBackend {
 
     fn check_not_poisoned(&self) -> Result<(), StorageError> {
         match &self.poisoned {
-            Some(reason) => Err(StorageError::Poisoned(reason.clone())),
+            Some(first) => Err(StorageError::poisoned(first)),
             None => Ok(()),
         }
     }
@@ -144,7 +145,7 @@ impl SledBackend {
                 format!("flush (fsync) sled database {:?}", self.path),
                 err,
             );
-            self.poisoned = Some(err.to_string());
+            self.poisoned = Some(err.clone());
             return Err(err);
         }
         let took = started.elapsed();
@@ -379,7 +380,7 @@ impl Backend for SledBackend {
                 format!("apply batch to sled database {:?}", self.path),
                 err,
             );
-            self.poisoned = Some(err.to_string());
+            self.poisoned = Some(err.clone());
             return Err(err);
         }
         self.last_lsn = last.lsn;

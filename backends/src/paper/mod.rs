@@ -97,7 +97,8 @@ pub struct PaperBackend {
     options: BackendOptions,
     tuning: PaperTuning,
     log: Option<ActiveLog>,
-    poisoned: Option<String>,
+    /// The first failed write or sync; every later write is refused with it.
+    poisoned: Option<StorageError>,
     last_lsn: Lsn,
     durable_lsn: Lsn,
     last_sync: Instant,
@@ -157,8 +158,8 @@ impl PaperBackend {
     }
 
     fn check_writable(&self) -> Result<(), StorageError> {
-        if let Some(why) = &self.poisoned {
-            return Err(StorageError::Poisoned(why.clone()));
+        if let Some(first) = &self.poisoned {
+            return Err(StorageError::poisoned(first));
         }
         if self.log.is_none() {
             return Err(StorageError::InvalidInput(
@@ -171,7 +172,7 @@ impl PaperBackend {
     /// Records the failure and returns the error: no further writes are accepted.
     fn poison(&mut self, err: StorageError) -> StorageError {
         if self.poisoned.is_none() {
-            self.poisoned = Some(err.to_string());
+            self.poisoned = Some(err.clone());
         }
         err
     }

@@ -2,17 +2,19 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Why a backend could not do what it was asked. Every variant names its context so the
-/// message alone tells an operator what happened and where.
-#[derive(Debug, thiserror::Error)]
+/// message alone tells an operator what happened and where. Cloneable, so the one failure can
+/// travel from the backend to the store and be quoted in every refused reply.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// An operating-system call failed (open, write, fsync, rename, ...).
     #[error("{context}: {source}")]
     Io {
         context: String,
         #[source]
-        source: io::Error,
+        source: Arc<io::Error>,
     },
 
     /// A file holds bytes that are not a valid record or checkpoint, and they are not a torn
@@ -30,7 +32,7 @@ pub enum StorageError {
     /// An earlier write or fsync failed, so the backend no longer knows what is on disk and
     /// refuses further writes until the server is restarted (reads go on being served).
     #[error("storage refuses writes after an earlier failure ({0}); fix the cause and restart")]
-    Poisoned(String),
+    Poisoned(Box<StorageError>),
 
     /// A record or argument the backend cannot store (for example one larger than its limit).
     #[error("invalid input: {0}")]
@@ -42,7 +44,25 @@ impl StorageError {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
         StorageError::Io {
             context: context.into(),
-            source,
+            source: Arc::new(source),
+        }
+    }
+
+    /// The error to give for every write after `first` failed: `first` itself when it already
+    /// says so, else `first` wrapped in [`StorageError::Poisoned`].
+    pub fn poisoned(first: &StorageError) -> StorageError {
+        match first {
+            StorageError::Poisoned(_) => first.clone(),
+            other => StorageError::Poisoned(Box::new(other.clone())),
+        }
+    }
+
+    /// The I/O error kind, when the failure was an operating-system call.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::Poisoned(first) => first.io_kind(),
+            _ => None,
         }
     }
 }

@@ -1,19 +1,24 @@
 //! MooDB's core: the data model, the write records that go into the log, the `Backend` trait
 //! that says where durability lives, the RESP values and their wire format, the commands and
-//! their semantics, errors and failpoints. It has no async runtime and does no network I/O.
+//! their semantics, the [`Store`] state machine and the group-commit path, errors and
+//! failpoints. It has no async runtime and does no network I/O.
 
 pub mod backend;
 pub mod command;
 pub mod error;
 pub mod failpoint;
+pub mod group_commit;
 pub mod keyspace;
 pub mod record;
 pub mod resp;
+pub mod store;
 
 pub use backend::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, LogEntry, Recovered,
     RecoveryReport, SyncPolicy,
 };
 pub use error::StorageError;
+pub use group_commit::GroupCommit;
 pub use keyspace::{Keyspace, Value};
 pub use record::{Lsn, Record};
+pub use store::{Release, Store, StoreSettings};

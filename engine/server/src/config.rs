@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use moodb_core::backend::SyncPolicy;
 use moodb_core::resp::Limits;
+pub use moodb_core::store::CheckpointConfig;
 
 /// Everything `moodb serve` needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,26 +55,6 @@ pub struct Config {
     pub requirepass: Option<String>,
     /// Listen on a non-loopback address even without a password.
     pub insecure: bool,
-}
-
-/// When the snapshotter takes a checkpoint on its own (SAVE and BGSAVE take one at once).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CheckpointConfig {
-    /// Checkpoint when the log has grown to this many bytes (0: never on size).
-    pub log_bytes: u64,
-    /// Checkpoint when this many ms have passed since the last one and there were writes
-    /// (0: never on time).
-    pub interval_ms: u64,
-}
-
-impl Default for CheckpointConfig {
-    fn default() -> Self {
-        CheckpointConfig {
-            log_bytes: 64 * 1024 * 1024,
-            interval_ms: 5 * 60 * 1000,
-        }
-    }
 }
 
 impl Default for Config {

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 
 use crate::actors::session::{ClientSlot, SessionConfig};
-use crate::actors::{Session, Shutdown, Snapshotter, StoreOwner, StoreSettings, WalWriter};
+use crate::actors::{
+    Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, WalWriter,
+};
 use crate::auth::Password;
 use crate::config::{Config, ConfigError};
 use moodb_core::backend::{Backend, Recovered};
+use moodb_core::group_commit::GroupCommit;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +33,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     #[error("could not sync the log at shutdown: {0}")]
-    Shutdown(String),
+    Shutdown(#[from] ShutdownError),
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -108,7 +111,8 @@ impl Server {
         let sync = config.sync;
         let store = StoreOwner::create(move |ctx| {
             let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
-            let wal = WalWriter::new(backend, sync, ctx.address(), snapshotter).start();
+            let log = GroupCommit::new(backend);
+            let wal = WalWriter::new(log, sync, ctx.address(), snapshotter).start();
             owner.set_wal(wal);
             owner
         });
@@ -152,11 +156,7 @@ impl Server {
             }
         }
         eprintln!("moodb: shutting down: syncing the log");
-        store
-            .send(Shutdown)
-            .await
-            .map_err(|e| ServerError::Shutdown(e.to_string()))?
-            .map_err(ServerError::Shutdown)?;
+        store.send(Shutdown).await.map_err(ShutdownError::from)??;
         eprintln!("moodb: stopped cleanly");
         Ok(())
     }

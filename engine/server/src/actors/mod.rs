@@ -21,13 +21,15 @@ use actix::prelude::*;
 
 use moodb_core::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
 use moodb_core::command::txn::SessionId;
+use moodb_core::error::StorageError;
 use moodb_core::keyspace::Keyspace;
 use moodb_core::record::Lsn;
 use moodb_core::resp::{Frame, Request};
 
+pub use moodb_core::store::StoreSettings;
 pub use session::Session;
 pub use snapshotter::Snapshotter;
-pub use store_owner::{StoreOwner, StoreSettings};
+pub use store_owner::StoreOwner;
 pub use wal_writer::WalWriter;
 
 /// Session → store owner: every complete request a session decoded from one read, in order.
@@ -51,10 +53,10 @@ pub struct Replies {
     pub frames: Vec<Frame>,
 }
 
-/// Session → store owner: a connection opened (`true`) or closed.
+/// Session → store owner: a connection opened.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SessionEvent(pub bool);
+pub struct SessionOpened;
 
 /// Session → store owner: the connection closed; forget its transaction and watches.
 #[derive(Message)]
@@ -71,7 +73,7 @@ pub struct Append(pub Vec<LogEntry>);
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Appended {
-    pub result: Result<Lsn, String>,
+    pub result: Result<Lsn, StorageError>,
     pub status: BackendStatus,
 }
 
@@ -95,24 +97,33 @@ pub struct WriteCheckpoint {
 /// Snapshotter → WAL writer: how the job went.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct CheckpointWritten(pub Result<CheckpointReport, String>);
+pub struct CheckpointWritten(pub Result<CheckpointReport, StorageError>);
 
 /// WAL writer → store owner: a checkpoint finished (or failed).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct CheckpointDone {
-    pub result: Result<CheckpointReport, String>,
+    pub result: Result<CheckpointReport, StorageError>,
     pub status: BackendStatus,
 }
 
 /// To the store owner (at shutdown): send what is queued to the WAL writer and sync the log.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), ShutdownError>")]
 pub struct Shutdown;
+
+/// Why the log could not be synced at shutdown.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("the WAL writer stopped before it synced: {0}")]
+    WalWriterGone(#[from] MailboxError),
+}
 
 /// Store owner → WAL writer: commit what is queued and sync, whatever the policy.
 #[derive(Message)]
-#[rtype(result = "Result<(), String>")]
+#[rtype(result = "Result<(), StorageError>")]
 pub struct SyncNow;
 
 #[cfg(test)]

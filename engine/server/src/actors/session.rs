@@ -27,7 +27,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{Batch, Replies, SessionClosed, SessionEvent, StoreOwner};
+use super::{Batch, Replies, SessionClosed, SessionOpened, StoreOwner};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
 use moodb_core::command::txn::SessionId;
@@ -255,7 +255,7 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.store.do_send(SessionEvent(true));
+        self.store.do_send(SessionOpened);
         let idle = self.config.limits.idle_timeout_s;
         if idle > 0 {
             let timeout = Duration::from_secs(idle);
@@ -271,7 +271,6 @@ impl Actor for Session {
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         self.store.do_send(SessionClosed(self.id));
-        self.store.do_send(SessionEvent(false));
     }
 }
 

@@ -17,7 +17,7 @@ impl Handler<WriteCheckpoint> for Snapshotter {
     type Result = ();
 
     fn handle(&mut self, msg: WriteCheckpoint, _: &mut SyncContext<Self>) {
-        let result = msg.job.write(&msg.state).map_err(|e| e.to_string());
+        let result = msg.job.write(&msg.state);
         msg.reply_to.do_send(CheckpointWritten(result));
     }
 }

@@ -43,7 +43,10 @@ impl Backend for MemBackend {
     fn append(&mut self, entries: &[LogEntry]) -> Result<AppendReport, StorageError> {
         let mut s = self.0.lock().unwrap();
         if s.fail {
-            return Err(StorageError::Poisoned("injected fsync failure".into()));
+            return Err(StorageError::io(
+                "fsync",
+                std::io::Error::other("injected fsync failure"),
+            ));
         }
         s.appends.push(entries.len());
         Ok(AppendReport {
@@ -109,7 +112,7 @@ fn start(shared: &Arc<Mutex<Shared>>) -> Addr<StoreOwner> {
         let mut owner = StoreOwner::new(Keyspace::new(), 0, BackendStatus::default(), settings());
         owner.set_wal(
             WalWriter::new(
-                Box::new(backend),
+                moodb_core::group_commit::GroupCommit::new(Box::new(backend)),
                 SyncPolicy::Always,
                 ctx.address(),
                 snapshotter,

@@ -1,0 +1,521 @@
+//! The store: MooDB as a deterministic state machine. It owns the key space, the LSNs, the
+//! durability gate (which replies may leave), transactions and WATCH, and the checkpoint
+//! triggers. It does no I/O and knows no actor framework: time is passed in, the records it
+//! decides on are taken out with [`Store::take_records`] and appended by the caller, and the
+//! caller reports back what became durable ([`Store::on_durable`]) or failed
+//! ([`Store::on_storage_failure`]). The server's store-owner actor, the in-process bench and
+//! the tests all drive this same type.
+//!
+//! A reply batch is addressed with a tag `T` chosen by the caller (the actor uses the
+//! session's address, the bench a client number) and comes back in a [`Release`].
+//!
+//! **Invariant (acknowledged ⇒ durable, nothing from the future):** a batch's replies are
+//! released only once every LSN they depend on is released; see [`gate`].
+//!
+//! **Invariant (transactions are atomic and isolated):** EXEC runs its queued commands inside
+//! one [`Store::execute`] call, so no other request interleaves, and their writes become one
+//! `Record::Txn` with one LSN (none when they wrote nothing): the log holds all of them or
+//! none. Every applied record is shown to [`Transactions::touch`] so WATCH sees every change.
+
+pub mod checkpoint;
+pub mod gate;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
+use crate::command::server::{render_config_get, render_info, InfoFigures};
+use crate::command::txn::{SessionId, Transactions};
+use crate::command::{self, Command, ServerCommand, TxnCommand};
+use crate::error::StorageError;
+use crate::keyspace::Keyspace;
+use crate::record::{Lsn, Record};
+use crate::resp::{Frame, Limits};
+
+pub use checkpoint::CheckpointConfig;
+pub use gate::Release;
+
+use checkpoint::Checkpoints;
+use gate::{DurabilityGate, Waiting};
+
+/// What the store needs to know about the server it runs in.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    pub sync: SyncPolicy,
+    pub checkpoint: CheckpointConfig,
+    pub limits: Limits,
+    pub backend: String,
+    pub data_dir: PathBuf,
+    pub port: u16,
+    /// The recovery report, for INFO.
+    pub recovery: String,
+}
+
+/// A checkpoint to run: the key space as of `lsn` (an O(1) clone).
+#[derive(Debug)]
+pub struct CheckpointStart {
+    /// Records through `lsn` not yet taken: append them before the checkpoint begins, since
+    /// the log must hold everything the checkpoint covers.
+    pub records: Vec<LogEntry>,
+    pub lsn: Lsn,
+    pub state: Keyspace,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    connected: u64,
+    connections: u64,
+    commands: u64,
+    writes: u64,
+}
+
+/// The state machine; see the module documentation.
+#[derive(Debug)]
+pub struct Store<T> {
+    keyspace: Keyspace,
+    settings: StoreSettings,
+    started_ms: u64,
+    /// LSN of the last write applied.
+    last_lsn: Lsn,
+    /// Records decided on and not yet taken by the caller to be logged, in LSN order.
+    records: Vec<LogEntry>,
+    /// A SAVE arrived since the last [`Store::checkpoint_due`].
+    save_asked: bool,
+    gate: DurabilityGate<T>,
+    /// Set once the storage failed: writes are refused with it from then on.
+    storage_error: Option<StorageError>,
+    status: BackendStatus,
+    checkpoints: Checkpoints<T>,
+    stats: Stats,
+    /// Every session's MULTI queue and WATCHed keys.
+    txns: Transactions,
+}
+
+impl<T> Store<T> {
+    /// A store holding `state`, whose last record (durable) has LSN `last_lsn`, started at
+    /// `now_ms` (Unix milliseconds).
+    pub fn new(
+        state: Keyspace,
+        last_lsn: Lsn,
+        status: BackendStatus,
+        settings: StoreSettings,
+        now_ms: u64,
+    ) -> Self {
+        Store {
+            keyspace: state,
+            settings,
+            started_ms: now_ms,
+            last_lsn,
+            records: Vec::new(),
+            save_asked: false,
+            gate: DurabilityGate::new(last_lsn),
+            storage_error: None,
+            checkpoints: Checkpoints::new(status.last_checkpoint_lsn, now_ms),
+            status,
+            stats: Stats::default(),
+            txns: Transactions::new(),
+        }
+    }
+
+    /// The key space as it is now (including writes not yet durable).
+    pub fn keyspace(&self) -> &Keyspace {
+        &self.keyspace
+    }
+
+    /// LSN of the last write applied.
+    pub fn last_lsn(&self) -> Lsn {
+        self.last_lsn
+    }
+
+    /// Writes through this LSN may be acknowledged.
+    pub fn released_lsn(&self) -> Lsn {
+        self.gate.released_lsn()
+    }
+
+    /// Executes the requests of one batch of `session` in order, at `now_ms`. Returns the
+    /// replies when they may leave now; otherwise the store holds them, and a later
+    /// [`Store::on_durable`] (or [`Store::on_checkpoint_done`], for SAVE) releases them.
+    pub fn execute<R: AsRef<[Bytes]>>(
+        &mut self,
+        session: SessionId,
+        requests: &[R],
+        to: T,
+        now_ms: u64,
+    ) -> Option<Release<T>> {
+        let mut frames = Vec::with_capacity(requests.len());
+        let mut wait_lsn = 0;
+        let mut saves = Vec::new();
+        for request in requests {
+            let mut save = false;
+            let (reply, wait) = self.execute_one(session, request.as_ref(), now_ms, &mut save);
+            if save {
+                saves.push(frames.len());
+            }
+            frames.push(reply);
+            wait_lsn = wait_lsn.max(wait);
+        }
+        let waiting = Waiting {
+            to,
+            frames,
+            wait_lsn,
+            saves,
+        };
+        if !waiting.saves.is_empty() {
+            self.save_asked = true;
+            self.checkpoints.next_saves.push(waiting);
+            None
+        } else if wait_lsn <= self.gate.released_lsn() {
+            Some(waiting.release())
+        } else {
+            self.gate.hold(waiting);
+            None
+        }
+    }
+
+    /// Whether the caller has work to do for the store before it sleeps: records to log, or a
+    /// SAVE asking for a checkpoint.
+    pub fn wants_flush(&self) -> bool {
+        !self.records.is_empty() || self.save_asked
+    }
+
+    /// Whether records wait to be taken and logged.
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// The records decided on since the last call, in LSN order, for the caller to append.
+    pub fn take_records(&mut self) -> Vec<LogEntry> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Records through `lsn` are durable (synced under `always`; appended under the other
+    /// policies): moves every batch that may now leave into `out`.
+    pub fn on_durable(&mut self, lsn: Lsn, status: BackendStatus, out: &mut Vec<Release<T>>) {
+        self.status = status;
+        self.gate.release(lsn, self.last_lsn, out);
+    }
+
+    /// The storage failed: nothing unreleased may be acknowledged, nor anything that read it.
+    /// Every waiting batch is answered with the failure; writes are refused from now on,
+    /// reads of durable data go on.
+    pub fn on_storage_failure(
+        &mut self,
+        err: StorageError,
+        status: BackendStatus,
+        out: &mut Vec<Release<T>>,
+    ) {
+        self.status = status;
+        let refusal = storage_refuses(&err);
+        let c = &mut self.checkpoints;
+        let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
+        for w in self.gate.take_all().chain(saves) {
+            out.push(Release {
+                frames: vec![refusal.clone(); w.frames.len()],
+                to: w.to,
+            });
+        }
+        self.records.clear();
+        if self.storage_error.is_none() {
+            self.storage_error = Some(err);
+        }
+    }
+
+    /// The failure that makes the store refuse writes, if any.
+    pub fn storage_error(&self) -> Option<&StorageError> {
+        self.storage_error.as_ref()
+    }
+
+    /// A checkpoint to start now, if one is due (log size, interval, SAVE/BGSAVE) and none is
+    /// running. It carries the records not yet taken, which the caller appends first.
+    pub fn checkpoint_due(&mut self, now_ms: u64) -> Option<CheckpointStart> {
+        self.save_asked = false;
+        if self.storage_error.is_some()
+            || !self.checkpoints.due(
+                &self.settings.checkpoint,
+                self.last_lsn,
+                self.status.log_bytes,
+                now_ms,
+            )
+        {
+            return None;
+        }
+        let lsn = self.last_lsn;
+        self.checkpoints.start(lsn, now_ms);
+        Some(CheckpointStart {
+            records: self.take_records(),
+            lsn,
+            state: self.keyspace.clone(),
+        })
+    }
+
+    /// The running checkpoint finished (or failed): SAVE replies waiting for it are released
+    /// into `out` (with the failure, if it failed) once their writes are durable.
+    pub fn on_checkpoint_done(
+        &mut self,
+        result: Result<CheckpointReport, StorageError>,
+        status: BackendStatus,
+        out: &mut Vec<Release<T>>,
+    ) {
+        self.status = status;
+        let c = &mut self.checkpoints;
+        let lsn = c.running.take();
+        let failure = match result {
+            Ok(report) => {
+                c.completed += 1;
+                c.last_lsn = Some(report.lsn);
+                None
+            }
+            Err(err) => {
+                c.failed += 1;
+                c.last_lsn = lsn.or(c.last_lsn);
+                Some(Frame::err(format!("checkpoint failed: {err}")))
+            }
+        };
+        for mut w in std::mem::take(&mut c.running_saves) {
+            if let Some(failure) = &failure {
+                for &i in &w.saves {
+                    w.frames[i] = failure.clone();
+                }
+            }
+            self.gate.hold(w);
+        }
+        self.gate.release(0, self.last_lsn, out);
+    }
+
+    /// A client connected.
+    pub fn session_opened(&mut self) {
+        self.stats.connected += 1;
+        self.stats.connections += 1;
+    }
+
+    /// A client's connection closed: forget its transaction and watches.
+    pub fn session_closed(&mut self, session: SessionId) {
+        self.stats.connected = self.stats.connected.saturating_sub(1);
+        self.txns.session_closed(session);
+    }
+
+    /// Gives `record` the next LSN and queues it to be logged; returns the LSN.
+    fn log(&mut self, record: Record) -> Lsn {
+        self.stats.writes += 1;
+        self.last_lsn += 1;
+        let lsn = self.last_lsn;
+        self.gate.note_write(lsn, &record);
+        self.txns.touch(&record);
+        self.records.push(LogEntry { lsn, record });
+        lsn
+    }
+
+    /// The refusal for a write (or a read of lost writes) after the storage failed.
+    fn refusal(&self) -> Option<Frame> {
+        self.storage_error.as_ref().map(storage_refuses)
+    }
+
+    /// Executes one request of `session`; returns its reply and the LSN it waits for. `save`
+    /// is set for SAVE, whose reply waits for the next checkpoint.
+    fn execute_one(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        now_ms: u64,
+        save: &mut bool,
+    ) -> (Frame, Lsn) {
+        self.stats.commands += 1;
+        let parsed = command::parse(request);
+        if self.txns.in_multi(session) {
+            match parsed {
+                Ok(Command::Txn(
+                    TxnCommand::Multi
+                    | TxnCommand::Exec
+                    | TxnCommand::Discard
+                    | TxnCommand::Watch(_),
+                )) => {}
+                Ok(Command::Server(ServerCommand::Save)) => {
+                    let err = Frame::err("SAVE is not allowed inside MULTI (BGSAVE is)");
+                    return (self.txns.queue(session, Err(err)), 0);
+                }
+                other => return (self.txns.queue(session, other), 0),
+            }
+        }
+        let cmd = match parsed {
+            Ok(cmd) => cmd,
+            Err(reply) => return (reply, 0),
+        };
+        match cmd {
+            Command::Data(cmd) => {
+                if cmd.is_write() {
+                    if let Some(refusal) = self.refusal() {
+                        return (refusal, 0);
+                    }
+                }
+                let applied = cmd.apply(&mut self.keyspace, now_ms);
+                let wait = match applied.record {
+                    // The newest LSN: it covers whatever the write read, no lookup needed.
+                    Some(record) => self.log(record),
+                    None => self.gate.read_dependency(&applied.access, self.last_lsn),
+                };
+                if wait > self.gate.released_lsn() {
+                    if let Some(refusal) = self.refusal() {
+                        return (refusal, 0);
+                    }
+                }
+                (applied.reply, wait)
+            }
+            Command::Server(cmd) => (self.server_command(cmd, now_ms, save), 0),
+            Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
+        }
+    }
+
+    fn transaction_command(
+        &mut self,
+        session: SessionId,
+        cmd: TxnCommand,
+        now_ms: u64,
+    ) -> (Frame, Lsn) {
+        match cmd {
+            TxnCommand::Multi => (self.txns.multi(session), 0),
+            TxnCommand::Discard => (self.txns.discard(session), 0),
+            TxnCommand::Watch(keys) => (self.txns.watch(session, keys, &self.keyspace, now_ms), 0),
+            TxnCommand::Unwatch => (self.txns.unwatch(session), 0),
+            TxnCommand::Exec => match self.txns.exec(session, &self.keyspace, now_ms) {
+                Ok(commands) => self.exec(commands, now_ms),
+                Err(reply) => (reply, 0),
+            },
+        }
+    }
+
+    /// Runs the commands of a transaction as one unit: one `Record::Txn` of all their writes
+    /// (nothing when they wrote nothing); a command's runtime error is its own reply only.
+    fn exec(&mut self, commands: Vec<Command>, now_ms: u64) -> (Frame, Lsn) {
+        let writes = commands
+            .iter()
+            .any(|c| matches!(c, Command::Data(d) if d.is_write()));
+        if writes {
+            if let Some(refusal) = self.refusal() {
+                return (refusal, 0);
+            }
+        }
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut ops = Vec::new();
+        let mut wait = 0;
+        for cmd in commands {
+            let reply = match cmd {
+                Command::Data(cmd) => {
+                    let applied = cmd.apply(&mut self.keyspace, now_ms);
+                    wait = wait.max(self.gate.read_dependency(&applied.access, self.last_lsn));
+                    match applied.record {
+                        Some(Record::Txn(inner)) => ops.extend(inner),
+                        Some(record) => ops.push(record),
+                        None => {}
+                    }
+                    applied.reply
+                }
+                // SAVE is refused while queueing; BGSAVE and the rest answer at once.
+                Command::Server(cmd) => self.server_command(cmd, now_ms, &mut false),
+                // Only UNWATCH is queued; EXEC drops the watches anyway.
+                Command::Txn(_) => Frame::ok(),
+            };
+            replies.push(reply);
+        }
+        if !ops.is_empty() {
+            wait = self.log(Record::Txn(ops));
+        }
+        if wait > self.gate.released_lsn() {
+            if let Some(refusal) = self.refusal() {
+                return (refusal, 0);
+            }
+        }
+        (Frame::Array(replies), wait)
+    }
+
+    fn server_command(&mut self, cmd: ServerCommand, now_ms: u64, save: &mut bool) -> Frame {
+        match cmd {
+            ServerCommand::Reply(frame) => frame,
+            ServerCommand::Info(sections) => render_info(&self.info_figures(now_ms), &sections),
+            ServerCommand::ConfigGet(patterns) => {
+                render_config_get(&self.config_params(), &patterns)
+            }
+            ServerCommand::Save => {
+                *save = true;
+                Frame::ok()
+            }
+            ServerCommand::BgSave => {
+                self.checkpoints.bgsave_requested = true;
+                Frame::Simple("Background saving started".into())
+            }
+            ServerCommand::LastSave => Frame::Integer(
+                self.status
+                    .last_checkpoint_unix_ms
+                    .map_or(0, |ms| (ms / 1000) as i64),
+            ),
+        }
+    }
+
+    fn config_params(&self) -> Vec<(&'static str, String)> {
+        let s = &self.settings;
+        let fsync = match s.sync {
+            SyncPolicy::Always => "always",
+            SyncPolicy::Every(_) => "everysec",
+            SyncPolicy::Never => "no",
+        };
+        vec![
+            ("save", String::new()),
+            ("appendonly", "yes".into()),
+            ("appendfsync", fsync.into()),
+            ("port", s.port.to_string()),
+            ("databases", "1".into()),
+            ("dir", s.data_dir.display().to_string()),
+            ("maxmemory", "0".into()),
+            ("proto-max-bulk-len", s.limits.max_bulk_len.to_string()),
+            ("moodb-backend", s.backend.clone()),
+            ("moodb-sync", s.sync.to_string()),
+            (
+                "moodb-checkpoint-log-bytes",
+                s.checkpoint.log_bytes.to_string(),
+            ),
+            (
+                "moodb-checkpoint-interval-ms",
+                s.checkpoint.interval_ms.to_string(),
+            ),
+        ]
+    }
+
+    fn info_figures(&self, now_ms: u64) -> InfoFigures {
+        let st = &self.status;
+        let c = &self.checkpoints;
+        InfoFigures {
+            tcp_port: self.settings.port,
+            uptime_s: now_ms.saturating_sub(self.started_ms) / 1000,
+            backend: self.settings.backend.clone(),
+            sync: self.settings.sync.to_string(),
+            data_dir: self.settings.data_dir.display().to_string(),
+            keys: self.keyspace.len() as u64,
+            last_lsn: self.last_lsn,
+            durable_lsn: st.durable_lsn,
+            log_bytes: st.log_bytes,
+            last_checkpoint_lsn: st.last_checkpoint_lsn,
+            last_checkpoint_unix_ms: st.last_checkpoint_unix_ms,
+            checkpoint_in_progress: c.running.is_some(),
+            checkpoints_completed: c.completed,
+            checkpoints_failed: c.failed,
+            fsyncs: st.fsyncs,
+            fsync_total_us: st.fsync_total.as_micros() as u64,
+            fsync_max_us: st.fsync_max.as_micros() as u64,
+            storage_error: self.storage_error.as_ref().map(ToString::to_string),
+            connected_clients: self.stats.connected,
+            total_connections: self.stats.connections,
+            total_commands: self.stats.commands,
+            total_writes: self.stats.writes,
+            recovery: self.settings.recovery.clone(),
+        }
+    }
+}
+
+/// The reply to a write after the storage failed.
+fn storage_refuses(err: &StorageError) -> Frame {
+    Frame::err(format!(
+        "storage refuses writes after a failure ({err}); reads of what was durable go on. \
+         Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
+         write is lost"
+    ))
+}
