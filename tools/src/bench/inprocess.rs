@@ -1,17 +1,16 @@
-//! The in-process target: the server's data path without the network. One writer thread owns
-//! the `Box<dyn Backend>` and the `Keyspace` (as the server's store owner does); each client
-//! thread sends one operation at a time over a channel and waits for its reply.
+//! The in-process target: the server's own pipeline without the network. One writer thread
+//! runs the core's [`Store`] (the state machine the server's store owner runs) and its
+//! [`GroupCommit`] (the commit path the server's WAL writer runs); each client thread sends one
+//! operation at a time over a channel, as a RESP request would arrive, and waits for its reply.
 //!
 //! The writer blocks for the first request, then drains everything else already queued (a
-//! group). It applies the group to the key space in arrival order, giving each write an LSN,
-//! appends all the group's records with one `Backend::append` (group commit: with N clients a
-//! group holds up to N writes and costs one sync), and then replies. Reads are served by the
-//! writer from its key space too, in arrival order, so they cost the same thread hop as in the
-//! server; a read replies at once unless its key was written earlier in the same group, in
-//! which case it waits for that group's append (a read never sees a write that is not yet
-//! durable under `sync = always`). A transaction (workload `txn`) is one `Record::Txn`.
+//! tick). Each request is executed by the store as one batch of its client's session
+//! (`GET k`, `SET k v`, or `MULTI`, `SET`s, `EXEC` for a transaction), which parses it with the
+//! command table, applies it, gives each write an LSN and holds its reply; then the tick's
+//! records are appended as one group (one `Backend::append`, one sync under `always`) and the
+//! replies the store releases go out. So reads wait exactly as in the server: only for a
+//! not-yet-durable write to a key they read.
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::thread;
@@ -19,7 +18,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use moodb_backends::BackendOptions;
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::group_commit::{CommitStats, GroupCommit};
+use moodb_core::resp::{Frame, Limits};
+use moodb_core::store::{CheckpointConfig, Release, Store, StoreSettings};
+use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError, SyncPolicy};
 
 use super::runner::{self, RunResult};
 use super::workload::{self, Op, Workload};
@@ -34,22 +36,17 @@ pub struct Target {
     pub backend: Box<dyn Backend>,
     pub state: Keyspace,
     pub last_lsn: Lsn,
-}
-
-/// What the writer thread did during a run.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct WriterStats {
-    /// `append` calls (groups containing at least one write).
-    pub appends: u64,
-    /// Records appended.
-    pub records: u64,
+    /// The sync policy the backend was opened with (for INFO-like settings of the store).
+    pub sync: SyncPolicy,
+    pub dir: std::path::PathBuf,
 }
 
 /// The outcome of one in-process run.
 #[derive(Debug)]
 pub struct InProcessResult {
     pub run: RunResult,
-    pub writer: WriterStats,
+    /// What the writer thread's commit path did: groups appended and records in them.
+    pub writer: CommitStats,
     /// Syncs the backend counted during the run.
     pub fsyncs: u64,
     /// Time the backend spent in those syncs.
@@ -73,6 +70,8 @@ impl Target {
             backend,
             state: recovered.state,
             last_lsn: recovered.last_lsn,
+            sync: options.sync,
+            dir: dir.to_path_buf(),
         })
     }
 
@@ -189,89 +188,96 @@ fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// The writer thread: group, apply, append once, reply. Ends when every client has gone.
+/// The RESP request (or, for a transaction, the pipelined requests) a client sends for `op`.
+fn requests(op: Op) -> Vec<Vec<Bytes>> {
+    match op {
+        Op::Get(key) => vec![vec![Bytes::from_static(b"GET"), key]],
+        Op::Set(key, value) => vec![vec![Bytes::from_static(b"SET"), key, value]],
+        Op::Txn(sets) => {
+            let mut batch = Vec::with_capacity(sets.len() + 2);
+            batch.push(vec![Bytes::from_static(b"MULTI")]);
+            for (key, value) in sets {
+                batch.push(vec![Bytes::from_static(b"SET"), key, value]);
+            }
+            batch.push(vec![Bytes::from_static(b"EXEC")]);
+            batch
+        }
+    }
+}
+
+/// The reply a client gets for a released batch: an error reply fails the run.
+fn reply(release: &Release<usize>) -> Reply {
+    match release.frames.iter().find_map(|f| match f {
+        Frame::Error(e) => Some(e.clone()),
+        _ => None,
+    }) {
+        Some(e) => Reply::Failed(format!("-{e}")),
+        None => Reply::Done,
+    }
+}
+
+/// The writer thread: execute a tick's requests on the store, commit its records as one
+/// group, send the released replies. Ends when every client has gone.
 fn writer_loop(
-    mut target: Target,
+    target: Target,
     inbox: &Receiver<Request>,
     reply_to: &[Sender<Reply>],
-) -> (Target, WriterStats) {
-    let mut stats = WriterStats::default();
-    let mut group = Vec::new();
-    let mut entries = Vec::new();
-    let mut waiting = Vec::new();
-    let mut written: HashSet<Bytes> = HashSet::new();
+) -> (Target, CommitStats) {
+    let Target {
+        name,
+        backend,
+        state,
+        last_lsn,
+        sync,
+        dir,
+    } = target;
+    let settings = StoreSettings {
+        sync,
+        // The bench measures the write path; checkpoints have their own bench (recovery).
+        checkpoint: CheckpointConfig {
+            log_bytes: 0,
+            interval_ms: 0,
+        },
+        limits: Limits::default(),
+        backend: name.clone(),
+        data_dir: dir.clone(),
+        port: 0,
+        recovery: String::new(),
+    };
+    let status = backend.status();
+    let mut store: Store<usize> = Store::new(state, last_lsn, status, settings, now_ms());
+    let mut log = GroupCommit::new(backend);
+    let mut tick = Vec::new();
+    let mut released = Vec::new();
     while let Ok(first) = inbox.recv() {
-        group.push(first);
-        group.extend(inbox.try_iter());
+        tick.push(first);
+        tick.extend(inbox.try_iter());
         let now = now_ms();
-        for Request { client, op } in group.drain(..) {
-            match op {
-                Op::Get(key) => {
-                    let found = target.state.get_live(&key, now).is_some();
-                    std::hint::black_box(found);
-                    if written.contains(&key) {
-                        waiting.push(client);
-                    } else {
-                        let _ = reply_to[client].send(Reply::Done);
-                    }
-                }
-                Op::Set(key, value) => {
-                    target.last_lsn += 1;
-                    let record = Record::Set {
-                        key: key.clone(),
-                        value,
-                        expires_at_ms: None,
-                    };
-                    target.state.apply(&record);
-                    written.insert(key);
-                    entries.push(LogEntry {
-                        lsn: target.last_lsn,
-                        record,
-                    });
-                    waiting.push(client);
-                }
-                Op::Txn(sets) => {
-                    target.last_lsn += 1;
-                    let ops = sets
-                        .into_iter()
-                        .map(|(key, value)| {
-                            written.insert(key.clone());
-                            Record::Set {
-                                key,
-                                value,
-                                expires_at_ms: None,
-                            }
-                        })
-                        .collect();
-                    let record = Record::Txn(ops);
-                    target.state.apply(&record);
-                    entries.push(LogEntry {
-                        lsn: target.last_lsn,
-                        record,
-                    });
-                    waiting.push(client);
-                }
+        for Request { client, op } in tick.drain(..) {
+            let session = client as u64;
+            if let Some(release) = store.execute(session, &requests(op), client, now) {
+                released.push(release);
             }
         }
-        let reply = if entries.is_empty() {
-            Reply::Done
-        } else {
-            stats.appends += 1;
-            stats.records += entries.len() as u64;
-            match target.backend.append(&entries) {
-                Ok(_) => Reply::Done,
-                Err(err) => Reply::Failed(format!("backend {}: {err}", target.name)),
-            }
-        };
-        for client in waiting.drain(..) {
-            let reply = match &reply {
-                Reply::Done => Reply::Done,
-                Reply::Failed(message) => Reply::Failed(message.clone()),
-            };
-            let _ = reply_to[client].send(reply);
+        log.queue(store.take_records());
+        match log.commit() {
+            Some(Ok(lsn)) => store.on_durable(lsn, log.status(), &mut released),
+            Some(Err(err)) => store.on_storage_failure(err, log.status(), &mut released),
+            None => {}
         }
-        entries.clear();
-        written.clear();
+        for release in released.drain(..) {
+            let _ = reply_to[release.to].send(reply(&release));
+        }
     }
+    let stats = log.stats();
+    let (state, last_lsn) = store.into_state();
+    let target = Target {
+        name,
+        backend: log.into_backend(),
+        state,
+        last_lsn,
+        sync,
+        dir,
+    };
     (target, stats)
 }

@@ -123,6 +123,11 @@ impl<T> Store<T> {
         &self.keyspace
     }
 
+    /// The key space and the LSN of the last write applied, giving up the store.
+    pub fn into_state(self) -> (Keyspace, Lsn) {
+        (self.keyspace, self.last_lsn)
+    }
+
     /// LSN of the last write applied.
     pub fn last_lsn(&self) -> Lsn {
         self.last_lsn
