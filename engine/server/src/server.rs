@@ -104,6 +104,7 @@ impl Server {
             backend: backend.name().to_string(),
             data_dir: config.data_dir.clone(),
             port: local_addr.port(),
+            process_id: std::process::id(),
             recovery: recovered.report.to_string(),
         };
         let status = backend.status();

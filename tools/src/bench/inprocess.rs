@@ -242,6 +242,7 @@ fn writer_loop(
         backend: name.clone(),
         data_dir: dir.clone(),
         port: 0,
+        process_id: std::process::id(),
         recovery: String::new(),
     };
     let status = backend.status();

@@ -216,6 +216,7 @@ fn parse_client(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
 /// The figures INFO reports, gathered by the store owner.
 #[derive(Debug, Clone, Default)]
 pub struct InfoFigures {
+    pub process_id: u32,
     pub tcp_port: u16,
     pub uptime_s: u64,
     pub backend: String,
@@ -267,7 +268,7 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
         vec![
             ("redis_version", "7.0.0".into()),
             ("moodb_version", env!("CARGO_PKG_VERSION").into()),
-            ("process_id", std::process::id().to_string()),
+            ("process_id", f.process_id.to_string()),
             ("tcp_port", f.tcp_port.to_string()),
             ("uptime_in_seconds", f.uptime_s.to_string()),
             ("backend", f.backend.clone()),

@@ -48,6 +48,8 @@ pub struct StoreSettings {
     pub backend: String,
     pub data_dir: PathBuf,
     pub port: u16,
+    /// The server's process id, for INFO (the store itself asks the OS nothing).
+    pub process_id: u32,
     /// The recovery report, for INFO.
     pub recovery: String,
 }
@@ -489,6 +491,7 @@ impl<T> Store<T> {
         let st = &self.status;
         let c = &self.checkpoints;
         InfoFigures {
+            process_id: self.settings.process_id,
             tcp_port: self.settings.port,
             uptime_s: now_ms.saturating_sub(self.started_ms) / 1000,
             backend: self.settings.backend.clone(),

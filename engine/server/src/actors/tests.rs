@@ -94,6 +94,7 @@ fn settings() -> StoreSettings {
         backend: "mem".into(),
         data_dir: ".".into(),
         port: 0,
+        process_id: std::process::id(),
         recovery: String::new(),
     }
 }
