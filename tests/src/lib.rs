@@ -1,12 +1,17 @@
 //! Helpers for the integration tests: start a real `moodb serve` on 127.0.0.1 with a temporary
-//! data directory ([`server::TestServer`]), and check histories recorded against it
+//! data directory ([`server::TestServer`], built on [`server::Launch`]), and check histories recorded against it
 //! ([`linearizability`]).
 
 pub mod linearizability;
+pub mod process;
 pub mod raw;
 pub mod server;
 
-pub use server::{moodb_binary, HarnessError, ServerOptions, TestServer};
+pub use process::Process;
+pub use server::{
+    moodb_binary, HarnessError, Launch, Launched, Ready, ReadyRecovery, Running, ServerOptions,
+    TestServer,
+};
 
 /// Whether `program` can be run from PATH (for tests that use redis-cli or redis-benchmark).
 pub fn have_program(program: &str) -> bool {

@@ -1,21 +1,24 @@
-//! The test harness: starts a real `moodb serve` process on 127.0.0.1 (an ephemeral port)
-//! with a temporary data directory, captures its stderr, and can stop it, `kill -9` it and
-//! restart it on the same data.
+//! Starting a real `moodb serve`: [`Launch`] runs it on 127.0.0.1 (an ephemeral port) with
+//! `--ready-file` in the process's own temporary directory and waits, bounded, for that JSON
+//! ([`Ready`]: address, pid, recovery figures) or for the process to exit. [`TestServer`] is
+//! what the integration tests use: a temporary data directory, `stop`, `kill -9`, `restart`
+//! on the same data, and the server's stderr. The crash harness (`xtask/src/crash/server.rs`)
+//! drives [`Launch`] directly.
 //!
 //! The `moodb` binary comes from `MOODB_BIN` if set; otherwise the harness runs
 //! `cargo build -p moodb` once per test process and uses `<target>/debug/moodb`, so a plain
 //! `cargo test --workspace` always tests the current sources.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::time::Duration;
+use std::process::{Command, ExitStatus};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-/// How long a server may take to say it is ready.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+use crate::process::{Process, TAIL_LINES};
+
+/// How long a server may take to become ready.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What went wrong while driving a server process.
 #[derive(Debug, thiserror::Error)]
@@ -28,11 +31,13 @@ pub enum HarnessError {
         #[source]
         source: std::io::Error,
     },
-    #[error("moodb serve did not become ready: {reason}; its stderr:\n{stderr}")]
+    #[error("moodb serve did not become ready: {reason}; the last lines of its output:\n{stderr}")]
     NotReady { reason: String, stderr: String },
+    #[error("the ready file {path} is not what moodb serve writes: {message}")]
+    ReadyFile { path: PathBuf, message: String },
 }
 
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessError {
     let what = what.into();
     move |source| HarnessError::Io { what, source }
 }
@@ -66,6 +71,148 @@ pub fn moodb_binary() -> Result<PathBuf, HarnessError> {
     .map_err(HarnessError::Build)
 }
 
+/// What `moodb serve --ready-file` writes once it listens (`tools/src/commands/serve.rs`).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ready {
+    pub addr: SocketAddr,
+    pub pid: u32,
+    pub backend: String,
+    pub sync: String,
+    pub data_dir: PathBuf,
+    pub recovery: ReadyRecovery,
+}
+
+/// The figures of the server's recovery report.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadyRecovery {
+    /// The checkpoint loaded, if any, and the LSN it covers.
+    pub checkpoint: Option<PathBuf>,
+    pub checkpoint_lsn: Option<u64>,
+    pub checkpoint_keys: u64,
+    pub records_replayed: u64,
+    pub log_bytes_replayed: u64,
+    /// Bytes of torn tail cut off the end of the log.
+    pub bytes_truncated: u64,
+    /// What salvage discarded, when it did.
+    pub salvaged: Option<String>,
+    pub seconds: f64,
+    /// The text of the `moodb: recovery:` line.
+    pub report: String,
+}
+
+/// How to run one `moodb serve` process.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub bin: PathBuf,
+    pub data_dir: PathBuf,
+    /// Contents of a RON configuration file, written to the process's directory and passed
+    /// with `--config`.
+    pub config: Option<String>,
+    /// Further flags, e.g. `--sync never`.
+    pub args: Vec<String>,
+    /// Extra environment variables (e.g. `MOODB_FAILPOINTS`).
+    pub env: Vec<(String, String)>,
+    /// How long to wait for the ready file.
+    pub timeout: Duration,
+}
+
+/// How a start ended.
+#[derive(Debug)]
+pub enum Launched {
+    Ready(Box<Running>),
+    /// The process exited before it was ready (e.g. recovery refused a damaged log).
+    Exited {
+        status: ExitStatus,
+        output: String,
+    },
+}
+
+/// A `moodb serve` that has written its ready file.
+#[derive(Debug)]
+pub struct Running {
+    pub process: Process,
+    pub ready: Ready,
+}
+
+impl Launch {
+    pub fn new(bin: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> Launch {
+        Launch {
+            bin: bin.into(),
+            data_dir: data_dir.into(),
+            config: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            timeout: START_TIMEOUT,
+        }
+    }
+
+    /// Starts the server and waits until it has written its ready file or exited. Past the
+    /// deadline the process is killed and the error quotes the end of its output.
+    pub fn start(&self) -> Result<Launched, HarnessError> {
+        let dir = Process::scratch_dir()?;
+        let ready_path = dir.path().join("ready.json");
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("serve")
+            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(&self.data_dir)
+            .arg("--ready-file")
+            .arg(&ready_path);
+        if let Some(config) = &self.config {
+            let path = dir.path().join("moodb-test.ron");
+            std::fs::write(&path, config).map_err(io("writing the configuration file"))?;
+            cmd.arg("--config").arg(path);
+        }
+        cmd.args(&self.args);
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        let mut process = Process::spawn(cmd, dir)?;
+        let deadline = Instant::now() + self.timeout;
+        loop {
+            if let Some(ready) = read_ready(&ready_path)? {
+                if ready.pid != process.id() {
+                    return Err(HarnessError::ReadyFile {
+                        path: ready_path,
+                        message: format!(
+                            "it names pid {}, the server started is {}",
+                            ready.pid,
+                            process.id()
+                        ),
+                    });
+                }
+                return Ok(Launched::Ready(Box::new(Running { process, ready })));
+            }
+            if let Some(status) = process.exit_status()? {
+                let output = process.output();
+                return Ok(Launched::Exited { status, output });
+            }
+            if Instant::now() >= deadline {
+                process.kill9()?;
+                return Err(HarnessError::NotReady {
+                    reason: format!("no ready file within {:?}", self.timeout),
+                    stderr: process.output_tail(TAIL_LINES),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// The ready file's contents, or `None` while it does not exist.
+fn read_ready(path: &Path) -> Result<Option<Ready>, HarnessError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(format!("reading {}", path.display()))(e)),
+    };
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| HarnessError::ReadyFile {
+            path: path.to_path_buf(),
+            message: format!("{e}: {text:?}"),
+        })
+}
+
 /// How to start the server. Every field has a default suited to tests.
 #[derive(Debug, Clone, Default)]
 pub struct ServerOptions {
@@ -88,8 +235,8 @@ pub struct TestServer {
     /// Its data directory.
     pub data_dir: PathBuf,
     options: ServerOptions,
-    child: Option<Child>,
-    stderr: Arc<Mutex<String>>,
+    /// The last process started (kept after it stops, for its output).
+    running: Option<Running>,
     /// Owns the temporary directory (removed on drop) when the harness made it.
     _temp: Option<tempfile::TempDir>,
 }
@@ -113,8 +260,7 @@ impl TestServer {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_path_buf(),
             options,
-            child: None,
-            stderr: Arc::new(Mutex::new(String::new())),
+            running: None,
             _temp: None,
         };
         server.spawn()?;
@@ -122,89 +268,45 @@ impl TestServer {
     }
 
     fn spawn(&mut self) -> Result<(), HarnessError> {
-        let bin = moodb_binary()?;
-        let mut cmd = Command::new(&bin);
-        cmd.arg("serve")
-            .arg("--addr")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&self.data_dir);
+        let mut launch = Launch::new(moodb_binary()?, &self.data_dir);
         if let Some(sync) = &self.options.sync {
-            cmd.args(["--sync", sync]);
+            launch.args.extend(["--sync".to_string(), sync.clone()]);
         }
         if let Some(backend) = &self.options.backend {
-            cmd.args(["--backend", backend]);
+            launch
+                .args
+                .extend(["--backend".to_string(), backend.clone()]);
         }
-        if let Some(config) = &self.options.config {
-            let parent = self.data_dir.parent().unwrap_or(Path::new("."));
-            std::fs::create_dir_all(parent).map_err(io("creating the data directory's parent"))?;
-            let path = parent.join("moodb-test.ron");
-            std::fs::write(&path, config).map_err(io("writing the configuration file"))?;
-            cmd.arg("--config").arg(path);
-        }
-        cmd.args(&self.options.args);
-        cmd.envs(self.options.env.iter().map(|(k, v)| (k, v)));
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(io(format!("starting {}", bin.display())))?;
-        let stderr = child.stderr.take();
-        self.stderr = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = mpsc::channel();
-        if let Some(stderr) = stderr {
-            let log = Arc::clone(&self.stderr);
-            std::thread::spawn(move || {
-                let mut ready_tx = Some(ready_tx);
-                for line in BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    {
-                        let mut log = log.lock().unwrap_or_else(PoisonError::into_inner);
-                        log.push_str(&line);
-                        log.push('\n');
-                    }
-                    if let Some(rest) = line.split("ready to accept connections at ").nth(1) {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
-                        if let (Some(tx), Ok(addr)) = (ready_tx.take(), addr.parse::<SocketAddr>())
-                        {
-                            let _ = tx.send(addr);
-                        }
-                    }
-                }
-            });
-        }
-        self.child = Some(child);
-        match ready_rx.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => {
-                self.addr = addr;
+        launch.args.extend(self.options.args.iter().cloned());
+        launch.config.clone_from(&self.options.config);
+        launch.env.clone_from(&self.options.env);
+        match launch.start()? {
+            Launched::Ready(running) => {
+                self.addr = running.ready.addr;
+                self.running = Some(*running);
                 Ok(())
             }
-            Err(err) => {
-                let reason = match self.child.as_mut().map(Child::wait) {
-                    _ if matches!(err, mpsc::RecvTimeoutError::Timeout) => {
-                        self.kill9()?;
-                        format!("no ready line within {START_TIMEOUT:?}")
-                    }
-                    Some(Ok(status)) => format!("it exited with {status}"),
-                    _ => "it exited".to_string(),
-                };
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(50));
+            Launched::Exited { status, output } => {
+                let tail: Vec<&str> = output.lines().collect();
                 Err(HarnessError::NotReady {
-                    reason,
-                    stderr: self.stderr(),
+                    reason: format!("it exited with {status}"),
+                    stderr: tail[tail.len().saturating_sub(TAIL_LINES)..].join("\n"),
                 })
             }
         }
     }
 
-    /// Everything the server wrote to stderr so far.
+    /// What the server wrote to its ready file when it started last.
+    pub fn ready(&self) -> Option<&Ready> {
+        self.running.as_ref().map(|r| &r.ready)
+    }
+
+    /// Everything the server wrote to stderr (and stdout) since it started last.
     pub fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.running
+            .as_ref()
+            .map(|r| r.process.output())
+            .unwrap_or_default()
     }
 
     /// `redis://` URL of the server.
@@ -219,26 +321,19 @@ impl TestServer {
 
     /// Kills the server with SIGKILL (no chance to sync) and waits for it.
     pub fn kill9(&mut self) -> Result<(), HarnessError> {
-        if let Some(mut child) = self.child.take() {
-            child.kill().map_err(io("killing the server"))?;
-            child.wait().map_err(io("waiting for the server"))?;
+        if let Some(running) = &mut self.running {
+            running.process.kill9()?;
         }
         Ok(())
     }
 
-    /// Stops the server with SIGTERM and returns its exit status.
+    /// Stops the server with SIGTERM and returns its exit status (`None` if it was not
+    /// running: already stopped or killed).
     pub fn stop(&mut self) -> Result<Option<ExitStatus>, HarnessError> {
-        let Some(mut child) = self.child.take() else {
-            return Ok(None);
-        };
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .map_err(io("sending SIGTERM"))?;
-        if !status.success() {
-            child.kill().map_err(io("killing the server"))?;
+        match &mut self.running {
+            Some(running) if !running.process.reaped() => running.process.terminate().map(Some),
+            _ => Ok(None),
         }
-        child.wait().map(Some).map_err(io("waiting for the server"))
     }
 
     /// Starts the server again on the same data directory and options (after `stop` or
@@ -248,16 +343,19 @@ impl TestServer {
         self.spawn()
     }
 
-    /// The server's process id, while it runs.
+    /// The server's process id, until it is stopped or killed.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
+        self.running
+            .as_ref()
+            .filter(|r| !r.process.reaped())
+            .map(|r| r.process.id())
     }
 
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
-        self.child
+        self.running
             .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+            .is_some_and(|r| r.process.is_running())
     }
 }
 

@@ -20,6 +20,7 @@
 //!     ),
 //!     requirepass: None,         // or Some("a long password")
 //!     insecure: false,
+//!     ready_file: None,          // or Some("moodb-ready.json")
 //! )
 //! ```
 //!
@@ -55,6 +56,9 @@ pub struct Config {
     pub requirepass: Option<String>,
     /// Listen on a non-loopback address even without a password.
     pub insecure: bool,
+    /// Once listening, `moodb serve` writes its address, pid and recovery figures here as
+    /// JSON (written to `<path>.tmp`, then renamed), for scripts and test harnesses.
+    pub ready_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -69,6 +73,7 @@ impl Default for Config {
             limits: Limits::default(),
             requirepass: None,
             insecure: false,
+            ready_file: None,
         }
     }
 }

@@ -2,10 +2,13 @@
 //! and runs the server until SIGINT/SIGTERM.
 
 use std::error::Error;
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use moodb_backends::BackendOptions;
+use moodb_core::backend::RecoveryReport;
 use moodb_core::SyncPolicy;
 use moodb_server::config::Config;
 use moodb_server::server::Server;
@@ -15,7 +18,9 @@ use moodb_server::server::Server;
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Flags override the configuration file, which overrides the defaults.
-Once ready it prints `moodb: ready to accept connections at ADDR ...` to stderr."
+Once ready it prints `moodb: ready to accept connections at ADDR ...` to stderr, and with
+--ready-file PATH it also writes one JSON object to PATH (to PATH.tmp, then renamed):
+{\"addr\":\"127.0.0.1:PORT\",\"pid\":N,\"backend\":...,\"sync\":...,\"data_dir\":...,\"recovery\":{...}}."
 )]
 pub struct Args {
     /// Configuration file (RON); every field is optional.
@@ -55,6 +60,10 @@ pub struct Args {
     /// Disconnect clients idle this many seconds (0: never) [default: 0].
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<u64>,
+    /// Once listening, write the address, pid and recovery figures as JSON to this file
+    /// (removed at start if it exists).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 impl Args {
@@ -93,6 +102,9 @@ impl Args {
         if let Some(s) = self.idle_timeout {
             config.limits.idle_timeout_s = s;
         }
+        if let Some(path) = &self.ready_file {
+            config.ready_file = Some(path.clone());
+        }
         Ok(config)
     }
 }
@@ -101,6 +113,11 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let config = args.config()?;
     // Before touching the data: a server that must not start should leave no trace.
     config.validate()?;
+    let ready_file = config.ready_file.clone();
+    if let Some(path) = &ready_file {
+        // A file left by an earlier run must not announce this one before it listens.
+        remove_stale(path)?;
+    }
     let options = BackendOptions {
         sync: config.sync,
         salvage: config.salvage,
@@ -108,14 +125,175 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let mut backend = moodb_backends::open(&config.backend, &config.data_dir, &options)?;
     let recovered = backend.recover()?;
     eprintln!("moodb: recovery: {}", recovered.report);
+    let report = recovered.report.clone();
     let name = backend.name();
     let (sync, dir) = (config.sync, config.data_dir.clone());
     let server = Server::bind(config, backend, recovered)?;
+    let addr = server.local_addr();
     eprintln!(
-        "moodb: ready to accept connections at {} (backend {name}, sync {sync}, data {})",
-        server.local_addr(),
+        "moodb: ready to accept connections at {addr} (backend {name}, sync {sync}, data {})",
         dir.display()
     );
+    if let Some(path) = &ready_file {
+        let ready = serde_json::to_string(&ready_info(addr, name, sync, &dir, &report))?;
+        write_atomically(path, &ready)?;
+    }
     server.run()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `--ready-file` receives: where the server listens, who it is, and what recovery did
+/// (the figures of the `moodb: recovery:` line, and that line's text as `report`).
+#[derive(Debug, serde::Serialize)]
+struct Ready {
+    addr: String,
+    pid: u32,
+    backend: String,
+    sync: String,
+    data_dir: String,
+    recovery: ReadyRecovery,
+}
+
+/// The figures of a [`RecoveryReport`], flattened for JSON.
+#[derive(Debug, serde::Serialize)]
+struct ReadyRecovery {
+    checkpoint: Option<String>,
+    checkpoint_lsn: Option<u64>,
+    checkpoint_keys: u64,
+    records_replayed: u64,
+    log_bytes_replayed: u64,
+    bytes_truncated: u64,
+    salvaged: Option<String>,
+    seconds: f64,
+    report: String,
+}
+
+fn ready_info(
+    addr: SocketAddr,
+    backend: &str,
+    sync: SyncPolicy,
+    data_dir: &Path,
+    report: &RecoveryReport,
+) -> Ready {
+    let checkpoint = report.checkpoint.as_ref();
+    Ready {
+        addr: addr.to_string(),
+        pid: std::process::id(),
+        backend: backend.to_string(),
+        sync: sync.to_string(),
+        data_dir: data_dir.to_string_lossy().into_owned(),
+        recovery: ReadyRecovery {
+            checkpoint: checkpoint.map(|(path, _)| path.to_string_lossy().into_owned()),
+            checkpoint_lsn: checkpoint.map(|(_, lsn)| *lsn),
+            checkpoint_keys: report.checkpoint_keys,
+            records_replayed: report.records_replayed,
+            log_bytes_replayed: report.log_bytes_replayed,
+            bytes_truncated: report.bytes_truncated,
+            salvaged: report.salvaged.clone(),
+            seconds: report.elapsed.as_secs_f64(),
+            report: report.to_string(),
+        },
+    }
+}
+
+/// `path` with `.tmp` after its file name.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+/// Writes `line` and a newline to `path.tmp` and renames it to `path`, so a reader sees
+/// either no file or all of it.
+fn write_atomically(path: &Path, line: &str) -> Result<(), Box<dyn Error>> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, format!("{line}\n"))
+        .map_err(|e| format!("cannot write the ready file {}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .map_err(|e| format!("cannot rename {} to {}: {e}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Removes a ready file (and its temporary) left by an earlier run.
+fn remove_stale(path: &Path) -> Result<(), Box<dyn Error>> {
+    for p in [path.to_path_buf(), tmp_path(path)] {
+        match std::fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(format!("cannot remove the old ready file {}: {e}", p.display()).into())
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
+
+    use std::time::Duration;
+
+    use super::*;
+
+    fn report(checkpoint: Option<(PathBuf, u64)>, keys: u64, replayed: u64) -> RecoveryReport {
+        RecoveryReport {
+            checkpoint,
+            checkpoint_keys: keys,
+            records_replayed: replayed,
+            log_bytes_replayed: 340,
+            bytes_truncated: if replayed > 0 { 7 } else { 0 },
+            salvaged: None,
+            elapsed: Duration::from_millis(12),
+        }
+    }
+
+    #[test]
+    fn the_ready_file_carries_the_recovery_figures() {
+        let addr: SocketAddr = "127.0.0.1:4242".parse().unwrap();
+        let r = report(Some(("d/ckpt.3".into(), 9)), 4, 12);
+        let v = ready_info(addr, "paper", SyncPolicy::Always, Path::new("d"), &r);
+        let v = serde_json::to_value(v).unwrap();
+        assert_eq!(v["addr"], "127.0.0.1:4242");
+        assert_eq!(v["pid"], std::process::id());
+        assert_eq!(
+            (v["backend"].as_str(), v["sync"].as_str()),
+            (Some("paper"), Some("always"))
+        );
+        assert_eq!(v["data_dir"], "d");
+        let rec = &v["recovery"];
+        assert_eq!(rec["checkpoint"], "d/ckpt.3");
+        assert_eq!(rec["checkpoint_lsn"], 9);
+        assert_eq!(rec["checkpoint_keys"], 4);
+        assert_eq!(rec["records_replayed"], 12);
+        assert_eq!(rec["log_bytes_replayed"], 340);
+        assert_eq!(rec["bytes_truncated"], 7);
+        assert_eq!(rec["salvaged"], serde_json::Value::Null);
+        assert_eq!(rec["seconds"], 0.012);
+        assert_eq!(rec["report"], r.to_string());
+
+        let r = report(None, 0, 0);
+        let v = ready_info(addr, "sled", SyncPolicy::Never, Path::new("d"), &r);
+        let v = serde_json::to_value(v).unwrap();
+        assert_eq!(v["recovery"]["checkpoint"], serde_json::Value::Null);
+        assert_eq!(v["recovery"]["checkpoint_lsn"], serde_json::Value::Null);
+        assert_eq!(v["recovery"]["bytes_truncated"], 0);
+    }
+
+    #[test]
+    fn the_ready_file_appears_whole_and_replaces_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ready.json");
+        std::fs::write(&path, "stale").unwrap();
+        std::fs::write(tmp_path(&path), "half").unwrap();
+        remove_stale(&path).unwrap();
+        assert!(!path.exists() && !tmp_path(&path).exists());
+        remove_stale(&path).unwrap();
+        write_atomically(&path, r#"{"addr":"127.0.0.1:1"}"#).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"addr\":\"127.0.0.1:1\"}\n"
+        );
+        assert!(!tmp_path(&path).exists());
+    }
 }

@@ -4,7 +4,7 @@
 //! drives it with concurrent recording clients, `kill -9`s it at a random moment (checkpoints
 //! are made frequent, and a third of the paper iterations wait for a checkpoint's temporary file
 //! and kill while it is written), optionally damages the newest log (torn tail or flipped bit),
-//! restarts it on the same directory, parses its `moodb: recovery:` line, reads every key back
+//! restarts it on the same directory, reads its recovery figures from `--ready-file`, reads every key back
 //! and verifies the result against the recorded history (see [`verify`]). Without
 //! `--moodb-bin` it builds `target/release/moodb` first.
 //!
@@ -63,6 +63,8 @@ pub enum CrashError {
     Build(String),
     #[error("talking to the server failed: {0}")]
     Client(#[from] ClientError),
+    #[error(transparent)]
+    Harness(#[from] moodb_tests::HarnessError),
 }
 
 impl CrashError {
@@ -598,8 +600,7 @@ fn iteration(
     if let Some(d) = &damaged {
         // Every byte of a paper log up to its last non-zero byte is covered by a checksum,
         // so a flipped bit must be reported: cut as a torn tail, refused, or salvaged.
-        let reported =
-            info.refused || info.truncated || restarted.recovery.report.contains("SALVAGED");
+        let reported = info.refused || info.truncated || restarted.recovery.salvaged;
         if damage == Damage::Bitflip
             && cfg.target == Target::Moodb
             && cfg.backend == "paper"

@@ -1,16 +1,16 @@
 //! Starting, killing and restarting the server under test (`moodb serve`, or `redis-server` as a
-//! known-good baseline), and reading what it says about its recovery.
+//! known-good baseline), and what it reports about its recovery. moodb is started through the
+//! shared harness (`moodb_tests::Launch`: `--ready-file` JSON, bounded wait, output captured);
+//! redis-server is ready when it answers PING.
 
-use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::Path;
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use moodb_tests::linearizability::client::{Conn, Dialect};
+use moodb_tests::linearizability::client::{Conn, Dialect, Reply};
+use moodb_tests::{Launch, Launched, Process};
 
 use super::CrashError;
 
@@ -34,22 +34,22 @@ impl Target {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub target: Target,
-    pub moodb_bin: PathBuf,
+    pub moodb_bin: std::path::PathBuf,
     pub backend: String,
     /// `always`, `every:<ms>` or `never`.
     pub sync: String,
     pub checkpoint_log_bytes: u64,
     pub checkpoint_interval_ms: u64,
-    /// Extra environment (e.g. `MOODB_FAULT`).
+    /// Extra environment (e.g. `MOODB_FAILPOINTS`).
     pub env: Vec<(String, String)>,
 }
 
 /// A running server.
 #[derive(Debug)]
 pub struct Server {
-    child: Child,
+    process: Process,
     pub addr: SocketAddr,
-    /// What it said about recovery at start-up (the `moodb: recovery:` line, or redis' lines).
+    /// What it reported about recovery at start-up (moodb's ready file, or redis' lines).
     pub recovery: Recovery,
 }
 
@@ -58,12 +58,14 @@ pub struct Server {
 pub struct Recovery {
     /// The report text (empty if the server printed none).
     pub report: String,
-    /// Bytes of torn tail truncated, if the report says so.
+    /// Bytes of torn tail truncated (redis: 1 if it says it truncated).
     pub truncated_bytes: u64,
     /// Log records replayed.
     pub records_replayed: u64,
     /// Whether recovery started from a checkpoint.
     pub from_checkpoint: bool,
+    /// Whether salvage discarded damaged records.
+    pub salvaged: bool,
 }
 
 /// How a start attempt ended.
@@ -86,250 +88,122 @@ fn free_port() -> Result<u16, CrashError> {
     Ok(port)
 }
 
-fn spawn_line_reader(
-    stream: impl Read + Send + 'static,
-    lines: Arc<Mutex<Vec<String>>>,
-    tx: mpsc::Sender<String>,
-) {
-    thread::spawn(move || {
-        for line in BufReader::new(stream).lines() {
-            let Ok(line) = line else { break };
-            lines
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(line.clone());
-            let _ = tx.send(line);
-        }
-    });
-}
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts the server on `dir`; `salvage` asks moodb to salvage a damaged log.
 pub fn start(cfg: &ServerConfig, dir: &Path, salvage: bool) -> Result<Started, CrashError> {
-    let mut cmd;
-    let mut port = 0;
     match cfg.target {
-        Target::Moodb => {
-            cmd = Command::new(&cfg.moodb_bin);
-            cmd.arg("serve")
-                .args(["--addr", "127.0.0.1:0", "--data-dir"])
-                .arg(dir)
-                .args(["--sync", &cfg.sync, "--backend", &cfg.backend])
-                .args([
-                    "--checkpoint-log-bytes",
-                    &cfg.checkpoint_log_bytes.to_string(),
-                    "--checkpoint-interval-ms",
-                    &cfg.checkpoint_interval_ms.to_string(),
-                ]);
-            if salvage {
-                cmd.arg("--salvage");
-            }
-        }
-        Target::Redis => {
-            port = free_port()?;
-            let fsync = match cfg.sync.as_str() {
-                "always" => "always",
-                "never" => "no",
-                _ => "everysec",
+        Target::Moodb => start_moodb(cfg, dir, salvage),
+        Target::Redis => start_redis(cfg, dir),
+    }
+}
+
+fn start_moodb(cfg: &ServerConfig, dir: &Path, salvage: bool) -> Result<Started, CrashError> {
+    let mut launch = Launch::new(&cfg.moodb_bin, dir);
+    launch.args = vec![
+        "--sync".into(),
+        cfg.sync.clone(),
+        "--backend".into(),
+        cfg.backend.clone(),
+        "--checkpoint-log-bytes".into(),
+        cfg.checkpoint_log_bytes.to_string(),
+        "--checkpoint-interval-ms".into(),
+        cfg.checkpoint_interval_ms.to_string(),
+    ];
+    if salvage {
+        launch.args.push("--salvage".into());
+    }
+    launch.env.clone_from(&cfg.env);
+    launch.timeout = START_TIMEOUT;
+    Ok(match launch.start()? {
+        Launched::Ready(running) => {
+            let r = &running.ready.recovery;
+            let recovery = Recovery {
+                report: r.report.clone(),
+                truncated_bytes: r.bytes_truncated,
+                records_replayed: r.records_replayed,
+                from_checkpoint: r.checkpoint.is_some(),
+                salvaged: r.salvaged.is_some(),
             };
-            cmd = Command::new("redis-server");
-            cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
-                .args(["--aof-load-truncated", "yes"])
-                .args(["--auto-aof-rewrite-percentage", "10"])
-                .args([
-                    "--auto-aof-rewrite-min-size",
-                    &cfg.checkpoint_log_bytes.to_string(),
-                ])
-                .arg("--dir")
-                .arg(dir);
-        }
-    }
-    for (k, v) in &cfg.env {
-        cmd.env(k, v);
-    }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().map_err(|e| {
-        CrashError::Start(format!(
-            "could not run {:?}: {e} (is it built / installed?)",
-            cmd.get_program()
-        ))
-    })?;
-    let output = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel();
-    if let Some(out) = child.stdout.take() {
-        spawn_line_reader(out, output.clone(), tx.clone());
-    }
-    if let Some(err) = child.stderr.take() {
-        spawn_line_reader(err, output.clone(), tx);
-    }
-    match cfg.target {
-        Target::Moodb => wait_moodb(child, rx, output),
-        Target::Redis => wait_redis(child, rx, output, port),
-    }
-}
-
-fn all_output(output: &Arc<Mutex<Vec<String>>>) -> String {
-    output
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .join("\n")
-}
-
-fn exited(child: &mut Child, output: &Arc<Mutex<Vec<String>>>) -> Option<Started> {
-    match child.try_wait() {
-        Ok(Some(status)) => {
-            // Let the readers drain what the process printed last.
-            thread::sleep(Duration::from_millis(50));
-            Some(Started::Refused {
-                code: status.code(),
-                output: all_output(output),
+            let addr = running.ready.addr;
+            Started::Ready(Server {
+                process: running.process,
+                addr,
+                recovery,
             })
         }
-        _ => None,
-    }
+        Launched::Exited { status, output } => Started::Refused {
+            code: status.code(),
+            output,
+        },
+    })
 }
 
-const START_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn wait_moodb(
-    mut child: Child,
-    rx: Receiver<String>,
-    output: Arc<Mutex<Vec<String>>>,
-) -> Result<Started, CrashError> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    let mut recovery = Recovery::default();
-    while Instant::now() < deadline {
-        match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(line) => {
-                if let Some(report) = line.strip_prefix("moodb: recovery: ") {
-                    recovery = parse_report(report);
-                }
-                if let Some(rest) = line.strip_prefix("moodb: ready to accept connections at ") {
-                    let addr_text = rest.split_whitespace().next().unwrap_or_default();
-                    let addr = addr_text.parse().map_err(|_| {
-                        CrashError::Start(format!("cannot parse the address in {line:?}"))
-                    })?;
-                    return Ok(Started::Ready(Server {
-                        child,
-                        addr,
-                        recovery,
-                    }));
-                }
-            }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => {
-                thread::sleep(Duration::from_millis(20));
-            }
-        }
-        if let Some(refused) = exited(&mut child, &output) {
-            return Ok(refused);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    Err(CrashError::Start(format!(
-        "moodb serve printed no ready line within {START_TIMEOUT:?}; output:\n{}",
-        all_output(&output)
-    )))
-}
-
-fn wait_redis(
-    mut child: Child,
-    rx: Receiver<String>,
-    output: Arc<Mutex<Vec<String>>>,
-    port: u16,
-) -> Result<Started, CrashError> {
+fn start_redis(cfg: &ServerConfig, dir: &Path) -> Result<Started, CrashError> {
+    let port = free_port()?;
+    let fsync = match cfg.sync.as_str() {
+        "always" => "always",
+        "never" => "no",
+        _ => "everysec",
+    };
+    let mut cmd = Command::new("redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "yes", "--appendfsync", fsync])
+        .args(["--aof-load-truncated", "yes"])
+        .args(["--auto-aof-rewrite-percentage", "10"])
+        .args([
+            "--auto-aof-rewrite-min-size",
+            &cfg.checkpoint_log_bytes.to_string(),
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .envs(cfg.env.iter().map(|(k, v)| (k, v)));
+    let mut process = Process::spawn(cmd, Process::scratch_dir()?)?;
     let deadline = Instant::now() + START_TIMEOUT;
     let addr: SocketAddr = SocketAddr::from(([127, 0, 0, 1], port));
     while Instant::now() < deadline {
-        while rx.try_recv().is_ok() {}
-        if let Some(refused) = exited(&mut child, &output) {
-            return Ok(refused);
+        if let Some(status) = process.exit_status()? {
+            return Ok(Started::Refused {
+                code: status.code(),
+                output: process.output(),
+            });
         }
         if let Ok(mut conn) = Conn::connect(addr, Duration::from_secs(1)) {
             // PING answers -LOADING while the AOF is read; wait for +PONG.
-            if let Ok(moodb_tests::linearizability::client::Reply::Simple(s)) =
-                conn.command(&[b"PING"])
-            {
-                if s == "PONG" {
-                    let text = all_output(&output);
-                    let report: Vec<&str> = text
-                        .lines()
-                        .filter(|l| {
-                            l.contains("AOF") || l.contains("append only") || l.contains("loaded")
-                        })
-                        .collect();
-                    let truncated = text.contains("short read") || text.contains("truncated");
-                    return Ok(Started::Ready(Server {
-                        child,
-                        addr,
-                        recovery: Recovery {
-                            report: report.join(" | "),
-                            truncated_bytes: u64::from(truncated),
-                            ..Recovery::default()
-                        },
-                    }));
-                }
+            if matches!(conn.command(&[b"PING"]), Ok(Reply::Simple(s)) if s == "PONG") {
+                let text = process.output();
+                let report: Vec<&str> = text
+                    .lines()
+                    .filter(|l| {
+                        l.contains("AOF") || l.contains("append only") || l.contains("loaded")
+                    })
+                    .collect();
+                let truncated = text.contains("short read") || text.contains("truncated");
+                let recovery = Recovery {
+                    report: report.join(" | "),
+                    truncated_bytes: u64::from(truncated),
+                    ..Recovery::default()
+                };
+                return Ok(Started::Ready(Server {
+                    process,
+                    addr,
+                    recovery,
+                }));
             }
         }
         thread::sleep(Duration::from_millis(20));
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    process.kill9()?;
     Err(CrashError::Start(format!(
-        "redis-server did not answer PING within {START_TIMEOUT:?}"
+        "redis-server did not answer PING within {START_TIMEOUT:?}; output:\n{}",
+        process.output_tail(moodb_tests::process::TAIL_LINES)
     )))
-}
-
-/// Extracts the truncation from a moodb recovery report such as "loaded checkpoint … replayed 12
-/// records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s".
-pub fn parse_report(report: &str) -> Recovery {
-    let words: Vec<&str> = report.split_whitespace().collect();
-    let number_after = |word: &str| {
-        words
-            .iter()
-            .position(|w| *w == word)
-            .and_then(|i| words.get(i + 1))
-            .and_then(|w| w.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Recovery {
-        report: report.to_string(),
-        truncated_bytes: number_after("truncated"),
-        records_replayed: number_after("replayed"),
-        from_checkpoint: report.starts_with("loaded checkpoint"),
-    }
 }
 
 impl Server {
     /// `kill -9`: the process gets no chance to flush or clean up.
     pub fn kill9(mut self) -> Result<(), CrashError> {
-        self.child
-            .kill()
-            .map_err(CrashError::io("kill -9 the server"))?;
-        self.child
-            .wait()
-            .map_err(CrashError::io("wait for the killed server"))?;
+        self.process.kill9()?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_report;
-
-    #[test]
-    fn report_truncation_is_read() {
-        let r = parse_report(
-            "loaded checkpoint d/ckpt.3 (lsn 9, 4 keys), replayed 12 records (340 bytes of log), truncated 7 bytes of torn tail in 0.012s",
-        );
-        assert_eq!(r.truncated_bytes, 7);
-        assert_eq!(r.records_replayed, 12);
-        assert!(r.from_checkpoint);
-        let r = parse_report("no checkpoint, replayed 0 records (0 bytes of log), truncated 0 bytes of torn tail in 0.001s");
-        assert_eq!(r.truncated_bytes, 0);
-        assert!(!r.from_checkpoint);
     }
 }

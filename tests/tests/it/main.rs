@@ -1,0 +1,19 @@
+//! The integration tests, linked as one binary (one module per area; `cargo test -p
+//! moodb-tests --test it MODULE::` runs one). None needs a process of its own: no test sets
+//! an environment variable or other process-wide state of the test process (failpoints go to
+//! the server's environment only), and every server is its own process on 127.0.0.1:0 with
+//! its own temporary directory.
+
+mod abuse;
+mod architecture;
+mod auth;
+mod failing_storage;
+mod limits;
+mod linearizability_checker;
+mod linearizability_moodb;
+mod linearizability_redis;
+mod ready_file;
+mod server_commands;
+mod server_durability;
+mod server_tools;
+mod server_transactions;
