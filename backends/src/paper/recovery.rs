@@ -9,35 +9,11 @@ use moodb_core::error::IoContext;
 use moodb_core::{Keyspace, Lsn, Recovered, RecoveryReport, StorageError};
 
 use super::checkpoint::CheckpointReader;
+use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX};
 use super::fs::Fs;
 use super::log::{LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN};
-use super::{checkpoint_name, create_log_file, ActiveLog, PaperTuning};
+use super::{create_log_file, ActiveLog, PaperTuning};
 use crate::BackendOptions;
-
-/// What a file name in the data directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Log(Lsn),
-    Checkpoint(Lsn),
-    CheckpointTmp(Lsn),
-}
-
-/// Parses `log-<20 digits>`, `checkpoint-<20 digits>` and `checkpoint-<20 digits>.tmp`.
-pub fn parse_name(name: &str) -> Option<FileKind> {
-    let lsn = |digits: &str| {
-        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| digits.parse::<Lsn>().ok())
-            .flatten()
-    };
-    if let Some(rest) = name.strip_prefix("log-") {
-        return lsn(rest).map(FileKind::Log);
-    }
-    let rest = name.strip_prefix("checkpoint-")?;
-    match rest.strip_suffix(".tmp") {
-        Some(digits) => lsn(digits).map(FileKind::CheckpointTmp),
-        None => lsn(rest).map(FileKind::Checkpoint),
-    }
-}
 
 pub(crate) struct Outcome {
     pub recovered: Recovered,
@@ -67,11 +43,11 @@ pub(crate) fn recover(
     let mut checkpoints: Vec<Lsn> = Vec::new();
     let mut leftovers: Vec<PathBuf> = Vec::new();
     for name in &names {
-        match parse_name(name) {
+        match FileKind::parse(name) {
             Some(FileKind::Log(first)) => logs.push(first),
             Some(FileKind::Checkpoint(lsn)) => checkpoints.push(lsn),
             Some(FileKind::CheckpointTmp(_)) => leftovers.push(dir.join(name)),
-            None => {}
+            Some(FileKind::LogDamaged(_) | FileKind::LogDiscarded(_)) | None => {}
         }
     }
     logs.sort_unstable();
@@ -82,7 +58,7 @@ pub(crate) fn recover(
     let mut checkpoint_lsn: Lsn = 0;
     let mut checkpoint_created_ms = 0;
     if let Some(&c) = checkpoints.last() {
-        let path = dir.join(checkpoint_name(c));
+        let path = dir.join(FileKind::Checkpoint(c).name());
         let bytes = fs
             .read(&path)
             .context(|| format!("read checkpoint {}", path.display()))?;
@@ -113,7 +89,7 @@ pub(crate) fn recover(
         leftovers.extend(
             checkpoints[..checkpoints.len() - 1]
                 .iter()
-                .map(|l| dir.join(checkpoint_name(*l))),
+                .map(|l| dir.join(FileKind::Checkpoint(*l).name())),
         );
     }
 
@@ -122,13 +98,13 @@ pub(crate) fn recover(
     let first_needed = logs.iter().rposition(|first| *first <= checkpoint_lsn + 1);
     let needed: Vec<Lsn> = match first_needed {
         Some(i) => {
-            leftovers.extend(logs[..i].iter().map(|f| dir.join(super::log_name(*f))));
+            leftovers.extend(logs[..i].iter().map(|f| dir.join(FileKind::Log(*f).name())));
             logs[i..].to_vec()
         }
         None => {
             if let Some(first) = logs.first() {
                 return Err(corrupt(
-                    &dir.join(super::log_name(*first)),
+                    &dir.join(FileKind::Log(*first).name()),
                     0,
                     format!(
                         "the oldest log segment starts at lsn {first} but the checkpoint covers \
@@ -143,7 +119,7 @@ pub(crate) fn recover(
     let mut last_lsn = checkpoint_lsn;
     let mut active: Option<ActiveLog> = None;
     for (i, first) in needed.iter().enumerate() {
-        let path = dir.join(super::log_name(*first));
+        let path = dir.join(FileKind::Log(*first).name());
         if *first > last_lsn.saturating_add(1) {
             // Each segment starts right after the last record before it: a gap means lost
             // records, and appending into this segment would write LSNs below its first.
@@ -153,13 +129,13 @@ pub(crate) fn recover(
             );
             salvage_or_fail(options, &path, 0, why.clone(), &mut report)?;
             for later in &needed[i..] {
-                let from = dir.join(super::log_name(*later));
-                let to = dir.join(format!("{}.discarded", super::log_name(*later)));
+                let from = dir.join(FileKind::Log(*later).name());
+                let to = dir.join(FileKind::LogDiscarded(*later).name());
                 fs.rename(&from, &to)
                     .context(|| format!("rename {} aside", from.display()))?;
             }
             report.salvaged = Some(format!(
-                "{}: {why}; it and later segments are kept as *.discarded",
+                "{}: {why}; it and later segments are kept as *{DISCARDED_SUFFIX}",
                 path.display()
             ));
             break;
@@ -255,7 +231,7 @@ pub(crate) fn recover(
         let salvaging = cut.is_some() && !torn_tail;
         if salvaging {
             // Keep the damaged file for inspection, then cut it and set later segments aside.
-            let copy = dir.join(format!("{}.damaged", super::log_name(*first)));
+            let copy = dir.join(FileKind::LogDamaged(*first).name());
             let mut f = fs
                 .create(&copy)
                 .context(|| format!("create {}", copy.display()))?;
@@ -264,8 +240,8 @@ pub(crate) fn recover(
             f.sync_all()
                 .context(|| format!("fsync {}", copy.display()))?;
             for later in &needed[i + 1..] {
-                let from = dir.join(super::log_name(*later));
-                let to = dir.join(format!("{}.discarded", super::log_name(*later)));
+                let from = dir.join(FileKind::Log(*later).name());
+                let to = dir.join(FileKind::LogDiscarded(*later).name());
                 fs.rename(&from, &to)
                     .context(|| format!("rename {} aside", from.display()))?;
             }
@@ -333,7 +309,7 @@ fn salvage_or_fail(
     }
     report.salvaged = Some(format!(
         "{}: discarded everything from byte offset {offset} ({reason}); the original is kept \
-         as {}.damaged and later segments as *.discarded",
+         as {}{DAMAGED_SUFFIX} and later segments as *{DISCARDED_SUFFIX}",
         path.display(),
         path.file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned())
