@@ -280,7 +280,7 @@ fn main() -> Result<(), BenchError> {
     backend.sync()?;
     drop(backend);
     let start = Instant::now();
-    let bytes = std::fs::read(rdir.join(moodb_backends::paper::log_name(1)))?;
+    let bytes = std::fs::read(rdir.join(moodb_backends::paper::FileKind::Log(1).name()))?;
     let read = start.elapsed();
     let mut scanner =
         moodb_backends::paper::log::LogScanner::new(&bytes).map_err(io::Error::other)?;

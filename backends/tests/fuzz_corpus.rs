@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use moodb_backends::paper::fs::{Fs, SimFs};
-use moodb_backends::paper::{PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record};
 
@@ -208,12 +208,11 @@ fn sample_directory(checkpoint_after: usize) -> Vec<(String, Vec<u8>)> {
 fn recovery_input(files: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut out = vec![0u8];
     for (name, content) in files {
-        let (kind, digits) = if let Some(d) = name.strip_prefix("log-") {
-            (0u8, d)
-        } else {
-            (1u8, name.strip_prefix("checkpoint-").unwrap())
+        let (kind, lsn) = match FileKind::parse(name) {
+            Some(FileKind::Log(lsn)) => (0u8, lsn),
+            Some(FileKind::Checkpoint(lsn)) => (1u8, lsn),
+            other => panic!("{name}: not a log or a checkpoint ({other:?})"),
         };
-        let lsn: u64 = digits.parse().unwrap();
         assert!(lsn < 64);
         out.extend_from_slice(&[kind, lsn as u8, 0]);
         out.extend_from_slice(&(content.len() as u16).to_le_bytes());
@@ -234,7 +233,7 @@ fn write_seed_corpus() {
         .enumerate()
     {
         for (name, content) in &files {
-            let target = if name.starts_with("log-") {
+            let target = if matches!(FileKind::parse(name), Some(FileKind::Log(_))) {
                 "log_scan"
             } else {
                 "checkpoint"

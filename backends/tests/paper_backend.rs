@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use common::*;
-use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend};
+use moodb_backends::paper::{FileKind, PaperBackend};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record, StorageError, SyncPolicy};
 use proptest::prelude::*;
@@ -103,7 +103,10 @@ fn a_checkpoint_runs_on_another_thread_while_appends_go_on() {
     names.sort();
     assert_eq!(
         names,
-        vec![checkpoint_name(lsn), log_name(lsn + 1)],
+        vec![
+            FileKind::Checkpoint(lsn).name(),
+            FileKind::Log(lsn + 1).name()
+        ],
         "old files deleted"
     );
     drop(backend);
@@ -125,7 +128,7 @@ fn write_log(dir: &Path, groups: &[Vec<Record>]) -> (Model, std::path::PathBuf) 
     backend.recover().unwrap();
     let mut model = Model::default();
     append_groups(&mut backend, &mut model, groups);
-    (model, dir.join(log_name(1)))
+    (model, dir.join(FileKind::Log(1).name()))
 }
 
 fn scan(path: &Path) -> Vec<moodb_backends::paper::log::ScannedRecord> {
@@ -200,7 +203,7 @@ fn mid_log_damage_is_an_error_naming_file_and_offset_unless_salvaged() {
         note.contains(&format!("offset {}", victim.offset)),
         "{note}"
     );
-    assert!(tmp.path().join(format!("{}.damaged", log_name(1))).exists());
+    assert!(tmp.path().join(FileKind::LogDamaged(1).name()).exists());
     drop(salvaging);
     // After salvage the log is clean again.
     let recovered = open(tmp.path(), &BackendOptions::default())
@@ -220,7 +223,7 @@ fn a_damaged_checkpoint_is_detected_never_half_loaded() {
     let job = backend.begin_checkpoint(lsn).unwrap().unwrap();
     job.write(model.current()).unwrap();
     drop(backend);
-    let path = tmp.path().join(checkpoint_name(lsn));
+    let path = tmp.path().join(FileKind::Checkpoint(lsn).name());
     let good = std::fs::read(&path).unwrap();
     for at in (0..good.len()).step_by(7) {
         let mut bad = good.clone();
@@ -317,10 +320,10 @@ proptest! {
             }.encode());
         }
         log.extend_from_slice(&junk);
-        std::fs::write(tmp.path().join(log_name(1)), &log).unwrap();
+        std::fs::write(tmp.path().join(FileKind::Log(1).name()), &log).unwrap();
         let _ = open(tmp.path(), &BackendOptions::default()).recover();
         let _ = open(tmp.path(), &salvage()).recover();
-        std::fs::write(tmp.path().join(checkpoint_name(3)), &junk).unwrap();
+        std::fs::write(tmp.path().join(FileKind::Checkpoint(3).name()), &junk).unwrap();
         let _ = open(tmp.path(), &BackendOptions::default()).recover();
     }
 }

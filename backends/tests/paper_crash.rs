@@ -7,6 +7,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
+use moodb_backends::paper::files::TMP_SUFFIX;
 use moodb_backends::paper::fs::{Fault, FaultKind, FaultOp, SimFs, SimRng};
 use moodb_backends::paper::PaperBackend;
 use moodb_backends::BackendOptions;
@@ -284,7 +285,7 @@ fn a_full_disk_during_a_checkpoint_keeps_the_previous_checkpoint_and_log() {
             moodb_backends::paper::fs::Fs::list_dir(&image, &dir()).unwrap()
         };
         assert!(
-            names.iter().all(|n| !n.ends_with(".tmp")),
+            names.iter().all(|n| !n.ends_with(TMP_SUFFIX)),
             "recovery removes temporaries: {names:?}"
         );
         if result.is_ok() {

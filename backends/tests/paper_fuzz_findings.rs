@@ -10,7 +10,7 @@ use common::*;
 use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};
-use moodb_backends::paper::{checkpoint_name, log_name};
+use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
@@ -45,11 +45,14 @@ fn corrupt_reason(err: StorageError) -> String {
 #[test]
 fn a_gap_between_log_segments_is_damage_not_a_place_to_append() {
     let fs = SimFs::new();
-    fs.put_file(&dir().join(checkpoint_name(3)), &empty_checkpoint(3));
+    fs.put_file(
+        &dir().join(FileKind::Checkpoint(3).name()),
+        &empty_checkpoint(3),
+    );
     let records: Vec<(Lsn, Record)> = (1..=3).map(|l| (l, set(&format!("k{l}"), "v"))).collect();
-    fs.put_file(&dir().join(log_name(1)), &log_file(1, &records));
-    fs.put_file(&dir().join(log_name(10)), &log_file(10, &[]));
-    fs.put_file(&dir().join(log_name(20)), &log_file(20, &[]));
+    fs.put_file(&dir().join(FileKind::Log(1).name()), &log_file(1, &records));
+    fs.put_file(&dir().join(FileKind::Log(10).name()), &log_file(10, &[]));
+    fs.put_file(&dir().join(FileKind::Log(20).name()), &log_file(20, &[]));
 
     let err = open_sim(&fs, &BackendOptions::default())
         .recover()
@@ -64,9 +67,9 @@ fn a_gap_between_log_segments_is_damage_not_a_place_to_append() {
     let recovered = backend.recover().unwrap();
     assert_eq!(recovered.last_lsn, 3);
     assert!(recovered.report.salvaged.is_some());
-    assert!(fs.file(&dir().join(log_name(10))).is_none());
+    assert!(fs.file(&dir().join(FileKind::Log(10).name())).is_none());
     assert!(fs
-        .file(&dir().join(format!("{}.discarded", log_name(20))))
+        .file(&dir().join(FileKind::LogDiscarded(20).name()))
         .is_some());
     let record = set("after", "gap");
     backend
@@ -86,7 +89,7 @@ fn a_gap_between_log_segments_is_damage_not_a_place_to_append() {
 fn a_checkpoint_at_the_last_lsn_is_refused() {
     let fs = SimFs::new();
     fs.put_file(
-        &dir().join(checkpoint_name(Lsn::MAX)),
+        &dir().join(FileKind::Checkpoint(Lsn::MAX).name()),
         &empty_checkpoint(Lsn::MAX),
     );
     let err = open_sim(&fs, &BackendOptions::default())
@@ -100,7 +103,7 @@ fn a_checkpoint_at_the_last_lsn_is_refused() {
 fn a_record_at_the_last_lsn_is_refused() {
     let fs = SimFs::new();
     let records = [(1, set("a", "1")), (Lsn::MAX, set("b", "2"))];
-    fs.put_file(&dir().join(log_name(1)), &log_file(1, &records));
+    fs.put_file(&dir().join(FileKind::Log(1).name()), &log_file(1, &records));
     let err = open_sim(&fs, &BackendOptions::default())
         .recover()
         .unwrap_err();
@@ -113,7 +116,7 @@ fn a_record_at_the_last_lsn_is_refused() {
 fn an_append_of_the_last_lsn_is_refused() {
     let fs = SimFs::new();
     let records = [(Lsn::MAX - 1, set("a", "1"))];
-    fs.put_file(&dir().join(log_name(1)), &log_file(1, &records));
+    fs.put_file(&dir().join(FileKind::Log(1).name()), &log_file(1, &records));
     let mut backend = open_sim(&fs, &BackendOptions::default());
     assert_eq!(backend.recover().unwrap().last_lsn, Lsn::MAX - 1);
     let err = backend

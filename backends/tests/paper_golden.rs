@@ -12,7 +12,7 @@ use common::*;
 use moodb_backends::paper::checkpoint::{encode_checkpoint, CheckpointReader};
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogEnd, LogScanner};
-use moodb_backends::paper::log_name;
+use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, Record, Value};
 
@@ -60,7 +60,7 @@ fn small_log() -> Vec<u8> {
         ],
     ];
     append_groups(&mut backend, &mut model, &groups);
-    let bytes = fs.file(&dir().join(log_name(1))).unwrap();
+    let bytes = fs.file(&dir().join(FileKind::Log(1).name())).unwrap();
     let end = LogScanner::new(&bytes).unwrap().finish();
     assert_eq!(end, LogEnd::Clean { valid_end: 136 });
     bytes[..end.valid_end() as usize].to_vec()
@@ -98,7 +98,7 @@ fn recovery_messages_are_pinned() {
     let mut log = small_log();
     let fs = SimFs::new();
     log[60] ^= 0x10; // inside the first record, with the second group after it
-    fs.put_file(&dir().join(log_name(1)), &log);
+    fs.put_file(&dir().join(FileKind::Log(1).name()), &log);
     let err = open_sim(&fs, &BackendOptions::default())
         .recover()
         .unwrap_err();

@@ -11,13 +11,13 @@ use std::path::PathBuf;
 use common::*;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogScanner, ScannedRecord, LOG_HEADER_LEN};
-use moodb_backends::paper::log_name;
+use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, Keyspace, Lsn, Recovered, StorageError};
 use proptest::prelude::*;
 
 fn log_path() -> PathBuf {
-    dir().join(log_name(1))
+    dir().join(FileKind::Log(1).name())
 }
 
 /// Builds a log from `groups` and returns its bytes, its records and the model.

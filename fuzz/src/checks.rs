@@ -25,7 +25,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{
     encode_record, LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN, LOG_VERSION, RECORD_HEADER_LEN,
 };
-use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::resp::encode::encode_request;
 use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Request};
@@ -351,14 +351,14 @@ pub fn recovery_image(data: &[u8]) -> (Vec<(PathBuf, Vec<u8>)>, bool) {
                 let mode = (log_mode::FIX_HEADER * ((repair >> 4) & 1))
                     | (log_mode::FIX_RECORDS * ((repair >> 5) & 1));
                 fix_log(&mut content, mode, Some(lsn));
-                log_name(lsn)
+                FileKind::Log(lsn).name()
             }
             1 => {
                 fix_checkpoint(&mut content, repair & 15, Some(lsn));
-                checkpoint_name(lsn)
+                FileKind::Checkpoint(lsn).name()
             }
-            2 => format!("{}.tmp", checkpoint_name(lsn)),
-            _ => format!("{}.damaged", log_name(lsn)),
+            2 => FileKind::CheckpointTmp(lsn).name(),
+            _ => FileKind::LogDamaged(lsn).name(),
         };
         files.push((Path::new(RECOVER_DIR).join(name), content));
     }

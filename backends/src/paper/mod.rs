@@ -1,10 +1,11 @@
 //! `paper`: the log + checkpoint engine of Birrell, Jones and Wobber (SOSP '87).
 //!
-//! Files, all in one directory (FORMAT.md has the bytes):
+//! Files, all in one directory, named by [`files::FileKind`] (FORMAT.md has the bytes):
 //! - `log-<first_lsn:020>`: a log segment holding records with LSN ≥ `first_lsn`, preallocated
 //!   in big chunks so an fdatasync overwrites allocated blocks; its zero tail is a clean end.
 //! - `checkpoint-<lsn:020>`: the whole state after record `lsn`.
 //! - `checkpoint-<lsn:020>.tmp`: a checkpoint being written; recovery removes it.
+//! - `log-<first_lsn:020>.damaged` and `.discarded`: what salvage keeps for inspection.
 //!
 //! Protocol. `append` encodes all its entries into one buffer, writes it with one write and,
 //! under `sync = always`, one fdatasync (group commit). `begin_checkpoint(lsn)` syncs the log,
@@ -26,6 +27,7 @@
 //! file.
 
 pub mod checkpoint;
+pub mod files;
 pub mod fs;
 pub mod log;
 mod recovery;
@@ -33,7 +35,7 @@ mod recovery;
 #[cfg(all(test, feature = "loom"))]
 mod loom_tests;
 
-pub use recovery::{parse_name, FileKind};
+pub use files::FileKind;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -63,16 +65,6 @@ impl Default for PaperTuning {
             prealloc_bytes: 64 << 20,
         }
     }
-}
-
-/// File name of the log segment whose first LSN is `first_lsn`.
-pub fn log_name(first_lsn: Lsn) -> String {
-    format!("log-{first_lsn:020}")
-}
-
-/// File name of the checkpoint as of `lsn`.
-pub fn checkpoint_name(lsn: Lsn) -> String {
-    format!("checkpoint-{lsn:020}")
 }
 
 /// The segment being appended to.
@@ -223,7 +215,7 @@ fn create_log_file(
     first_lsn: Lsn,
     prealloc: u64,
 ) -> Result<ActiveLog, StorageError> {
-    let path = dir.join(log_name(first_lsn));
+    let path = dir.join(FileKind::Log(first_lsn).name());
     let what = |op: &str| format!("{op} new log {}", path.display());
     let mut file = fs.create(&path).context(|| what("create"))?;
     let header = LogHeader {
@@ -407,9 +399,8 @@ pub struct PaperCheckpointJob {
 impl PaperCheckpointJob {
     fn run(&self, state: &Keyspace, start: Instant) -> Result<CheckpointReport, StorageError> {
         let fs = &*self.fs;
-        let name = checkpoint_name(self.lsn);
-        let tmp = self.dir.join(format!("{name}.tmp"));
-        let path = self.dir.join(&name);
+        let tmp = self.dir.join(FileKind::CheckpointTmp(self.lsn).name());
+        let path = self.dir.join(FileKind::Checkpoint(self.lsn).name());
         let what = |op: &str| format!("{op} checkpoint {}", tmp.display());
         let mut file = fs.create(&tmp).context(|| what("create"))?;
         let mut offset = 0u64;
@@ -437,9 +428,9 @@ impl PaperCheckpointJob {
             .list_dir(&self.dir)
             .context(|| format!("list {}", self.dir.display()))?;
         for old in names {
-            let superseded = match recovery::parse_name(&old) {
-                Some(recovery::FileKind::Checkpoint(l)) => l < self.lsn,
-                Some(recovery::FileKind::Log(first)) => first <= self.lsn,
+            let superseded = match FileKind::parse(&old) {
+                Some(FileKind::Checkpoint(l)) => l < self.lsn,
+                Some(FileKind::Log(first)) => first <= self.lsn,
                 _ => false,
             };
             if superseded {
@@ -469,7 +460,7 @@ impl CheckpointJob for PaperCheckpointJob {
         let result = self.run(state, start);
         if result.is_err() {
             // Best effort: a leftover temporary file is also removed by recovery.
-            let tmp = self.dir.join(format!("{}.tmp", checkpoint_name(self.lsn)));
+            let tmp = self.dir.join(FileKind::CheckpointTmp(self.lsn).name());
             let _ = self.fs.remove(&tmp);
         }
         result

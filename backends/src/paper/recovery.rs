@@ -1,6 +1,20 @@
 //! Recovery of the paper engine: find the newest checkpoint, load it, replay the log segments
 //! that follow it, cut a torn tail, refuse (or, with salvage, cut) mid-log damage, remove
 //! leftovers of interrupted checkpoints, and open the last segment for appending.
+//!
+//! [`recover`] runs the phases in order, each a function below:
+//! 1. [`list_data_dir`]: which logs and checkpoints there are, and the leftovers to remove;
+//! 2. [`load_checkpoint`]: the newest checkpoint's key space;
+//! 3. [`plan_segments`]: the segments that may hold records after it;
+//! 4. [`Replay::segments`], per segment: [`read_segment`], [`Replay::apply_segment`] to its
+//!    end, and [`end_of_segment`] to decide what that end means;
+//! 5. salvage, when enabled and needed: [`Replay::salvage_gap`], [`keep_damaged_copy`],
+//!    [`set_aside`];
+//! 6. [`open_segment`] (the last replayed segment, cut if need be), then [`open_active_log`]
+//!    removes the leftovers and syncs the directory, or creates a new segment.
+//!
+//! The directory changes only once the checkpoint and every segment before the one changed
+//! have been read and checked; superseded files are removed last.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,35 +23,11 @@ use moodb_core::error::IoContext;
 use moodb_core::{Keyspace, Lsn, Recovered, RecoveryReport, StorageError};
 
 use super::checkpoint::CheckpointReader;
+use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX};
 use super::fs::Fs;
 use super::log::{LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN};
-use super::{checkpoint_name, create_log_file, ActiveLog, PaperTuning};
+use super::{create_log_file, ActiveLog, PaperTuning};
 use crate::BackendOptions;
-
-/// What a file name in the data directory is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileKind {
-    Log(Lsn),
-    Checkpoint(Lsn),
-    CheckpointTmp(Lsn),
-}
-
-/// Parses `log-<20 digits>`, `checkpoint-<20 digits>` and `checkpoint-<20 digits>.tmp`.
-pub fn parse_name(name: &str) -> Option<FileKind> {
-    let lsn = |digits: &str| {
-        (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| digits.parse::<Lsn>().ok())
-            .flatten()
-    };
-    if let Some(rest) = name.strip_prefix("log-") {
-        return lsn(rest).map(FileKind::Log);
-    }
-    let rest = name.strip_prefix("checkpoint-")?;
-    match rest.strip_suffix(".tmp") {
-        Some(digits) => lsn(digits).map(FileKind::CheckpointTmp),
-        None => lsn(rest).map(FileKind::Checkpoint),
-    }
-}
 
 pub(crate) struct Outcome {
     pub recovered: Recovered,
@@ -53,6 +43,7 @@ fn corrupt(file: &Path, offset: u64, reason: impl Into<String>) -> StorageError 
     }
 }
 
+/// Recovers the data directory `dir`: the state it holds and the segment to append to.
 pub(crate) fn recover(
     fs: &dyn Fs,
     dir: &Path,
@@ -60,283 +51,505 @@ pub(crate) fn recover(
     tuning: PaperTuning,
 ) -> Result<Outcome, StorageError> {
     let start = Instant::now();
-    let names = fs
-        .list_dir(dir)
-        .context(|| format!("list data directory {}", dir.display()))?;
-    let mut logs: Vec<Lsn> = Vec::new();
-    let mut checkpoints: Vec<Lsn> = Vec::new();
-    let mut leftovers: Vec<PathBuf> = Vec::new();
-    for name in &names {
-        match parse_name(name) {
-            Some(FileKind::Log(first)) => logs.push(first),
-            Some(FileKind::Checkpoint(lsn)) => checkpoints.push(lsn),
-            Some(FileKind::CheckpointTmp(_)) => leftovers.push(dir.join(name)),
-            None => {}
+    let listing = list_data_dir(fs, dir)?;
+    let (mut replay, checkpoint_created_ms) = match listing.newest_checkpoint {
+        Some(lsn) => {
+            let checkpoint = load_checkpoint(fs, dir, lsn)?;
+            let created_ms = checkpoint.created_unix_ms;
+            (Replay::from_checkpoint(checkpoint), created_ms)
         }
-    }
-    logs.sort_unstable();
-    checkpoints.sort_unstable();
-
-    let mut report = RecoveryReport::default();
-    let mut state = Keyspace::new();
-    let mut checkpoint_lsn: Lsn = 0;
-    let mut checkpoint_created_ms = 0;
-    if let Some(&c) = checkpoints.last() {
-        let path = dir.join(checkpoint_name(c));
-        let bytes = fs
-            .read(&path)
-            .context(|| format!("read checkpoint {}", path.display()))?;
-        let reader =
-            CheckpointReader::new(&bytes).map_err(|e| corrupt(&path, e.offset, e.reason))?;
-        let header = reader.header();
-        if c == Lsn::MAX {
-            return Err(corrupt(
-                &path,
-                16,
-                "checkpoint lsn 2^64-1 leaves no room for another record",
-            ));
-        }
-        if header.lsn != c {
-            return Err(corrupt(
-                &path,
-                16,
-                format!("header says lsn {} but the file name says {c}", header.lsn),
-            ));
-        }
-        state = reader
-            .load()
-            .map_err(|e| corrupt(&path, e.offset, e.reason))?;
-        checkpoint_lsn = c;
-        checkpoint_created_ms = header.created_unix_ms;
-        report.checkpoint = Some((path, c));
-        report.checkpoint_keys = state.len() as u64;
-        leftovers.extend(
-            checkpoints[..checkpoints.len() - 1]
-                .iter()
-                .map(|l| dir.join(checkpoint_name(*l))),
-        );
-    }
-
-    // The segments that may hold records after the checkpoint: from the last one starting at
-    // or below checkpoint + 1.
-    let first_needed = logs.iter().rposition(|first| *first <= checkpoint_lsn + 1);
-    let needed: Vec<Lsn> = match first_needed {
-        Some(i) => {
-            leftovers.extend(logs[..i].iter().map(|f| dir.join(super::log_name(*f))));
-            logs[i..].to_vec()
-        }
-        None => {
-            if let Some(first) = logs.first() {
-                return Err(corrupt(
-                    &dir.join(super::log_name(*first)),
-                    0,
-                    format!(
-                        "the oldest log segment starts at lsn {first} but the checkpoint covers \
-                         only up to lsn {checkpoint_lsn}: records in between are missing"
-                    ),
-                ));
-            }
-            Vec::new()
-        }
+        None => (Replay::default(), 0),
     };
-
-    let mut last_lsn = checkpoint_lsn;
-    let mut active: Option<ActiveLog> = None;
-    for (i, first) in needed.iter().enumerate() {
-        let path = dir.join(super::log_name(*first));
-        if *first > last_lsn.saturating_add(1) {
-            // Each segment starts right after the last record before it: a gap means lost
-            // records, and appending into this segment would write LSNs below its first.
-            let why = format!(
-                "log segment starts at lsn {first} but the records before it end at lsn \
-                 {last_lsn}: records in between are missing"
-            );
-            salvage_or_fail(options, &path, 0, why.clone(), &mut report)?;
-            for later in &needed[i..] {
-                let from = dir.join(super::log_name(*later));
-                let to = dir.join(format!("{}.discarded", super::log_name(*later)));
-                fs.rename(&from, &to)
-                    .context(|| format!("rename {} aside", from.display()))?;
-            }
-            report.salvaged = Some(format!(
-                "{}: {why}; it and later segments are kept as *.discarded",
-                path.display()
-            ));
-            break;
-        }
-        let is_last = i + 1 == needed.len();
-        let bytes = fs
-            .read(&path)
-            .context(|| format!("read log {}", path.display()))?;
-        let header = match LogHeader::decode(&bytes) {
-            Ok(h) => h,
-            Err(reason) => {
-                let empty = bytes.len() <= LOG_HEADER_LEN
-                    || bytes[LOG_HEADER_LEN..].iter().all(|b| *b == 0);
-                if is_last && empty {
-                    // Interrupted creation of a new segment: it holds no record.
-                    report.bytes_truncated +=
-                        bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1) as u64;
-                    fs.remove(&path)
-                        .context(|| format!("remove torn new log {}", path.display()))?;
-                    break;
-                }
-                return Err(corrupt(&path, 0, reason));
-            }
-        };
-        if header.first_lsn != *first {
-            return Err(corrupt(
-                &path,
-                16,
-                format!(
-                    "header says first lsn {} but the file name says {first}",
-                    header.first_lsn
-                ),
-            ));
-        }
-        let mut scanner = LogScanner::new(&bytes).map_err(|r| corrupt(&path, 0, r))?;
-        for rec in scanner.by_ref() {
-            if rec.lsn <= checkpoint_lsn {
-                continue;
-            }
-            if rec.lsn <= last_lsn {
-                return Err(corrupt(
-                    &path,
-                    rec.offset,
-                    format!("record lsn {} does not follow lsn {last_lsn}", rec.lsn),
-                ));
-            }
-            if rec.lsn == Lsn::MAX {
-                return Err(corrupt(
-                    &path,
-                    rec.offset,
-                    "record lsn 2^64-1 leaves no room for another record",
-                ));
-            }
-            state.apply_owned(rec.record);
-            last_lsn = rec.lsn;
-            report.records_replayed += 1;
-            report.log_bytes_replayed += rec.len;
-        }
-        let end = scanner.finish();
-        let cut = match &end {
-            LogEnd::Clean { .. } => None,
-            LogEnd::TornTail {
-                offset,
-                damaged_bytes,
-                ..
-            } if is_last => {
-                report.bytes_truncated += damaged_bytes;
-                Some(*offset)
-            }
-            LogEnd::TornTail { offset, reason, .. } => {
-                let why = format!(
-                    "{reason} at the end of a log segment that is not the last one (it was \
-                     synced before the next one began)"
-                );
-                salvage_or_fail(options, &path, *offset, why, &mut report)?;
-                Some(*offset)
-            }
-            LogEnd::MidLogDamage {
-                offset,
-                reason,
-                next_valid_offset,
-                valid_records_after,
-            } => {
-                let why = format!(
-                    "{reason}, followed by {valid_records_after} valid records from byte offset \
-                     {next_valid_offset}"
-                );
-                salvage_or_fail(options, &path, *offset, why, &mut report)?;
-                Some(*offset)
-            }
-        };
-        let torn_tail = is_last && matches!(end, LogEnd::TornTail { .. });
-        let salvaging = cut.is_some() && !torn_tail;
-        if salvaging {
-            // Keep the damaged file for inspection, then cut it and set later segments aside.
-            let copy = dir.join(format!("{}.damaged", super::log_name(*first)));
-            let mut f = fs
-                .create(&copy)
-                .context(|| format!("create {}", copy.display()))?;
-            f.write_all_at(&bytes, 0)
-                .context(|| format!("write {}", copy.display()))?;
-            f.sync_all()
-                .context(|| format!("fsync {}", copy.display()))?;
-            for later in &needed[i + 1..] {
-                let from = dir.join(super::log_name(*later));
-                let to = dir.join(format!("{}.discarded", super::log_name(*later)));
-                fs.rename(&from, &to)
-                    .context(|| format!("rename {} aside", from.display()))?;
-            }
-        }
-        if is_last || salvaging {
-            let mut file = fs
-                .open_write(&path)
-                .context(|| format!("open log {}", path.display()))?;
-            let valid_end = end.valid_end();
-            let mut allocated = bytes.len() as u64;
-            if let Some(offset) = cut {
-                file.set_len(offset)
-                    .context(|| format!("truncate {} to {offset} bytes", path.display()))?;
-                allocated = offset;
-            }
-            file.sync_all()
-                .context(|| format!("fsync log {}", path.display()))?;
-            active = Some(ActiveLog {
-                file,
-                path,
-                first_lsn: *first,
-                len: valid_end,
-                allocated,
-                synced_len: valid_end,
-            });
-            break;
-        }
-    }
-
-    for path in &leftovers {
-        fs.remove(path)
-            .context(|| format!("remove superseded {}", path.display()))?;
-    }
-    let log = match active {
-        Some(log) => {
-            fs.sync_dir(dir)
-                .context(|| format!("fsync directory {}", dir.display()))?;
-            log
-        }
-        // create_log_file syncs the directory.
-        None => create_log_file(fs, dir, last_lsn + 1, tuning.prealloc_bytes)?,
-    };
-    report.elapsed = start.elapsed();
+    let plan = plan_segments(dir, &listing.logs, replay.checkpoint_lsn)?;
+    let active = replay.segments(fs, dir, options, &plan.needed)?;
+    let leftovers: Vec<&PathBuf> = listing.leftovers.iter().chain(&plan.superseded).collect();
+    let log = open_active_log(fs, dir, active, &leftovers, replay.last_lsn, tuning)?;
+    replay.report.elapsed = start.elapsed();
     Ok(Outcome {
         recovered: Recovered {
-            state,
-            last_lsn,
-            report,
+            state: replay.state,
+            last_lsn: replay.last_lsn,
+            report: replay.report,
         },
         log,
         checkpoint_created_ms,
     })
 }
 
-/// Mid-log damage: an error naming file and offset, or with salvage a note in the report.
-fn salvage_or_fail(
+/// The files of the data directory that recovery reads or removes.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The first LSN of each log segment, ascending.
+    logs: Vec<Lsn>,
+    /// The LSN of the newest checkpoint.
+    newest_checkpoint: Option<Lsn>,
+    /// To remove once recovery is done: the checkpoints whose writing was interrupted (in
+    /// listing order), then the older checkpoints.
+    leftovers: Vec<PathBuf>,
+}
+
+/// Lists `dir` and sorts its files by kind; every other name (`.damaged`, `.discarded`, files
+/// that are not ours) is ignored.
+fn list_data_dir(fs: &dyn Fs, dir: &Path) -> Result<Listing, StorageError> {
+    let names = fs
+        .list_dir(dir)
+        .context(|| format!("list data directory {}", dir.display()))?;
+    let mut listing = Listing::default();
+    let mut checkpoints = Vec::new();
+    for name in &names {
+        match FileKind::parse(name) {
+            Some(FileKind::Log(first)) => listing.logs.push(first),
+            Some(FileKind::Checkpoint(lsn)) => checkpoints.push(lsn),
+            Some(FileKind::CheckpointTmp(_)) => listing.leftovers.push(dir.join(name)),
+            Some(FileKind::LogDamaged(_) | FileKind::LogDiscarded(_)) | None => {}
+        }
+    }
+    listing.logs.sort_unstable();
+    checkpoints.sort_unstable();
+    if let Some((&newest, older)) = checkpoints.split_last() {
+        listing.newest_checkpoint = Some(newest);
+        let path = |lsn: &Lsn| dir.join(FileKind::Checkpoint(*lsn).name());
+        listing.leftovers.extend(older.iter().map(path));
+    }
+    Ok(listing)
+}
+
+/// A checkpoint read and checked.
+struct LoadedCheckpoint {
+    path: PathBuf,
+    lsn: Lsn,
+    created_unix_ms: u64,
+    state: Keyspace,
+}
+
+/// Reads `checkpoint-<lsn>` in `dir` and builds its key space; fails with
+/// [`StorageError::Corrupt`] if the file is damaged, its header disagrees with its name, or
+/// its LSN leaves no room for a record after it.
+fn load_checkpoint(fs: &dyn Fs, dir: &Path, lsn: Lsn) -> Result<LoadedCheckpoint, StorageError> {
+    let path = dir.join(FileKind::Checkpoint(lsn).name());
+    let bytes = fs
+        .read(&path)
+        .context(|| format!("read checkpoint {}", path.display()))?;
+    let reader = CheckpointReader::new(&bytes).map_err(|e| corrupt(&path, e.offset, e.reason))?;
+    let header = reader.header();
+    if lsn == Lsn::MAX {
+        return Err(corrupt(
+            &path,
+            16,
+            "checkpoint lsn 2^64-1 leaves no room for another record",
+        ));
+    }
+    if header.lsn != lsn {
+        return Err(corrupt(
+            &path,
+            16,
+            format!(
+                "header says lsn {} but the file name says {lsn}",
+                header.lsn
+            ),
+        ));
+    }
+    let state = reader
+        .load()
+        .map_err(|e| corrupt(&path, e.offset, e.reason))?;
+    Ok(LoadedCheckpoint {
+        path,
+        lsn,
+        created_unix_ms: header.created_unix_ms,
+        state,
+    })
+}
+
+/// Which segments recovery replays and which it removes.
+#[derive(Debug)]
+struct SegmentPlan {
+    /// First LSNs of the segments that may hold records after the checkpoint, ascending.
+    needed: Vec<Lsn>,
+    /// Segments whose records the checkpoint already holds, to remove.
+    superseded: Vec<PathBuf>,
+}
+
+/// Takes the segments from the last one starting at or below `checkpoint_lsn + 1` (`logs` is
+/// ascending); the ones before it are superseded. Fails if every segment starts above that
+/// LSN: the records between the checkpoint and the oldest segment are lost.
+fn plan_segments(
+    dir: &Path,
+    logs: &[Lsn],
+    checkpoint_lsn: Lsn,
+) -> Result<SegmentPlan, StorageError> {
+    let segment = |first: Lsn| dir.join(FileKind::Log(first).name());
+    match logs.iter().rposition(|first| *first <= checkpoint_lsn + 1) {
+        Some(i) => Ok(SegmentPlan {
+            needed: logs[i..].to_vec(),
+            superseded: logs[..i].iter().map(|f| segment(*f)).collect(),
+        }),
+        None => match logs.first() {
+            Some(&first) => Err(corrupt(
+                &segment(first),
+                0,
+                format!(
+                    "the oldest log segment starts at lsn {first} but the checkpoint covers \
+                     only up to lsn {checkpoint_lsn}: records in between are missing"
+                ),
+            )),
+            None => Ok(SegmentPlan {
+                needed: Vec::new(),
+                superseded: Vec::new(),
+            }),
+        },
+    }
+}
+
+/// What recovery has built so far: the key space, the LSNs, and the report.
+#[derive(Debug, Default)]
+struct Replay {
+    state: Keyspace,
+    /// The LSN the checkpoint covers (0 without one): records up to it are skipped.
+    checkpoint_lsn: Lsn,
+    /// The last LSN in `state`.
+    last_lsn: Lsn,
+    report: RecoveryReport,
+}
+
+impl Replay {
+    /// Starts from a loaded checkpoint.
+    fn from_checkpoint(checkpoint: LoadedCheckpoint) -> Self {
+        let report = RecoveryReport {
+            checkpoint_keys: checkpoint.state.len() as u64,
+            checkpoint: Some((checkpoint.path, checkpoint.lsn)),
+            ..RecoveryReport::default()
+        };
+        Replay {
+            state: checkpoint.state,
+            checkpoint_lsn: checkpoint.lsn,
+            last_lsn: checkpoint.lsn,
+            report,
+        }
+    }
+
+    /// Replays the planned segments (`needed`, ascending first LSNs) in order, up to the end of
+    /// the last one or to damage that salvage cuts there. Returns the segment to append to, or
+    /// `None` when a new one must be created after `last_lsn` (no segment, a torn new last
+    /// segment, or a gap before a segment that salvage set aside).
+    fn segments(
+        &mut self,
+        fs: &dyn Fs,
+        dir: &Path,
+        options: &BackendOptions,
+        needed: &[Lsn],
+    ) -> Result<Option<ActiveLog>, StorageError> {
+        for (i, &first) in needed.iter().enumerate() {
+            let path = dir.join(FileKind::Log(first).name());
+            let later = &needed[i + 1..];
+            if first > self.last_lsn.saturating_add(1) {
+                self.salvage_gap(fs, dir, options, &needed[i..])?;
+                return Ok(None);
+            }
+            let is_last = later.is_empty();
+            let Some(bytes) = read_segment(fs, &path, first, is_last, &mut self.report)? else {
+                return Ok(None);
+            };
+            let end = self.apply_segment(&path, &bytes)?;
+            let tail = end_of_segment(options, &path, &end, is_last, &mut self.report)?;
+            if let Tail::Salvage(_) = tail {
+                // Keep the damaged file for inspection, then cut it and set later segments aside.
+                keep_damaged_copy(fs, dir, first, &bytes)?;
+                set_aside(fs, dir, later)?;
+            }
+            if is_last || matches!(tail, Tail::Salvage(_)) {
+                let active = open_segment(fs, path, first, bytes.len() as u64, &end, tail)?;
+                return Ok(Some(active));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Salvage of a gap before the segment `from[0]`: each segment starts right after the last
+    /// record before it, so a gap means lost records, and appending into that segment would
+    /// write LSNs below its first. Fails unless salvage is enabled; with it, sets that segment
+    /// and the later ones (`from`) aside and notes it in the report.
+    fn salvage_gap(
+        &mut self,
+        fs: &dyn Fs,
+        dir: &Path,
+        options: &BackendOptions,
+        from: &[Lsn],
+    ) -> Result<(), StorageError> {
+        let Some(&first) = from.first() else {
+            return Ok(());
+        };
+        let path = dir.join(FileKind::Log(first).name());
+        let why = format!(
+            "log segment starts at lsn {first} but the records before it end at lsn {}: \
+             records in between are missing",
+            self.last_lsn
+        );
+        require_salvage(options, &path, 0, why.clone())?;
+        set_aside(fs, dir, from)?;
+        self.report.salvaged = Some(format!(
+            "{}: {why}; it and later segments are kept as *{DISCARDED_SUFFIX}",
+            path.display()
+        ));
+        Ok(())
+    }
+
+    /// Applies the records of one segment (`bytes`, header already checked) that follow the
+    /// checkpoint, and returns how the scan ended. Fails if LSNs do not increase or a record
+    /// has the last LSN, 2^64-1.
+    fn apply_segment(&mut self, path: &Path, bytes: &[u8]) -> Result<LogEnd, StorageError> {
+        let mut scanner = LogScanner::new(bytes).map_err(|r| corrupt(path, 0, r))?;
+        for rec in scanner.by_ref() {
+            if rec.lsn <= self.checkpoint_lsn {
+                continue;
+            }
+            if rec.lsn <= self.last_lsn {
+                return Err(corrupt(
+                    path,
+                    rec.offset,
+                    format!(
+                        "record lsn {} does not follow lsn {}",
+                        rec.lsn, self.last_lsn
+                    ),
+                ));
+            }
+            if rec.lsn == Lsn::MAX {
+                return Err(corrupt(
+                    path,
+                    rec.offset,
+                    "record lsn 2^64-1 leaves no room for another record",
+                ));
+            }
+            self.state.apply_owned(rec.record);
+            self.last_lsn = rec.lsn;
+            self.report.records_replayed += 1;
+            self.report.log_bytes_replayed += rec.len;
+        }
+        Ok(scanner.finish())
+    }
+}
+
+/// Reads segment `log-<first>` at `path` and checks its header and the first LSN it names.
+/// Returns its bytes, or `None` if it is the last segment and its creation was interrupted
+/// (the header is torn and only zeros follow): it holds no record, so it is removed and its
+/// non-zero bytes are counted as truncated.
+fn read_segment(
+    fs: &dyn Fs,
+    path: &Path,
+    first: Lsn,
+    is_last: bool,
+    report: &mut RecoveryReport,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let bytes = fs
+        .read(path)
+        .context(|| format!("read log {}", path.display()))?;
+    let header = match LogHeader::decode(&bytes) {
+        Ok(h) => h,
+        Err(reason) => {
+            let empty =
+                bytes.len() <= LOG_HEADER_LEN || bytes[LOG_HEADER_LEN..].iter().all(|b| *b == 0);
+            if is_last && empty {
+                // Interrupted creation of a new segment: it holds no record.
+                report.bytes_truncated +=
+                    bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1) as u64;
+                fs.remove(path)
+                    .context(|| format!("remove torn new log {}", path.display()))?;
+                return Ok(None);
+            }
+            return Err(corrupt(path, 0, reason));
+        }
+    };
+    if header.first_lsn != first {
+        return Err(corrupt(
+            path,
+            16,
+            format!(
+                "header says first lsn {} but the file name says {first}",
+                header.first_lsn
+            ),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
+/// What recovery does with the end of a replayed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// It ended cleanly: keep it whole.
+    Clean,
+    /// A torn tail of the last segment (a write the crash interrupted): cut it at the offset.
+    Torn(u64),
+    /// Damage that only salvage passes: cut at the offset, keep the original as `.damaged`,
+    /// set later segments aside.
+    Salvage(u64),
+}
+
+impl Tail {
+    /// The offset to cut the segment at, if any.
+    fn cut(self) -> Option<u64> {
+        match self {
+            Tail::Clean => None,
+            Tail::Torn(offset) | Tail::Salvage(offset) => Some(offset),
+        }
+    }
+}
+
+/// Decides what to do with the way a segment ended: a clean end is kept, a torn tail of the
+/// last segment is cut (counted in the report), and anything else — a torn tail of an earlier
+/// segment, which was synced before the next began, or mid-log damage — fails unless salvage
+/// is enabled, which notes it in the report.
+fn end_of_segment(
+    options: &BackendOptions,
+    path: &Path,
+    end: &LogEnd,
+    is_last: bool,
+    report: &mut RecoveryReport,
+) -> Result<Tail, StorageError> {
+    let (offset, why) = match end {
+        LogEnd::Clean { .. } => return Ok(Tail::Clean),
+        LogEnd::TornTail {
+            offset,
+            damaged_bytes,
+            ..
+        } if is_last => {
+            report.bytes_truncated += damaged_bytes;
+            return Ok(Tail::Torn(*offset));
+        }
+        LogEnd::TornTail { offset, reason, .. } => (
+            *offset,
+            format!(
+                "{reason} at the end of a log segment that is not the last one (it was \
+                 synced before the next one began)"
+            ),
+        ),
+        LogEnd::MidLogDamage {
+            offset,
+            reason,
+            next_valid_offset,
+            valid_records_after,
+        } => (
+            *offset,
+            format!(
+                "{reason}, followed by {valid_records_after} valid records from byte offset \
+                 {next_valid_offset}"
+            ),
+        ),
+    };
+    require_salvage(options, path, offset, why.clone())?;
+    report.salvaged = Some(salvage_note(path, offset, &why));
+    Ok(Tail::Salvage(offset))
+}
+
+/// Damage that only salvage passes: without it, the error naming file, offset and reason.
+fn require_salvage(
     options: &BackendOptions,
     path: &Path,
     offset: u64,
     reason: String,
-    report: &mut RecoveryReport,
 ) -> Result<(), StorageError> {
-    if !options.salvage {
-        return Err(corrupt(path, offset, reason));
+    if options.salvage {
+        Ok(())
+    } else {
+        Err(corrupt(path, offset, reason))
     }
-    report.salvaged = Some(format!(
+}
+
+/// The report's note on a segment that salvage cut at `offset`.
+fn salvage_note(path: &Path, offset: u64, reason: &str) -> String {
+    let name = path
+        .file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+    format!(
         "{}: discarded everything from byte offset {offset} ({reason}); the original is kept \
-         as {}.damaged and later segments as *.discarded",
+         as {name}{DAMAGED_SUFFIX} and later segments as *{DISCARDED_SUFFIX}",
         path.display(),
-        path.file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned())
-    ));
+    )
+}
+
+/// Salvage: writes `bytes`, the uncut segment `log-<first>`, to `log-<first>.damaged` and
+/// syncs it, before the segment is cut.
+fn keep_damaged_copy(
+    fs: &dyn Fs,
+    dir: &Path,
+    first: Lsn,
+    bytes: &[u8],
+) -> Result<(), StorageError> {
+    let copy = dir.join(FileKind::LogDamaged(first).name());
+    let mut f = fs
+        .create(&copy)
+        .context(|| format!("create {}", copy.display()))?;
+    f.write_all_at(bytes, 0)
+        .context(|| format!("write {}", copy.display()))?;
+    f.sync_all()
+        .context(|| format!("fsync {}", copy.display()))?;
     Ok(())
+}
+
+/// Salvage: renames each segment `log-<first>` in `segments` to `log-<first>.discarded`, so
+/// recovery no longer reads it.
+fn set_aside(fs: &dyn Fs, dir: &Path, segments: &[Lsn]) -> Result<(), StorageError> {
+    for &first in segments {
+        let from = dir.join(FileKind::Log(first).name());
+        let to = dir.join(FileKind::LogDiscarded(first).name());
+        fs.rename(&from, &to)
+            .context(|| format!("rename {} aside", from.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens segment `log-<first>` (`file_len` bytes, ending as `end`) for appending after its
+/// last valid record: cut at the offset `tail` names, if any, and synced.
+fn open_segment(
+    fs: &dyn Fs,
+    path: PathBuf,
+    first: Lsn,
+    file_len: u64,
+    end: &LogEnd,
+    tail: Tail,
+) -> Result<ActiveLog, StorageError> {
+    let mut file = fs
+        .open_write(&path)
+        .context(|| format!("open log {}", path.display()))?;
+    let valid_end = end.valid_end();
+    let mut allocated = file_len;
+    if let Some(offset) = tail.cut() {
+        file.set_len(offset)
+            .context(|| format!("truncate {} to {offset} bytes", path.display()))?;
+        allocated = offset;
+    }
+    file.sync_all()
+        .context(|| format!("fsync log {}", path.display()))?;
+    Ok(ActiveLog {
+        file,
+        path,
+        first_lsn: first,
+        len: valid_end,
+        allocated,
+        synced_len: valid_end,
+    })
+}
+
+/// Last phase: removes the `leftovers` (superseded files), then makes the log to append to
+/// durable: the replayed segment `active` (the directory synced for the removals and for
+/// salvage's renames), or, if there is none, a new segment after `last_lsn`.
+fn open_active_log(
+    fs: &dyn Fs,
+    dir: &Path,
+    active: Option<ActiveLog>,
+    leftovers: &[&PathBuf],
+    last_lsn: Lsn,
+    tuning: PaperTuning,
+) -> Result<ActiveLog, StorageError> {
+    for path in leftovers {
+        fs.remove(path)
+            .context(|| format!("remove superseded {}", path.display()))?;
+    }
+    match active {
+        Some(log) => {
+            fs.sync_dir(dir)
+                .context(|| format!("fsync directory {}", dir.display()))?;
+            Ok(log)
+        }
+        // create_log_file syncs the directory.
+        None => create_log_file(fs, dir, last_lsn + 1, tuning.prealloc_bytes),
+    }
 }

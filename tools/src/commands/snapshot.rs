@@ -107,7 +107,7 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
         let Some((_, newest)) = files.checkpoints.into_iter().last() else {
             return Err(InspectError::NothingInDir {
                 what: "checkpoint",
-                pattern: "checkpoint-00000000000000000001",
+                pattern: FileKind::Checkpoint(1).name(),
                 path: args.path,
             }
             .into());

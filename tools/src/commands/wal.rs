@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
+use moodb_backends::paper::files::LOG_PREFIX;
 use moodb_backends::paper::log::{LogEnd, LogScanner, LOG_HEADER_LEN, LOG_MAGIC};
 use moodb_backends::paper::FileKind;
 use moodb_core::{Lsn, Record};
@@ -200,7 +201,7 @@ fn dump(args: DumpArgs) -> Result<ExitCode, Box<dyn Error>> {
         if files.logs.is_empty() {
             return Err(InspectError::NothingInDir {
                 what: "log segment",
-                pattern: "log-00000000000000000001",
+                pattern: FileKind::Log(1).name(),
                 path: args.path,
             }
             .into());
@@ -209,7 +210,7 @@ fn dump(args: DumpArgs) -> Result<ExitCode, Box<dyn Error>> {
         dump.not_dumped = files
             .others
             .iter()
-            .filter(|p| inspect::file_label(p).starts_with("log-"))
+            .filter(|p| inspect::file_label(p).starts_with(LOG_PREFIX))
             .map(|p| inspect::file_label(p))
             .collect();
         files.logs.into_iter().map(|(_, p)| p).collect()

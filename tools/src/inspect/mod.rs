@@ -11,7 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use moodb_backends::paper::{parse_name, FileKind};
+use moodb_backends::paper::files::{CHECKPOINT_PREFIX, LOG_PREFIX};
+use moodb_backends::paper::FileKind;
 use moodb_core::Lsn;
 
 /// The exit codes of the inspection commands, as their `--help` states them.
@@ -45,7 +46,7 @@ pub enum InspectError {
     #[error("no {what} in data directory {} (names look like {pattern})", path.display())]
     NothingInDir {
         what: &'static str,
-        pattern: &'static str,
+        pattern: String,
         path: PathBuf,
     },
     #[error("cannot write the output: {0}")]
@@ -88,7 +89,12 @@ pub fn check_magic(
     bytes: &[u8],
     magic: &'static [u8; 8],
 ) -> Result<(), InspectError> {
-    let interrupted = lsn_in_name(path).is_some() && bytes.iter().all(|b| *b == 0);
+    // The `.damaged` and `.discarded` copies are never an interrupted creation.
+    let named = !matches!(
+        lsn_in_name(path),
+        None | Some(FileKind::LogDamaged(_) | FileKind::LogDiscarded(_))
+    );
+    let interrupted = named && bytes.iter().all(|b| *b == 0);
     if bytes.starts_with(magic) || interrupted {
         return Ok(());
     }
@@ -126,11 +132,13 @@ pub fn list_dir(dir: &Path) -> Result<DirFiles, InspectError> {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let path = entry.path();
-        match parse_name(name) {
+        match FileKind::parse(name) {
             Some(FileKind::Log(lsn)) => files.logs.push((lsn, path)),
             Some(FileKind::Checkpoint(lsn)) => files.checkpoints.push((lsn, path)),
-            Some(FileKind::CheckpointTmp(_)) => files.others.push(path),
-            None if name.starts_with("log-") || name.starts_with("checkpoint-") => {
+            Some(
+                FileKind::CheckpointTmp(_) | FileKind::LogDamaged(_) | FileKind::LogDiscarded(_),
+            ) => files.others.push(path),
+            None if name.starts_with(LOG_PREFIX) || name.starts_with(CHECKPOINT_PREFIX) => {
                 files.others.push(path)
             }
             None => {}
@@ -142,11 +150,11 @@ pub fn list_dir(dir: &Path) -> Result<DirFiles, InspectError> {
     Ok(files)
 }
 
-/// The LSN in a file name (`log-<lsn>` or `checkpoint-<lsn>`), if it has one.
+/// What a file's name says it is (`log-<lsn>`, `checkpoint-<lsn>`, ...), if it is ours.
 pub fn lsn_in_name(path: &Path) -> Option<FileKind> {
     path.file_name()
         .and_then(|n| n.to_str())
-        .and_then(parse_name)
+        .and_then(FileKind::parse)
 }
 
 /// Name shown for a file: its last path component.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::StdFs;
-use moodb_backends::paper::{checkpoint_name, log_name, PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record, Value};
 
@@ -107,7 +107,7 @@ fn clean_log() -> (tempfile::TempDir, PathBuf) {
     let mut backend = open_backend(dir.path());
     append_all(&mut backend, 1, &groups());
     drop(backend);
-    let path = dir.path().join(log_name(1));
+    let path = dir.path().join(FileKind::Log(1).name());
     (dir, path)
 }
 
@@ -170,7 +170,7 @@ fn write_checkpoint(dir: &Path, lsn: u64) -> PathBuf {
         entries.iter().map(|(k, v)| (k, v)),
     )
     .unwrap();
-    let path = dir.join(checkpoint_name(lsn));
+    let path = dir.join(FileKind::Checkpoint(lsn).name());
     std::fs::write(&path, bytes).unwrap();
     path
 }
@@ -218,8 +218,12 @@ fn wal_dump_of_a_data_directory_goes_through_the_segments_in_lsn_order() {
     drop(job);
     append_all(&mut backend, last + 1, &groups()[2..]);
     drop(backend);
-    std::fs::write(dir.path().join(format!("{}.damaged", log_name(1))), b"x").unwrap();
-    let out = run_on(&["wal", "dump"], &dir.path().join(log_name(1)), 0);
+    std::fs::write(dir.path().join(FileKind::LogDamaged(1).name()), b"x").unwrap();
+    let out = run_on(
+        &["wal", "dump"],
+        &dir.path().join(FileKind::Log(1).name()),
+        0,
+    );
     assert!(!out.contains("lsn 4"), "{out}");
     insta::assert_snapshot!(run_on(&["wal", "dump"], dir.path(), 0));
 }
@@ -283,11 +287,7 @@ fn snapshot_inspect_of_a_data_directory_takes_the_newest_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     write_checkpoint(dir.path(), 3);
     write_checkpoint(dir.path(), 12);
-    std::fs::write(
-        dir.path().join(format!("{}.tmp", checkpoint_name(20))),
-        b"half",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join(FileKind::CheckpointTmp(20).name()), b"half").unwrap();
     let out = run_on(&["snapshot", "inspect"], dir.path(), 0);
     assert!(
         out.starts_with(
@@ -356,7 +356,7 @@ fn exit_codes_and_errors() {
     );
 
     // An all-zero segment: an interrupted creation, reported as damage of the header.
-    let zeros = dir.path().join(log_name(9));
+    let zeros = dir.path().join(FileKind::Log(9).name());
     std::fs::write(&zeros, [0u8; 20]).unwrap();
     let out = run_on(&["wal", "dump"], &zeros, 2);
     assert!(out.contains("interrupted creation"), "{out}");
