@@ -1,7 +1,7 @@
 //! What each fuzz target checks on one input: the decoders of the log record, the log file, the
 //! checkpoint file, and whole paper recovery over a directory image. Shared by the cargo-fuzz
 //! targets (fuzz/fuzz_targets/) and by the stable-toolchain corpus replay test
-//! (backends/tests/fuzz_corpus.rs includes this file by path), so it depends only on the
+//! (backends/tests/it/fuzz_corpus.rs includes this file by path), so it depends only on the
 //! workspace crates, `bytes` and `crc32c`.
 //!
 //! Every check must not panic and must not allocate more than a small multiple of its input.

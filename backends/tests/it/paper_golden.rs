@@ -3,12 +3,10 @@
 //! reads when recovery meets damage. A change to any of them must be deliberate.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::fmt::Write;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use moodb_backends::paper::checkpoint::{encode_checkpoint, CheckpointReader};
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogEnd, LogScanner};

@@ -3,10 +3,8 @@
 //! injected into writes, syncs and checkpoints.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use moodb_backends::paper::files::TMP_SUFFIX;
 use moodb_backends::paper::fs::{Fault, FaultKind, FaultOp, SimFs, SimRng};
 use moodb_backends::paper::PaperBackend;

@@ -3,10 +3,8 @@
 //! also kept in fuzz/regressions/ and replayed by fuzz_corpus.rs.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};

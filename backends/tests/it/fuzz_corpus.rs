@@ -2,11 +2,11 @@
 //! (fuzz/regressions/<target>/) through the same checks the cargo-fuzz targets run
 //! (fuzz/src/checks.rs, included by path), on the stable toolchain, in the normal `cargo test`.
 //!
-//! `cargo test -p moodb-backends --test fuzz_corpus -- --ignored write_seed_corpus` writes the
+//! `cargo test -p moodb-backends --test it -- --ignored write_seed_corpus` writes the
 //! hand-made seeds (real files of a paper directory on the simulated disk) into fuzz/corpus/.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed unwrap is a failed test
 
-#[path = "../../fuzz/src/checks.rs"]
+#[path = "../../../fuzz/src/checks.rs"]
 #[allow(dead_code)]
 mod checks;
 

@@ -4,11 +4,9 @@
 //! fail loudly naming the file and offset of mid-log damage. Never anything else.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogScanner, ScannedRecord, LOG_HEADER_LEN};
 use moodb_backends::paper::FileKind;

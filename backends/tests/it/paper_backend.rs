@@ -3,12 +3,10 @@
 //! checkpoints, misuse, and arbitrary bytes in place of its files (never a panic).
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use bytes::Bytes;
-use common::*;
 use moodb_backends::paper::{FileKind, PaperBackend};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record, StorageError, SyncPolicy};
