@@ -1,9 +1,11 @@
 //! Helpers for the integration tests: start a real `moodb serve` on 127.0.0.1 with a temporary
-//! data directory ([`server::TestServer`]), and check histories recorded against it
+//! data directory ([`server::TestServer`]), or a real redis-server to compare with
+//! ([`redis_server::RedisServer`]), and check histories recorded against it
 //! ([`linearizability`]).
 
 pub mod linearizability;
 pub mod raw;
+pub mod redis_server;
 pub mod server;
 
 pub use server::{moodb_binary, HarnessError, ServerOptions, TestServer};

@@ -1,6 +1,7 @@
 //! Authentication: the `requirepass` password, the AUTH command (`AUTH password` and
-//! `AUTH default password`, as Redis 6+ accepts them), and which commands a client may send
-//! before it has authenticated.
+//! `AUTH default password`, as Redis 6+ accepts them) and HELLO's AUTH option. Which commands
+//! a client may send before it has authenticated is the `NO_AUTH` flag of the command table
+//! (`moodb_core::command::table`).
 //!
 //! The password is kept only as its SHA-256 digest, and a candidate is compared by digest in
 //! constant time (`subtle`), so neither the password's length nor how many leading bytes of a
@@ -45,14 +46,6 @@ pub fn noauth() -> Frame {
 /// `-WRONGPASS ...`, Redis' text.
 pub fn wrongpass() -> Frame {
     Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
-}
-
-/// Whether a client that has not authenticated may send the command named `name`: AUTH,
-/// HELLO (which may carry AUTH), and QUIT. Everything else gets `-NOAUTH`.
-pub fn allowed_before_auth(name: &[u8]) -> bool {
-    [&b"AUTH"[..], b"HELLO", b"QUIT"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// What an AUTH request (`args[0]` is `AUTH`) comes to: the reply, and whether the client is
@@ -154,15 +147,6 @@ mod tests {
         assert!(
             matches!(hello(&b(&["HELLO", "3"]), Some(&pw)), Some(Frame::Error(e)) if e.starts_with("NOAUTH"))
         );
-    }
-
-    #[test]
-    fn only_auth_hello_and_quit_pass_before_auth() {
-        assert!(allowed_before_auth(b"auth"));
-        assert!(allowed_before_auth(b"QUIT"));
-        assert!(allowed_before_auth(b"hello"));
-        assert!(!allowed_before_auth(b"GET"));
-        assert!(!allowed_before_auth(b"CONFIG"));
     }
 
     #[test]

@@ -217,22 +217,8 @@ impl StoreOwner {
         save: &mut bool,
     ) -> (Frame, Lsn) {
         self.stats.commands += 1;
-        let parsed = command::parse(request);
-        if self.txns.in_multi(session) {
-            match parsed {
-                Ok(Command::Txn(
-                    TxnCommand::Multi
-                    | TxnCommand::Exec
-                    | TxnCommand::Discard
-                    | TxnCommand::Watch(_),
-                )) => {}
-                Ok(Command::Server(ServerCommand::Save)) => {
-                    let err = Frame::err("SAVE is not allowed inside MULTI (BGSAVE is)");
-                    return (self.txns.queue(session, Err(err)), 0);
-                }
-                other => return (self.txns.queue(session, other), 0),
-            }
-        }
+        // Inside MULTI: queued, run now or refused, as the command table says.
+        let parsed = self.txns.admit(session, request, command::parse(request));
         let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(reply) => return (reply, 0),
