@@ -143,3 +143,105 @@ fn command_info_docs_and_count_have_redis_7s_shapes() {
     let (o, t) = both(&["COMMAND", "INFO"], &mut ours, &mut theirs);
     assert_eq!(shape(&o).starts_with("[["), shape(&t).starts_with("[["));
 }
+
+/// The error reply to `args`, as text.
+fn error_text(con: &mut redis::Connection, args: &[&str]) -> String {
+    match q::<Value>(con, args) {
+        Err(e) => {
+            // The crate splits `ERR text` into a kind and a detail; put them back together.
+            let kind = e.code().unwrap_or("?").to_string();
+            format!("{kind} {}", e.detail().unwrap_or_default())
+        }
+        Ok(v) => format!("not an error: {v:?}"),
+    }
+}
+
+/// The first line the server sends back to `bytes` on a fresh connection.
+fn raw_reply(port: u16, bytes: &[u8]) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).unwrap();
+    line
+}
+
+#[test]
+fn error_replies_are_redis_7s_byte_for_byte() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let moodb = TestServer::start(ServerOptions::default()).unwrap();
+    let mut theirs = redis.connect().unwrap();
+    let mut ours = moodb.connect().unwrap();
+    for con in [&mut ours, &mut theirs] {
+        let _: () = q(con, &["SET", "max", "9223372036854775807"]).unwrap();
+        let _: () = q(con, &["SET", "s", "abc"]).unwrap();
+    }
+    let long = "x".repeat(200);
+    let cases: &[&[&str]] = &[
+        &["GET"],
+        &["FROB", "a", "b"],
+        &["frob"],
+        &["f", "ab", &long, "never"],
+        &["SET", "k", "v", "EX", "0"],
+        &["SET", "k", "v", "EX", "abc"],
+        &["SET", "k", "v", "PX"],
+        &["SET", "k", "v", "NX", "XX"],
+        &["INCR", "max"],
+        &["INCR", "s"],
+        &["INCRBY", "a", "x"],
+        &["DECRBY", "a", "-9223372036854775808"],
+        &["MSET", "a"],
+        &["SCAN", "x"],
+        &["SCAN", "0", "COUNT", "0"],
+        &["SCAN", "0", "COUNT"],
+        &["SELECT", "99"],
+        &["SELECT", "x"],
+        &["PING", "a", "b"],
+        &["ECHO"],
+        &["LASTSAVE", "x"],
+        &["CONFIG"],
+        &["CONFIG", "FOO"],
+        &["config", "foo"],
+        &["CONFIG", "GET"],
+        &["CLIENT", "Foo"],
+        &["COMMAND", "foo"],
+        &["AUTH", "x"],
+        &["AUTH", "a", "b", "c"],
+        &["FLUSHDB", "a", "b"],
+        &["BGSAVE", "x", "y"],
+        &["EXEC"],
+        &["DISCARD"],
+        // A transaction: nested MULTI, WATCH and SAVE inside, then EXEC aborts.
+        &["MULTI"],
+        &["MULTI"],
+        &["WATCH", "a"],
+        &["SAVE"],
+        &["EXEC"],
+    ];
+    for args in cases {
+        let o = error_text(&mut ours, args);
+        let t = error_text(&mut theirs, args);
+        if args == &["MULTI"] && t.starts_with("not an error") {
+            continue;
+        }
+        assert_eq!(o, t, "{args:?}");
+    }
+    let moodb_port = moodb.addr.port();
+    for bytes in [
+        &b"*1\r\n$-7\r\n"[..],
+        b"*1\r\nx\r\n",
+        b"*99999999999\r\n",
+        b"*1\r\n$99999999999\r\n",
+    ] {
+        assert_eq!(
+            raw_reply(moodb_port, bytes),
+            raw_reply(redis.port, bytes),
+            "{bytes:?}"
+        );
+    }
+}

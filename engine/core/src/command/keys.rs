@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use super::{
     data, exact, glob, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
-    CommandSpec, DataOp,
+    CommandSpec, DataOp, ReplyError,
 };
 use crate::keyspace::Keyspace;
 use crate::record::Record;
@@ -39,10 +39,11 @@ pub fn parse_dbsize(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, 
     data(spec, DataOp::DbSize)
 }
 
-/// `FLUSHDB [ASYNC|SYNC]` (and FLUSHALL): ASYNC and SYNC are accepted and mean the same here.
+/// `FLUSHDB [ASYNC|SYNC]` (and FLUSHALL): ASYNC and SYNC are accepted and mean the same here
+/// (so is any one word, unlike Redis, which answers a syntax error).
 pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     if rest.len() > 1 {
-        return Err(wrong_arity(spec.name));
+        return Err(syntax_error());
     }
     data(spec, DataOp::FlushDb)
 }
@@ -55,7 +56,7 @@ pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
     let cursor = std::str::from_utf8(cursor)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Frame::err("invalid cursor"))?;
+        .ok_or(ReplyError::InvalidCursor)?;
     let mut args = ScanArgs {
         cursor,
         pattern: None,

@@ -21,6 +21,7 @@
 
 pub mod glob;
 pub mod keys;
+pub mod reply_error;
 pub mod server;
 pub mod strings;
 pub mod table;
@@ -32,6 +33,7 @@ use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
 
+pub use reply_error::ReplyError;
 pub use server::ServerCommand;
 pub use table::{CommandSpec, Flags, SessionCommand};
 pub use txn::TxnCommand;
@@ -175,10 +177,10 @@ fn read(reply: Frame, access: Vec<Bytes>) -> Applied {
 /// parser on the arguments after the name.
 pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
     let Some((name, rest)) = args.split_first() else {
-        return Err(Frame::err("empty command"));
+        return Err(ReplyError::EmptyCommand.into());
     };
     let Some(spec) = table::lookup(name) else {
-        return Err(unknown_command(name, rest));
+        return Err(ReplyError::unknown_command(name, rest).into());
     };
     if !spec.arity_fits(args.len()) {
         return Err(wrong_arity(spec.name));
@@ -200,33 +202,22 @@ fn exact<'a, const N: usize>(
     rest.try_into().map_err(|_| wrong_arity(spec.name))
 }
 
-/// `-ERR unknown command 'x', with args beginning with: 'a' 'b' ` as Redis words it.
-pub fn unknown_command(name: &[u8], rest: &[Bytes]) -> Frame {
-    let name = String::from_utf8_lossy(name).to_lowercase();
-    let mut msg = format!("unknown command '{name}', with args beginning with: ");
-    for arg in rest.iter().take(16) {
-        let text = String::from_utf8_lossy(&arg[..arg.len().min(128)]).into_owned();
-        msg.push_str(&format!("'{text}' "));
-    }
-    Frame::err(msg)
-}
-
 /// `-ERR wrong number of arguments for 'get' command`.
-pub fn wrong_arity(name: &str) -> Frame {
-    Frame::err(format!("wrong number of arguments for '{name}' command"))
+pub fn wrong_arity(name: &'static str) -> Frame {
+    ReplyError::WrongArity { name }.into()
 }
 
 /// `-ERR syntax error`.
 pub fn syntax_error() -> Frame {
-    Frame::err("syntax error")
+    ReplyError::Syntax.into()
 }
 
 /// Parses a decimal i64 argument, with Redis' error text.
-pub fn parse_i64(arg: &[u8]) -> Result<i64, Frame> {
+pub fn parse_i64(arg: &[u8]) -> Result<i64, ReplyError> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Frame::err("value is not an integer or out of range"))
+        .ok_or(ReplyError::NotInteger)
 }
 
 #[cfg(test)]

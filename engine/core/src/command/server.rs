@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec};
-use super::{exact, glob, unknown_command, wrong_arity, Command};
+use super::{exact, glob, parse_i64, wrong_arity, Command, ReplyError};
 use crate::resp::Frame;
 
 /// A server command, parsed.
@@ -52,17 +52,15 @@ pub fn parse_quit(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame
 }
 
 /// `AUTH`: answered by the session, never by the store owner.
-pub fn parse_auth(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
-    Err(Frame::err(
-        "AUTH is answered by the connection, not the store",
-    ))
+pub fn parse_auth(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Err(ReplyError::SessionOnly { name: spec.name }.into())
 }
 
 /// `HELLO`: the session looks at it only for its AUTH option; there is no RESP3 yet, so
 /// past the session it is answered as a server without HELLO answers (unknown command), and
 /// clients fall back to RESP2.
 pub fn parse_hello(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    Err(unknown_command(spec.name.as_bytes(), rest))
+    Err(ReplyError::unknown_command(spec.name.as_bytes(), rest).into())
 }
 
 /// `INFO [section ...]`.
@@ -79,10 +77,10 @@ pub fn parse_save(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame
     Ok(Command::Server(ServerCommand::Save))
 }
 
-/// `BGSAVE [SCHEDULE]`.
-pub fn parse_bgsave(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+/// `BGSAVE [SCHEDULE]` (any one word is accepted, unlike Redis).
+pub fn parse_bgsave(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     if rest.len() > 1 {
-        return Err(wrong_arity(spec.name));
+        return Err(ReplyError::Syntax.into());
     }
     Ok(Command::Server(ServerCommand::BgSave))
 }
@@ -95,16 +93,21 @@ pub fn parse_lastsave(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, F
 /// `SELECT 0` (there is one database).
 pub fn parse_select(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     let [db] = exact(spec, rest)?;
-    if db.as_ref() == b"0" {
-        reply(Frame::ok())
-    } else {
-        Err(Frame::err("DB index is out of range"))
+    match parse_i64(db)? {
+        0 => reply(Frame::ok()),
+        _ => Err(ReplyError::DbIndexOutOfRange.into()),
     }
 }
 
 /// `COMMAND [COUNT | LIST | INFO name ... | DOCS [name ...]]`, from the command table.
 pub fn parse_command(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     table::render_command(rest).and_then(reply)
+}
+
+/// `ERR unknown subcommand 'x'. Try CONFIG HELP.`
+fn unknown_sub(command: &'static str, rest: &[Bytes]) -> Frame {
+    let sub = rest.first().map_or(&b""[..], |s| &s[..]);
+    ReplyError::unknown_subcommand(command, sub).into()
 }
 
 fn sub(rest: &[Bytes]) -> Vec<u8> {
@@ -123,10 +126,8 @@ fn parse_config_sub(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
         b"GET" if rest.len() >= 2 => Ok(ServerCommand::ConfigGet(rest[1..].to_vec())),
         b"GET" => Err(wrong_arity("config|get")),
         b"RESETSTAT" | b"REWRITE" => Ok(ServerCommand::Reply(Frame::ok())),
-        b"SET" => Err(Frame::err(
-            "CONFIG SET is not supported: change moodb.ron or the command-line flags and restart",
-        )),
-        _ => Err(Frame::err("unknown CONFIG subcommand; try CONFIG GET")),
+        b"SET" => Err(ReplyError::ConfigSetUnsupported.into()),
+        _ => Err(unknown_sub("CONFIG", rest)),
     }
 }
 
@@ -137,7 +138,7 @@ pub fn parse_client(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         b"GETNAME" => Frame::Null,
         b"ID" => Frame::Integer(1),
         b"INFO" | b"LIST" => Frame::bulk("id=1 name= db=0\n"),
-        _ => return Err(Frame::err("unknown CLIENT subcommand")),
+        _ => return Err(unknown_sub("CLIENT", rest)),
     };
     Ok(Command::Server(ServerCommand::Reply(reply)))
 }

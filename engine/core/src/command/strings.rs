@@ -5,7 +5,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::{
     data, exact, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
-    CommandSpec, DataOp,
+    CommandSpec, DataOp, ReplyError,
 };
 use crate::keyspace::Keyspace;
 use crate::record::Record;
@@ -133,7 +133,7 @@ pub fn parse_decrby(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Comman
     let [key, by] = exact(spec, rest)?;
     let by = parse_i64(by)?
         .checked_neg()
-        .ok_or_else(|| Frame::err("decrement would overflow"))?;
+        .ok_or(ReplyError::DecrementOverflow)?;
     data(
         spec,
         DataOp::IncrBy {
@@ -172,7 +172,7 @@ pub fn parse_set(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         expiry: SetExpiry::None,
         get: false,
     };
-    let invalid_expire = || Frame::err("invalid expire time in 'set' command");
+    let invalid_expire = || Frame::from(ReplyError::InvalidExpire { command: "set" });
     let mut i = 0;
     while i < rest.len() {
         let opt = rest[i].to_ascii_uppercase();
@@ -305,14 +305,11 @@ pub(super) fn incr_by(ks: &mut Keyspace, key: Bytes, by: i64, now_ms: u64) -> Ap
         None => 0,
         Some(v) => match parse_i64(&v.data) {
             Ok(n) => n,
-            Err(e) => return read(e, vec![key]),
+            Err(e) => return read(e.into(), vec![key]),
         },
     };
     let Some(new) = current.checked_add(by) else {
-        return read(
-            Frame::err("increment or decrement would overflow"),
-            vec![key],
-        );
+        return read(ReplyError::Overflow.into(), vec![key]);
     };
     let record = Record::Set {
         key: key.clone(),

@@ -26,7 +26,7 @@
 
 use bytes::Bytes;
 
-use super::{keys, server, strings, txn, Command};
+use super::{keys, server, strings, txn, Command, ReplyError};
 use crate::resp::Frame;
 
 /// Parses the arguments after the command name (their number already fits `spec.arity`).
@@ -816,8 +816,7 @@ pub fn render_command(rest: &[Bytes]) -> Result<Frame, Frame> {
     let Some((sub, names)) = rest.split_first() else {
         return Ok(Frame::Array(TABLE.iter().map(command_entry).collect()));
     };
-    let sub = sub.to_ascii_uppercase();
-    Ok(match sub.as_slice() {
+    Ok(match sub.to_ascii_uppercase().as_slice() {
         b"COUNT" => Frame::Integer(TABLE.len() as i64),
         b"LIST" => Frame::Array(TABLE.iter().map(|c| Frame::bulk(c.name)).collect()),
         // No names: every command, as Redis 7 does. An unknown name: nil.
@@ -842,7 +841,7 @@ pub fn render_command(rest: &[Bytes]) -> Result<Frame, Frame> {
             }
             Frame::Array(out)
         }
-        _ => return Err(Frame::err("unknown COMMAND subcommand")),
+        _ => return Err(ReplyError::unknown_subcommand("COMMAND", sub).into()),
     })
 }
 

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec, Flags};
-use super::Command;
+use super::{Command, ReplyError};
 use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
@@ -69,7 +69,7 @@ pub fn parse_unwatch(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Fr
 
 /// `-EXECABORT Transaction discarded because of previous errors.`
 pub fn exec_abort() -> Frame {
-    Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
+    ReplyError::ExecAbort.into()
 }
 
 #[derive(Debug, Default)]
@@ -124,7 +124,7 @@ impl Transactions {
     pub fn multi(&mut self, session: SessionId) -> Frame {
         let s = self.sessions.entry(session).or_default();
         if s.queue.is_some() {
-            return Frame::err("MULTI calls can not be nested");
+            return ReplyError::NestedMulti.into();
         }
         s.queue = Some(Queue::default());
         Frame::ok()
@@ -138,7 +138,7 @@ impl Transactions {
             .get_mut(&session)
             .and_then(|s| s.queue.as_mut())
         else {
-            return Frame::err("internal: queueing outside MULTI");
+            return ReplyError::QueueOutsideMulti.into();
         };
         match parsed {
             Ok(cmd) => {
@@ -171,9 +171,7 @@ impl Transactions {
         match parsed {
             Ok(cmd) if flagged(Flags::NOT_QUEUED) => Ok(cmd),
             Ok(_) if flagged(Flags::NO_MULTI) => {
-                let name = spec.map_or(String::new(), |s| s.name.to_ascii_uppercase());
-                let err = Frame::err(format!("{name} is not allowed inside MULTI"));
-                Err(self.queue(session, Err(err)))
+                Err(self.queue(session, Err(ReplyError::NotAllowedInMulti.into())))
             }
             other => Err(self.queue(session, other)),
         }
@@ -182,7 +180,7 @@ impl Transactions {
     /// DISCARD.
     pub fn discard(&mut self, session: SessionId) -> Frame {
         if !self.in_multi(session) {
-            return Frame::err("DISCARD without MULTI");
+            return ReplyError::DiscardWithoutMulti.into();
         }
         self.end(session);
         Frame::ok()
@@ -198,7 +196,7 @@ impl Transactions {
     ) -> Frame {
         let s = self.sessions.entry(session).or_default();
         if s.queue.is_some() {
-            return Frame::err("WATCH inside MULTI is not allowed");
+            return ReplyError::WatchInsideMulti.into();
         }
         for key in keys {
             if s.watched.iter().any(|(k, _)| *k == key) {
@@ -233,10 +231,10 @@ impl Transactions {
         now_ms: u64,
     ) -> Result<Vec<Command>, Frame> {
         let Some(s) = self.sessions.get_mut(&session) else {
-            return Err(Frame::err("EXEC without MULTI"));
+            return Err(ReplyError::ExecWithoutMulti.into());
         };
         let Some(queue) = s.queue.take() else {
-            return Err(Frame::err("EXEC without MULTI"));
+            return Err(ReplyError::ExecWithoutMulti.into());
         };
         let expired = s
             .watched

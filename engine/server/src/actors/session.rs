@@ -34,6 +34,7 @@ use crate::auth::{self, Password};
 use crate::codec::RespCodec;
 use moodb_core::command::table::{self, session_command, Flags, SessionCommand};
 use moodb_core::command::txn::SessionId;
+use moodb_core::command::ReplyError;
 use moodb_core::resp::{DecodeError, Frame, Limits, Request};
 
 /// Gives each session its identity (unique for the life of the process).
@@ -336,7 +337,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                 self.send_batch(&mut batch, ctx);
             }
             Err(DecodeError::Protocol(msg)) => {
-                self.close_with(Frame::err(format!("Protocol error: {msg}")), ctx)
+                self.close_with(ReplyError::Protocol(msg).into(), ctx)
             }
             Err(DecodeError::Io(_)) => ctx.stop(),
         }

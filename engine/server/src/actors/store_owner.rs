@@ -458,11 +458,10 @@ impl StoreOwner {
 }
 
 fn storage_refuses(err: &str) -> Frame {
-    Frame::err(format!(
-        "storage refuses writes after a failure ({err}); reads of what was durable go on. \
-         Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
-         write is lost"
-    ))
+    command::ReplyError::StorageRefuses {
+        cause: err.to_string(),
+    }
+    .into()
 }
 
 /// Runs the flush after the mailbox has drained.
