@@ -1,10 +1,12 @@
 //! Helpers for the integration tests: start a real `moodb serve` on 127.0.0.1 with a temporary
-//! data directory ([`server::TestServer`], built on [`server::Launch`]), and check histories recorded against it
+//! data directory ([`server::TestServer`], built on [`server::Launch`]), or a real redis-server
+//! to compare with ([`redis_server::RedisServer`]), and check histories recorded against it
 //! ([`linearizability`]).
 
 pub mod linearizability;
 pub mod process;
 pub mod raw;
+pub mod redis_server;
 pub mod server;
 
 pub use process::Process;

@@ -1,6 +1,7 @@
 //! Authentication: the `requirepass` password, the AUTH command (`AUTH password` and
-//! `AUTH default password`, as Redis 6+ accepts them), and which commands a client may send
-//! before it has authenticated.
+//! `AUTH default password`, as Redis 6+ accepts them) and HELLO's AUTH option. Which commands
+//! a client may send before it has authenticated is the `NO_AUTH` flag of the command table
+//! (`moodb_core::command::table`).
 //!
 //! The password is kept only as its SHA-256 digest, and a candidate is compared by digest in
 //! constant time (`subtle`), so neither the password's length nor how many leading bytes of a
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use moodb_core::command::ReplyError;
 use moodb_core::resp::Frame;
 
 /// The only user there is.
@@ -39,45 +41,40 @@ impl Password {
 
 /// `-NOAUTH Authentication required.`
 pub fn noauth() -> Frame {
-    Frame::Error("NOAUTH Authentication required.".into())
+    ReplyError::NoAuth.into()
 }
 
 /// `-WRONGPASS ...`, Redis' text.
 pub fn wrongpass() -> Frame {
-    Frame::Error("WRONGPASS invalid username-password pair or user is disabled.".into())
-}
-
-/// Whether a client that has not authenticated may send the command named `name`: AUTH,
-/// HELLO (which may carry AUTH), and QUIT. Everything else gets `-NOAUTH`.
-pub fn allowed_before_auth(name: &[u8]) -> bool {
-    [&b"AUTH"[..], b"HELLO", b"QUIT"]
-        .iter()
-        .any(|n| name.eq_ignore_ascii_case(n))
+    ReplyError::WrongPass.into()
 }
 
 /// What an AUTH request (`args[0]` is `AUTH`) comes to: the reply, and whether the client is
 /// now authenticated.
 pub fn auth(args: &[Bytes], password: Option<&Password>) -> (Frame, bool) {
+    match check(args, password) {
+        Ok(()) => (Frame::ok(), true),
+        Err(err) => (err.into(), false),
+    }
+}
+
+/// Checks `AUTH [user] password` against `password`, with Redis' errors.
+fn check(args: &[Bytes], password: Option<&Password>) -> Result<(), ReplyError> {
     let (user, candidate) = match args {
+        [_] | [] => return Err(ReplyError::WrongArity { name: "auth" }),
         [_, pass] => (&b"default"[..], pass),
         [_, user, pass] => (&user[..], pass),
-        _ => return (moodb_core::command::wrong_arity("auth"), false),
+        _ => return Err(ReplyError::Syntax),
     };
     let Some(password) = password else {
-        return (
-            Frame::err(
-                "AUTH <password> called without any password configured for the default user. \
-                 Are you sure your configuration is correct?",
-            ),
-            false,
-        );
+        return Err(ReplyError::AuthNotConfigured);
     };
     // Check the password even for an unknown user, so the time says nothing about the name.
     let right = password.matches(candidate);
     if right && user == DEFAULT_USER {
-        (Frame::ok(), true)
+        Ok(())
     } else {
-        (wrongpass(), false)
+        Err(ReplyError::WrongPass)
     }
 }
 
@@ -85,19 +82,15 @@ pub fn auth(args: &[Bytes], password: Option<&Password>) -> (Frame, bool) {
 /// it carries the right credentials (authenticated; pass the HELLO on), else the error reply.
 pub fn hello(args: &[Bytes], password: Option<&Password>) -> Option<Frame> {
     let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"AUTH"));
-    match at.and_then(|i| args.get(i..i + 3)) {
-        Some(credentials) => match auth(credentials, password) {
-            (_, true) => None,
-            (Frame::Error(e), false) if e.starts_with("ERR AUTH") => Some(Frame::Error(e)),
-            _ => Some(wrongpass()),
+    let err = match at.and_then(|i| args.get(i..i + 3)) {
+        Some(credentials) => match check(credentials, password) {
+            Ok(()) => return None,
+            Err(ReplyError::AuthNotConfigured) => ReplyError::AuthNotConfigured,
+            Err(_) => ReplyError::WrongPass,
         },
-        _ => Some(Frame::Error(
-            "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-             HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
-             select the RESP protocol version at the same time"
-                .into(),
-        )),
-    }
+        None => ReplyError::HelloNoAuth,
+    };
+    Some(err.into())
 }
 
 #[cfg(test)]
@@ -154,15 +147,6 @@ mod tests {
         assert!(
             matches!(hello(&b(&["HELLO", "3"]), Some(&pw)), Some(Frame::Error(e)) if e.starts_with("NOAUTH"))
         );
-    }
-
-    #[test]
-    fn only_auth_hello_and_quit_pass_before_auth() {
-        assert!(allowed_before_auth(b"auth"));
-        assert!(allowed_before_auth(b"QUIT"));
-        assert!(allowed_before_auth(b"hello"));
-        assert!(!allowed_before_auth(b"GET"));
-        assert!(!allowed_before_auth(b"CONFIG"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::actors::{
 use crate::auth::Password;
 use crate::config::{Config, ConfigError};
 use moodb_core::backend::{Backend, Recovered};
+use moodb_core::command::ReplyError;
 use moodb_core::group_commit::GroupCommit;
 
 /// Why the server could not start or stopped with an error.
@@ -37,9 +38,6 @@ pub enum ServerError {
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
-
-/// What a client over the `max_clients` limit is told before it is disconnected.
-pub const MAX_CLIENTS_REPLY: &[u8] = b"-ERR max number of clients reached\r\n";
 
 /// A server whose listener is bound and whose state is recovered, ready to [`Server::run`].
 pub struct Server {
@@ -168,7 +166,9 @@ fn refuse(stream: tokio::net::TcpStream) {
     actix::spawn(async move {
         use tokio::io::AsyncWriteExt;
         let mut stream = stream;
-        let write = stream.write_all(MAX_CLIENTS_REPLY);
+        let mut reply = bytes::BytesMut::new();
+        moodb_core::resp::encode(&ReplyError::MaxClients.into(), &mut reply);
+        let write = stream.write_all(&reply);
         // A client that does not take even this is not worth waiting for.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;
         let _ = stream.shutdown().await;

@@ -7,6 +7,7 @@
 mod abuse;
 mod architecture;
 mod auth;
+mod command_table_redis;
 mod failing_storage;
 mod limits;
 mod linearizability_checker;

@@ -2,7 +2,10 @@
 
 use bytes::Bytes;
 
-use super::{glob, parse_i64, read, syntax_error, write, Access, Applied, DataCommand};
+use super::{
+    data, exact, glob, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
+    CommandSpec, DataOp, ReplyError,
+};
 use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
@@ -15,18 +18,51 @@ pub struct ScanArgs {
     pub count: usize,
 }
 
+/// `DEL key [key ...]` (and DELETE).
+pub fn parse_del(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::Del(rest.to_vec()))
+}
+
+/// `EXISTS key [key ...]`.
+pub fn parse_exists(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::Exists(rest.to_vec()))
+}
+
+/// `KEYS pattern`.
+pub fn parse_keys(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [pattern] = exact(spec, rest)?;
+    data(spec, DataOp::Keys(pattern.clone()))
+}
+
+/// `DBSIZE`.
+pub fn parse_dbsize(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::DbSize)
+}
+
+/// `FLUSHDB [ASYNC|SYNC]` (and FLUSHALL): ASYNC and SYNC are accepted and mean the same here
+/// (so is any one word, unlike Redis, which answers a syntax error).
+pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    if rest.len() > 1 {
+        return Err(syntax_error());
+    }
+    data(spec, DataOp::FlushDb)
+}
+
 /// Parses `SCAN cursor [MATCH pattern] [COUNT n] [TYPE string]`.
-pub fn parse_scan(rest: &[Bytes]) -> Result<DataCommand, Frame> {
-    let cursor = std::str::from_utf8(&rest[0])
+pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [cursor, rest @ ..] = rest else {
+        return Err(wrong_arity(spec.name));
+    };
+    let cursor = std::str::from_utf8(cursor)
         .ok()
         .and_then(|s| s.parse::<u64>().ok())
-        .ok_or_else(|| Frame::err("invalid cursor"))?;
+        .ok_or(ReplyError::InvalidCursor)?;
     let mut args = ScanArgs {
         cursor,
         pattern: None,
         count: 10,
     };
-    let mut opts = rest[1..].chunks(2);
+    let mut opts = rest.chunks(2);
     for pair in opts.by_ref() {
         let [name, value] = pair else {
             return Err(syntax_error());
@@ -46,7 +82,7 @@ pub fn parse_scan(rest: &[Bytes]) -> Result<DataCommand, Frame> {
             _ => return Err(syntax_error()),
         }
     }
-    Ok(DataCommand::Scan(args))
+    data(spec, DataOp::Scan(args))
 }
 
 pub(super) fn del(ks: &mut Keyspace, keys: Vec<Bytes>, now_ms: u64) -> Applied {

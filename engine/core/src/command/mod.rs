@@ -2,6 +2,10 @@
 //! space. Applying a write returns the [`Record`] to log; the key space is changed only through
 //! [`Keyspace::apply`], so the in-memory state is always what replaying the log rebuilds.
 //!
+//! Every command is one row of the [`table`] (name, arity, flags, key positions, parser,
+//! docs), which drives parsing, arity errors, COMMAND and the pre-auth and MULTI checks; see
+//! its doc for how to add one.
+//!
 //! One file per family: `strings` (GET, SET, UPDATE, CAS, INCR, ...), `keys` (DEL, EXISTS,
 //! KEYS, SCAN, DBSIZE, FLUSHDB), `server` (PING, INFO, CONFIG, COMMAND, SAVE, ...), whose
 //! commands need the store owner's state and are answered there, and `txn` (MULTI, EXEC,
@@ -17,8 +21,10 @@
 
 pub mod glob;
 pub mod keys;
+pub mod reply_error;
 pub mod server;
 pub mod strings;
+pub mod table;
 pub mod txn;
 
 use bytes::Bytes;
@@ -27,7 +33,9 @@ use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
 
+pub use reply_error::ReplyError;
 pub use server::ServerCommand;
+pub use table::{CommandSpec, Flags, SessionCommand};
 pub use txn::TxnCommand;
 
 /// A parsed request.
@@ -42,9 +50,24 @@ pub enum Command {
     Txn(TxnCommand),
 }
 
-/// A command on the key space.
+/// A command on the key space, as parsed: its table row and what it does.
+#[derive(Debug, Clone)]
+pub struct DataCommand {
+    spec: &'static CommandSpec,
+    pub op: DataOp,
+}
+
+impl PartialEq for DataCommand {
+    fn eq(&self, other: &Self) -> bool {
+        self.spec.name == other.spec.name && self.op == other.op
+    }
+}
+
+impl Eq for DataCommand {}
+
+/// What a data command does, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DataCommand {
+pub enum DataOp {
     Get(Bytes),
     Set(strings::SetArgs),
     Update {
@@ -94,40 +117,39 @@ pub struct Applied {
 }
 
 impl DataCommand {
-    /// Whether the command may change the key space (refused when storage has failed).
+    pub fn new(spec: &'static CommandSpec, op: DataOp) -> Self {
+        DataCommand { spec, op }
+    }
+
+    /// Its row in the command table.
+    pub fn spec(&self) -> &'static CommandSpec {
+        self.spec
+    }
+
+    /// Whether the command may change the key space (refused when storage has failed): the
+    /// row's `write` flag.
     pub fn is_write(&self) -> bool {
-        use DataCommand::*;
-        matches!(
-            self,
-            Set(_)
-                | Update { .. }
-                | Cas { .. }
-                | Append { .. }
-                | IncrBy { .. }
-                | MSet(_)
-                | Del(_)
-                | FlushDb
-        )
+        self.spec.is(Flags::WRITE)
     }
 
     /// Applies the command to `ks` at wall-clock time `now_ms` (Unix milliseconds).
     pub fn apply(self, ks: &mut Keyspace, now_ms: u64) -> Applied {
-        match self {
-            DataCommand::Get(key) => strings::get(ks, key, now_ms),
-            DataCommand::Set(args) => strings::set(ks, args, now_ms),
-            DataCommand::Update { key, value } => strings::update(ks, key, value, now_ms),
-            DataCommand::Cas { key, expected, new } => strings::cas(ks, key, expected, new, now_ms),
-            DataCommand::Append { key, value } => strings::append(ks, key, value, now_ms),
-            DataCommand::Strlen(key) => strings::strlen(ks, key, now_ms),
-            DataCommand::IncrBy { key, by } => strings::incr_by(ks, key, by, now_ms),
-            DataCommand::MGet(keys) => strings::mget(ks, keys, now_ms),
-            DataCommand::MSet(pairs) => strings::mset(ks, pairs),
-            DataCommand::Del(keys) => keys::del(ks, keys, now_ms),
-            DataCommand::Exists(keys) => keys::exists(ks, keys, now_ms),
-            DataCommand::Keys(pattern) => keys::keys(ks, &pattern, now_ms),
-            DataCommand::Scan(args) => keys::scan(ks, args, now_ms),
-            DataCommand::DbSize => keys::dbsize(ks),
-            DataCommand::FlushDb => keys::flushdb(ks),
+        match self.op {
+            DataOp::Get(key) => strings::get(ks, key, now_ms),
+            DataOp::Set(args) => strings::set(ks, args, now_ms),
+            DataOp::Update { key, value } => strings::update(ks, key, value, now_ms),
+            DataOp::Cas { key, expected, new } => strings::cas(ks, key, expected, new, now_ms),
+            DataOp::Append { key, value } => strings::append(ks, key, value, now_ms),
+            DataOp::Strlen(key) => strings::strlen(ks, key, now_ms),
+            DataOp::IncrBy { key, by } => strings::incr_by(ks, key, by, now_ms),
+            DataOp::MGet(keys) => strings::mget(ks, keys, now_ms),
+            DataOp::MSet(pairs) => strings::mset(ks, pairs),
+            DataOp::Del(keys) => keys::del(ks, keys, now_ms),
+            DataOp::Exists(keys) => keys::exists(ks, keys, now_ms),
+            DataOp::Keys(pattern) => keys::keys(ks, &pattern, now_ms),
+            DataOp::Scan(args) => keys::scan(ks, args, now_ms),
+            DataOp::DbSize => keys::dbsize(ks),
+            DataOp::FlushDb => keys::flushdb(ks),
         }
     }
 }
@@ -150,126 +172,52 @@ fn read(reply: Frame, access: Vec<Bytes>) -> Applied {
     }
 }
 
-/// Parses a request (command name first, matched case-insensitively).
+/// Parses a request (command name first, matched case-insensitively): finds its row in the
+/// [`table`], checks the number of arguments against the row's arity, then runs the row's
+/// parser on the arguments after the name.
 pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
     let Some((name, rest)) = args.split_first() else {
-        return Err(Frame::err("empty command"));
+        return Err(ReplyError::EmptyCommand.into());
     };
-    // Upper-case the name on the stack (every command name fits); the lower-case form is
-    // only built for error messages and server commands.
-    let mut stack = [0u8; 16];
-    let heap;
-    let upper: &[u8] = if name.len() <= stack.len() {
-        let upper = &mut stack[..name.len()];
-        upper.copy_from_slice(name);
-        upper.make_ascii_uppercase();
-        upper
-    } else {
-        heap = name.to_ascii_uppercase();
-        &heap
+    let Some(spec) = table::lookup(name) else {
+        return Err(ReplyError::unknown_command(name, rest).into());
     };
-    let data = |c: Result<DataCommand, Frame>| c.map(Command::Data);
-    let lower = || String::from_utf8_lossy(name).to_lowercase();
-    let arity = |ok: bool| {
-        if ok {
-            Ok(())
-        } else {
-            Err(wrong_arity(&lower()))
-        }
-    };
-    match upper {
-        b"GET" => arity(rest.len() == 1).and_then(|_| data(Ok(DataCommand::Get(rest[0].clone())))),
-        b"SET" => arity(rest.len() >= 2).and_then(|_| data(strings::parse_set(rest))),
-        b"UPDATE" => arity(rest.len() == 2).and_then(|_| {
-            data(Ok(DataCommand::Update {
-                key: rest[0].clone(),
-                value: rest[1].clone(),
-            }))
-        }),
-        b"CAS" => arity(rest.len() == 3).and_then(|_| {
-            data(Ok(DataCommand::Cas {
-                key: rest[0].clone(),
-                expected: rest[1].clone(),
-                new: rest[2].clone(),
-            }))
-        }),
-        b"APPEND" => arity(rest.len() == 2).and_then(|_| {
-            data(Ok(DataCommand::Append {
-                key: rest[0].clone(),
-                value: rest[1].clone(),
-            }))
-        }),
-        b"STRLEN" => {
-            arity(rest.len() == 1).and_then(|_| data(Ok(DataCommand::Strlen(rest[0].clone()))))
-        }
-        b"INCR" | b"DECR" => arity(rest.len() == 1).and_then(|_| {
-            data(Ok(DataCommand::IncrBy {
-                key: rest[0].clone(),
-                by: if upper == b"INCR" { 1 } else { -1 },
-            }))
-        }),
-        b"INCRBY" | b"DECRBY" => arity(rest.len() == 2).and_then(|_| {
-            let by = parse_i64(&rest[1])?;
-            let by = if upper == b"INCRBY" {
-                by
-            } else {
-                by.checked_neg()
-                    .ok_or_else(|| Frame::err("decrement would overflow"))?
-            };
-            data(Ok(DataCommand::IncrBy {
-                key: rest[0].clone(),
-                by,
-            }))
-        }),
-        b"MGET" => arity(!rest.is_empty()).and_then(|_| data(Ok(DataCommand::MGet(rest.to_vec())))),
-        b"MSET" => arity(!rest.is_empty() && rest.len() % 2 == 0).and_then(|_| {
-            let pairs = rest
-                .chunks_exact(2)
-                .map(|p| (p[0].clone(), p[1].clone()))
-                .collect();
-            data(Ok(DataCommand::MSet(pairs)))
-        }),
-        b"DEL" | b"DELETE" => {
-            arity(!rest.is_empty()).and_then(|_| data(Ok(DataCommand::Del(rest.to_vec()))))
-        }
-        b"EXISTS" => {
-            arity(!rest.is_empty()).and_then(|_| data(Ok(DataCommand::Exists(rest.to_vec()))))
-        }
-        b"KEYS" => {
-            arity(rest.len() == 1).and_then(|_| data(Ok(DataCommand::Keys(rest[0].clone()))))
-        }
-        b"SCAN" => arity(!rest.is_empty()).and_then(|_| data(keys::parse_scan(rest))),
-        b"DBSIZE" => arity(rest.is_empty()).and_then(|_| data(Ok(DataCommand::DbSize))),
-        b"FLUSHDB" | b"FLUSHALL" => {
-            // ASYNC / SYNC are accepted and mean the same here.
-            arity(rest.len() <= 1).and_then(|_| data(Ok(DataCommand::FlushDb)))
-        }
-        _ => {
-            let lower = lower();
-            match txn::parse(upper, &lower, rest) {
-                Some(parsed) => parsed.map(Command::Txn),
-                None => server::parse(upper, &lower, rest).map(Command::Server),
-            }
-        }
+    if !spec.arity_fits(args.len()) {
+        return Err(wrong_arity(spec.name));
     }
+    (spec.parse)(spec, rest)
+}
+
+/// A data command's parse result.
+fn data(spec: &'static CommandSpec, op: DataOp) -> Result<Command, Frame> {
+    Ok(Command::Data(DataCommand::new(spec, op)))
+}
+
+/// The arguments of a command of fixed arity, as an array (the table checked their number;
+/// a row whose arity disagrees with its parser gets an error, never a panic).
+fn exact<'a, const N: usize>(
+    spec: &CommandSpec,
+    rest: &'a [Bytes],
+) -> Result<&'a [Bytes; N], Frame> {
+    rest.try_into().map_err(|_| wrong_arity(spec.name))
 }
 
 /// `-ERR wrong number of arguments for 'get' command`.
-pub fn wrong_arity(name: &str) -> Frame {
-    Frame::err(format!("wrong number of arguments for '{name}' command"))
+pub fn wrong_arity(name: &'static str) -> Frame {
+    ReplyError::WrongArity { name }.into()
 }
 
 /// `-ERR syntax error`.
 pub fn syntax_error() -> Frame {
-    Frame::err("syntax error")
+    ReplyError::Syntax.into()
 }
 
 /// Parses a decimal i64 argument, with Redis' error text.
-pub fn parse_i64(arg: &[u8]) -> Result<i64, Frame> {
+pub fn parse_i64(arg: &[u8]) -> Result<i64, ReplyError> {
     std::str::from_utf8(arg)
         .ok()
         .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| Frame::err("value is not an integer or out of range"))
+        .ok_or(ReplyError::NotInteger)
 }
 
 #[cfg(test)]

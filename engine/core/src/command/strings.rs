@@ -3,7 +3,10 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{parse_i64, read, syntax_error, write, Access, Applied, DataCommand};
+use super::{
+    data, exact, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
+    CommandSpec, DataOp, ReplyError,
+};
 use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
@@ -42,17 +45,135 @@ pub struct SetArgs {
     pub get: bool,
 }
 
+/// `GET key`.
+pub fn parse_get(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(spec, DataOp::Get(key.clone()))
+}
+
+/// `UPDATE key value`.
+pub fn parse_update(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, value] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Update {
+            key: key.clone(),
+            value: value.clone(),
+        },
+    )
+}
+
+/// `CAS key expected new`.
+pub fn parse_cas(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, expected, new] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Cas {
+            key: key.clone(),
+            expected: expected.clone(),
+            new: new.clone(),
+        },
+    )
+}
+
+/// `APPEND key value`.
+pub fn parse_append(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, value] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Append {
+            key: key.clone(),
+            value: value.clone(),
+        },
+    )
+}
+
+/// `STRLEN key`.
+pub fn parse_strlen(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(spec, DataOp::Strlen(key.clone()))
+}
+
+fn incr_by_const(spec: &'static CommandSpec, rest: &[Bytes], by: i64) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::IncrBy {
+            key: key.clone(),
+            by,
+        },
+    )
+}
+
+/// `INCR key`.
+pub fn parse_incr(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    incr_by_const(spec, rest, 1)
+}
+
+/// `DECR key`.
+pub fn parse_decr(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    incr_by_const(spec, rest, -1)
+}
+
+/// `INCRBY key n`.
+pub fn parse_incrby(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, by] = exact(spec, rest)?;
+    let by = parse_i64(by)?;
+    data(
+        spec,
+        DataOp::IncrBy {
+            key: key.clone(),
+            by,
+        },
+    )
+}
+
+/// `DECRBY key n`.
+pub fn parse_decrby(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, by] = exact(spec, rest)?;
+    let by = parse_i64(by)?
+        .checked_neg()
+        .ok_or(ReplyError::DecrementOverflow)?;
+    data(
+        spec,
+        DataOp::IncrBy {
+            key: key.clone(),
+            by,
+        },
+    )
+}
+
+/// `MGET key [key ...]`.
+pub fn parse_mget(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::MGet(rest.to_vec()))
+}
+
+/// `MSET key value [key value ...]`: the pairs must be whole.
+pub fn parse_mset(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    if rest.is_empty() || !rest.len().is_multiple_of(2) {
+        return Err(wrong_arity(spec.name));
+    }
+    let pairs = rest
+        .chunks_exact(2)
+        .map(|p| (p[0].clone(), p[1].clone()))
+        .collect();
+    data(spec, DataOp::MSet(pairs))
+}
+
 /// Parses `SET key value [NX|XX] [GET] [EX s|PX ms|EXAT s|PXAT ms|KEEPTTL]`.
-pub fn parse_set(rest: &[Bytes]) -> Result<DataCommand, Frame> {
+pub fn parse_set(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key, value, rest @ ..] = rest else {
+        return Err(wrong_arity(spec.name));
+    };
     let mut args = SetArgs {
-        key: rest[0].clone(),
-        value: rest[1].clone(),
+        key: key.clone(),
+        value: value.clone(),
         condition: SetCondition::Always,
         expiry: SetExpiry::None,
         get: false,
     };
-    let invalid_expire = || Frame::err("invalid expire time in 'set' command");
-    let mut i = 2;
+    let invalid_expire = || Frame::from(ReplyError::InvalidExpire { command: "set" });
+    let mut i = 0;
     while i < rest.len() {
         let opt = rest[i].to_ascii_uppercase();
         match opt.as_slice() {
@@ -84,7 +205,7 @@ pub fn parse_set(rest: &[Bytes]) -> Result<DataCommand, Frame> {
         }
         i += 1;
     }
-    Ok(DataCommand::Set(args))
+    data(spec, DataOp::Set(args))
 }
 
 fn value_or_nil(v: Option<&crate::keyspace::Value>) -> Frame {
@@ -184,14 +305,11 @@ pub(super) fn incr_by(ks: &mut Keyspace, key: Bytes, by: i64, now_ms: u64) -> Ap
         None => 0,
         Some(v) => match parse_i64(&v.data) {
             Ok(n) => n,
-            Err(e) => return read(e, vec![key]),
+            Err(e) => return read(e.into(), vec![key]),
         },
     };
     let Some(new) = current.checked_add(by) else {
-        return read(
-            Frame::err("increment or decrement would overflow"),
-            vec![key],
-        );
+        return read(ReplyError::Overflow.into(), vec![key]);
     };
     let record = Record::Set {
         key: key.clone(),

@@ -19,7 +19,8 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 
-use super::{wrong_arity, Command};
+use super::table::{self, CommandSpec, Flags};
+use super::{Command, ReplyError};
 use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
@@ -37,29 +38,38 @@ pub enum TxnCommand {
     Unwatch,
 }
 
-/// Parses a transaction command; `None` when `upper` names none.
-pub fn parse(upper: &[u8], lower: &str, rest: &[Bytes]) -> Option<Result<TxnCommand, Frame>> {
-    let exact = |cmd: TxnCommand| {
-        if rest.is_empty() {
-            Ok(cmd)
-        } else {
-            Err(wrong_arity(lower))
-        }
-    };
-    Some(match upper {
-        b"MULTI" => exact(TxnCommand::Multi),
-        b"EXEC" => exact(TxnCommand::Exec),
-        b"DISCARD" => exact(TxnCommand::Discard),
-        b"UNWATCH" => exact(TxnCommand::Unwatch),
-        b"WATCH" if rest.is_empty() => Err(wrong_arity(lower)),
-        b"WATCH" => Ok(TxnCommand::Watch(rest.to_vec())),
-        _ => return None,
-    })
+fn txn(cmd: TxnCommand) -> Result<Command, Frame> {
+    Ok(Command::Txn(cmd))
+}
+
+/// `MULTI`.
+pub fn parse_multi(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    txn(TxnCommand::Multi)
+}
+
+/// `EXEC`.
+pub fn parse_exec(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    txn(TxnCommand::Exec)
+}
+
+/// `DISCARD`.
+pub fn parse_discard(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    txn(TxnCommand::Discard)
+}
+
+/// `WATCH key [key ...]`.
+pub fn parse_watch(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    txn(TxnCommand::Watch(rest.to_vec()))
+}
+
+/// `UNWATCH`.
+pub fn parse_unwatch(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    txn(TxnCommand::Unwatch)
 }
 
 /// `-EXECABORT Transaction discarded because of previous errors.`
 pub fn exec_abort() -> Frame {
-    Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
+    ReplyError::ExecAbort.into()
 }
 
 #[derive(Debug, Default)]
@@ -114,7 +124,7 @@ impl Transactions {
     pub fn multi(&mut self, session: SessionId) -> Frame {
         let s = self.sessions.entry(session).or_default();
         if s.queue.is_some() {
-            return Frame::err("MULTI calls can not be nested");
+            return ReplyError::NestedMulti.into();
         }
         s.queue = Some(Queue::default());
         Frame::ok()
@@ -128,7 +138,7 @@ impl Transactions {
             .get_mut(&session)
             .and_then(|s| s.queue.as_mut())
         else {
-            return Frame::err("internal: queueing outside MULTI");
+            return ReplyError::QueueOutsideMulti.into();
         };
         match parsed {
             Ok(cmd) => {
@@ -142,10 +152,35 @@ impl Transactions {
         }
     }
 
+    /// Decides what `request` (parsed into `parsed`) comes to for `session`: `Ok` is the
+    /// command to run now (any command outside MULTI; inside it, those whose row is flagged
+    /// `NOT_QUEUED`: MULTI, EXEC, DISCARD, WATCH); `Err` is the reply to give now: `+QUEUED`,
+    /// or the error of a command that failed to parse or whose row is flagged `NO_MULTI`
+    /// (SAVE), which makes EXEC fail.
+    pub fn admit(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        parsed: Result<Command, Frame>,
+    ) -> Result<Command, Frame> {
+        if !self.in_multi(session) {
+            return parsed;
+        }
+        let spec = request.first().and_then(|name| table::lookup(name));
+        let flagged = |f: Flags| spec.is_some_and(|s| s.is(f));
+        match parsed {
+            Ok(cmd) if flagged(Flags::NOT_QUEUED) => Ok(cmd),
+            Ok(_) if flagged(Flags::NO_MULTI) => {
+                Err(self.queue(session, Err(ReplyError::NotAllowedInMulti.into())))
+            }
+            other => Err(self.queue(session, other)),
+        }
+    }
+
     /// DISCARD.
     pub fn discard(&mut self, session: SessionId) -> Frame {
         if !self.in_multi(session) {
-            return Frame::err("DISCARD without MULTI");
+            return ReplyError::DiscardWithoutMulti.into();
         }
         self.end(session);
         Frame::ok()
@@ -161,7 +196,7 @@ impl Transactions {
     ) -> Frame {
         let s = self.sessions.entry(session).or_default();
         if s.queue.is_some() {
-            return Frame::err("WATCH inside MULTI is not allowed");
+            return ReplyError::WatchInsideMulti.into();
         }
         for key in keys {
             if s.watched.iter().any(|(k, _)| *k == key) {
@@ -196,10 +231,10 @@ impl Transactions {
         now_ms: u64,
     ) -> Result<Vec<Command>, Frame> {
         let Some(s) = self.sessions.get_mut(&session) else {
-            return Err(Frame::err("EXEC without MULTI"));
+            return Err(ReplyError::ExecWithoutMulti.into());
         };
         let Some(queue) = s.queue.take() else {
-            return Err(Frame::err("EXEC without MULTI"));
+            return Err(ReplyError::ExecWithoutMulti.into());
         };
         let expired = s
             .watched
@@ -271,7 +306,7 @@ impl Transactions {
 #[cfg(test)]
 mod tests {
     use super::super::test_support::req;
-    use super::super::{parse as parse_command, DataCommand};
+    use super::super::{parse as parse_command, DataCommand, DataOp};
     use super::*;
     use crate::keyspace::Value;
 
@@ -289,10 +324,11 @@ mod tests {
 
     #[test]
     fn parse_checks_arity() {
-        let p = |w: &[&str]| {
-            let r = req(w);
-            let upper = r[0].to_ascii_uppercase();
-            parse(&upper, w[0], &r[1..])
+        // Transaction commands only: anything else is `None`.
+        let p = |w: &[&str]| match parse_command(&req(w)) {
+            Ok(Command::Txn(t)) => Some(Ok(t)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
         };
         assert_eq!(p(&["multi"]), Some(Ok(TxnCommand::Multi)));
         assert_eq!(
@@ -312,6 +348,36 @@ mod tests {
             Some(Ok(TxnCommand::Watch(vec![key("a"), key("b")])))
         );
         assert_eq!(p(&["get", "a"]), None);
+    }
+
+    #[test]
+    fn admit_queues_runs_or_refuses_by_the_table_flags() {
+        let mut t = Transactions::new();
+        let admit = |t: &mut Transactions, w: &[&str]| {
+            let r = req(w);
+            t.admit(1, &r, parse_command(&r))
+        };
+        // Outside MULTI everything runs.
+        assert!(matches!(admit(&mut t, &["save"]), Ok(Command::Server(_))));
+        assert_eq!(t.multi(1), Frame::ok());
+        assert_eq!(
+            admit(&mut t, &["set", "a", "1"]),
+            Err(Frame::Simple("QUEUED".into()))
+        );
+        assert_eq!(
+            admit(&mut t, &["unwatch"]),
+            Err(Frame::Simple("QUEUED".into()))
+        );
+        assert!(matches!(
+            admit(&mut t, &["watch", "a"]),
+            Ok(Command::Txn(TxnCommand::Watch(_)))
+        ));
+        assert!(matches!(admit(&mut t, &["SAVE"]), Err(Frame::Error(_))));
+        assert!(matches!(
+            admit(&mut t, &["exec"]),
+            Ok(Command::Txn(TxnCommand::Exec))
+        ));
+        assert_eq!(t.exec(1, &Keyspace::new(), 0), Err(exec_abort()));
     }
 
     #[test]
@@ -353,7 +419,13 @@ mod tests {
         t.queue(1, parse_command(&req(&["get", "a"])));
         let cmds = t.exec(1, &ks, 0).unwrap();
         assert_eq!(cmds.len(), 2);
-        assert!(matches!(cmds[1], Command::Data(DataCommand::Get(_))));
+        assert!(matches!(
+            cmds[1],
+            Command::Data(DataCommand {
+                op: DataOp::Get(_),
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -35,7 +35,8 @@ impl Frame {
         Frame::Simple("OK".into())
     }
 
-    /// `-ERR <msg>`.
+    /// `-ERR <msg>`. The server's own error replies are [`crate::command::ReplyError`]s, so
+    /// their texts live in one place; this is for tests and tools.
     pub fn err(msg: impl std::fmt::Display) -> Frame {
         Frame::Error(format!("ERR {msg}"))
     }

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
-use crate::command::{self, Command, ServerCommand, TxnCommand};
+use crate::command::{self, Command, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Keyspace;
 use crate::record::{Lsn, Record};
@@ -276,7 +276,9 @@ impl<T> Store<T> {
             Err(err) => {
                 c.failed += 1;
                 c.last_lsn = lsn.or(c.last_lsn);
-                Some(Frame::err(format!("checkpoint failed: {err}")))
+                Some(Frame::from(ReplyError::CheckpointFailed {
+                    cause: err.to_string(),
+                }))
             }
         };
         for mut w in std::mem::take(&mut c.running_saves) {
@@ -328,22 +330,8 @@ impl<T> Store<T> {
         save: &mut bool,
     ) -> (Frame, Lsn) {
         self.stats.commands += 1;
-        let parsed = command::parse(request);
-        if self.txns.in_multi(session) {
-            match parsed {
-                Ok(Command::Txn(
-                    TxnCommand::Multi
-                    | TxnCommand::Exec
-                    | TxnCommand::Discard
-                    | TxnCommand::Watch(_),
-                )) => {}
-                Ok(Command::Server(ServerCommand::Save)) => {
-                    let err = Frame::err("SAVE is not allowed inside MULTI (BGSAVE is)");
-                    return (self.txns.queue(session, Err(err)), 0);
-                }
-                other => return (self.txns.queue(session, other), 0),
-            }
-        }
+        // Inside MULTI: queued, run now or refused, as the command table says.
+        let parsed = self.txns.admit(session, request, command::parse(request));
         let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(reply) => return (reply, 0),
@@ -521,9 +509,8 @@ impl<T> Store<T> {
 
 /// The reply to a write after the storage failed.
 fn storage_refuses(err: &StorageError) -> Frame {
-    Frame::err(format!(
-        "storage refuses writes after a failure ({err}); reads of what was durable go on. \
-         Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
-         write is lost"
-    ))
+    ReplyError::StorageRefuses {
+        cause: err.to_string(),
+    }
+    .into()
 }

@@ -2,7 +2,9 @@
 //! buffer and sends them to the store owner as one batch, then writes the replies in request
 //! order (batches are numbered; replies that come back early wait for those before them).
 //! QUIT and protocol errors are answered here, after every earlier reply, and close the
-//! connection; so are AUTH and, before authentication, every command (`-NOAUTH`).
+//! connection; so are AUTH and, before authentication, every command whose row in the command
+//! table lacks the `NO_AUTH` flag (`-NOAUTH`). Which commands the session answers itself is
+//! the row's `session` field (QUIT, AUTH, HELLO before authentication), not a list here.
 //!
 //! Bounds: the codec holds at most `max_query_buffer` bytes of an incomplete request; replies
 //! not yet taken by the client are counted, and a client holding more than
@@ -30,7 +32,9 @@ use tokio_util::codec::{Encoder, FramedRead};
 use super::{Batch, Replies, SessionClosed, SessionOpened, StoreOwner};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
+use moodb_core::command::table::{self, session_command, Flags, SessionCommand};
 use moodb_core::command::txn::SessionId;
+use moodb_core::command::ReplyError;
 use moodb_core::resp::{DecodeError, Frame, Limits, Request};
 
 /// Gives each session its identity (unique for the life of the process).
@@ -284,11 +288,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
             Ok(mut requests) => {
                 // The usual case: nothing for the session itself to answer, so the decoded
                 // batch goes to the store owner as it is (the codec drops empty requests).
-                let local = |r: &Request| {
-                    r.first().is_none_or(|n| {
-                        n.eq_ignore_ascii_case(b"QUIT") || n.eq_ignore_ascii_case(b"AUTH")
-                    })
-                };
+                let local = |r: &Request| r.first().is_none_or(|n| session_command(n).is_some());
                 if self.authenticated && !requests.iter().any(local) {
                     self.send_batch(&mut requests, ctx);
                     return;
@@ -298,39 +298,45 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                     let Some(name) = request.first() else {
                         continue;
                     };
-                    if name.eq_ignore_ascii_case(b"QUIT") {
-                        self.send_batch(&mut batch, ctx);
-                        self.close_with(Frame::ok(), ctx);
-                        return;
-                    }
+                    let spec = table::lookup(name);
                     let config = Arc::clone(&self.config);
                     let password = config.password.as_ref();
-                    if name.eq_ignore_ascii_case(b"AUTH") {
-                        self.send_batch(&mut batch, ctx);
-                        let (reply, ok) = auth::auth(&request, password);
-                        self.authenticated |= ok;
-                        self.reply_here(reply, ctx);
-                        continue;
-                    }
-                    if !self.authenticated {
-                        let refused = if name.eq_ignore_ascii_case(b"HELLO") {
-                            auth::hello(&request, password)
-                        } else {
-                            Some(auth::noauth())
-                        };
-                        if let Some(reply) = refused {
+                    match spec.and_then(|s| s.session) {
+                        Some(SessionCommand::Quit) => {
                             self.send_batch(&mut batch, ctx);
+                            self.close_with(Frame::ok(), ctx);
+                            return;
+                        }
+                        Some(SessionCommand::Auth) => {
+                            self.send_batch(&mut batch, ctx);
+                            let (reply, ok) = auth::auth(&request, password);
+                            self.authenticated |= ok;
                             self.reply_here(reply, ctx);
                             continue;
                         }
-                        self.authenticated = true;
+                        // HELLO ... AUTH user pass authenticates, then goes on to the store
+                        // owner like any command.
+                        Some(SessionCommand::Hello) if !self.authenticated => {
+                            if let Some(refused) = auth::hello(&request, password) {
+                                self.send_batch(&mut batch, ctx);
+                                self.reply_here(refused, ctx);
+                                continue;
+                            }
+                            self.authenticated = true;
+                        }
+                        _ if !self.authenticated && !spec.is_some_and(|s| s.is(Flags::NO_AUTH)) => {
+                            self.send_batch(&mut batch, ctx);
+                            self.reply_here(auth::noauth(), ctx);
+                            continue;
+                        }
+                        _ => {}
                     }
                     batch.push(request);
                 }
                 self.send_batch(&mut batch, ctx);
             }
             Err(DecodeError::Protocol(msg)) => {
-                self.close_with(Frame::err(format!("Protocol error: {msg}")), ctx)
+                self.close_with(ReplyError::Protocol(msg).into(), ctx)
             }
             Err(DecodeError::Io(_)) => ctx.stop(),
         }

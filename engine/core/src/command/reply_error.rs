@@ -1,0 +1,179 @@
+//! Every error reply the server sends, as one enum: the texts live here and nowhere else, and
+//! where Redis 7 has the same error they are its texts byte for byte (checked against
+//! redis-server 7.0.15; the tests crate's `command_table_redis` compares them live). A
+//! variant's `Display` is the reply without the leading `-`: its first word is the error
+//! kind (`ERR`, `NOAUTH`, `EXECABORT`, ...). `Frame::from(err)` makes the reply.
+
+use bytes::Bytes;
+
+use crate::resp::Frame;
+
+/// An error reply. MooDB's own errors (storage, CONFIG SET) say what to do about them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplyError {
+    /// The number of arguments does not fit the command (`name` as COMMAND lists it, or
+    /// `container|sub` for a subcommand).
+    #[error("ERR wrong number of arguments for '{name}' command")]
+    WrongArity { name: &'static str },
+    /// Build with [`ReplyError::unknown_command`], which quotes the arguments as Redis does.
+    #[error("ERR unknown command '{name}', with args beginning with: {args}")]
+    UnknownCommand { name: String, args: String },
+    /// `command` in upper case (`CONFIG`), `sub` as the client sent it.
+    #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
+    UnknownSubcommand { command: &'static str, sub: String },
+    #[error("ERR syntax error")]
+    Syntax,
+    #[error("ERR value is not an integer or out of range")]
+    NotInteger,
+    /// INCR / INCRBY / DECR past the range of i64.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// DECRBY with i64::MIN, whose negation does not fit.
+    #[error("ERR decrement would overflow")]
+    DecrementOverflow,
+    #[error("ERR invalid expire time in '{command}' command")]
+    InvalidExpire { command: &'static str },
+    #[error("ERR invalid cursor")]
+    InvalidCursor,
+    #[error("ERR DB index is out of range")]
+    DbIndexOutOfRange,
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// HELLO without AUTH from a client that has not authenticated.
+    #[error(
+        "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
+         HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
+         select the RESP protocol version at the same time"
+    )]
+    HelloNoAuth,
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    /// AUTH sent to a server without `requirepass`.
+    #[error(
+        "ERR AUTH <password> called without any password configured for the default user. \
+         Are you sure your configuration is correct?"
+    )]
+    AuthNotConfigured,
+    #[error("EXECABORT Transaction discarded because of previous errors.")]
+    ExecAbort,
+    #[error("ERR EXEC without MULTI")]
+    ExecWithoutMulti,
+    #[error("ERR MULTI calls can not be nested")]
+    NestedMulti,
+    #[error("ERR DISCARD without MULTI")]
+    DiscardWithoutMulti,
+    #[error("ERR WATCH inside MULTI is not allowed")]
+    WatchInsideMulti,
+    /// A command flagged `NO_MULTI` (SAVE) sent after MULTI.
+    #[error("ERR Command not allowed inside a transaction")]
+    NotAllowedInMulti,
+    /// A write after the log failed to append or sync (`cause` names the operation and file).
+    #[error(
+        "ERR storage refuses writes after a failure ({cause}); reads of what was durable go \
+         on. Fix the cause (disk full? failing disk?) and restart the server: no acknowledged \
+         write is lost"
+    )]
+    StorageRefuses { cause: String },
+    /// The checkpoint a SAVE waited for failed; the log and the previous checkpoint remain.
+    #[error("ERR checkpoint failed: {cause}")]
+    CheckpointFailed { cause: String },
+    /// The request was not RESP; the connection is closed after this reply.
+    #[error("ERR Protocol error: {0}")]
+    Protocol(String),
+    #[error(
+        "ERR CONFIG SET is not supported: change moodb.ron or the command-line flags and restart"
+    )]
+    ConfigSetUnsupported,
+    #[error("ERR max number of clients reached")]
+    MaxClients,
+    /// A request with no words (the codec drops them; only a direct caller can send one).
+    #[error("ERR empty command")]
+    EmptyCommand,
+    /// A command the session answers (AUTH) reached the store owner.
+    #[error("ERR '{name}' is answered by the connection, not the store")]
+    SessionOnly { name: &'static str },
+    /// The store owner queued a command for a session that is not in MULTI (a bug).
+    #[error("ERR internal: queueing outside MULTI")]
+    QueueOutsideMulti,
+}
+
+impl ReplyError {
+    /// `ERR unknown command 'NAME', with args beginning with: 'a' 'b' `, as Redis 7 builds
+    /// it: the name as sent (at most 128 bytes), then the arguments, each quoted and followed
+    /// by a space, until the list reaches 128 bytes (the last one cut to fit).
+    pub fn unknown_command(name: &[u8], rest: &[Bytes]) -> ReplyError {
+        const MAX: usize = 128;
+        let name = String::from_utf8_lossy(&name[..name.len().min(MAX)]).into_owned();
+        let mut args = Vec::new();
+        for arg in rest {
+            if args.len() >= MAX {
+                break;
+            }
+            let room = MAX - args.len();
+            args.push(b'\'');
+            args.extend_from_slice(&arg[..arg.len().min(room)]);
+            args.extend_from_slice(b"' ");
+        }
+        ReplyError::UnknownCommand {
+            name,
+            args: String::from_utf8_lossy(&args).into_owned(),
+        }
+    }
+
+    /// `ERR unknown subcommand 'sub'. Try COMMAND HELP.`, the subcommand cut to 128 bytes.
+    pub fn unknown_subcommand(command: &'static str, sub: &[u8]) -> ReplyError {
+        ReplyError::UnknownSubcommand {
+            command,
+            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+        }
+    }
+}
+
+impl From<ReplyError> for Frame {
+    fn from(err: ReplyError) -> Frame {
+        Frame::Error(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::test_support::req;
+
+    #[test]
+    fn texts_are_redis_7s() {
+        let text = |e: ReplyError| e.to_string();
+        assert_eq!(
+            text(ReplyError::WrongArity { name: "get" }),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            text(ReplyError::unknown_command(b"FROB", &req(&["a", "b"]))),
+            "ERR unknown command 'FROB', with args beginning with: 'a' 'b' "
+        );
+        assert_eq!(
+            text(ReplyError::unknown_command(b"frob", &[])),
+            "ERR unknown command 'frob', with args beginning with: "
+        );
+        assert_eq!(
+            text(ReplyError::unknown_subcommand("CONFIG", b"Foo")),
+            "ERR unknown subcommand 'Foo'. Try CONFIG HELP."
+        );
+        assert_eq!(
+            Frame::from(ReplyError::ExecAbort),
+            Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
+        );
+    }
+
+    #[test]
+    fn unknown_command_quotes_at_most_128_bytes_of_arguments() {
+        let long = "x".repeat(200);
+        let ReplyError::UnknownCommand { args, .. } =
+            ReplyError::unknown_command(b"f", &req(&["ab", &long, "never"]))
+        else {
+            panic!()
+        };
+        // 'ab' and a space (5 bytes), then 123 bytes of the long one.
+        assert_eq!(args, format!("'ab' '{}' ", "x".repeat(123)));
+    }
+}
