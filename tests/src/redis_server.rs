@@ -4,43 +4,42 @@
 //! skip cleanly.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A running redis-server.
+use crate::process::Process;
+
+/// A running redis-server (killed when dropped, as every [`Process`] is).
 pub struct RedisServer {
-    child: Child,
+    process: Process,
     pub port: u16,
-    _dir: tempfile::TempDir,
+    _data: tempfile::TempDir,
 }
 
 impl RedisServer {
     /// Starts redis-server and waits until it answers PING; `None` if it is not installed.
     pub fn start() -> Option<RedisServer> {
-        let dir = tempfile::tempdir().ok()?;
+        let data = tempfile::tempdir().ok()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .ok()?
             .port();
-        let child = match Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-        {
-            Ok(child) => child,
+            .arg(data.path());
+        let process = match Process::scratch_dir().and_then(|dir| Process::spawn(cmd, dir)) {
+            Ok(process) => process,
             Err(err) => {
                 eprintln!("skipping: redis-server is not installed or would not start ({err})");
                 return None;
             }
         };
         let server = RedisServer {
-            child,
+            process,
             port,
-            _dir: dir,
+            _data: data,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -51,8 +50,16 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("skipping: redis-server did not answer PING within 10 s");
+        eprintln!(
+            "skipping: redis-server did not answer PING within 10 s; output:\n{}",
+            server.process.output_tail(crate::process::TAIL_LINES)
+        );
         None
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// `redis://` URL of the server.
@@ -63,12 +70,5 @@ impl RedisServer {
     /// A new connection through the `redis` crate.
     pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
         redis::Client::open(self.url())?.get_connection()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
