@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks `moodb serve` against `redis-server --appendonly yes` with the matching
 # appendfsync, one after the other in the same run, with redis-benchmark: SET and GET at
-# -c 50, with -P 1 and -P 16. Prints requests/s for each and the ratio moodb/redis.
+# -c 50, with -P 1 and -P 16. Prints requests/s for each and the ratio moodb/redis, and the
+# server's CPU time per request (user + system, from /proc/<pid>/stat, in microseconds).
 #
 # Usage: bench/redis-bench.sh [sync]    sync: always (default) | every:1000 | never
 # Environment: N (requests per test, default 200000), R (key space, 100000), D (value bytes, 64),
@@ -37,27 +38,36 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-# bench PORT PIPELINE TEST -> requests per second
+TICKS=$(getconf CLK_TCK)
+# cpu_ticks PID -> utime + stime of the process so far, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
+# bench PID PORT PIPELINE TEST -> "requests/s cpu-us-per-request"
 bench() {
-    redis-benchmark -h 127.0.0.1 -p "$1" -c 50 -n "$N" -r "$R" -d "$D" -P "$2" -t "$3" --csv 2>/dev/null \
-        | awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }'
+    local before after rps
+    before=$(cpu_ticks "$1")
+    rps=$(redis-benchmark -h 127.0.0.1 -p "$2" -c 50 -n "$N" -r "$R" -d "$D" -P "$3" -t "$4" --csv 2>/dev/null \
+        | awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }')
+    after=$(cpu_ticks "$1")
+    echo "$rps $(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$N" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
 }
 
 run_all() {
-    local port=$1 out=$2
+    local pid=$1 port=$2 out=$3
     for p in 1 16; do
         for t in set get; do
-            echo "$t P$p $(bench "$port" "$p" "$t")" >> "$out"
+            echo "$t P$p $(bench "$pid" "$port" "$p" "$t")" >> "$out"
         done
     done
 }
 
 # moodb
 MPORT=$(free_port)
-"$MOODB" serve --addr "127.0.0.1:$MPORT" --data-dir "$WORK/moodb" --sync "$SYNC" 2> "$WORK/moodb.log" &
+"$MOODB" serve --addr "127.0.0.1:$MPORT" --data-dir "$WORK/moodb" --sync "$SYNC" \
+    --ready-file "$WORK/moodb.ready" 2> "$WORK/moodb.log" &
 PIDS+=($!)
-for _ in $(seq 100); do grep -q "ready to accept" "$WORK/moodb.log" && break; sleep 0.1; done
-run_all "$MPORT" "$WORK/moodb.txt"
+for _ in $(seq 100); do [[ -e "$WORK/moodb.ready" ]] && break; sleep 0.1; done
+run_all "${PIDS[0]}" "$MPORT" "$WORK/moodb.txt"
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 
 # redis, when installed
@@ -70,17 +80,18 @@ if command -v redis-server >/dev/null; then
         --appendonly yes --appendfsync "$FSYNC" --daemonize no > "$WORK/redis.log" 2>&1 &
     PIDS+=($!)
     for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    run_all "$RPORT" "$WORK/redis.txt"
+    run_all "${PIDS[1]}" "$RPORT" "$WORK/redis.txt"
 fi
 
 echo "redis-benchmark -c 50 -n $N -r $R -d $D; moodb --sync $SYNC vs redis appendfsync $FSYNC"
-printf "%-8s %14s %14s %8s\n" test "moodb req/s" "redis req/s" ratio
-while read -r t p m; do
+printf "%-8s %14s %14s %8s %12s %12s\n" test "moodb req/s" "redis req/s" ratio "moodb cpu/req" "redis cpu/req"
+while read -r t p m mc; do
     if [[ $HAVE_REDIS == 1 ]]; then
         r=$(awk -v t="$t" -v p="$p" '$1==t && $2==p { print $3 }' "$WORK/redis.txt")
+        rc=$(awk -v t="$t" -v p="$p" '$1==t && $2==p { print $4 }' "$WORK/redis.txt")
         ratio=$(awk -v m="$m" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", m / r; else print "-" }')
     else
-        r="-"; ratio="-"
+        r="-"; rc="-"; ratio="-"
     fi
-    printf "%-8s %14s %14s %8s\n" "${t^^} -$p" "$m" "$r" "$ratio"
+    printf "%-8s %14s %14s %8s %10sus %10sus\n" "${t^^} -$p" "$m" "$r" "$ratio" "$mc" "$rc"
 done < "$WORK/moodb.txt"
