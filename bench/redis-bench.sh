@@ -67,6 +67,7 @@ MPORT=$(free_port)
     --ready-file "$WORK/moodb.ready" 2> "$WORK/moodb.log" &
 PIDS+=($!)
 for _ in $(seq 100); do [[ -e "$WORK/moodb.ready" ]] && break; sleep 0.1; done
+[[ -e "$WORK/moodb.ready" ]] || { echo "moodb did not become ready:" >&2; cat "$WORK/moodb.log" >&2; exit 1; }
 run_all "${PIDS[0]}" "$MPORT" "$WORK/moodb.txt"
 kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
 
