@@ -28,7 +28,7 @@ use moodb_backends::paper::log::{
 use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::resp::encode::encode_request;
-use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Request};
+use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Protocol, Request};
 use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
 
 /// Fuzz target names, each the name of a corpus folder fuzz/corpus/<name>.
@@ -527,31 +527,65 @@ pub fn resp_request(data: &[u8]) {
 /// `frame` as the encoder writes it: a line break in a simple string or error becomes a space.
 fn one_line(frame: &Frame) -> Frame {
     let flat = |s: &str| s.replace(['\r', '\n'], " ");
+    let all = |items: &[Frame]| items.iter().map(one_line).collect();
     match frame {
         Frame::Simple(s) => Frame::Simple(flat(s)),
         Frame::Error(s) => Frame::Error(flat(s)),
-        Frame::Array(items) => Frame::Array(items.iter().map(one_line).collect()),
+        Frame::Array(items) => Frame::Array(all(items)),
+        Frame::Set(items) => Frame::Set(all(items)),
+        Frame::Push(items) => Frame::Push(all(items)),
+        Frame::Map(pairs) => Frame::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (one_line(k), one_line(v)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
 
-/// `decode_frame` (the client side) over arbitrary bytes: no panic, a frame uses at least one
-/// byte and no more than given, and it re-encodes to bytes that decode to the same frame
-/// (up to the line breaks the encoder turns into spaces).
+/// `decode_frame` (the client side) over arbitrary bytes, RESP2 or RESP3: no panic, a frame
+/// uses at least one byte and no more than given, and it re-encodes in both protocols to bytes
+/// that decode to the same frame (up to the line breaks the encoder turns into spaces): in
+/// RESP3 to the frame itself, in RESP2 to its RESP2 form (`Frame::to_resp2`: a map flat, a
+/// double a bulk string, ...). RESP3 has one nil, so a RESP2 `*-1` comes back as `_`'s `Null`.
 pub fn resp_frame(data: &[u8]) {
     let Ok(Some((frame, used))) = decode_frame(data) else {
         return;
     };
     assert!(used > 0 && used <= data.len(), "frame used {used} bytes");
-    let mut again = BytesMut::new();
-    encode(&frame, &mut again);
-    let (decoded, used_again) = decode_frame(&again)
-        .expect("an encoded frame decodes")
-        .expect("an encoded frame is complete");
-    assert_eq!(
-        decoded,
-        one_line(&frame),
-        "frame does not survive re-encoding"
-    );
-    assert_eq!(used_again, again.len());
+    for proto in [Protocol::Resp2, Protocol::Resp3] {
+        let mut again = BytesMut::new();
+        encode(&frame, proto, &mut again);
+        let (decoded, used_again) = decode_frame(&again)
+            .expect("an encoded frame decodes")
+            .expect("an encoded frame is complete");
+        let want = match proto {
+            Protocol::Resp2 => one_line(&frame.to_resp2()),
+            Protocol::Resp3 => nulls_as_one(&one_line(&frame)),
+        };
+        assert_eq!(
+            decoded, want,
+            "frame does not survive re-encoding in {proto:?}"
+        );
+        assert_eq!(used_again, again.len());
+    }
+}
+
+/// `frame` with every `NullArray` as `Null`: RESP3 writes both nils as `_`.
+fn nulls_as_one(frame: &Frame) -> Frame {
+    let all = |items: &[Frame]| items.iter().map(nulls_as_one).collect();
+    match frame {
+        Frame::NullArray => Frame::Null,
+        Frame::Array(items) => Frame::Array(all(items)),
+        Frame::Set(items) => Frame::Set(all(items)),
+        Frame::Push(items) => Frame::Push(all(items)),
+        Frame::Map(pairs) => Frame::Map(
+            pairs
+                .iter()
+                .map(|(k, v)| (nulls_as_one(k), nulls_as_one(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }

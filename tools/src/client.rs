@@ -105,6 +105,8 @@ fn format_into(frame: &Frame, indent: usize, out: &mut String) {
                 format_into(item, indent + label.len(), out);
             }
         }
+        // This client speaks RESP2, but shows a RESP3 reply as a RESP2 one if it gets one.
+        resp3 => format_into(&resp3.to_resp2(), indent, out),
     }
 }
 

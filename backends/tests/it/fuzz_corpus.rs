@@ -264,6 +264,16 @@ fn write_seed_corpus() {
         b"$-1\r\n",
         b"*-1\r\n",
         b"*3\r\n$1\r\na\r\n:1\r\n*1\r\n+x\r\n",
+        // RESP3 (redis-server 7.0's replies after HELLO 3).
+        b"%2\r\n$5\r\nproto\r\n:3\r\n$7\r\nmodules\r\n*0\r\n",
+        b"_\r\n",
+        b"~2\r\n+readonly\r\n+fast\r\n",
+        b",0.10000000000000001\r\n",
+        b",-inf\r\n",
+        b"#t\r\n",
+        b"=8\r\ntxt:a:b\r\n\r\n",
+        b"(-3492890328409238509324850943850943825024385\r\n",
+        b">2\r\n$7\r\nmessage\r\n_\r\n",
     ];
     for (i, frame) in frames.iter().enumerate() {
         seeds.push(("resp_frame", format!("seed-{i}"), frame.to_vec()));

@@ -234,10 +234,14 @@ impl Runner {
     fn print_release(&mut self, release: &Release<Tag>, tagged: bool) {
         for frame in &release.frames {
             let text = match frame {
-                Frame::Bulk(b) if self.raw.contains(&release.to) => String::from_utf8_lossy(b)
-                    .replace("\r\n", "\n")
-                    .trim_end()
-                    .to_string(),
+                Frame::Bulk(b) | Frame::Verbatim { text: b, .. }
+                    if self.raw.contains(&release.to) =>
+                {
+                    String::from_utf8_lossy(b)
+                        .replace("\r\n", "\n")
+                        .trim_end()
+                        .to_string()
+                }
                 frame if self.sorted.contains(&release.to) => render(&sorted_keys(frame)),
                 frame => render(frame),
             };
@@ -360,6 +364,8 @@ fn render(frame: &Frame) -> String {
             }
             out
         }
+        // RESP3 types as a RESP2 client (redis-cli without -3) sees them.
+        resp3 => render(&resp3.to_resp2()),
     }
 }
 

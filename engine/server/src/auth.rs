@@ -1,5 +1,6 @@
 //! Authentication: the `requirepass` password, the AUTH command (`AUTH password` and
-//! `AUTH default password`, as Redis 6+ accepts them) and HELLO's AUTH option. Which commands
+//! `AUTH default password`, as Redis 6+ accepts them) and HELLO's AUTH option (the session
+//! answers HELLO itself, `actors::session`). Which commands
 //! a client may send before it has authenticated is the `NO_AUTH` flag of the command table
 //! (`moodb_core::command::table`).
 //!
@@ -60,17 +61,33 @@ pub fn auth(args: &[Bytes], password: Option<&Password>) -> (Frame, bool) {
 
 /// Checks `AUTH [user] password` against `password`, with Redis' errors.
 fn check(args: &[Bytes], password: Option<&Password>) -> Result<(), ReplyError> {
-    let (user, candidate) = match args {
-        [_] | [] => return Err(ReplyError::WrongArity { name: "auth" }),
-        [_, pass] => (&b"default"[..], pass),
-        [_, user, pass] => (&user[..], pass),
-        _ => return Err(ReplyError::Syntax),
-    };
+    match args {
+        [_] | [] => Err(ReplyError::WrongArity { name: "auth" }),
+        // The one-word form asks for the password Redis has none of.
+        [_, _] if password.is_none() => Err(ReplyError::AuthNotConfigured),
+        [_, pass] => credentials(DEFAULT_USER, pass, password),
+        [_, user, pass] => credentials(user, pass, password),
+        _ => Err(ReplyError::Syntax),
+    }
+}
+
+/// Checks `user` and `pass` (`AUTH user pass`, `HELLO ... AUTH user pass`): without a
+/// password configured the default user takes any (Redis' `nopass`), and there is no other
+/// user.
+pub fn credentials(
+    user: &[u8],
+    pass: &[u8],
+    password: Option<&Password>,
+) -> Result<(), ReplyError> {
     let Some(password) = password else {
-        return Err(ReplyError::AuthNotConfigured);
+        return if user == DEFAULT_USER {
+            Ok(())
+        } else {
+            Err(ReplyError::WrongPass)
+        };
     };
     // Check the password even for an unknown user, so the time says nothing about the name.
-    let right = password.matches(candidate);
+    let right = password.matches(pass);
     if right && user == DEFAULT_USER {
         Ok(())
     } else {
@@ -78,19 +95,9 @@ fn check(args: &[Bytes], password: Option<&Password>) -> Result<(), ReplyError> 
     }
 }
 
-/// For `HELLO [protover [AUTH user pass] ...]` from a client not yet authenticated: `None` if
-/// it carries the right credentials (authenticated; pass the HELLO on), else the error reply.
-pub fn hello(args: &[Bytes], password: Option<&Password>) -> Option<Frame> {
-    let at = args.iter().position(|a| a.eq_ignore_ascii_case(b"AUTH"));
-    let err = match at.and_then(|i| args.get(i..i + 3)) {
-        Some(credentials) => match check(credentials, password) {
-            Ok(()) => return None,
-            Err(ReplyError::AuthNotConfigured) => ReplyError::AuthNotConfigured,
-            Err(_) => ReplyError::WrongPass,
-        },
-        None => ReplyError::HelloNoAuth,
-    };
-    Some(err.into())
+/// HELLO's `AUTH user pass` option: `Ok` authenticates the connection.
+pub fn hello_auth(user: &[u8], pass: &[u8], password: Option<&Password>) -> Result<(), ReplyError> {
+    credentials(user, pass, password)
 }
 
 #[cfg(test)]
@@ -136,16 +143,21 @@ mod tests {
     #[test]
     fn hello_authenticates_only_with_the_right_credentials() {
         let pw = Password::new(b"pw");
+        assert_eq!(hello_auth(b"default", b"pw", Some(&pw)), Ok(()));
         assert_eq!(
-            hello(&b(&["HELLO", "2", "AUTH", "default", "pw"]), Some(&pw)),
-            None
+            hello_auth(b"default", b"no", Some(&pw)),
+            Err(ReplyError::WrongPass)
         );
         assert_eq!(
-            hello(&b(&["HELLO", "2", "AUTH", "default", "no"]), Some(&pw)),
-            Some(wrongpass())
+            hello_auth(b"bob", b"pw", Some(&pw)),
+            Err(ReplyError::WrongPass)
         );
-        assert!(
-            matches!(hello(&b(&["HELLO", "3"]), Some(&pw)), Some(Frame::Error(e)) if e.starts_with("NOAUTH"))
+        // No password: the default user takes any, as Redis' `nopass` default user does.
+        assert_eq!(hello_auth(b"default", b"x", None), Ok(()));
+        assert_eq!(hello_auth(b"bob", b"x", None), Err(ReplyError::WrongPass));
+        assert_eq!(
+            auth(&b(&["AUTH", "default", "x"]), None),
+            (Frame::ok(), true)
         );
     }
 

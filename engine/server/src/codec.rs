@@ -1,10 +1,10 @@
-//! The session's `tokio_util` codec: the core's [`BatchDecoder`] for requests, and the RESP
-//! reply encoder.
+//! The session's `tokio_util` decoder: the core's [`BatchDecoder`] for requests. Replies are
+//! encoded by the session's writer, for the connection's protocol (`actors::session`).
 
 use bytes::BytesMut;
-use moodb_core::resp::{encode, BatchDecoder, DecodeError, Frame, Limits, Request};
+use moodb_core::resp::{BatchDecoder, DecodeError, Limits, Request};
 
-/// Decodes every complete request in the read buffer as one batch; encodes reply frames.
+/// Decodes every complete request in the read buffer as one batch.
 #[derive(Debug, Clone, Default)]
 pub struct RespCodec(BatchDecoder);
 
@@ -20,14 +20,5 @@ impl tokio_util::codec::Decoder for RespCodec {
 
     fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Self::Item>, DecodeError> {
         self.0.decode(buf)
-    }
-}
-
-impl tokio_util::codec::Encoder<Frame> for RespCodec {
-    type Error = std::io::Error;
-
-    fn encode(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), std::io::Error> {
-        encode(&frame, out);
-        Ok(())
     }
 }

@@ -167,7 +167,11 @@ fn refuse(stream: tokio::net::TcpStream) {
         use tokio::io::AsyncWriteExt;
         let mut stream = stream;
         let mut reply = bytes::BytesMut::new();
-        moodb_core::resp::encode(&ReplyError::MaxClients.into(), &mut reply);
+        moodb_core::resp::encode(
+            &ReplyError::MaxClients.into(),
+            moodb_core::resp::Protocol::Resp2,
+            &mut reply,
+        );
         let write = stream.write_all(&reply);
         // A client that does not take even this is not worth waiting for.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), write).await;

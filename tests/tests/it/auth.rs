@@ -52,7 +52,7 @@ fn unauthenticated_clients_get_noauth_for_everything_but_auth_and_quit() {
     );
     assert_eq!(
         raw.ask(&request(&[b"HELLO", b"3"])).unwrap(),
-        line("-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+        line("-NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
     );
     assert_eq!(
         raw.ask(&request(&[b"AUTH", b"s3cret pass"])).unwrap(),

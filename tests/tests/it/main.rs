@@ -14,6 +14,8 @@ mod linearizability_checker;
 mod linearizability_moodb;
 mod linearizability_redis;
 mod ready_file;
+mod real_clients;
+mod resp3;
 mod server_commands;
 mod server_durability;
 mod server_tools;

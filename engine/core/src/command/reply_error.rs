@@ -42,10 +42,22 @@ pub enum ReplyError {
     /// HELLO without AUTH from a client that has not authenticated.
     #[error(
         "NOAUTH HELLO must be called with the client already authenticated, otherwise the \
-         HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and \
-         select the RESP protocol version at the same time"
+         HELLO AUTH <user> <pass> option can be used to authenticate the client and select \
+         the RESP protocol version at the same time"
     )]
     HelloNoAuth,
+    /// HELLO's `protover` is not a number.
+    #[error("ERR Protocol version is not an integer or out of range")]
+    HelloBadVersion,
+    /// HELLO's `protover` is a number, but not 2 or 3.
+    #[error("NOPROTO unsupported protocol version")]
+    NoProto,
+    /// A HELLO option that is not `AUTH user pass` or `SETNAME name` (as sent).
+    #[error("ERR Syntax error in HELLO option '{option}'")]
+    HelloSyntax { option: String },
+    /// SETNAME with a space, a line break or another character outside `!`..`~`.
+    #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
+    BadClientName,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     /// AUTH sent to a server without `requirepass`.

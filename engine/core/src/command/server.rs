@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::table::{self, CommandSpec};
 use super::{exact, glob, parse_i64, wrong_arity, Command, ReplyError};
-use crate::resp::Frame;
+use crate::resp::{Frame, Protocol};
 
 /// A server command, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,11 +56,92 @@ pub fn parse_auth(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Fr
     Err(ReplyError::SessionOnly { name: spec.name }.into())
 }
 
-/// `HELLO`: the session looks at it only for its AUTH option; there is no RESP3 yet, so
-/// past the session it is answered as a server without HELLO answers (unknown command), and
-/// clients fall back to RESP2.
-pub fn parse_hello(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    Err(ReplyError::unknown_command(spec.name.as_bytes(), rest).into())
+/// `HELLO`: answered by the session (it holds the connection's protocol, its name and whether
+/// it has authenticated), with [`hello_version`], [`hello_options`] and [`hello_reply`]; a
+/// store owner that gets one refuses it.
+pub fn parse_hello(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Err(ReplyError::SessionOnly { name: spec.name }.into())
+}
+
+/// The Redis version MooDB answers as (INFO's `redis_version`, HELLO's `version`).
+pub const REDIS_VERSION: &str = "7.0.0";
+
+/// HELLO's `protover` (the first argument after HELLO, if any): `None` when absent (keep the
+/// connection's protocol). Redis 7.0's checks: a decimal integer without sign or leading
+/// zero, then 2 or 3.
+pub fn hello_version(rest: &[Bytes]) -> Result<Option<Protocol>, ReplyError> {
+    let Some(version) = rest.first() else {
+        return Ok(None);
+    };
+    let canonical = std::str::from_utf8(version)
+        .ok()
+        .and_then(|t| t.parse::<i64>().ok().filter(|n| n.to_string() == t));
+    let Some(n) = canonical else {
+        return Err(ReplyError::HelloBadVersion);
+    };
+    Protocol::from_version(n)
+        .map(Some)
+        .ok_or(ReplyError::NoProto)
+}
+
+/// One option of HELLO, in the order sent; Redis 7.0 applies each as it reads it, so an
+/// error stops there and what came before it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloOption<'a> {
+    /// `AUTH username password`.
+    Auth { user: &'a Bytes, pass: &'a Bytes },
+    /// `SETNAME clientname` (already checked: no spaces or special characters).
+    SetName(&'a Bytes),
+}
+
+/// The options after HELLO's `protover` (`rest` is everything after HELLO): each one, or the
+/// error that stops the command.
+pub fn hello_options(rest: &[Bytes]) -> impl Iterator<Item = Result<HelloOption<'_>, ReplyError>> {
+    let mut args = rest.get(1..).unwrap_or_default();
+    std::iter::from_fn(move || {
+        let (opt, more) = args.split_first()?;
+        let option = if opt.eq_ignore_ascii_case(b"AUTH") && more.len() >= 2 {
+            args = &more[2..];
+            Ok(HelloOption::Auth {
+                user: &more[0],
+                pass: &more[1],
+            })
+        } else if opt.eq_ignore_ascii_case(b"SETNAME") && !more.is_empty() {
+            args = &more[1..];
+            if valid_client_name(&more[0]) {
+                Ok(HelloOption::SetName(&more[0]))
+            } else {
+                Err(ReplyError::BadClientName)
+            }
+        } else {
+            Err(ReplyError::HelloSyntax {
+                option: String::from_utf8_lossy(opt).into_owned(),
+            })
+        };
+        if option.is_err() {
+            args = &[];
+        }
+        Some(option)
+    })
+}
+
+/// A client name is printable ASCII without spaces (Redis' `validateClientName`).
+pub fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|b| (b'!'..=b'~').contains(b))
+}
+
+/// HELLO's answer: the server map, as Redis 7.0 gives it (a map in RESP3, a flat array in
+/// RESP2), for connection `id` now speaking `proto`.
+pub fn hello_reply(id: u64, proto: Protocol) -> Frame {
+    Frame::map([
+        ("server", Frame::bulk("redis")),
+        ("version", Frame::bulk(REDIS_VERSION)),
+        ("proto", Frame::Integer(proto.version())),
+        ("id", Frame::Integer(i64::try_from(id).unwrap_or(i64::MAX))),
+        ("mode", Frame::bulk("standalone")),
+        ("role", Frame::bulk("master")),
+        ("modules", Frame::Array(Vec::new())),
+    ])
 }
 
 /// `INFO [section ...]`.
@@ -137,7 +218,8 @@ pub fn parse_client(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         b"SETNAME" | b"SETINFO" | b"REPLY" | b"NO-EVICT" | b"NO-TOUCH" => Frame::ok(),
         b"GETNAME" => Frame::Null,
         b"ID" => Frame::Integer(1),
-        b"INFO" | b"LIST" => Frame::bulk("id=1 name= db=0\n"),
+        // A verbatim string in RESP3, as Redis 7 answers them.
+        b"INFO" | b"LIST" => Frame::verbatim_text(&b"id=1 name= db=0\n"[..]),
         _ => return Err(unknown_sub("CLIENT", rest)),
     };
     Ok(Command::Server(ServerCommand::Reply(reply)))
@@ -172,7 +254,8 @@ pub struct InfoFigures {
     pub recovery: String,
 }
 
-/// INFO's text: `# Section` headers and `name:value` lines, CRLF-separated, as Redis does.
+/// INFO's text: `# Section` headers and `name:value` lines, CRLF-separated, as Redis does; a
+/// verbatim string (`=txt:` in RESP3, a bulk string in RESP2).
 pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
     let want = |s: &str| {
         sections.is_empty()
@@ -196,7 +279,7 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
     section(
         "Server",
         vec![
-            ("redis_version", "7.0.0".into()),
+            ("redis_version", REDIS_VERSION.into()),
             ("moodb_version", env!("CARGO_PKG_VERSION").into()),
             ("process_id", f.process_id.to_string()),
             ("tcp_port", f.tcp_port.to_string()),
@@ -257,22 +340,22 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
         "Keyspace",
         vec![("db0", format!("keys={},expires=0,avg_ttl=0", f.keys))],
     );
-    Frame::Bulk(Bytes::from(out))
+    Frame::verbatim_text(out)
 }
 
-/// CONFIG GET: `[name, value, ...]` for every known parameter matching one of `patterns`.
+/// CONFIG GET: a map of name to value (flat in RESP2) for every known parameter matching one
+/// of `patterns`.
 pub fn render_config_get(params: &[(&str, String)], patterns: &[Bytes]) -> Frame {
-    let mut out = Vec::new();
-    for (name, value) in params {
-        if patterns
+    Frame::map(
+        params
             .iter()
-            .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
-        {
-            out.push(Frame::bulk(name));
-            out.push(Frame::bulk(value));
-        }
-    }
-    Frame::Array(out)
+            .filter(|(name, _)| {
+                patterns
+                    .iter()
+                    .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
+            })
+            .map(|(name, value)| (name, Frame::bulk(value))),
+    )
 }
 
 #[cfg(test)]
@@ -303,7 +386,7 @@ mod tests {
         // COMMAND DOCS used to be empty; it now documents every command (see table.rs).
         assert!(matches!(
             server(&["COMMAND", "DOCS"]),
-            Ok(ServerCommand::Reply(Frame::Array(v))) if v.len() == 2 * table::TABLE.len()
+            Ok(ServerCommand::Reply(Frame::Map(v))) if v.len() == table::TABLE.len()
         ));
         assert!(matches!(
             server(&["command"]),
@@ -320,11 +403,11 @@ mod tests {
         let params = [("save", String::new()), ("appendonly", "yes".into())];
         assert_eq!(
             render_config_get(&params, &req(&["APPEND*"])),
-            Frame::Array(vec![Frame::bulk("appendonly"), Frame::bulk("yes")])
+            Frame::map([("appendonly", Frame::bulk("yes"))])
         );
         assert_eq!(
             render_config_get(&params, &req(&["nope"])),
-            Frame::Array(vec![])
+            Frame::Map(vec![])
         );
     }
 
@@ -336,15 +419,85 @@ mod tests {
             fsync_total_us: 100,
             ..Default::default()
         };
-        let Frame::Bulk(all) = render_info(&f, &[]) else {
+        let Frame::Verbatim { text: all, .. } = render_info(&f, &[]) else {
             panic!()
         };
         let all = String::from_utf8_lossy(&all).into_owned();
         assert!(all.contains("# Persistence\r\n") && all.contains("fsync_avg_latency_us:50\r\n"));
-        let Frame::Bulk(one) = render_info(&f, &["stats".into()]) else {
+        let Frame::Verbatim { text: one, .. } = render_info(&f, &["stats".into()]) else {
             panic!()
         };
         let one = String::from_utf8_lossy(&one).into_owned();
         assert!(one.starts_with("# Stats\r\n") && !one.contains("# Server"));
+    }
+
+    #[test]
+    fn hello_checks_its_version_then_its_options_in_order() {
+        let v = |words: &[&str]| hello_version(&req(words));
+        assert_eq!(v(&[]), Ok(None));
+        assert_eq!(v(&["2"]), Ok(Some(Protocol::Resp2)));
+        assert_eq!(v(&["3", "AUTH"]), Ok(Some(Protocol::Resp3)));
+        for bad in ["4", "1", "0", "-1"] {
+            assert_eq!(v(&[bad]), Err(ReplyError::NoProto), "{bad}");
+        }
+        // Redis' string2ll: no sign, no leading zero, no spaces, in range.
+        for bad in ["x", "03", "+3", " 3", "", "99999999999999999999"] {
+            assert_eq!(v(&[bad]), Err(ReplyError::HelloBadVersion), "{bad:?}");
+        }
+        let opts = |words: &[&str]| -> Vec<Result<String, String>> {
+            let args = req(words);
+            hello_options(&args)
+                .map(|o| {
+                    o.map(|o| format!("{o:?}").replace("b\"", "\""))
+                        .map_err(|e| e.to_string())
+                })
+                .collect()
+        };
+        assert_eq!(opts(&["3"]), Vec::<Result<String, String>>::new());
+        assert_eq!(
+            opts(&["3", "auth", "default", "pw", "SetName", "app"]),
+            vec![
+                Ok("Auth { user: \"default\", pass: \"pw\" }".into()),
+                Ok("SetName(\"app\")".into())
+            ]
+        );
+        // An error stops the list; what came before it stands.
+        assert_eq!(
+            opts(&["3", "SETNAME", "a", "AUTH", "default"]),
+            vec![
+                Ok("SetName(\"a\")".into()),
+                Err("ERR Syntax error in HELLO option 'AUTH'".into())
+            ]
+        );
+        assert_eq!(
+            opts(&["3", "SETNAME"]),
+            vec![Err("ERR Syntax error in HELLO option 'SETNAME'".into())]
+        );
+        assert_eq!(
+            opts(&["3", "SETNAME", "a b", "AUTH", "default", "pw"]),
+            vec![Err(
+                "ERR Client names cannot contain spaces, newlines or special characters.".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn hello_answers_the_server_map() {
+        let reply = hello_reply(7, Protocol::Resp3);
+        assert_eq!(
+            reply,
+            Frame::map([
+                ("server", Frame::bulk("redis")),
+                ("version", Frame::bulk("7.0.0")),
+                ("proto", Frame::Integer(3)),
+                ("id", Frame::Integer(7)),
+                ("mode", Frame::bulk("standalone")),
+                ("role", Frame::bulk("master")),
+                ("modules", Frame::Array(vec![])),
+            ])
+        );
+        assert!(
+            matches!(hello_reply(7, Protocol::Resp2), Frame::Map(p) if p[2].1 == Frame::Integer(2))
+        );
     }
 }

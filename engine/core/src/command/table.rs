@@ -102,8 +102,8 @@ pub enum SessionCommand {
     Quit,
     /// `AUTH [user] password`.
     Auth,
-    /// `HELLO ... AUTH user pass` before authentication; afterwards it goes to the store
-    /// owner like any command (and is answered as an unknown command: no RESP3 yet).
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: the connection's protocol, before
+    /// and after authentication.
     Hello,
 }
 
@@ -590,12 +590,7 @@ const ROWS: &[CommandSpec] = &[
     )
     .acl(&["@fast", "@connection"])
     .session(S::Hello)
-    .doc(
-        "connection",
-        "6.0.0",
-        "O(1)",
-        "Handshake (MooDB: only for its AUTH option; RESP3 is not spoken yet)",
-    ),
+    .doc("connection", "6.0.0", "O(1)", "Handshake with Redis"),
 ];
 
 /// Every command, in the order COMMAND lists them.
@@ -720,18 +715,15 @@ pub fn session_command(name: &[u8]) -> Option<SessionCommand> {
     lookup(name).and_then(|spec| spec.session)
 }
 
+/// Flags, ACL categories, key-spec flags: a set of simple strings, as Redis 7 answers them
+/// (an array in RESP2).
 fn words(words: &[&str]) -> Frame {
-    Frame::Array(words.iter().map(|w| Frame::Simple((*w).into())).collect())
+    Frame::Set(words.iter().map(|w| Frame::Simple((*w).into())).collect())
 }
 
-/// A RESP2 map: an array of alternating keys and values.
+/// A map with bulk-string keys (flat in RESP2).
 fn map(pairs: Vec<(&str, Frame)>) -> Frame {
-    let mut out = Vec::with_capacity(pairs.len() * 2);
-    for (k, v) in pairs {
-        out.push(Frame::bulk(k));
-        out.push(v);
-    }
-    Frame::Array(out)
+    Frame::map(pairs)
 }
 
 /// COMMAND's entry: name, arity, flags, first key, last key, step.
@@ -739,7 +731,7 @@ pub fn command_entry(spec: &CommandSpec) -> Frame {
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity),
-        Frame::Array(
+        Frame::Set(
             spec.flags
                 .words()
                 .map(|w| Frame::Simple(w.into()))
@@ -752,15 +744,16 @@ pub fn command_entry(spec: &CommandSpec) -> Frame {
 }
 
 /// COMMAND INFO's entry, Redis 7's ten fields: COMMAND's six, then ACL categories, tips,
-/// key specs and subcommands.
+/// key specs and subcommands. In RESP3 Redis 7.0 sends the last four as sets (subcommands
+/// too, when there are none).
 pub fn info_entry(spec: &CommandSpec) -> Frame {
     let Frame::Array(mut fields) = command_entry(spec) else {
         return Frame::Null;
     };
     fields.push(words(spec.acl));
-    fields.push(Frame::Array(Vec::new()));
-    fields.push(Frame::Array(key_specs(spec)));
-    fields.push(Frame::Array(Vec::new()));
+    fields.push(Frame::Set(Vec::new()));
+    fields.push(Frame::Set(key_specs(spec)));
+    fields.push(Frame::Set(Vec::new()));
     Frame::Array(fields)
 }
 
@@ -834,12 +827,7 @@ pub fn render_command(rest: &[Bytes]) -> Result<Frame, Frame> {
             } else {
                 names.iter().filter_map(|n| lookup(n)).collect()
             };
-            let mut out = Vec::with_capacity(specs.len() * 2);
-            for spec in specs {
-                out.push(Frame::bulk(spec.name));
-                out.push(docs_entry(spec));
-            }
-            Frame::Array(out)
+            Frame::map(specs.into_iter().map(|spec| (spec.name, docs_entry(spec))))
         }
         _ => return Err(ReplyError::unknown_subcommand("COMMAND", sub).into()),
     })
@@ -956,8 +944,8 @@ mod tests {
             &[Frame::Integer(1), Frame::Integer(1), Frame::Integer(1)]
         );
         assert_eq!(get[6], words(&["@read", "@string", "@fast"]));
-        assert_eq!(get[7], Frame::Array(vec![]));
-        assert_eq!(get[9], Frame::Array(vec![]));
+        assert_eq!(get[7], Frame::Set(vec![]));
+        assert_eq!(get[9], Frame::Set(vec![]));
         // One key spec: flags, begin_search (index 1), find_keys (range 0, step 1).
         let key_spec = map(vec![
             ("flags", words(&["RO", "access"])),
@@ -983,19 +971,19 @@ mod tests {
                 ]),
             ),
         ]);
-        assert_eq!(get[8], Frame::Array(vec![key_spec]));
+        assert_eq!(get[8], Frame::Set(vec![key_spec]));
         let Frame::Array(mset) = &entries[2] else {
             panic!()
         };
         assert_eq!(mset[0], Frame::bulk("mset"));
-        let Frame::Array(specs) = &mset[8] else {
+        let Frame::Set(specs) = &mset[8] else {
             panic!()
         };
-        let Frame::Array(spec) = &specs[0] else {
+        let Frame::Map(spec) = &specs[0] else {
             panic!()
         };
         assert_eq!(
-            spec[5],
+            spec[2].1,
             map(vec![
                 ("type", Frame::bulk("range")),
                 (
@@ -1016,25 +1004,25 @@ mod tests {
 
     #[test]
     fn command_docs_is_a_map_of_names_to_docs() {
-        let Ok(Frame::Array(docs)) = render_command(&req(&["DOCS", "get", "nosuch"])) else {
+        let Ok(docs) = render_command(&req(&["DOCS", "get", "nosuch"])) else {
             panic!()
         };
         assert_eq!(
             docs,
-            vec![
-                Frame::bulk("get"),
+            map(vec![(
+                "get",
                 map(vec![
                     ("summary", Frame::bulk("Get the value of a key")),
                     ("since", Frame::bulk("1.0.0")),
                     ("group", Frame::bulk("string")),
                     ("complexity", Frame::bulk("O(1)")),
                 ])
-            ]
+            )])
         );
-        let Ok(Frame::Array(all)) = render_command(&req(&["docs"])) else {
+        let Ok(Frame::Map(all)) = render_command(&req(&["docs"])) else {
             panic!()
         };
-        assert_eq!(all.len(), 2 * TABLE.len());
+        assert_eq!(all.len(), TABLE.len());
         assert!(TABLE
             .iter()
             .all(|c| !c.summary.is_empty() && !c.since.is_empty()));

@@ -1,5 +1,6 @@
-//! Reads RESP2 from a byte buffer: requests as servers receive them (arrays of bulk strings,
-//! or inline commands such as `PING\r\n`), and general frames as clients receive them.
+//! Reads RESP from a byte buffer: requests as servers receive them (arrays of bulk strings,
+//! or inline commands such as `PING\r\n`; RESP2 and RESP3 requests are the same), and reply
+//! frames of either protocol as clients receive them.
 //!
 //! Every length read from the wire is checked against [`Limits`] before anything is
 //! allocated, so a hostile length costs nothing but an error reply.
@@ -246,65 +247,163 @@ fn decode_inline(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Request>,
     Ok(Some(args))
 }
 
-/// Decodes one reply frame from the front of `buf` (client side), returning it and the bytes
-/// it took, or `None` if incomplete. Used by the `moodb` client commands and tests.
+/// Decodes one reply frame, RESP2 or RESP3, from the front of `buf` (client side), returning
+/// it and the bytes it took, or `None` if incomplete. Used by the `moodb` client commands and
+/// tests. RESP3's attributes (`|`), blob errors (`!`) and streamed strings (`$?`), which
+/// Redis 7 never sends, are protocol errors.
 pub fn decode_frame(buf: &[u8]) -> Result<Option<(Frame, usize)>, DecodeError> {
     frame_at(buf, 0, 0)
 }
 
+/// Longest line (or length line) a reply may have.
+const MAX_LINE: usize = 1 << 20;
+
 fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)>, DecodeError> {
-    const MAX_LINE: usize = 1 << 20;
     if depth > 64 {
         return Err(protocol("reply nested too deeply"));
     }
     let Some(&tag) = buf.get(at) else {
         return Ok(None);
     };
-    let text = |end: usize| String::from_utf8_lossy(&buf[at + 1..end]).into_owned();
+    // A one-line frame: its text and the bytes it took.
+    let one_line = || -> Result<Option<(&[u8], usize)>, DecodeError> {
+        match find_crlf(buf, at + 1) {
+            None if buf.len() - at > MAX_LINE => Err(protocol("reply line too long")),
+            None => Ok(None),
+            Some(end) => Ok(Some((&buf[at + 1..end], end + 2 - at))),
+        }
+    };
+    let text = |line: &[u8]| String::from_utf8_lossy(line).into_owned();
     match tag {
-        b'+' | b'-' => Ok(find_crlf(buf, at + 1).map(|end| {
-            let s = text(end);
-            let f = if tag == b'+' {
-                Frame::Simple(s)
-            } else {
-                Frame::Error(s)
-            };
-            (f, end + 2 - at)
-        })),
+        b'+' => Ok(one_line()?.map(|(l, used)| (Frame::Simple(text(l)), used))),
+        b'-' => Ok(one_line()?.map(|(l, used)| (Frame::Error(text(l)), used))),
         b':' => Ok(int_line(buf, at + 1, MAX_LINE, "integer")?
             .map(|(n, next)| (Frame::Integer(n), next - at))),
-        b'$' => {
+        b'_' => match one_line()? {
+            None => Ok(None),
+            Some((b"", used)) => Ok(Some((Frame::Null, used))),
+            Some(_) => Err(protocol("invalid null")),
+        },
+        b'#' => match one_line()? {
+            None => Ok(None),
+            Some((b"t", used)) => Ok(Some((Frame::Boolean(true), used))),
+            Some((b"f", used)) => Ok(Some((Frame::Boolean(false), used))),
+            Some(_) => Err(protocol("invalid boolean")),
+        },
+        b',' => {
+            let Some((line, used)) = one_line()? else {
+                return Ok(None);
+            };
+            let d: f64 = std::str::from_utf8(line)
+                .ok()
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| protocol("invalid double"))?;
+            let d = if d.is_nan() { f64::NAN } else { d };
+            Ok(Some((Frame::double(d), used)))
+        }
+        b'(' => {
+            let Some((line, used)) = one_line()? else {
+                return Ok(None);
+            };
+            let digits = line.strip_prefix(b"-").unwrap_or(line);
+            if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+                return Err(protocol("invalid big number"));
+            }
+            Ok(Some((Frame::BigNumber(text(line)), used)))
+        }
+        b'$' | b'=' => {
             let Some((len, start)) = int_line(buf, at + 1, MAX_LINE, "bulk")? else {
                 return Ok(None);
             };
-            if len < 0 {
+            if len < 0 && tag == b'$' {
                 return Ok(Some((Frame::Null, start - at)));
             }
-            let end = start + len as usize;
-            if buf.len() < end + 2 {
+            let Ok(len) = usize::try_from(len) else {
+                return Err(protocol("invalid verbatim length"));
+            };
+            let Some(end) = start
+                .checked_add(len)
+                .filter(|e| e.saturating_add(2) <= buf.len())
+            else {
                 return Ok(None);
+            };
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(protocol("bulk string not terminated by CRLF"));
             }
-            Ok(Some((Frame::bulk(&buf[start..end]), end + 2 - at)))
+            let used = end + 2 - at;
+            if tag == b'$' {
+                return Ok(Some((Frame::bulk(&buf[start..end]), used)));
+            }
+            // `=<len>\r\ntxt:<text>`: a three-byte format, a colon, the text.
+            let body = &buf[start..end];
+            match body.get(..4) {
+                Some([a, b, c, b':']) => Ok(Some((
+                    Frame::Verbatim {
+                        format: [*a, *b, *c],
+                        text: bytes::Bytes::copy_from_slice(&body[4..]),
+                    },
+                    used,
+                ))),
+                _ => Err(protocol("invalid verbatim string")),
+            }
         }
-        b'*' => {
-            let Some((count, mut next)) = int_line(buf, at + 1, MAX_LINE, "multibulk")? else {
+        b'*' | b'~' | b'>' | b'%' => {
+            let Some((count, next)) = int_line(buf, at + 1, MAX_LINE, "multibulk")? else {
                 return Ok(None);
             };
             if count < 0 {
-                return Ok(Some((Frame::Null, next - at)));
-            }
-            let mut items = Vec::with_capacity((count as usize).min(1024));
-            for _ in 0..count {
-                let Some((item, used)) = frame_at(buf, next, depth + 1)? else {
-                    return Ok(None);
+                return match tag {
+                    b'*' => Ok(Some((Frame::NullArray, next - at))),
+                    _ => Err(protocol("invalid aggregate length")),
                 };
-                items.push(item);
-                next += used;
             }
-            Ok(Some((Frame::Array(items), next - at)))
+            // A map of n pairs holds 2n frames.
+            let frames = if tag == b'%' {
+                count
+                    .checked_mul(2)
+                    .ok_or_else(|| protocol("invalid map length"))?
+            } else {
+                count
+            };
+            let Some((mut items, next)) = frames_at(buf, next, frames, depth)? else {
+                return Ok(None);
+            };
+            let frame = match tag {
+                b'*' => Frame::Array(items),
+                b'~' => Frame::Set(items),
+                b'>' => Frame::Push(items),
+                _ => {
+                    let mut pairs = Vec::with_capacity(items.len() / 2);
+                    let mut it = items.drain(..);
+                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                        pairs.push((k, v));
+                    }
+                    Frame::Map(pairs)
+                }
+            };
+            Ok(Some((frame, next - at)))
         }
         other => Err(protocol(format!("unexpected reply type byte {other:#04x}"))),
     }
+}
+
+/// `count` frames from `at`, and the index after them; `None` if incomplete. The capacity
+/// reserved is bounded, whatever count the wire declared.
+fn frames_at(
+    buf: &[u8],
+    mut next: usize,
+    count: i64,
+    depth: usize,
+) -> Result<Option<(Vec<Frame>, usize)>, DecodeError> {
+    let mut items = Vec::with_capacity((count as usize).min(1024));
+    for _ in 0..count {
+        let Some((item, used)) = frame_at(buf, next, depth + 1)? else {
+            return Ok(None);
+        };
+        items.push(item);
+        next += used;
+    }
+    Ok(Some((items, next)))
 }
 
 /// Convenience for tests and tools: the bytes of a request argument as text.
@@ -316,6 +415,7 @@ pub fn lossy(arg: &Bytes) -> String {
 mod tests {
     use super::*;
     use crate::resp::encode::{encode, encode_request};
+    use crate::resp::Protocol;
     use proptest::prelude::*;
 
     fn req(bytes: &[u8]) -> Result<Option<Vec<Vec<u8>>>, String> {
@@ -503,18 +603,83 @@ mod tests {
         }
 
         #[test]
-        fn frames_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 0..4), n in any::<i64>()) {
+        fn frames_round_trip(items in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..8), 0..4), n in any::<i64>(), d in any::<f64>(), b in any::<bool>()) {
             let frame = Frame::Array(vec![
                 Frame::Integer(n),
                 Frame::Null,
                 Frame::Simple("OK".into()),
                 Frame::Array(items.iter().map(Frame::bulk).collect()),
+                Frame::Map(items.iter().map(|i| (Frame::bulk(i), Frame::Set(vec![Frame::Boolean(b)]))).collect()),
+                Frame::double(if d.is_nan() { f64::NAN } else { d }),
+                Frame::Push(vec![Frame::BigNumber(n.to_string()), Frame::Null]),
+                Frame::Verbatim { format: *b"txt", text: items.concat().into() },
             ]);
-            let mut buf = BytesMut::new();
-            encode(&frame, &mut buf);
-            let (got, used) = decode_frame(&buf).unwrap().unwrap();
-            prop_assert_eq!(used, buf.len());
-            prop_assert_eq!(got, frame);
+            for proto in [Protocol::Resp2, Protocol::Resp3] {
+                let mut buf = BytesMut::new();
+                encode(&frame, proto, &mut buf);
+                let (got, used) = decode_frame(&buf).unwrap().unwrap();
+                prop_assert_eq!(used, buf.len());
+                let want = match proto {
+                    Protocol::Resp2 => frame.to_resp2(),
+                    Protocol::Resp3 => frame.clone(),
+                };
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
+
+    #[test]
+    fn resp3_replies_decode() {
+        let one = |bytes: &[u8]| {
+            decode_frame(bytes)
+                .map(|f| f.map(|(f, _)| f))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(one(b"_\r\n"), Ok(Some(Frame::Null)));
+        assert_eq!(one(b"#t\r\n"), Ok(Some(Frame::Boolean(true))));
+        assert_eq!(
+            one(b",-inf\r\n"),
+            Ok(Some(Frame::double(f64::NEG_INFINITY)))
+        );
+        assert_eq!(one(b",1.5e3\r\n"), Ok(Some(Frame::double(1500.0))));
+        assert_eq!(one(b"(-12\r\n"), Ok(Some(Frame::BigNumber("-12".into()))));
+        assert_eq!(one(b"=5\r\ntxt:x\r\n"), Ok(Some(Frame::verbatim_text("x"))));
+        assert_eq!(
+            one(b"%1\r\n+a\r\n~1\r\n:1\r\n"),
+            Ok(Some(Frame::Map(vec![(
+                Frame::Simple("a".into()),
+                Frame::Set(vec![Frame::Integer(1)])
+            )])))
+        );
+        assert_eq!(
+            one(b">1\r\n$1\r\nm\r\n"),
+            Ok(Some(Frame::Push(vec![Frame::bulk("m")])))
+        );
+        // Incomplete: wait for more.
+        for partial in [
+            &b"%1\r\n+a\r\n"[..],
+            b"=5\r\ntxt:",
+            b",1.5",
+            b"_",
+            b"~2\r\n:1\r\n",
+        ] {
+            assert_eq!(one(partial), Ok(None), "{partial:?}");
+        }
+        for bad in [
+            &b"_x\r\n"[..],
+            b"#x\r\n",
+            b",abc\r\n",
+            b"(1a\r\n",
+            b"(\r\n",
+            b"=3\r\ntxt\r\n",
+            b"=-1\r\n",
+            b"%-1\r\n",
+            b"~-1\r\n",
+            b"|1\r\n",
+            b"!3\r\nerr\r\n",
+            b"$1\r\nabc",
+        ] {
+            assert!(one(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -1,6 +1,11 @@
-//! RESP2, the Redis wire protocol: the [`Frame`] type, the request decoder (with its
-//! configurable limits) and the reply encoder, and the batch decoder a session
-//! runs over its read buffer (the server wraps it in a `tokio_util` codec).
+//! RESP, the Redis wire protocol, in both versions: the [`Frame`] type (RESP2's values and
+//! RESP3's), the request decoder (with its configurable limits), the reply encoder (which
+//! writes a frame for the connection's [`Protocol`], as Redis does), and the batch decoder a
+//! session runs over its read buffer (the server wraps it in a `tokio_util` codec).
+//!
+//! Commands build typed frames (a map, a set, a double, a null) and never bytes: whether a map
+//! goes out as RESP3's `%` or as RESP2's flat array is the encoder's business, so a command
+//! answers both protocols with one reply.
 
 pub mod decode;
 pub mod encode;
@@ -8,9 +13,50 @@ pub mod encode;
 use bytes::{Bytes, BytesMut};
 
 pub use decode::{decode_frame, decode_request, decode_request_resuming, DecodeError, Limits};
-pub use encode::encode;
+pub use encode::{encode, format_double};
 
-/// One RESP2 value.
+/// The protocol a connection speaks: RESP2 until the client sends `HELLO 3`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    #[default]
+    Resp2,
+    Resp3,
+}
+
+impl Protocol {
+    /// `HELLO`'s `protover`: 2 or 3; anything else is not a protocol MooDB speaks.
+    pub fn from_version(version: i64) -> Option<Protocol> {
+        match version {
+            2 => Some(Protocol::Resp2),
+            3 => Some(Protocol::Resp3),
+            _ => None,
+        }
+    }
+
+    /// 2 or 3, as HELLO's `proto` field says it.
+    pub fn version(self) -> i64 {
+        match self {
+            Protocol::Resp2 => 2,
+            Protocol::Resp3 => 3,
+        }
+    }
+}
+
+/// A double in a [`Frame`]: equal when the bits are, so a frame can be `Eq` and a NaN equals
+/// itself (the decoder reads every NaN as [`f64::NAN`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Float) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+
+impl Eq for Float {}
+
+/// One RESP value. The first seven are RESP2's; the rest are RESP3's, which the encoder turns
+/// into RESP2 as Redis 7 does when the connection speaks RESP2 (see [`Frame::to_resp2`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
     /// `+OK`
@@ -21,12 +67,28 @@ pub enum Frame {
     Integer(i64),
     /// `$3\r\nabc`
     Bulk(Bytes),
-    /// `$-1`: the RESP2 nil.
+    /// Nil where a string was expected: RESP2 `$-1`, RESP3 `_`.
     Null,
     /// `*2\r\n...`
     Array(Vec<Frame>),
-    /// `*-1`: the RESP2 nil array (EXEC of a transaction aborted by WATCH).
+    /// Nil where an array was expected (EXEC of a transaction aborted by WATCH): RESP2 `*-1`,
+    /// RESP3 `_`.
     NullArray,
+    /// RESP3 `%2\r\n` and the pairs; RESP2: a flat array of keys and values.
+    Map(Vec<(Frame, Frame)>),
+    /// RESP3 `~2\r\n...`; RESP2: an array.
+    Set(Vec<Frame>),
+    /// RESP3 `,1.5`; RESP2: a bulk string. Both in Redis 7.0's `%.17g` ([`format_double`]).
+    Double(Float),
+    /// RESP3 `#t` / `#f`; RESP2: `:1` / `:0`.
+    Boolean(bool),
+    /// RESP3 `=<len>\r\ntxt:<text>` (`format` is the three-byte type, `txt` or `mkd`);
+    /// RESP2: a bulk string of `text`.
+    Verbatim { format: [u8; 3], text: Bytes },
+    /// RESP3 `(<digits>`; RESP2: a bulk string of the digits.
+    BigNumber(String),
+    /// RESP3 `>2\r\n...`, out-of-band data (pub/sub messages); RESP2: an array.
+    Push(Vec<Frame>),
 }
 
 impl Frame {
@@ -44,6 +106,50 @@ impl Frame {
     /// A bulk string copied from `data`.
     pub fn bulk(data: impl AsRef<[u8]>) -> Frame {
         Frame::Bulk(Bytes::copy_from_slice(data.as_ref()))
+    }
+
+    /// A double.
+    pub fn double(d: f64) -> Frame {
+        Frame::Double(Float(d))
+    }
+
+    /// A verbatim string of plain text (`txt`), as INFO and CLIENT INFO answer in RESP3.
+    pub fn verbatim_text(text: impl Into<Bytes>) -> Frame {
+        Frame::Verbatim {
+            format: *b"txt",
+            text: text.into(),
+        }
+    }
+
+    /// A map whose keys are bulk strings.
+    pub fn map<K: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, Frame)>) -> Frame {
+        Frame::Map(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (Frame::bulk(k), v))
+                .collect(),
+        )
+    }
+
+    /// The frame a RESP2 client gets for this one: what [`encode`] writes under
+    /// [`Protocol::Resp2`] decodes to it. For tools and tests that show replies as RESP2
+    /// clients (redis-cli without `-3`) see them; the encoder itself never builds it.
+    pub fn to_resp2(&self) -> Frame {
+        let all = |items: &[Frame]| Frame::Array(items.iter().map(Frame::to_resp2).collect());
+        match self {
+            Frame::Array(items) | Frame::Set(items) | Frame::Push(items) => all(items),
+            Frame::Map(pairs) => Frame::Array(
+                pairs
+                    .iter()
+                    .flat_map(|(k, v)| [k.to_resp2(), v.to_resp2()])
+                    .collect(),
+            ),
+            Frame::Double(d) => Frame::bulk(format_double(d.0)),
+            Frame::Boolean(b) => Frame::Integer(i64::from(*b)),
+            Frame::Verbatim { text, .. } => Frame::Bulk(text.clone()),
+            Frame::BigNumber(n) => Frame::bulk(n),
+            other => other.clone(),
+        }
     }
 }
 

@@ -2,9 +2,14 @@
 //! buffer and sends them to the store owner as one batch, then writes the replies in request
 //! order (batches are numbered; replies that come back early wait for those before them).
 //! QUIT and protocol errors are answered here, after every earlier reply, and close the
-//! connection; so are AUTH and, before authentication, every command whose row in the command
-//! table lacks the `NO_AUTH` flag (`-NOAUTH`). Which commands the session answers itself is
-//! the row's `session` field (QUIT, AUTH, HELLO before authentication), not a list here.
+//! connection; so are AUTH, HELLO and, before authentication, every command whose row in the
+//! command table lacks the `NO_AUTH` flag (`-NOAUTH`). Which commands the session answers
+//! itself is the row's `session` field (QUIT, AUTH, HELLO), not a list here.
+//!
+//! The session holds the connection's protocol (RESP2 until `HELLO 3`). Replies are typed
+//! frames; the encoder writes each for the protocol in force where it stands in the reply
+//! stream: a HELLO's reply switches it, so the replies to requests sent before the HELLO
+//! still go out in the old protocol even if they are written later.
 //!
 //! Bounds: the codec holds at most `max_query_buffer` bytes of an incomplete request; replies
 //! not yet taken by the client are counted, and a client holding more than
@@ -32,10 +37,11 @@ use tokio_util::codec::{Encoder, FramedRead};
 use super::{Batch, Replies, SessionClosed, SessionOpened, StoreOwner};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
+use moodb_core::command::server::{self, HelloOption};
 use moodb_core::command::table::{self, session_command, Flags, SessionCommand};
 use moodb_core::command::txn::SessionId;
 use moodb_core::command::ReplyError;
-use moodb_core::resp::{DecodeError, Frame, Limits, Request};
+use moodb_core::resp::{DecodeError, Frame, Limits, Protocol, Request};
 
 /// Gives each session its identity (unique for the life of the process).
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -73,16 +79,23 @@ impl Drop for ClientSlot {
 /// Reply bytes encoded but not yet taken by the socket.
 type Pending = Rc<Cell<usize>>;
 
-/// The reply encoder, counting what it adds to the write buffer.
-struct CountingCodec(Pending);
+/// The protocol the next reply written is encoded in (shared by the session and its encoder).
+type WireProtocol = Rc<Cell<Protocol>>;
+
+/// The reply encoder: encodes for the connection's protocol, counting what it adds to the
+/// write buffer.
+struct CountingCodec {
+    pending: Pending,
+    proto: WireProtocol,
+}
 
 impl Encoder<Frame> for CountingCodec {
     type Error = std::io::Error;
 
     fn encode(&mut self, frame: Frame, out: &mut BytesMut) -> Result<(), std::io::Error> {
         let before = out.len();
-        moodb_core::resp::encode(&frame, out);
-        self.0.set(self.0.get() + (out.len() - before));
+        moodb_core::resp::encode(&frame, self.proto.get(), out);
+        self.pending.set(self.pending.get() + (out.len() - before));
         Ok(())
     }
 }
@@ -123,6 +136,14 @@ pub struct Session {
     pending_out: Pending,
     config: Arc<SessionConfig>,
     authenticated: bool,
+    /// The protocol after every request read so far (HELLO changes it).
+    proto: Protocol,
+    /// The protocol replies are being written in: it follows `proto` in reply order.
+    wire_proto: WireProtocol,
+    /// Batches whose reply is a HELLO's: the protocol to write in from that reply on.
+    switch_at: BTreeMap<u64, Protocol>,
+    /// The name given by HELLO ... SETNAME.
+    name: Option<bytes::Bytes>,
     /// Last request read or reply written, for the idle timeout.
     last_active: Instant,
     peer: String,
@@ -156,9 +177,13 @@ impl Session {
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, RespCodec::new(config.limits)));
             let pending_out = Pending::default();
+            let wire_proto = WireProtocol::default();
             let writer = FramedWrite::new(
                 CountingWrite(write, Rc::clone(&pending_out)),
-                CountingCodec(Rc::clone(&pending_out)),
+                CountingCodec {
+                    pending: Rc::clone(&pending_out),
+                    proto: Rc::clone(&wire_proto),
+                },
                 ctx,
             );
             Session {
@@ -167,6 +192,10 @@ impl Session {
                 writer,
                 pending_out,
                 authenticated: config.password.is_none(),
+                proto: Protocol::default(),
+                wire_proto,
+                switch_at: BTreeMap::new(),
+                name: None,
                 config,
                 last_active: Instant::now(),
                 peer,
@@ -201,6 +230,39 @@ impl Session {
         self.write_ready(ctx);
     }
 
+    /// `HELLO [protover [AUTH user pass] [SETNAME name]]`, as Redis 7.0 answers it: the
+    /// options take effect in order (an error stops there), then a client that is still not
+    /// authenticated is refused; otherwise the protocol switches and the server map comes back
+    /// (in the new protocol). Returns the reply and whether it switches the protocol.
+    fn hello(&mut self, request: &Request) -> (Frame, bool) {
+        let rest = request.get(1..).unwrap_or_default();
+        let version = match server::hello_version(rest) {
+            Ok(version) => version,
+            Err(err) => return (err.into(), false),
+        };
+        for option in server::hello_options(rest) {
+            match option {
+                Ok(HelloOption::Auth { user, pass }) => {
+                    match auth::hello_auth(user, pass, self.config.password.as_ref()) {
+                        Ok(()) => self.authenticated = true,
+                        Err(err) => return (err.into(), false),
+                    }
+                }
+                Ok(HelloOption::SetName(name)) => {
+                    self.name = (!name.is_empty()).then(|| name.clone());
+                }
+                Err(err) => return (err.into(), false),
+            }
+        }
+        if !self.authenticated {
+            return (ReplyError::HelloNoAuth.into(), false);
+        }
+        if let Some(proto) = version {
+            self.proto = proto;
+        }
+        (server::hello_reply(self.id, self.proto), true)
+    }
+
     /// Sends `requests` (if any) to the store owner as one batch.
     fn send_batch(&mut self, requests: &mut Vec<Request>, ctx: &mut Context<Self>) {
         if !requests.is_empty() {
@@ -229,6 +291,9 @@ impl Session {
     /// closing or stopping, when nothing more may be written.
     fn write_next(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) -> bool {
         self.last_active = Instant::now();
+        if let Some(proto) = self.switch_at.remove(&self.next_out) {
+            self.wire_proto.set(proto);
+        }
         for frame in frames {
             self.writer.write(frame);
         }
@@ -314,15 +379,15 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                             self.reply_here(reply, ctx);
                             continue;
                         }
-                        // HELLO ... AUTH user pass authenticates, then goes on to the store
-                        // owner like any command.
-                        Some(SessionCommand::Hello) if !self.authenticated => {
-                            if let Some(refused) = auth::hello(&request, password) {
-                                self.send_batch(&mut batch, ctx);
-                                self.reply_here(refused, ctx);
-                                continue;
+                        Some(SessionCommand::Hello) => {
+                            self.send_batch(&mut batch, ctx);
+                            let (reply, switches) = self.hello(&request);
+                            if switches {
+                                // The reply's batch number is the next one taken.
+                                self.switch_at.insert(self.next_seq, self.proto);
                             }
-                            self.authenticated = true;
+                            self.reply_here(reply, ctx);
+                            continue;
                         }
                         _ if !self.authenticated && !spec.is_some_and(|s| s.is(Flags::NO_AUTH)) => {
                             self.send_batch(&mut batch, ctx);
