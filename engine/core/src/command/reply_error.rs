@@ -33,6 +33,19 @@ pub enum ReplyError {
     DecrementOverflow,
     #[error("ERR invalid expire time in '{command}' command")]
     InvalidExpire { command: &'static str },
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("ERR offset is out of range")]
+    OffsetOutOfRange,
+    /// SETRANGE / APPEND past the bulk limit (`limits.max_bulk_len`).
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    #[error("ERR If you want both the length and indexes, please just use IDX.")]
+    LcsLenAndIdx,
+    #[error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")]
+    LcsTooLarge,
     #[error("ERR invalid cursor")]
     InvalidCursor,
     #[error("ERR DB index is out of range")]

@@ -336,6 +336,134 @@ const ROWS: &[CommandSpec] = &[
             "O(N) where N is the number of keys to set.",
             "Set multiple keys to multiple values",
         ),
+    CommandSpec::new("msetnx", -3, &[F::WRITE, F::DENYOOM], strings::parse_msetnx)
+        .keys(1, -1, 2, &["OW", "insert"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "1.0.1",
+            "O(N) where N is the number of keys to set.",
+            "Set multiple keys to multiple values, only if none of the keys exist",
+        ),
+    CommandSpec::new(
+        "getset",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_getset,
+    )
+    .keys(1, 1, 1, &["RW", "access", "update"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "1.0.0",
+        "O(1)",
+        "Set the string value of a key and return its old value",
+    ),
+    CommandSpec::new(
+        "setnx",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_setnx,
+    )
+    .keys(1, 1, 1, &["OW", "insert"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "1.0.0",
+        "O(1)",
+        "Set the value of a key, only if the key does not exist",
+    ),
+    CommandSpec::new("setex", 4, &[F::WRITE, F::DENYOOM], strings::parse_setex)
+        .keys(1, 1, 1, &["OW", "update"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.0.0",
+            "O(1)",
+            "Set the value and expiration of a key",
+        ),
+    CommandSpec::new("psetex", 4, &[F::WRITE, F::DENYOOM], strings::parse_psetex)
+        .keys(1, 1, 1, &["OW", "update"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.6.0",
+            "O(1)",
+            "Set the value and expiration in milliseconds of a key",
+        ),
+    CommandSpec::new("getdel", 2, &[F::WRITE, F::FAST], strings::parse_getdel)
+        .keys(1, 1, 1, &["RW", "access", "delete"])
+        .acl(&["@write", "@string", "@fast"])
+        .doc(
+            "string",
+            "6.2.0",
+            "O(1)",
+            "Get the value of a key and delete the key",
+        ),
+    CommandSpec::new("getex", -2, &[F::WRITE, F::FAST], strings::parse_getex)
+        .keys(1, 1, 1, &["RW", "access", "update"])
+        .acl(&["@write", "@string", "@fast"])
+        .doc(
+            "string",
+            "6.2.0",
+            "O(1)",
+            "Get the value of a key and optionally set its expiration",
+        ),
+    CommandSpec::new("getrange", 4, &[F::READONLY], strings::parse_getrange)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.4.0",
+            "O(N) where N is the length of the returned string.",
+            "Get a substring of the string stored at a key",
+        ),
+    CommandSpec::new("substr", 4, &[F::READONLY], strings::parse_getrange)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "1.0.0",
+            "O(N) where N is the length of the returned string.",
+            "Get a substring of the string stored at a key",
+        ),
+    CommandSpec::new(
+        "setrange",
+        4,
+        &[F::WRITE, F::DENYOOM],
+        strings::parse_setrange,
+    )
+    .keys(1, 1, 1, &["RW", "update"])
+    .acl(&["@write", "@string", "@slow"])
+    .doc(
+        "string",
+        "2.2.0",
+        "O(1), not counting the time taken to copy the new string in place.",
+        "Overwrite part of a string at key starting at the specified offset",
+    ),
+    CommandSpec::new(
+        "incrbyfloat",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_incrbyfloat,
+    )
+    .keys(1, 1, 1, &["RW", "access", "update"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "2.6.0",
+        "O(1)",
+        "Increment the float value of a key by the given amount",
+    ),
+    CommandSpec::new("lcs", -3, &[F::READONLY], strings::parse_lcs)
+        .keys(1, 2, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "7.0.0",
+            "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+            "Find longest common substring",
+        ),
     // keys
     CommandSpec::new("del", -2, &[F::WRITE], keys::parse_del)
         .keys(1, -1, 1, &["RM", "delete"])
@@ -618,7 +746,7 @@ const fn pack(name: &[u8]) -> u128 {
 }
 
 /// Slots of the name hash table (a power of two, a few times the number of rows).
-const SLOTS: usize = 128;
+const SLOTS: usize = 256;
 const EMPTY: u8 = u8::MAX;
 
 /// The slot a packed name hashes to (multiplicative hashing of both halves).

@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
-use crate::command::{self, Command, ReplyError, ServerCommand, TxnCommand};
+use crate::command::{self, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Keyspace;
 use crate::record::{Lsn, Record};
@@ -92,6 +92,9 @@ pub struct Store<T> {
     stats: Stats,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
+    /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
+    /// time: a run given the same times draws the same numbers.
+    rng: u64,
 }
 
 impl<T> Store<T> {
@@ -117,6 +120,21 @@ impl<T> Store<T> {
             status,
             stats: Stats::default(),
             txns: Transactions::new(),
+            rng: now_ms,
+        }
+    }
+
+    /// The context a data command runs in at `now_ms`, with a fresh random number.
+    fn context(&mut self, now_ms: u64) -> Context {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Context {
+            now_ms,
+            max_bulk_len: self.settings.limits.max_bulk_len,
+            random: z ^ (z >> 31),
         }
     }
 
@@ -343,7 +361,8 @@ impl<T> Store<T> {
                         return (refusal, 0);
                     }
                 }
-                let applied = cmd.apply(&mut self.keyspace, now_ms);
+                let ctx = self.context(now_ms);
+                let applied = cmd.apply_in(&mut self.keyspace, &ctx);
                 let wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
                     Some(record) => self.log(record),
@@ -396,7 +415,8 @@ impl<T> Store<T> {
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
-                    let applied = cmd.apply(&mut self.keyspace, now_ms);
+                    let ctx = self.context(now_ms);
+                    let applied = cmd.apply_in(&mut self.keyspace, &ctx);
                     wait = wait.max(self.gate.read_dependency(&applied.access, self.last_lsn));
                     match applied.record {
                         Some(Record::Txn(inner)) => ops.extend(inner),
