@@ -120,6 +120,28 @@ pub enum DataOp {
     Exists(Vec<Bytes>),
     Keys(Bytes),
     Scan(keys::ScanArgs),
+    RandomKey,
+    Expire(keys::ExpireArgs),
+    Ttl {
+        key: Bytes,
+        kind: keys::TtlKind,
+    },
+    Persist(Bytes),
+    Type(Bytes),
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        nx: bool,
+    },
+    Copy {
+        from: Bytes,
+        to: Bytes,
+        replace: bool,
+    },
+    Object {
+        key: Bytes,
+        query: keys::ObjectQuery,
+    },
     DbSize,
     FlushDb,
 }
@@ -214,7 +236,15 @@ impl DataCommand {
             DataOp::Exists(keys) => keys::exists(ks, keys, now_ms),
             DataOp::Keys(pattern) => keys::keys(ks, &pattern, now_ms),
             DataOp::Scan(args) => keys::scan(ks, args, now_ms),
-            DataOp::DbSize => keys::dbsize(ks),
+            DataOp::RandomKey => keys::randomkey(ks, ctx.random, now_ms),
+            DataOp::Expire(args) => keys::expire(ks, args, now_ms, self.spec.name),
+            DataOp::Ttl { key, kind } => keys::ttl(ks, key, kind, now_ms),
+            DataOp::Persist(key) => keys::persist(ks, key, now_ms),
+            DataOp::Type(key) => keys::type_of(ks, key, now_ms),
+            DataOp::Rename { from, to, nx } => keys::rename(ks, from, to, nx, now_ms),
+            DataOp::Copy { from, to, replace } => keys::copy(ks, from, to, replace, now_ms),
+            DataOp::Object { key, query } => keys::object(ks, key, query, now_ms),
+            DataOp::DbSize => keys::dbsize(ks, now_ms),
             DataOp::FlushDb => keys::flushdb(ks),
         }
     }

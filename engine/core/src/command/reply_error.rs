@@ -46,6 +46,27 @@ pub enum ReplyError {
     LcsLenAndIdx,
     #[error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")]
     LcsTooLarge,
+    /// A number that must fit a C `int` (COPY's DB).
+    #[error("ERR value is out of range, value must between -2147483648 and 2147483647")]
+    IntOutOfRange,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR source and destination objects are the same")]
+    SameObject,
+    /// EXPIRE's unknown option, as the client spelled it.
+    #[error("ERR Unsupported option {option}")]
+    UnsupportedOption { option: String },
+    #[error("ERR NX and XX, GT or LT options at the same time are not compatible")]
+    ExpireNxAndOthers,
+    #[error("ERR GT and LT options at the same time are not compatible")]
+    ExpireGtAndLt,
+    /// OBJECT FREQ under the default (non-LFU) policy: MooDB has no other.
+    #[error(
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+         note that when switching between policies at runtime LRU and LFU data will take some \
+         time to adjust."
+    )]
+    NoLfuPolicy,
     #[error("ERR invalid cursor")]
     InvalidCursor,
     #[error("ERR DB index is out of range")]

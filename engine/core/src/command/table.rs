@@ -483,6 +483,73 @@ const ROWS: &[CommandSpec] = &[
             "O(N) where N is the number of keys that will be removed.",
             "Delete a key (MooDB: the same as DEL)",
         ),
+    CommandSpec::new("unlink", -2, &[F::WRITE, F::FAST], keys::parse_del)
+        .keys(1, -1, 1, &["RM", "delete"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "4.0.0", "O(1) for each key removed regardless of its size.", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+    CommandSpec::new("touch", -2, &[F::READONLY, F::FAST], keys::parse_touch)
+        .keys(1, -1, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "3.2.1", "O(N) where N is the number of keys that will be touched.", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+    CommandSpec::new("expire", -3, &[F::WRITE, F::FAST], keys::parse_expire)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Set a key's time to live in seconds"),
+    CommandSpec::new("pexpire", -3, &[F::WRITE, F::FAST], keys::parse_pexpire)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Set a key's time to live in milliseconds"),
+    CommandSpec::new("expireat", -3, &[F::WRITE, F::FAST], keys::parse_expireat)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.2.0", "O(1)", "Set the expiration for a key as a UNIX timestamp"),
+    CommandSpec::new("pexpireat", -3, &[F::WRITE, F::FAST], keys::parse_pexpireat)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Set the expiration for a key as a UNIX timestamp specified in milliseconds"),
+    CommandSpec::new("ttl", 2, &[F::READONLY, F::FAST], keys::parse_ttl)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Get the time to live for a key in seconds"),
+    CommandSpec::new("pttl", 2, &[F::READONLY, F::FAST], keys::parse_pttl)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Get the time to live for a key in milliseconds"),
+    CommandSpec::new("expiretime", 2, &[F::READONLY, F::FAST], keys::parse_expiretime)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key"),
+    CommandSpec::new("pexpiretime", 2, &[F::READONLY, F::FAST], keys::parse_pexpiretime)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key in milliseconds"),
+    CommandSpec::new("persist", 2, &[F::WRITE, F::FAST], keys::parse_persist)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.2.0", "O(1)", "Remove the expiration from a key"),
+    CommandSpec::new("type", 2, &[F::READONLY, F::FAST], keys::parse_type)
+        .keys(1, 1, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Determine the type stored at key"),
+    CommandSpec::new("rename", 3, &[F::WRITE], keys::parse_rename)
+        .keys(1, 2, 1, &["RW", "access", "delete"])
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "1.0.0", "O(1)", "Rename a key"),
+    CommandSpec::new("renamenx", 3, &[F::WRITE, F::FAST], keys::parse_renamenx)
+        .keys(1, 2, 1, &["RW", "access", "delete"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Rename a key, only if the new key does not exist"),
+    CommandSpec::new("copy", -3, &[F::WRITE, F::DENYOOM], keys::parse_copy)
+        .keys(1, 2, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "Copy a key"),
+    CommandSpec::new("randomkey", 1, &[F::READONLY], keys::parse_randomkey)
+        .acl(&["@keyspace", "@read", "@slow"])
+        .doc("generic", "1.0.0", "O(N) (MooDB: a pass over the key space)", "Return a random key from the keyspace"),
+    CommandSpec::new("object", -2, &[], keys::parse_object)
+        .keys(2, 2, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@slow"])
+        .doc("generic", "2.2.3", "Depends on subcommand.", "A container for object introspection commands"),
     CommandSpec::new("exists", -2, &[F::READONLY, F::FAST], keys::parse_exists)
         .keys(1, -1, 1, &["RO"])
         .acl(&["@keyspace", "@read", "@fast"])
