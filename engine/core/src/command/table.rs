@@ -22,7 +22,8 @@
 //! arity, flags, first, last, step) while COMMAND INFO prints Redis 7's ten; the flags MooDB
 //! uses itself (`NO_AUTH`, `NOT_QUEUED`, `NO_MULTI`) are not printed; there are no subcommand
 //! entries, command tips or argument docs; MooDB's own commands (UPDATE, CAS, DELETE) give
-//! MooDB's version as "since".
+//! MooDB's version as "since"; OBJECT's row names its key (position 2, as Redis's
+//! subcommand entries do) where Redis's container entry has none.
 
 use bytes::Bytes;
 
