@@ -16,6 +16,8 @@
 //! - `!records`: prints the records logged since the last `!records`, one line per LSN.
 //! - `!checkpoint`: a due checkpoint starts and completes at once (SAVE, BGSAVE, triggers).
 //! - `!close 2`: session 2's connection closes.
+//! - `!expire`: one run of the active expiry cycle (`Store::expire_cycle`) at the current time;
+//!   prints how many keys it deleted.
 //! - `# ...` and blank lines are copied to the transcript as they are.
 //!
 //! Replies print as redis-cli prints them, INFO's text raw (redis-cli does so too). The keys
@@ -202,6 +204,16 @@ impl Runner {
                 None => writeln!(self.out, "(no checkpoint due)").unwrap(),
             },
             "close" => self.store.session_closed(arg.parse().expect("!close N")),
+            "expire" => {
+                let n = self.store.expire_cycle(self.now_ms);
+                writeln!(self.out, "(expired {n})").unwrap();
+                let logged = self.store.take_records();
+                self.unprinted.extend(logged.iter().cloned());
+                self.logged.extend(logged);
+                if !self.hold {
+                    self.make_durable(false);
+                }
+            }
             other => panic!("unknown directive !{other}"),
         }
     }
@@ -418,4 +430,4 @@ macro_rules! scripts {
     };
 }
 
-scripts!(strings, keys, transactions, server, durability);
+scripts!(strings, keys, expiry, transactions, server, durability);

@@ -8,6 +8,8 @@ mod abuse;
 mod architecture;
 mod auth;
 mod command_table_redis;
+mod commands_redis;
+mod expiry;
 mod failing_storage;
 mod limits;
 mod linearizability_checker;

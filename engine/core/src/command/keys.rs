@@ -1,12 +1,24 @@
-//! Key-space commands: DEL/DELETE, EXISTS, KEYS, SCAN, DBSIZE, FLUSHDB.
+//! Key-space commands: DEL/DELETE/UNLINK, EXISTS, TOUCH, KEYS, SCAN, RANDOMKEY, DBSIZE,
+//! FLUSHDB, TYPE, RENAME/RENAMENX, COPY, OBJECT, and the TTL commands (EXPIRE, PEXPIRE,
+//! EXPIREAT, PEXPIREAT with NX/XX/GT/LT; TTL, PTTL, EXPIRETIME, PEXPIRETIME; PERSIST), with
+//! Redis 7.0's semantics and error texts. Records stay physical: a TTL change is a SET of the
+//! value with its new expiry (a DELETE when the time is already past, as Redis does), RENAME
+//! is a TXN of the DELETE and the SET.
+//!
+//! Departures: one database, so COPY's `DB` takes only 0 (another index is `DB index is out
+//! of range`, Redis's answer with `databases 1`); OBJECT ENCODING is judged from the bytes
+//! (`int` for a canonical integer of at most 20 bytes, `embstr` up to 44 bytes, else `raw`):
+//! Redis also remembers how a value was made (APPEND and SETRANGE make `raw`, INCRBYFLOAT
+//! `embstr`); access times are not tracked, so OBJECT IDLETIME answers 0; RANDOMKEY costs a
+//! pass over the key space.
 
 use bytes::Bytes;
 
 use super::{
     data, exact, glob, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
-    CommandSpec, DataOp, ReplyError,
+    CommandSpec, DataOp, ReplyError, ServerCommand,
 };
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Keyspace, Value};
 use crate::record::Record;
 use crate::resp::Frame;
 
@@ -171,8 +183,553 @@ pub(super) fn scan(ks: &Keyspace, args: ScanArgs, now_ms: u64) -> Applied {
     ]))
 }
 
-pub(super) fn dbsize(ks: &Keyspace) -> Applied {
-    whole(Frame::Integer(ks.len() as i64))
+pub(super) fn dbsize(ks: &Keyspace, now_ms: u64) -> Applied {
+    whole(Frame::Integer(ks.live_len(now_ms) as i64))
+}
+
+/// Which EXPIRE variant: the unit of its number and whether it is relative to now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpireKind {
+    pub seconds: bool,
+    pub relative: bool,
+}
+
+/// EXPIRE's condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpireIf {
+    Always,
+    /// NX: the key has no TTL.
+    NoTtl,
+    /// XX: the key has a TTL.
+    HasTtl,
+    /// GT: the new time is later than the current one (no TTL counts as infinite).
+    Later,
+    /// LT: the new time is earlier (no TTL counts as infinite).
+    Earlier,
+    /// XX and GT.
+    HasTtlAndLater,
+    /// XX and LT.
+    HasTtlAndEarlier,
+}
+
+/// The parsed arguments of EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpireArgs {
+    pub key: Bytes,
+    pub kind: ExpireKind,
+    /// The number as given (seconds or milliseconds), checked against the clock when applied.
+    pub when: i64,
+    pub condition: ExpireIf,
+}
+
+fn parse_expire_generic(
+    spec: &'static CommandSpec,
+    rest: &[Bytes],
+    kind: ExpireKind,
+) -> Result<Command, Frame> {
+    let [key, when, opts @ ..] = rest else {
+        return Err(wrong_arity(spec.name));
+    };
+    let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
+    for opt in opts {
+        match opt.to_ascii_uppercase().as_slice() {
+            b"NX" => nx = true,
+            b"XX" => xx = true,
+            b"GT" => gt = true,
+            b"LT" => lt = true,
+            _ => {
+                return Err(ReplyError::UnsupportedOption {
+                    option: String::from_utf8_lossy(opt).into_owned(),
+                }
+                .into())
+            }
+        }
+    }
+    if nx && (xx || gt || lt) {
+        return Err(ReplyError::ExpireNxAndOthers.into());
+    }
+    if gt && lt {
+        return Err(ReplyError::ExpireGtAndLt.into());
+    }
+    let when = parse_i64(when)?;
+    let condition = match (nx, xx, gt, lt) {
+        (true, ..) => ExpireIf::NoTtl,
+        (_, true, true, _) => ExpireIf::HasTtlAndLater,
+        (_, true, _, true) => ExpireIf::HasTtlAndEarlier,
+        (_, true, ..) => ExpireIf::HasTtl,
+        (_, _, true, _) => ExpireIf::Later,
+        (_, _, _, true) => ExpireIf::Earlier,
+        _ => ExpireIf::Always,
+    };
+    data(
+        spec,
+        DataOp::Expire(ExpireArgs {
+            key: key.clone(),
+            kind,
+            when,
+            condition,
+        }),
+    )
+}
+
+/// `EXPIRE key seconds [NX|XX|GT|LT]`.
+pub fn parse_expire(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let kind = ExpireKind {
+        seconds: true,
+        relative: true,
+    };
+    parse_expire_generic(spec, rest, kind)
+}
+
+/// `PEXPIRE key milliseconds [NX|XX|GT|LT]`.
+pub fn parse_pexpire(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let kind = ExpireKind {
+        seconds: false,
+        relative: true,
+    };
+    parse_expire_generic(spec, rest, kind)
+}
+
+/// `EXPIREAT key unix-seconds [NX|XX|GT|LT]`.
+pub fn parse_expireat(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let kind = ExpireKind {
+        seconds: true,
+        relative: false,
+    };
+    parse_expire_generic(spec, rest, kind)
+}
+
+/// `PEXPIREAT key unix-milliseconds [NX|XX|GT|LT]`.
+pub fn parse_pexpireat(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let kind = ExpireKind {
+        seconds: false,
+        relative: false,
+    };
+    parse_expire_generic(spec, rest, kind)
+}
+
+/// EXPIRE and its variants (Redis 7.0's `expireGenericCommand`): the time in ms, overflow
+/// refused; 0 for a missing key or an unmet condition; a time not in the future deletes the
+/// key; otherwise a SET of the value with the new expiry.
+pub(super) fn expire(
+    ks: &mut Keyspace,
+    args: ExpireArgs,
+    now_ms: u64,
+    command: &'static str,
+) -> Applied {
+    let key = args.key;
+    let invalid = || {
+        read(
+            ReplyError::InvalidExpire { command }.into(),
+            vec![key.clone()],
+        )
+    };
+    let mut when = args.when;
+    if args.kind.seconds {
+        match when.checked_mul(1000) {
+            Some(ms) => when = ms,
+            None => return invalid(),
+        }
+    }
+    if args.kind.relative {
+        match when.checked_add(now_ms as i64) {
+            Some(at) => when = at,
+            None => return invalid(),
+        }
+    }
+    let Some(old) = ks.get_live(&key, now_ms) else {
+        return read(Frame::Integer(0), vec![key]);
+    };
+    let current = old.expires_at_ms.map(|at| at as i64);
+    let later = current.is_some_and(|c| when > c);
+    let earlier = current.is_none_or(|c| when < c);
+    let applies = match args.condition {
+        ExpireIf::Always => true,
+        ExpireIf::NoTtl => current.is_none(),
+        ExpireIf::HasTtl => current.is_some(),
+        ExpireIf::Later => later,
+        ExpireIf::Earlier => earlier,
+        ExpireIf::HasTtlAndLater => current.is_some() && later,
+        ExpireIf::HasTtlAndEarlier => current.is_some() && earlier,
+    };
+    if !applies {
+        return read(Frame::Integer(0), vec![key]);
+    }
+    let record = if when <= now_ms as i64 {
+        Record::Delete { key: key.clone() }
+    } else {
+        Record::Set {
+            key: key.clone(),
+            value: old.data.clone(),
+            expires_at_ms: Some(when as u64),
+        }
+    };
+    write(ks, record, Frame::Integer(1), vec![key])
+}
+
+/// What TTL and its variants report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlKind {
+    pub ms: bool,
+    /// EXPIRETIME / PEXPIRETIME: the absolute time, not the time left.
+    pub absolute: bool,
+}
+
+fn parse_ttl_generic(
+    spec: &'static CommandSpec,
+    rest: &[Bytes],
+    kind: TtlKind,
+) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Ttl {
+            key: key.clone(),
+            kind,
+        },
+    )
+}
+
+/// `TTL key`.
+pub fn parse_ttl(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    parse_ttl_generic(
+        spec,
+        rest,
+        TtlKind {
+            ms: false,
+            absolute: false,
+        },
+    )
+}
+
+/// `PTTL key`.
+pub fn parse_pttl(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    parse_ttl_generic(
+        spec,
+        rest,
+        TtlKind {
+            ms: true,
+            absolute: false,
+        },
+    )
+}
+
+/// `EXPIRETIME key`.
+pub fn parse_expiretime(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    parse_ttl_generic(
+        spec,
+        rest,
+        TtlKind {
+            ms: false,
+            absolute: true,
+        },
+    )
+}
+
+/// `PEXPIRETIME key`.
+pub fn parse_pexpiretime(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    parse_ttl_generic(
+        spec,
+        rest,
+        TtlKind {
+            ms: true,
+            absolute: true,
+        },
+    )
+}
+
+/// -2 for a missing key, -1 without a TTL, else the time (seconds rounded to nearest).
+pub(super) fn ttl(ks: &Keyspace, key: Bytes, kind: TtlKind, now_ms: u64) -> Applied {
+    let reply = match ks.get_live(&key, now_ms) {
+        None => -2,
+        Some(Value {
+            expires_at_ms: None,
+            ..
+        }) => -1,
+        Some(Value {
+            expires_at_ms: Some(at),
+            ..
+        }) => {
+            let t = if kind.absolute {
+                *at as i64
+            } else {
+                (*at as i64).saturating_sub(now_ms as i64)
+            }
+            .max(0);
+            if kind.ms {
+                t
+            } else {
+                // As Redis computes it, without overflowing near i64::MAX.
+                ((i128::from(t) + 500) / 1000) as i64
+            }
+        }
+    };
+    read(Frame::Integer(reply), vec![key])
+}
+
+/// `PERSIST key`.
+pub fn parse_persist(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(spec, DataOp::Persist(key.clone()))
+}
+
+pub(super) fn persist(ks: &mut Keyspace, key: Bytes, now_ms: u64) -> Applied {
+    match ks.get_live(&key, now_ms) {
+        Some(Value {
+            data,
+            expires_at_ms: Some(_),
+        }) => {
+            let record = Record::Set {
+                key: key.clone(),
+                value: data.clone(),
+                expires_at_ms: None,
+            };
+            write(ks, record, Frame::Integer(1), vec![key])
+        }
+        _ => read(Frame::Integer(0), vec![key]),
+    }
+}
+
+/// `TYPE key`.
+pub fn parse_type(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [key] = exact(spec, rest)?;
+    data(spec, DataOp::Type(key.clone()))
+}
+
+pub(super) fn type_of(ks: &Keyspace, key: Bytes, now_ms: u64) -> Applied {
+    let name = if ks.get_live(&key, now_ms).is_some() {
+        "string"
+    } else {
+        "none"
+    };
+    read(Frame::Simple(name.into()), vec![key])
+}
+
+/// `RENAME key newkey`.
+pub fn parse_rename(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [from, to] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Rename {
+            from: from.clone(),
+            to: to.clone(),
+            nx: false,
+        },
+    )
+}
+
+/// `RENAMENX key newkey`.
+pub fn parse_renamenx(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [from, to] = exact(spec, rest)?;
+    data(
+        spec,
+        DataOp::Rename {
+            from: from.clone(),
+            to: to.clone(),
+            nx: true,
+        },
+    )
+}
+
+/// RENAME / RENAMENX: `no such key` for a missing source; the same name changes nothing;
+/// otherwise one TXN record [DELETE from, SET to value expiry].
+pub(super) fn rename(ks: &mut Keyspace, from: Bytes, to: Bytes, nx: bool, now_ms: u64) -> Applied {
+    let keys = vec![from.clone(), to.clone()];
+    let Some(value) = ks.get_live(&from, now_ms).cloned() else {
+        return read(ReplyError::NoSuchKey.into(), keys);
+    };
+    let done = if nx { Frame::Integer(1) } else { Frame::ok() };
+    if from == to {
+        return read(if nx { Frame::Integer(0) } else { Frame::ok() }, keys);
+    }
+    if nx && ks.get_live(&to, now_ms).is_some() {
+        return read(Frame::Integer(0), keys);
+    }
+    let record = Record::Txn(vec![
+        Record::Delete { key: from },
+        Record::Set {
+            key: to,
+            value: value.data,
+            expires_at_ms: value.expires_at_ms,
+        },
+    ]);
+    write(ks, record, done, keys)
+}
+
+/// `COPY source destination [DB 0] [REPLACE]`.
+pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let [from, to, opts @ ..] = rest else {
+        return Err(wrong_arity(spec.name));
+    };
+    let mut replace = false;
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i].to_ascii_uppercase().as_slice() {
+            b"REPLACE" => replace = true,
+            b"DB" if i + 1 < opts.len() => {
+                let db = parse_i64(&opts[i + 1])?;
+                if i32::try_from(db).is_err() {
+                    return Err(ReplyError::IntOutOfRange.into());
+                }
+                if db != 0 {
+                    return Err(ReplyError::DbIndexOutOfRange.into());
+                }
+                i += 1;
+            }
+            _ => return Err(syntax_error()),
+        }
+        i += 1;
+    }
+    if from == to {
+        return Err(ReplyError::SameObject.into());
+    }
+    data(
+        spec,
+        DataOp::Copy {
+            from: from.clone(),
+            to: to.clone(),
+            replace,
+        },
+    )
+}
+
+pub(super) fn copy(
+    ks: &mut Keyspace,
+    from: Bytes,
+    to: Bytes,
+    replace: bool,
+    now_ms: u64,
+) -> Applied {
+    let keys = vec![from.clone(), to.clone()];
+    let Some(value) = ks.get_live(&from, now_ms).cloned() else {
+        return read(Frame::Integer(0), keys);
+    };
+    if !replace && ks.get_live(&to, now_ms).is_some() {
+        return read(Frame::Integer(0), keys);
+    }
+    let record = Record::Set {
+        key: to,
+        value: value.data,
+        expires_at_ms: value.expires_at_ms,
+    };
+    write(ks, record, Frame::Integer(1), keys)
+}
+
+/// `TOUCH key [key ...]`: the number of the keys that exist (a key named twice counts twice).
+pub fn parse_touch(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::Exists(rest.to_vec()))
+}
+
+/// `RANDOMKEY`.
+pub fn parse_randomkey(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    data(spec, DataOp::RandomKey)
+}
+
+/// A live key chosen with `random`, or nil when there is none.
+pub(super) fn randomkey(ks: &Keyspace, random: u64, now_ms: u64) -> Applied {
+    let live = ks.live_len(now_ms);
+    if live == 0 {
+        return whole(Frame::Null);
+    }
+    let n = (random % live as u64) as usize;
+    let key = ks
+        .iter()
+        .filter(|(_, v)| !v.is_expired(now_ms))
+        .nth(n)
+        .map(|(k, _)| k.clone());
+    whole(key.map_or(Frame::Null, Frame::Bulk))
+}
+
+/// What OBJECT asks about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectQuery {
+    Encoding,
+    RefCount,
+    Freq,
+    IdleTime,
+}
+
+const OBJECT_HELP: &[&str] = &[
+    "OBJECT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "ENCODING <key>",
+    "    Return the kind of internal representation used in order to store the value",
+    "    associated with a <key>.",
+    "FREQ <key>",
+    "    Return the access frequency index of the <key>. The returned integer is",
+    "    proportional to the logarithm of the recent access frequency of the key.",
+    "IDLETIME <key>",
+    "    Return the idle time of the <key>, that is the approximated number of",
+    "    seconds elapsed since the last access to the key.",
+    "REFCOUNT <key>",
+    "    Return the number of references of the value associated with the specified",
+    "    <key>.",
+    "HELP",
+    "    Prints this help.",
+];
+
+/// `OBJECT ENCODING|REFCOUNT|FREQ|IDLETIME key` and `OBJECT HELP`.
+pub fn parse_object(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let Some((sub, args)) = rest.split_first() else {
+        return Err(wrong_arity("object"));
+    };
+    let upper = sub.to_ascii_uppercase();
+    let (query, name) = match upper.as_slice() {
+        b"HELP" if args.is_empty() => {
+            let lines = OBJECT_HELP
+                .iter()
+                .map(|l| Frame::Simple((*l).into()))
+                .collect();
+            return Ok(Command::Server(ServerCommand::Reply(Frame::Array(lines))));
+        }
+        b"HELP" => return Err(wrong_arity("object|help")),
+        b"ENCODING" => (ObjectQuery::Encoding, "object|encoding"),
+        b"REFCOUNT" => (ObjectQuery::RefCount, "object|refcount"),
+        b"FREQ" => (ObjectQuery::Freq, "object|freq"),
+        b"IDLETIME" => (ObjectQuery::IdleTime, "object|idletime"),
+        _ => return Err(ReplyError::unknown_subcommand("OBJECT", sub).into()),
+    };
+    let [key] = args else {
+        return Err(wrong_arity(name));
+    };
+    let spec = super::table::lookup(b"object").ok_or_else(|| wrong_arity(name))?;
+    data(
+        spec,
+        DataOp::Object {
+            key: key.clone(),
+            query,
+        },
+    )
+}
+
+/// Redis's `string2l`: a canonical decimal i64 (no sign but `-`, no leading zero, not `-0`).
+fn is_canonical_integer(bytes: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(bytes).ok()?;
+    let n: i64 = s.parse().ok()?;
+    (n.to_string() == s).then_some(n)
+}
+
+pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64) -> Applied {
+    let Some(value) = ks.get_live(&key, now_ms) else {
+        return read(Frame::Null, vec![key]);
+    };
+    let int = (value.data.len() <= 20)
+        .then(|| is_canonical_integer(&value.data))
+        .flatten();
+    let reply = match query {
+        ObjectQuery::Encoding => Frame::bulk(match int {
+            Some(_) => "int",
+            None if value.data.len() <= 44 => "embstr",
+            None => "raw",
+        }),
+        // Redis shares one object for each integer below 10,000, with an "infinite" count.
+        ObjectQuery::RefCount => Frame::Integer(match int {
+            Some(n) if (0..10_000).contains(&n) => i64::from(i32::MAX),
+            _ => 1,
+        }),
+        ObjectQuery::Freq => ReplyError::NoLfuPolicy.into(),
+        ObjectQuery::IdleTime => Frame::Integer(0),
+    };
+    read(reply, vec![key])
 }
 
 pub(super) fn flushdb(ks: &mut Keyspace) -> Applied {

@@ -21,6 +21,7 @@
 
 pub mod glob;
 pub mod keys;
+pub mod long_double;
 pub mod reply_error;
 pub mod server;
 pub mod strings;
@@ -70,6 +71,31 @@ impl Eq for DataCommand {}
 pub enum DataOp {
     Get(Bytes),
     Set(strings::SetArgs),
+    SetNx {
+        key: Bytes,
+        value: Bytes,
+    },
+    GetDel(Bytes),
+    GetEx {
+        key: Bytes,
+        expiry: strings::GetExExpiry,
+    },
+    GetRange {
+        key: Bytes,
+        start: i64,
+        end: i64,
+    },
+    SetRange {
+        key: Bytes,
+        offset: u64,
+        value: Bytes,
+    },
+    IncrByFloat {
+        key: Bytes,
+        by: Bytes,
+    },
+    MSetNx(Vec<(Bytes, Bytes)>),
+    Lcs(strings::LcsArgs),
     Update {
         key: Bytes,
         value: Bytes,
@@ -94,8 +120,53 @@ pub enum DataOp {
     Exists(Vec<Bytes>),
     Keys(Bytes),
     Scan(keys::ScanArgs),
+    RandomKey,
+    Expire(keys::ExpireArgs),
+    Ttl {
+        key: Bytes,
+        kind: keys::TtlKind,
+    },
+    Persist(Bytes),
+    Type(Bytes),
+    Rename {
+        from: Bytes,
+        to: Bytes,
+        nx: bool,
+    },
+    Copy {
+        from: Bytes,
+        to: Bytes,
+        replace: bool,
+    },
+    Object {
+        key: Bytes,
+        query: keys::ObjectQuery,
+    },
     DbSize,
     FlushDb,
+}
+
+/// What a data command may know besides the key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Context {
+    /// Wall-clock time, Unix milliseconds (expiry).
+    pub now_ms: u64,
+    /// The longest string a command may build (SETRANGE, APPEND; `limits.max_bulk_len`).
+    pub max_bulk_len: usize,
+    /// A random number drawn for this command (RANDOMKEY); the store draws it from a seeded
+    /// generator, so a run is reproducible.
+    pub random: u64,
+}
+
+impl Context {
+    /// At `now_ms`, with the default limits and random number 0.
+    pub fn at(now_ms: u64) -> Self {
+        Context {
+            now_ms,
+            max_bulk_len: crate::resp::Limits::default().max_bulk_len,
+            random: 0,
+        }
+    }
 }
 
 /// What a reply depends on, so that it waits until every write it saw is durable.
@@ -132,14 +203,31 @@ impl DataCommand {
         self.spec.is(Flags::WRITE)
     }
 
-    /// Applies the command to `ks` at wall-clock time `now_ms` (Unix milliseconds).
+    /// Applies the command to `ks` at wall-clock time `now_ms` (Unix milliseconds), with the
+    /// default limits.
     pub fn apply(self, ks: &mut Keyspace, now_ms: u64) -> Applied {
+        self.apply_in(ks, &Context::at(now_ms))
+    }
+
+    /// Applies the command to `ks` in `ctx`.
+    pub fn apply_in(self, ks: &mut Keyspace, ctx: &Context) -> Applied {
+        let now_ms = ctx.now_ms;
         match self.op {
             DataOp::Get(key) => strings::get(ks, key, now_ms),
-            DataOp::Set(args) => strings::set(ks, args, now_ms),
+            DataOp::Set(args) => strings::set(ks, args, now_ms, self.spec.name),
+            DataOp::SetNx { key, value } => strings::setnx(ks, key, value, now_ms),
+            DataOp::GetDel(key) => strings::getdel(ks, key, now_ms),
+            DataOp::GetEx { key, expiry } => strings::getex(ks, key, expiry, now_ms),
+            DataOp::GetRange { key, start, end } => strings::getrange(ks, key, start, end, now_ms),
+            DataOp::SetRange { key, offset, value } => {
+                strings::setrange(ks, key, offset, value, ctx)
+            }
+            DataOp::IncrByFloat { key, by } => strings::incr_by_float(ks, key, by, now_ms),
+            DataOp::MSetNx(pairs) => strings::msetnx(ks, pairs, now_ms),
+            DataOp::Lcs(args) => strings::lcs(ks, args, ctx),
             DataOp::Update { key, value } => strings::update(ks, key, value, now_ms),
             DataOp::Cas { key, expected, new } => strings::cas(ks, key, expected, new, now_ms),
-            DataOp::Append { key, value } => strings::append(ks, key, value, now_ms),
+            DataOp::Append { key, value } => strings::append(ks, key, value, ctx),
             DataOp::Strlen(key) => strings::strlen(ks, key, now_ms),
             DataOp::IncrBy { key, by } => strings::incr_by(ks, key, by, now_ms),
             DataOp::MGet(keys) => strings::mget(ks, keys, now_ms),
@@ -148,7 +236,15 @@ impl DataCommand {
             DataOp::Exists(keys) => keys::exists(ks, keys, now_ms),
             DataOp::Keys(pattern) => keys::keys(ks, &pattern, now_ms),
             DataOp::Scan(args) => keys::scan(ks, args, now_ms),
-            DataOp::DbSize => keys::dbsize(ks),
+            DataOp::RandomKey => keys::randomkey(ks, ctx.random, now_ms),
+            DataOp::Expire(args) => keys::expire(ks, args, now_ms, self.spec.name),
+            DataOp::Ttl { key, kind } => keys::ttl(ks, key, kind, now_ms),
+            DataOp::Persist(key) => keys::persist(ks, key, now_ms),
+            DataOp::Type(key) => keys::type_of(ks, key, now_ms),
+            DataOp::Rename { from, to, nx } => keys::rename(ks, from, to, nx, now_ms),
+            DataOp::Copy { from, to, replace } => keys::copy(ks, from, to, replace, now_ms),
+            DataOp::Object { key, query } => keys::object(ks, key, query, now_ms),
+            DataOp::DbSize => keys::dbsize(ks, now_ms),
             DataOp::FlushDb => keys::flushdb(ks),
         }
     }

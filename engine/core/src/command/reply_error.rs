@@ -33,6 +33,40 @@ pub enum ReplyError {
     DecrementOverflow,
     #[error("ERR invalid expire time in '{command}' command")]
     InvalidExpire { command: &'static str },
+    #[error("ERR value is not a valid float")]
+    NotFloat,
+    #[error("ERR increment would produce NaN or Infinity")]
+    NanOrInfinity,
+    #[error("ERR offset is out of range")]
+    OffsetOutOfRange,
+    /// SETRANGE / APPEND past the bulk limit (`limits.max_bulk_len`).
+    #[error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")]
+    StringTooLong,
+    #[error("ERR If you want both the length and indexes, please just use IDX.")]
+    LcsLenAndIdx,
+    #[error("ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len")]
+    LcsTooLarge,
+    /// A number that must fit a C `int` (COPY's DB).
+    #[error("ERR value is out of range, value must between -2147483648 and 2147483647")]
+    IntOutOfRange,
+    #[error("ERR no such key")]
+    NoSuchKey,
+    #[error("ERR source and destination objects are the same")]
+    SameObject,
+    /// EXPIRE's unknown option, as the client spelled it.
+    #[error("ERR Unsupported option {option}")]
+    UnsupportedOption { option: String },
+    #[error("ERR NX and XX, GT or LT options at the same time are not compatible")]
+    ExpireNxAndOthers,
+    #[error("ERR GT and LT options at the same time are not compatible")]
+    ExpireGtAndLt,
+    /// OBJECT FREQ under the default (non-LFU) policy: MooDB has no other.
+    #[error(
+        "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please \
+         note that when switching between policies at runtime LRU and LFU data will take some \
+         time to adjust."
+    )]
+    NoLfuPolicy,
     #[error("ERR invalid cursor")]
     InvalidCursor,
     #[error("ERR DB index is out of range")]

@@ -235,6 +235,10 @@ pub struct InfoFigures {
     pub sync: String,
     pub data_dir: String,
     pub keys: u64,
+    /// Keys with a TTL (expired ones not yet deleted included, as Redis counts them).
+    pub expires: u64,
+    /// Keys deleted because they expired, lazily or by the active cycle.
+    pub expired_keys: u64,
     pub last_lsn: u64,
     pub durable_lsn: u64,
     pub log_bytes: u64,
@@ -333,12 +337,16 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
             ),
             ("total_commands_processed", f.total_commands.to_string()),
             ("total_writes", f.total_writes.to_string()),
+            ("expired_keys", f.expired_keys.to_string()),
             ("keys", f.keys.to_string()),
         ],
     );
     section(
         "Keyspace",
-        vec![("db0", format!("keys={},expires=0,avg_ttl=0", f.keys))],
+        vec![(
+            "db0",
+            format!("keys={},expires={},avg_ttl=0", f.keys, f.expires),
+        )],
     );
     Frame::verbatim_text(out)
 }

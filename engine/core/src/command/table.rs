@@ -22,7 +22,8 @@
 //! arity, flags, first, last, step) while COMMAND INFO prints Redis 7's ten; the flags MooDB
 //! uses itself (`NO_AUTH`, `NOT_QUEUED`, `NO_MULTI`) are not printed; there are no subcommand
 //! entries, command tips or argument docs; MooDB's own commands (UPDATE, CAS, DELETE) give
-//! MooDB's version as "since".
+//! MooDB's version as "since"; OBJECT's row names its key (position 2, as Redis's
+//! subcommand entries do) where Redis's container entry has none.
 
 use bytes::Bytes;
 
@@ -336,6 +337,134 @@ const ROWS: &[CommandSpec] = &[
             "O(N) where N is the number of keys to set.",
             "Set multiple keys to multiple values",
         ),
+    CommandSpec::new("msetnx", -3, &[F::WRITE, F::DENYOOM], strings::parse_msetnx)
+        .keys(1, -1, 2, &["OW", "insert"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "1.0.1",
+            "O(N) where N is the number of keys to set.",
+            "Set multiple keys to multiple values, only if none of the keys exist",
+        ),
+    CommandSpec::new(
+        "getset",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_getset,
+    )
+    .keys(1, 1, 1, &["RW", "access", "update"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "1.0.0",
+        "O(1)",
+        "Set the string value of a key and return its old value",
+    ),
+    CommandSpec::new(
+        "setnx",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_setnx,
+    )
+    .keys(1, 1, 1, &["OW", "insert"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "1.0.0",
+        "O(1)",
+        "Set the value of a key, only if the key does not exist",
+    ),
+    CommandSpec::new("setex", 4, &[F::WRITE, F::DENYOOM], strings::parse_setex)
+        .keys(1, 1, 1, &["OW", "update"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.0.0",
+            "O(1)",
+            "Set the value and expiration of a key",
+        ),
+    CommandSpec::new("psetex", 4, &[F::WRITE, F::DENYOOM], strings::parse_psetex)
+        .keys(1, 1, 1, &["OW", "update"])
+        .acl(&["@write", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.6.0",
+            "O(1)",
+            "Set the value and expiration in milliseconds of a key",
+        ),
+    CommandSpec::new("getdel", 2, &[F::WRITE, F::FAST], strings::parse_getdel)
+        .keys(1, 1, 1, &["RW", "access", "delete"])
+        .acl(&["@write", "@string", "@fast"])
+        .doc(
+            "string",
+            "6.2.0",
+            "O(1)",
+            "Get the value of a key and delete the key",
+        ),
+    CommandSpec::new("getex", -2, &[F::WRITE, F::FAST], strings::parse_getex)
+        .keys(1, 1, 1, &["RW", "access", "update"])
+        .acl(&["@write", "@string", "@fast"])
+        .doc(
+            "string",
+            "6.2.0",
+            "O(1)",
+            "Get the value of a key and optionally set its expiration",
+        ),
+    CommandSpec::new("getrange", 4, &[F::READONLY], strings::parse_getrange)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "2.4.0",
+            "O(N) where N is the length of the returned string.",
+            "Get a substring of the string stored at a key",
+        ),
+    CommandSpec::new("substr", 4, &[F::READONLY], strings::parse_getrange)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "1.0.0",
+            "O(N) where N is the length of the returned string.",
+            "Get a substring of the string stored at a key",
+        ),
+    CommandSpec::new(
+        "setrange",
+        4,
+        &[F::WRITE, F::DENYOOM],
+        strings::parse_setrange,
+    )
+    .keys(1, 1, 1, &["RW", "update"])
+    .acl(&["@write", "@string", "@slow"])
+    .doc(
+        "string",
+        "2.2.0",
+        "O(1), not counting the time taken to copy the new string in place.",
+        "Overwrite part of a string at key starting at the specified offset",
+    ),
+    CommandSpec::new(
+        "incrbyfloat",
+        3,
+        &[F::WRITE, F::DENYOOM, F::FAST],
+        strings::parse_incrbyfloat,
+    )
+    .keys(1, 1, 1, &["RW", "access", "update"])
+    .acl(&["@write", "@string", "@fast"])
+    .doc(
+        "string",
+        "2.6.0",
+        "O(1)",
+        "Increment the float value of a key by the given amount",
+    ),
+    CommandSpec::new("lcs", -3, &[F::READONLY], strings::parse_lcs)
+        .keys(1, 2, 1, &["RO", "access"])
+        .acl(&["@read", "@string", "@slow"])
+        .doc(
+            "string",
+            "7.0.0",
+            "O(N*M) where N and M are the lengths of s1 and s2, respectively",
+            "Find longest common substring",
+        ),
     // keys
     CommandSpec::new("del", -2, &[F::WRITE], keys::parse_del)
         .keys(1, -1, 1, &["RM", "delete"])
@@ -355,6 +484,73 @@ const ROWS: &[CommandSpec] = &[
             "O(N) where N is the number of keys that will be removed.",
             "Delete a key (MooDB: the same as DEL)",
         ),
+    CommandSpec::new("unlink", -2, &[F::WRITE, F::FAST], keys::parse_del)
+        .keys(1, -1, 1, &["RM", "delete"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "4.0.0", "O(1) for each key removed regardless of its size.", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+    CommandSpec::new("touch", -2, &[F::READONLY, F::FAST], keys::parse_touch)
+        .keys(1, -1, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "3.2.1", "O(N) where N is the number of keys that will be touched.", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+    CommandSpec::new("expire", -3, &[F::WRITE, F::FAST], keys::parse_expire)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Set a key's time to live in seconds"),
+    CommandSpec::new("pexpire", -3, &[F::WRITE, F::FAST], keys::parse_pexpire)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Set a key's time to live in milliseconds"),
+    CommandSpec::new("expireat", -3, &[F::WRITE, F::FAST], keys::parse_expireat)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.2.0", "O(1)", "Set the expiration for a key as a UNIX timestamp"),
+    CommandSpec::new("pexpireat", -3, &[F::WRITE, F::FAST], keys::parse_pexpireat)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Set the expiration for a key as a UNIX timestamp specified in milliseconds"),
+    CommandSpec::new("ttl", 2, &[F::READONLY, F::FAST], keys::parse_ttl)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Get the time to live for a key in seconds"),
+    CommandSpec::new("pttl", 2, &[F::READONLY, F::FAST], keys::parse_pttl)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "2.6.0", "O(1)", "Get the time to live for a key in milliseconds"),
+    CommandSpec::new("expiretime", 2, &[F::READONLY, F::FAST], keys::parse_expiretime)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key"),
+    CommandSpec::new("pexpiretime", 2, &[F::READONLY, F::FAST], keys::parse_pexpiretime)
+        .keys(1, 1, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "7.0.0", "O(1)", "Get the expiration Unix timestamp for a key in milliseconds"),
+    CommandSpec::new("persist", 2, &[F::WRITE, F::FAST], keys::parse_persist)
+        .keys(1, 1, 1, &["RW", "update"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "2.2.0", "O(1)", "Remove the expiration from a key"),
+    CommandSpec::new("type", 2, &[F::READONLY, F::FAST], keys::parse_type)
+        .keys(1, 1, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Determine the type stored at key"),
+    CommandSpec::new("rename", 3, &[F::WRITE], keys::parse_rename)
+        .keys(1, 2, 1, &["RW", "access", "delete"])
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "1.0.0", "O(1)", "Rename a key"),
+    CommandSpec::new("renamenx", 3, &[F::WRITE, F::FAST], keys::parse_renamenx)
+        .keys(1, 2, 1, &["RW", "access", "delete"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Rename a key, only if the new key does not exist"),
+    CommandSpec::new("copy", -3, &[F::WRITE, F::DENYOOM], keys::parse_copy)
+        .keys(1, 2, 1, &["RO", "access"])
+        .acl(&["@keyspace", "@write", "@slow"])
+        .doc("generic", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "Copy a key"),
+    CommandSpec::new("randomkey", 1, &[F::READONLY], keys::parse_randomkey)
+        .acl(&["@keyspace", "@read", "@slow"])
+        .doc("generic", "1.0.0", "O(N) (MooDB: a pass over the key space)", "Return a random key from the keyspace"),
+    CommandSpec::new("object", -2, &[], keys::parse_object)
+        .keys(2, 2, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@slow"])
+        .doc("generic", "2.2.3", "Depends on subcommand.", "A container for object introspection commands"),
     CommandSpec::new("exists", -2, &[F::READONLY, F::FAST], keys::parse_exists)
         .keys(1, -1, 1, &["RO"])
         .acl(&["@keyspace", "@read", "@fast"])
@@ -613,7 +809,7 @@ const fn pack(name: &[u8]) -> u128 {
 }
 
 /// Slots of the name hash table (a power of two, a few times the number of rows).
-const SLOTS: usize = 128;
+const SLOTS: usize = 256;
 const EMPTY: u8 = u8::MAX;
 
 /// The slot a packed name hashes to (multiplicative hashing of both halves).

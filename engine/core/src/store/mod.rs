@@ -27,7 +27,7 @@ use bytes::Bytes;
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
-use crate::command::{self, Command, ReplyError, ServerCommand, TxnCommand};
+use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Keyspace;
 use crate::record::{Lsn, Record};
@@ -70,7 +70,14 @@ struct Stats {
     connections: u64,
     commands: u64,
     writes: u64,
+    expired: u64,
 }
+
+/// Keys with a TTL looked at per round of [`Store::expire_cycle`] (Redis's
+/// `ACTIVE_EXPIRE_CYCLE_KEYS_PER_LOOP`).
+pub const EXPIRE_CYCLE_SAMPLE: usize = 20;
+/// Most keys one [`Store::expire_cycle`] call deletes.
+pub const EXPIRE_CYCLE_BUDGET: usize = 10_000;
 
 /// The state machine; see the module documentation.
 #[derive(Debug)]
@@ -92,6 +99,9 @@ pub struct Store<T> {
     stats: Stats,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
+    /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
+    /// time: a run given the same times draws the same numbers.
+    rng: u64,
 }
 
 impl<T> Store<T> {
@@ -117,6 +127,21 @@ impl<T> Store<T> {
             status,
             stats: Stats::default(),
             txns: Transactions::new(),
+            rng: now_ms,
+        }
+    }
+
+    /// The context a data command runs in at `now_ms`, with a fresh random number.
+    fn context(&mut self, now_ms: u64) -> Context {
+        // splitmix64
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Context {
+            now_ms,
+            max_bulk_len: self.settings.limits.max_bulk_len,
+            random: z ^ (z >> 31),
         }
     }
 
@@ -315,6 +340,64 @@ impl<T> Store<T> {
         lsn
     }
 
+    /// Lazy expiry: deletes the keys a command touched (`access`) that have expired at
+    /// `now_ms` but are still held, and returns their DELETE records (already applied) for
+    /// the caller to log. After a storage failure nothing can be logged, so nothing is
+    /// deleted; readers go on hiding expired keys.
+    fn expire_accessed(&mut self, access: &Access, now_ms: u64) -> Vec<Record> {
+        let Access::Keys(keys) = access else {
+            return Vec::new();
+        };
+        if self.storage_error.is_some() || !self.keyspace.has_expired(now_ms) {
+            return Vec::new();
+        }
+        let mut deletes = Vec::new();
+        for key in keys {
+            if self.keyspace.get(key).is_some_and(|v| v.is_expired(now_ms)) {
+                let delete = Record::Delete { key: key.clone() };
+                self.keyspace.apply(&delete);
+                deletes.push(delete);
+            }
+        }
+        self.stats.expired += deletes.len() as u64;
+        deletes
+    }
+
+    /// Active expiry, for the caller to run periodically (the server: every 100 ms): deletes
+    /// expired keys, each with one logged DELETE record, and returns how many. Redis samples
+    /// 20 keys with a TTL at random and goes on while more than a quarter of a sample had
+    /// expired; the key space keeps its TTL keys ordered by expiry time, so the sample here is
+    /// the 20 soonest to expire (every expired key comes before any live one) and the loop
+    /// stops at the first sample with a quarter or less expired. The budget per call is a
+    /// number of keys, not a time, so the store stays deterministic: at most
+    /// [`EXPIRE_CYCLE_BUDGET`] keys (a few ms of work), the rest at the next call. Take the
+    /// records with [`Store::take_records`] as after [`Store::execute`].
+    pub fn expire_cycle(&mut self, now_ms: u64) -> usize {
+        if self.storage_error.is_some() {
+            return 0;
+        }
+        let mut expired = 0;
+        while expired < EXPIRE_CYCLE_BUDGET {
+            let keys = self.keyspace.expired_keys(now_ms, EXPIRE_CYCLE_SAMPLE);
+            for key in &keys {
+                let delete = Record::Delete { key: key.clone() };
+                self.keyspace.apply(&delete);
+                self.log(delete);
+            }
+            expired += keys.len();
+            if keys.len() * 4 <= EXPIRE_CYCLE_SAMPLE {
+                break;
+            }
+        }
+        self.stats.expired += expired as u64;
+        expired
+    }
+
+    /// Keys deleted because they expired (lazily or by the active cycle) since the start.
+    pub fn expired_keys(&self) -> u64 {
+        self.stats.expired
+    }
+
     /// The refusal for a write (or a read of lost writes) after the storage failed.
     fn refusal(&self) -> Option<Frame> {
         self.storage_error.as_ref().map(storage_refuses)
@@ -343,12 +426,16 @@ impl<T> Store<T> {
                         return (refusal, 0);
                     }
                 }
-                let applied = cmd.apply(&mut self.keyspace, now_ms);
-                let wait = match applied.record {
+                let ctx = self.context(now_ms);
+                let applied = cmd.apply_in(&mut self.keyspace, &ctx);
+                let mut wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
                     Some(record) => self.log(record),
                     None => self.gate.read_dependency(&applied.access, self.last_lsn),
                 };
+                for delete in self.expire_accessed(&applied.access, now_ms) {
+                    wait = self.log(delete);
+                }
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -396,13 +483,15 @@ impl<T> Store<T> {
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
-                    let applied = cmd.apply(&mut self.keyspace, now_ms);
+                    let ctx = self.context(now_ms);
+                    let applied = cmd.apply_in(&mut self.keyspace, &ctx);
                     wait = wait.max(self.gate.read_dependency(&applied.access, self.last_lsn));
                     match applied.record {
                         Some(Record::Txn(inner)) => ops.extend(inner),
                         Some(record) => ops.push(record),
                         None => {}
                     }
+                    ops.extend(self.expire_accessed(&applied.access, now_ms));
                     applied.reply
                 }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
@@ -486,6 +575,8 @@ impl<T> Store<T> {
             sync: self.settings.sync.to_string(),
             data_dir: self.settings.data_dir.display().to_string(),
             keys: self.keyspace.len() as u64,
+            expires: self.keyspace.volatile_len() as u64,
+            expired_keys: self.stats.expired,
             last_lsn: self.last_lsn,
             durable_lsn: st.durable_lsn,
             log_bytes: st.log_bytes,

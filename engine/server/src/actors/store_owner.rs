@@ -2,7 +2,8 @@
 //! the store, sends the records of a tick to the WAL writer as one `Append` (scheduled with
 //! `ctx.notify`, so it runs after the mailbox has drained), passes back what became durable
 //! or failed, and sends the replies the store releases. Once a second (or at the checkpoint
-//! interval) and after every commit it asks the store whether a checkpoint is due.
+//! interval) and after every commit it asks the store whether a checkpoint is due; every
+//! 100 ms it runs the store's active expiry cycle and sends its DELETE records like a tick.
 //!
 //! Everything the store decides (LSNs, which replies may leave, transactions, checkpoint
 //! triggers) lives in [`Store`]; this file is plumbing.
@@ -80,6 +81,14 @@ impl StoreOwner {
         }
     }
 
+    /// Runs the store's active expiry cycle and sends its DELETE records at once (unless a
+    /// flush is already scheduled, which will take them).
+    fn expire_cycle(&mut self) {
+        if self.store.expire_cycle(now_ms()) > 0 && !self.flush_scheduled {
+            self.flush_tick();
+        }
+    }
+
     /// Starts a checkpoint if the store says one is due, after the records it covers.
     fn maybe_checkpoint(&mut self) {
         if let Some(start) = self.store.checkpoint_due(now_ms()) {
@@ -104,6 +113,9 @@ impl StoreOwner {
     }
 }
 
+/// How often the active expiry cycle runs (Redis: `hz 10`).
+const EXPIRE_INTERVAL_MS: u64 = 100;
+
 /// Runs the flush after the mailbox has drained.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -118,6 +130,9 @@ impl Actor for StoreOwner {
             ms => ms.clamp(10, 1000),
         };
         ctx.run_interval(Duration::from_millis(interval), |s, _| s.maybe_checkpoint());
+        ctx.run_interval(Duration::from_millis(EXPIRE_INTERVAL_MS), |s, _| {
+            s.expire_cycle()
+        });
     }
 }
 
