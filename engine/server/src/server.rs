@@ -10,7 +10,7 @@ use actix::prelude::*;
 
 use crate::actors::session::{ClientSlot, SessionConfig};
 use crate::actors::{
-    Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, WalWriter,
+    Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, Syncer, WalWriter,
 };
 use crate::auth::Password;
 use crate::config::{Config, ConfigError};
@@ -108,10 +108,13 @@ impl Server {
         let status = backend.status();
         let snapshotter = SyncArbiter::start(1, || Snapshotter);
         let sync = config.sync;
+        // The WAL writer's sync thread: busy groups are written and synced there while the
+        // event loop goes on (see actors/wal_writer.rs).
+        let syncer = SyncArbiter::start(1, || Syncer);
         let store = StoreOwner::create(move |ctx| {
             let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
             let log = GroupCommit::new(backend);
-            let wal = WalWriter::new(log, sync, ctx.address(), snapshotter).start();
+            let wal = WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
             owner.set_wal(wal);
             owner
         });

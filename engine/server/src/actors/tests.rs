@@ -24,6 +24,8 @@ struct Shared {
     /// Number of entries of each append call.
     appends: Vec<usize>,
     fail: bool,
+    /// How long each append takes (a slow fdatasync).
+    delay: Duration,
 }
 
 /// Keeps nothing but counts; fails every append once told to.
@@ -41,6 +43,8 @@ impl Backend for MemBackend {
         })
     }
     fn append(&mut self, entries: &[LogEntry]) -> Result<AppendReport, StorageError> {
+        let delay = self.0.lock().unwrap().delay;
+        std::thread::sleep(delay);
         let mut s = self.0.lock().unwrap();
         if s.fail {
             return Err(StorageError::io(
@@ -107,8 +111,15 @@ fn req(words: &[&str]) -> Vec<Bytes> {
 }
 
 fn start(shared: &Arc<Mutex<Shared>>) -> Addr<StoreOwner> {
+    start_with(shared, false)
+}
+
+/// A store owner and WAL writer over `shared`; with `sync_thread`, busy groups are committed on
+/// a sync thread.
+fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner> {
     let backend = MemBackend(Arc::clone(shared));
     let snapshotter = SyncArbiter::start(1, || Snapshotter);
+    let syncer = sync_thread.then(|| SyncArbiter::start(1, || Syncer));
     StoreOwner::create(move |ctx| {
         let mut owner = StoreOwner::new(Keyspace::new(), 0, BackendStatus::default(), settings());
         owner.set_wal(
@@ -117,6 +128,7 @@ fn start(shared: &Arc<Mutex<Shared>>) -> Addr<StoreOwner> {
                 SyncPolicy::Always,
                 ctx.address(),
                 snapshotter,
+                syncer,
             )
             .start(),
         );
@@ -153,6 +165,42 @@ fn batches_of_one_tick_share_one_append() {
     let replies = replies.lock().unwrap();
     assert_eq!(replies.len(), 3);
     assert_eq!(replies[2], (2, vec![Frame::ok(), Frame::Integer(3)]));
+}
+
+#[test]
+fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
+    let shared = Arc::new(Mutex::new(Shared {
+        delay: Duration::from_millis(40),
+        ..Shared::default()
+    }));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start_with(&shared, true);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        let send = |seq: u64| {
+            store.do_send(Batch {
+                session: 1,
+                seq,
+                requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
+                reply_to: me.clone(),
+            })
+        };
+        (0..3).for_each(send);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The first group is being synced off the event loop: the loop still answers...
+        assert!(replies.lock().unwrap().is_empty(), "nothing is durable yet");
+        // ... and applies what comes meanwhile, which waits to be the next group.
+        (3..6).for_each(send);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    });
+    assert_eq!(
+        shared.lock().unwrap().appends,
+        vec![6, 6],
+        "two groups, in order"
+    );
+    let replies = replies.lock().unwrap();
+    assert_eq!(replies.len(), 6);
+    assert_eq!(replies[5], (5, vec![Frame::ok(), Frame::Integer(6)]));
 }
 
 #[test]

@@ -1,16 +1,29 @@
-//! The WAL writer: the actor around the core's [`GroupCommit`], the one writer of the log. It
-//! commits once per tick: the first `Append` of a tick schedules a commit that runs after
+//! The WAL writer: the actor around the core's [`GroupCommit`], the one writer of the log, and
+//! its sync thread.
+//!
+//! It commits once per tick: the first `Append` of a tick schedules a commit that runs after
 //! tokio has polled the sockets once more, so everything queued meanwhile shares one write and
-//! one sync (group commit). It also drives checkpoints (begin on the backend, hand the job to
-//! the snapshotter, report the outcome) and the `every:<ms>` sync timer.
+//! one sync (group commit). A group is committed one of two ways:
+//! - **on the sync thread** (the [`Syncer`]) while requests keep coming: the event loop goes on
+//!   reading, applying and answering during the write and fdatasync, and what arrives
+//!   meanwhile becomes the next group, committed the moment this one is done (pipelined group
+//!   commit). At most one group is in flight, so groups reach the log in LSN order;
+//! - **inline**, on the event loop, when the load is light (this group and the last one held
+//!   one record each): one client waiting for its own write gains nothing from the overlap
+//!   and would pay two thread wake-ups.
+//!
+//! It also drives checkpoints (begin on the backend once every record they cover is appended,
+//! hand the job to the snapshotter, report the outcome) and the `every:<ms>` sync timer.
 
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use actix::prelude::*;
-use moodb_core::backend::{CheckpointReport, SyncPolicy};
+use moodb_core::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use moodb_core::error::StorageError;
 use moodb_core::failpoint;
 use moodb_core::group_commit::GroupCommit;
+use moodb_core::record::Lsn;
 
 use super::{
     Append, Appended, CheckpointDone, CheckpointWritten, Snapshotter, StartCheckpoint, StoreOwner,
@@ -21,117 +34,119 @@ use super::{
 /// test), how long the records wait after their replies were released before they are written.
 const ACK_BEFORE_WRITE_DELAY: Duration = Duration::from_millis(50);
 
+/// A group this small, after a group as small, is committed inline.
+const INLINE_MAX_RECORDS: usize = 1;
+
+/// The commit path, shared by the WAL writer and its sync thread (only one of them uses it at a
+/// time: the WAL writer never touches it while a group is in flight, but for shutdown and the
+/// `every` timer, which wait for the group).
+type SharedLog = Arc<Mutex<GroupCommit>>;
+
+fn lock(log: &SharedLog) -> MutexGuard<'_, GroupCommit> {
+    // A panic while committing leaves the backend as it was: use it (it refuses writes if it
+    // failed).
+    log.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Appends `entries` as one group; the outcome and the backend's figures after it.
+fn commit_group(
+    log: &SharedLog,
+    entries: Vec<LogEntry>,
+) -> Option<(Result<Lsn, StorageError>, BackendStatus)> {
+    let mut log = lock(log);
+    log.queue(entries);
+    let result = log.commit()?;
+    Some((result, log.status()))
+}
+
 /// The one writer of the log.
 pub struct WalWriter {
-    log: GroupCommit,
+    log: SharedLog,
     sync: SyncPolicy,
     store: Addr<StoreOwner>,
     snapshotter: Addr<Snapshotter>,
+    /// The sync thread; `None`: every group is committed inline.
+    syncer: Option<Addr<Syncer>>,
+    /// Records waiting for the next group, in LSN order.
+    queue: Vec<LogEntry>,
     commit_scheduled: bool,
+    /// A group is being committed on the sync thread.
+    in_flight: bool,
+    /// Records in the last group committed.
+    last_group: usize,
+    /// A checkpoint that waits for the group in flight.
+    checkpoint_waiting: Option<StartCheckpoint>,
 }
 
 impl WalWriter {
+    /// A WAL writer over `log`; with `syncer`, busy groups are committed on that thread.
     pub fn new(
         log: GroupCommit,
         sync: SyncPolicy,
         store: Addr<StoreOwner>,
         snapshotter: Addr<Snapshotter>,
+        syncer: Option<Addr<Syncer>>,
     ) -> Self {
         WalWriter {
-            log,
+            log: Arc::new(Mutex::new(log)),
             sync,
             store,
             snapshotter,
+            syncer,
+            queue: Vec::new(),
             commit_scheduled: false,
+            in_flight: false,
+            last_group: 0,
+            checkpoint_waiting: None,
         }
     }
 
-    /// Appends everything queued as one group and tells the store owner.
-    fn commit(&mut self) {
+    /// Commits everything queued as one group, inline or on the sync thread, unless a group is
+    /// in flight (then this one follows when it completes).
+    fn commit(&mut self, ctx: &mut Context<Self>) {
         self.commit_scheduled = false;
-        if let Some(result) = self.log.commit() {
-            self.report(result);
+        if self.in_flight || self.queue.is_empty() {
+            return;
+        }
+        let entries = std::mem::take(&mut self.queue);
+        let light = entries.len() <= INLINE_MAX_RECORDS && self.last_group <= INLINE_MAX_RECORDS;
+        self.last_group = entries.len();
+        match &self.syncer {
+            Some(syncer) if !light => {
+                self.in_flight = true;
+                syncer.do_send(CommitGroup {
+                    log: Arc::clone(&self.log),
+                    entries,
+                    reply_to: ctx.address().recipient(),
+                });
+            }
+            _ => self.commit_inline(entries),
         }
     }
 
-    fn report(&self, result: Result<u64, StorageError>) {
-        self.store.do_send(Appended {
-            result,
-            status: self.log.status(),
-        });
+    fn commit_inline(&mut self, entries: Vec<LogEntry>) {
+        if let Some((result, status)) = commit_group(&self.log, entries) {
+            self.report(result, status);
+        }
+    }
+
+    fn report(&self, result: Result<Lsn, StorageError>, status: BackendStatus) {
+        self.store.do_send(Appended { result, status });
     }
 
     fn checkpoint_done(&self, result: Result<CheckpointReport, StorageError>) {
         self.store.do_send(CheckpointDone {
             result,
-            status: self.log.status(),
+            status: lock(&self.log).status(),
         });
     }
-}
 
-impl Actor for WalWriter {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Context<Self>) {
-        if let SyncPolicy::Every(period) = self.sync {
-            ctx.run_interval(period.max(Duration::from_millis(1)), |w, _| {
-                if w.log.unsynced() {
-                    if let Err(err) = w.log.sync() {
-                        w.report(Err(err));
-                    }
-                }
-            });
-        }
-    }
-}
-
-impl Handler<Append> for WalWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
-        if failpoint::enabled(failpoint::SERVER_ACK_BEFORE_WRITE) {
-            // Broken on purpose: release the replies now, write the records a little later.
-            if let Some(last) = msg.0.last().map(|e| e.lsn) {
-                self.report(Ok(last));
-            }
-            self.log.queue(msg.0);
-            if !self.commit_scheduled {
-                self.commit_scheduled = true;
-                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, _| w.commit());
-            }
-            return;
-        }
-        self.log.queue(msg.0);
-        if !self.commit_scheduled {
-            self.commit_scheduled = true;
-            // Yield once first: tokio runs a yielded task after it has polled the sockets, so
-            // requests that arrived meanwhile are decoded, applied and join this group (as
-            // redis syncs only after handling every ready event of an epoll round).
-            ctx.spawn(
-                tokio::task::yield_now()
-                    .into_actor(self)
-                    .map(|_, w, _| w.commit()),
-            );
-        }
-    }
-}
-
-impl Handler<SyncNow> for WalWriter {
-    type Result = Result<(), StorageError>;
-
-    fn handle(&mut self, _: SyncNow, _: &mut Context<Self>) -> Result<(), StorageError> {
-        self.commit();
-        self.log.sync()
-    }
-}
-
-impl Handler<StartCheckpoint> for WalWriter {
-    type Result = ();
-
-    fn handle(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
-        // The checkpoint covers everything through msg.lsn: append it first.
-        self.commit();
-        match self.log.begin_checkpoint(msg.lsn) {
+    /// Appends what the checkpoint covers, then begins it and hands the job to the snapshotter.
+    fn start_checkpoint(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
+        let entries = std::mem::take(&mut self.queue);
+        self.commit_inline(entries);
+        let begun = lock(&self.log).begin_checkpoint(msg.lsn);
+        match begun {
             Ok(Some(job)) => self.snapshotter.do_send(WriteCheckpoint {
                 job,
                 state: msg.state,
@@ -150,13 +165,139 @@ impl Handler<StartCheckpoint> for WalWriter {
     }
 }
 
+impl Actor for WalWriter {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let SyncPolicy::Every(period) = self.sync {
+            ctx.run_interval(period.max(Duration::from_millis(1)), |w, _| {
+                let mut log = lock(&w.log);
+                if log.unsynced() {
+                    if let Err(err) = log.sync() {
+                        let status = log.status();
+                        drop(log);
+                        w.report(Err(err), status);
+                    }
+                }
+            });
+        }
+    }
+}
+
+impl Handler<Append> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: Append, ctx: &mut Context<Self>) {
+        if failpoint::enabled(failpoint::SERVER_ACK_BEFORE_WRITE) {
+            // Broken on purpose: release the replies now, write the records a little later.
+            if let Some(last) = msg.0.last().map(|e| e.lsn) {
+                let status = lock(&self.log).status();
+                self.report(Ok(last), status);
+            }
+            self.queue.extend(msg.0);
+            if !self.commit_scheduled {
+                self.commit_scheduled = true;
+                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, ctx| w.commit(ctx));
+            }
+            return;
+        }
+        self.queue.extend(msg.0);
+        if !self.commit_scheduled && !self.in_flight {
+            self.commit_scheduled = true;
+            // Yield once first: tokio runs a yielded task after it has polled the sockets, so
+            // requests that arrived meanwhile are decoded, applied and join this group (as
+            // redis syncs only after handling every ready event of an epoll round).
+            ctx.spawn(
+                tokio::task::yield_now()
+                    .into_actor(self)
+                    .map(|_, w, ctx| w.commit(ctx)),
+            );
+        }
+    }
+}
+
+impl Handler<GroupCommitted> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: GroupCommitted, ctx: &mut Context<Self>) {
+        self.in_flight = false;
+        self.report(msg.result, msg.status);
+        if let Some(checkpoint) = self.checkpoint_waiting.take() {
+            self.start_checkpoint(checkpoint, ctx);
+        }
+        // What arrived during the sync is the next group: commit it now.
+        self.commit(ctx);
+    }
+}
+
+impl Handler<SyncNow> for WalWriter {
+    type Result = Result<(), StorageError>;
+
+    fn handle(&mut self, _: SyncNow, _: &mut Context<Self>) -> Result<(), StorageError> {
+        // Waits for a group in flight (it holds the log), then appends what is queued.
+        let entries = std::mem::take(&mut self.queue);
+        self.commit_inline(entries);
+        lock(&self.log).sync()
+    }
+}
+
+impl Handler<StartCheckpoint> for WalWriter {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
+        // The checkpoint covers everything through msg.lsn: the group in flight first.
+        if self.in_flight {
+            self.checkpoint_waiting = Some(msg);
+        } else {
+            self.start_checkpoint(msg, ctx);
+        }
+    }
+}
+
 impl Handler<CheckpointWritten> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: CheckpointWritten, _: &mut Context<Self>) {
         if let Ok(report) = &msg.0 {
-            self.log.checkpoint_finished(report);
+            lock(&self.log).checkpoint_finished(report);
         }
         self.checkpoint_done(msg.0);
+    }
+}
+
+/// The sync thread: commits the groups the WAL writer hands it, one at a time, off the event
+/// loop (a `SyncArbiter` of one thread).
+#[derive(Debug, Default)]
+pub struct Syncer;
+
+impl Actor for Syncer {
+    type Context = SyncContext<Self>;
+}
+
+/// WAL writer → sync thread: append `entries` as one group.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CommitGroup {
+    log: SharedLog,
+    entries: Vec<LogEntry>,
+    reply_to: Recipient<GroupCommitted>,
+}
+
+/// Sync thread → WAL writer: the group is appended (and synced under `always`), or failed.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct GroupCommitted {
+    result: Result<Lsn, StorageError>,
+    status: BackendStatus,
+}
+
+impl Handler<CommitGroup> for Syncer {
+    type Result = ();
+
+    fn handle(&mut self, msg: CommitGroup, _: &mut SyncContext<Self>) {
+        // Always answer: the WAL writer waits for this group before it commits the next.
+        let (result, status) =
+            commit_group(&msg.log, msg.entries).unwrap_or_else(|| (Ok(0), lock(&msg.log).status()));
+        msg.reply_to.do_send(GroupCommitted { result, status });
     }
 }
