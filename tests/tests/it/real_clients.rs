@@ -1,10 +1,11 @@
-//! Real client libraries against a real `moodb serve`, with their default options, so both
-//! open every connection with `HELLO 3` and speak RESP3: redis-py 8 (tests/clients/python)
-//! and node-redis 6 (tests/clients/node). Each script does ping, set, get, incr, mget, del,
-//! a pipeline, a transaction and an aborted WATCH, and prints `ok`.
+//! Real client libraries against a real `moodb serve`, with their default options: redis-py 8
+//! (tests/clients/python) and node-redis 6 (tests/clients/node), which open every connection
+//! with `HELLO 3` and speak RESP3, and ioredis 6 (tests/clients/node), which speaks RESP2.
+//! Each script does ping, set, get, incr, mget, del, a pipeline, a transaction and an aborted
+//! WATCH (ioredis also PTTL, GETDEL, INCRBYFLOAT and RENAME), and prints `ok`.
 //!
 //! A library that is not installed skips its test with a message, except under CI (`CI` set),
-//! where .ci/run installs both and a missing one is a failure.
+//! where .ci/run installs them all and a missing one is a failure.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
@@ -90,4 +91,19 @@ fn node_redis_6_speaks_resp3_with_moodb() {
         ));
     }
     run_against_moodb("node", &[node_dir.join("node_redis_client.mjs")]);
+}
+
+#[test]
+fn ioredis_6_works_with_moodb() {
+    let node_dir = clients_dir().join("node");
+    if Command::new("node").arg("--version").output().is_err() {
+        return unavailable("node is not installed");
+    }
+    if !node_dir.join("node_modules").join("ioredis").is_dir() {
+        return unavailable(&format!(
+            "ioredis is not installed (npm ci --prefix {})",
+            node_dir.display()
+        ));
+    }
+    run_against_moodb("node", &[node_dir.join("ioredis_client.mjs")]);
 }
