@@ -167,7 +167,7 @@ fn write_checkpoint(dir: &Path, lsn: u64) -> PathBuf {
         lsn,
         1_700_000_000_123,
         entries.len() as u64,
-        entries.iter().map(|(k, v)| (k, v)),
+        entries.iter().map(|(k, v)| (0, k, v)),
     )
     .unwrap();
     let path = dir.join(FileKind::Checkpoint(lsn).name());
