@@ -291,7 +291,7 @@ fn snapshot_inspect_of_a_data_directory_takes_the_newest_checkpoint() {
     let out = run_on(&["snapshot", "inspect"], dir.path(), 0);
     assert!(
         out.starts_with(
-            "checkpoint-00000000000000000012: 1237 bytes, the newest of 2 checkpoints in [PATH]"
+            "checkpoint-00000000000000000012: 1241 bytes, the newest of 2 checkpoints in [PATH]"
         ),
         "{out}"
     );
