@@ -51,11 +51,12 @@ pub fn parse_dbsize(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, 
     data(spec, DataOp::DbSize)
 }
 
-/// `FLUSHDB [ASYNC|SYNC]` (and FLUSHALL): ASYNC and SYNC are accepted and mean the same here
-/// (so is any one word, unlike Redis, which answers a syntax error).
+/// `FLUSHDB [ASYNC|SYNC]`: both flush at once; any other word is a syntax error, as in Redis.
 pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    if rest.len() > 1 {
-        return Err(syntax_error());
+    match rest {
+        [] => {}
+        [mode] if matches!(mode.to_ascii_uppercase().as_slice(), b"ASYNC" | b"SYNC") => {}
+        _ => return Err(syntax_error()),
     }
     data(spec, DataOp::FlushDb)
 }
