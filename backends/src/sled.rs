@@ -44,8 +44,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moodb_core::{
-    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry, Lsn,
-    Record, Recovered, RecoveryReport, StorageError, SyncPolicy, Value,
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry,
+    Lsn, Record, Recovered, RecoveryReport, StorageError, SyncPolicy, Value,
 };
 
 use crate::BackendOptions;
@@ -220,7 +220,12 @@ impl SledBackend {
         self.stage_in(pending, 0, record)
     }
 
-    fn stage_in(&self, pending: &mut Pending, db: u16, record: &Record) -> Result<(), StorageError> {
+    fn stage_in(
+        &self,
+        pending: &mut Pending,
+        db: u16,
+        record: &Record,
+    ) -> Result<(), StorageError> {
         match record {
             Record::Set {
                 key,

@@ -232,7 +232,8 @@ pub fn encode_checkpoint_version<'a>(
         out.extend_from_slice(b);
         Ok(())
     };
-    let mut writer = CheckpointWriter::with_version(sink, version, lsn, created_unix_ms, key_count)?;
+    let mut writer =
+        CheckpointWriter::with_version(sink, version, lsn, created_unix_ms, key_count)?;
     for (db, key, value) in entries {
         writer.add(db, key, value)?;
     }

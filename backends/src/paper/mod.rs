@@ -44,8 +44,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use moodb_core::error::IoContext;
 use moodb_core::failpoint;
 use moodb_core::{
-    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry, Lsn,
-    Recovered, StorageError, SyncPolicy,
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry,
+    Lsn, Recovered, StorageError, SyncPolicy,
 };
 
 use crate::BackendOptions;

@@ -209,7 +209,10 @@ fn a_transaction_is_recovered_whole() {
         ])]);
         s.append(vec![Record::Txn(vec![])]);
         s.reopen();
-        assert_eq!(s.model.db0().get(b"to").map(|v| v.data.clone()), Some(b("6")));
+        assert_eq!(
+            s.model.db0().get(b"to").map(|v| v.data.clone()),
+            Some(b("6"))
+        );
     });
 }
 
@@ -341,7 +344,10 @@ fn every_database_is_recovered_with_its_own_keys() {
                 }
                 s.reopen();
             }
-            assert!(s.model.highest_used() > Some(0), "the history used several databases");
+            assert!(
+                s.model.highest_used() > Some(0),
+                "the history used several databases"
+            );
         });
     }
 }

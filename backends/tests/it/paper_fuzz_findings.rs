@@ -78,7 +78,10 @@ fn a_gap_between_log_segments_is_damage_not_a_place_to_append() {
         .unwrap();
     let again = open_sim(&fs, &BackendOptions::default()).recover().unwrap();
     assert_eq!(again.last_lsn, 4);
-    assert_eq!(again.state.db0().get(b"after").unwrap().data, Bytes::from("gap"));
+    assert_eq!(
+        again.state.db0().get(b"after").unwrap().data,
+        Bytes::from("gap")
+    );
 }
 
 /// Found by `paper_recover`: a checkpoint named and headed with LSN 2^64-1 made recovery

@@ -156,8 +156,13 @@ fn small_checkpoint_entries() -> [(Bytes, Value); 2] {
 #[test]
 fn checkpoint_format_is_pinned() {
     let entries = small_checkpoint_entries();
-    let bytes =
-        encode_checkpoint(7, 1_700_000_000_123, 2, entries.iter().map(|(k, v)| (0, k, v))).unwrap();
+    let bytes = encode_checkpoint(
+        7,
+        1_700_000_000_123,
+        2,
+        entries.iter().map(|(k, v)| (0, k, v)),
+    )
+    .unwrap();
     let reader = CheckpointReader::new(&bytes).unwrap();
     assert_eq!(reader.verify().unwrap(), 2);
     insta::assert_snapshot!(hexdump(&bytes));
@@ -166,7 +171,10 @@ fn checkpoint_format_is_pinned() {
 #[test]
 fn checkpoint_with_databases_is_pinned() {
     let entries = small_checkpoint_entries();
-    let in_dbs = [(0, &entries[0].0, &entries[0].1), (5, &entries[1].0, &entries[1].1)];
+    let in_dbs = [
+        (0, &entries[0].0, &entries[0].1),
+        (5, &entries[1].0, &entries[1].1),
+    ];
     let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, in_dbs.into_iter()).unwrap();
     let loaded = CheckpointReader::new(&bytes).unwrap().load().unwrap();
     assert_eq!(
@@ -191,7 +199,9 @@ fn version_1_files_are_byte_for_byte_what_the_version_1_build_wrote() {
     insta::assert_snapshot!("checkpoint_format_version_1", hexdump(&v1));
     // Version 1 holds database 0 only.
     let other_db = [(1, &entries[0].0, &entries[0].1)];
-    assert!(encode_checkpoint_version(CHECKPOINT_VERSION_1, 7, 0, 1, other_db.into_iter()).is_err());
+    assert!(
+        encode_checkpoint_version(CHECKPOINT_VERSION_1, 7, 0, 1, other_db.into_iter()).is_err()
+    );
 }
 
 #[test]
@@ -215,26 +225,43 @@ fn a_version_1_data_directory_recovers_and_new_records_go_to_a_version_2_segment
     .encode()
     .to_vec();
     encode_record(&mut log, 4, 0, &set("k", "v"));
-    encode_record(&mut log, 5, 0, &Record::Delete { key: Bytes::from_static(b"a") });
+    encode_record(
+        &mut log,
+        5,
+        0,
+        &Record::Delete {
+            key: Bytes::from_static(b"a"),
+        },
+    );
     fs.put_file(&dir().join(FileKind::Log(4).name()), &log);
 
     let mut backend = open_sim(&fs, &BackendOptions::default());
     let recovered = backend.recover().unwrap();
     assert_eq!(recovered.last_lsn, 5);
     let mut want = Databases::default();
-    want.db_mut(0).insert(entries[1].0.clone(), entries[1].1.clone());
-    want.db_mut(0).insert(Bytes::from_static(b"k"), Value::new(Bytes::from_static(b"v")));
+    want.db_mut(0)
+        .insert(entries[1].0.clone(), entries[1].1.clone());
+    want.db_mut(0).insert(
+        Bytes::from_static(b"k"),
+        Value::new(Bytes::from_static(b"v")),
+    );
     assert_eq!(recovered.state, want);
 
     // A record of database 2 goes into a new segment of the current version.
     let record = Record::in_db(2, set("two", "2"));
     backend
-        .append(&[LogEntry { lsn: 6, record: record.clone() }])
+        .append(&[LogEntry {
+            lsn: 6,
+            record: record.clone(),
+        }])
         .unwrap();
     backend.sync().unwrap();
     let new = fs.file(&dir().join(FileKind::Log(6).name())).unwrap();
     assert_eq!(LogScanner::new(&new).unwrap().header().version, LOG_VERSION);
-    assert_eq!(fs.file(&dir().join(FileKind::Log(4).name())).unwrap()[..log.len()], log[..]);
+    assert_eq!(
+        fs.file(&dir().join(FileKind::Log(4).name())).unwrap()[..log.len()],
+        log[..]
+    );
     drop(backend);
     want.apply(&record);
     let again = open_sim(&fs, &BackendOptions::default()).recover().unwrap();

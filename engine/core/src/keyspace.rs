@@ -335,7 +335,10 @@ impl Databases {
 
     /// The number of the highest database holding a key, if any.
     pub fn highest_used(&self) -> Option<u16> {
-        self.iter().filter(|(_, ks)| !ks.is_empty()).map(|(i, _)| i).last()
+        self.iter()
+            .filter(|(_, ks)| !ks.is_empty())
+            .map(|(i, _)| i)
+            .last()
     }
 
     /// Applies one record to the database it names; see [`Keyspace::apply`].
@@ -372,9 +375,7 @@ impl PartialEq for Databases {
     fn eq(&self, other: &Self) -> bool {
         let n = self.dbs.len().max(other.dbs.len());
         let empty = Keyspace::new();
-        (0..n).all(|i| {
-            self.dbs.get(i).unwrap_or(&empty) == other.dbs.get(i).unwrap_or(&empty)
-        })
+        (0..n).all(|i| self.dbs.get(i).unwrap_or(&empty) == other.dbs.get(i).unwrap_or(&empty))
     }
 }
 
@@ -470,10 +471,16 @@ mod tests {
         let mut dbs = Databases::new(4);
         dbs.apply(&set(0, "a"));
         dbs.apply(&Record::Txn(vec![set(2, "b"), set(2, "c")]));
-        assert_eq!((dbs.db0().len(), dbs.get(2).map(Keyspace::len)), (1, Some(2)));
+        assert_eq!(
+            (dbs.db0().len(), dbs.get(2).map(Keyspace::len)),
+            (1, Some(2))
+        );
         let snapshot = dbs.clone();
         dbs.apply(&Record::SwapDb { a: 0, b: 2 });
-        assert_eq!((dbs.db0().len(), dbs.get(2).map(Keyspace::len)), (2, Some(1)));
+        assert_eq!(
+            (dbs.db0().len(), dbs.get(2).map(Keyspace::len)),
+            (2, Some(1))
+        );
         dbs.apply(&Record::in_db(2, Record::Clear));
         assert_eq!((dbs.len(), dbs.highest_used()), (2, Some(0)));
         dbs.apply_owned(set(9, "far"));

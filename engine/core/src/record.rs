@@ -105,7 +105,9 @@ impl Record {
             return record;
         }
         match record {
-            Record::Txn(ops) => Record::Txn(ops.into_iter().map(|r| Record::in_db(db, r)).collect()),
+            Record::Txn(ops) => {
+                Record::Txn(ops.into_iter().map(|r| Record::in_db(db, r)).collect())
+            }
             r @ (Record::InDb { .. } | Record::SwapDb { .. } | Record::ClearAll) => r,
             r => Record::InDb {
                 db,

@@ -434,4 +434,12 @@ macro_rules! scripts {
     };
 }
 
-scripts!(strings, keys, expiry, transactions, server, durability, databases);
+scripts!(
+    strings,
+    keys,
+    expiry,
+    transactions,
+    server,
+    durability,
+    databases
+);

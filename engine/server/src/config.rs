@@ -278,7 +278,10 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::Databases(0))));
         let c = Config::parse("(databases: 65537)").unwrap();
         assert!(c.validate().is_err());
-        assert!(Config::parse("(databases: 65536)").unwrap().validate().is_ok());
+        assert!(Config::parse("(databases: 65536)")
+            .unwrap()
+            .validate()
+            .is_ok());
     }
 
     #[test]

@@ -25,8 +25,16 @@ fn assert_each_in_its_db(s: &TestServer) {
     let mut con = s.connect().unwrap();
     for db in [0u16, 3, 15] {
         select(&mut con, db);
-        assert_eq!(get(&mut con, "k").as_deref(), Some(&*format!("in{db}")), "db {db}");
-        assert_eq!(get(&mut con, &format!("only{db}")).as_deref(), Some("x"), "db {db}");
+        assert_eq!(
+            get(&mut con, "k").as_deref(),
+            Some(&*format!("in{db}")),
+            "db {db}"
+        );
+        assert_eq!(
+            get(&mut con, &format!("only{db}")).as_deref(),
+            Some("x"),
+            "db {db}"
+        );
         assert_eq!(dbsize(&mut con), 2, "db {db}");
     }
     select(&mut con, 1);
@@ -43,8 +51,16 @@ fn keys_in_databases_0_3_and_15_survive_kill_9_and_a_checkpoint() {
     let mut con = s.connect().unwrap();
     for db in [0u16, 3, 15] {
         select(&mut con, db);
-        let _: () = cmd("SET").arg("k").arg(format!("in{db}")).query(&mut con).unwrap();
-        let _: () = cmd("SET").arg(format!("only{db}")).arg("x").query(&mut con).unwrap();
+        let _: () = cmd("SET")
+            .arg("k")
+            .arg(format!("in{db}"))
+            .query(&mut con)
+            .unwrap();
+        let _: () = cmd("SET")
+            .arg(format!("only{db}"))
+            .arg("x")
+            .query(&mut con)
+            .unwrap();
     }
     drop(con);
     s.kill9().unwrap();
@@ -118,7 +134,10 @@ fn the_databases_setting_bounds_select_and_is_checked_against_the_data() {
     let mut con = s.connect().unwrap();
     select(&mut con, 3);
     let err = cmd("SELECT").arg(4).query::<()>(&mut con).unwrap_err();
-    assert!(err.to_string().contains("DB index is out of range"), "{err}");
+    assert!(
+        err.to_string().contains("DB index is out of range"),
+        "{err}"
+    );
     let got: Vec<String> = cmd("CONFIG")
         .arg("GET")
         .arg("databases")

@@ -401,14 +401,21 @@ fn wal_dump_and_snapshot_inspect_show_the_database() {
     };
     let groups = vec![vec![
         Record::in_db(3, set(b"k3")),
-        Record::Txn(vec![Record::in_db(15, Record::Delete { key: b(b"k") }), set(b"k0")]),
+        Record::Txn(vec![
+            Record::in_db(15, Record::Delete { key: b(b"k") }),
+            set(b"k0"),
+        ]),
         Record::SwapDb { a: 0, b: 15 },
         Record::in_db(9, Record::Clear),
         Record::ClearAll,
     ]];
     append_all(&mut backend, 1, &groups);
     drop(backend);
-    let dump = run_on(&["wal", "dump"], &dir.path().join(FileKind::Log(1).name()), 0);
+    let dump = run_on(
+        &["wal", "dump"],
+        &dir.path().join(FileKind::Log(1).name()),
+        0,
+    );
     for want in [
         "db3 set \"k3\"",
         "db15 delete \"k\"",
@@ -433,7 +440,10 @@ fn wal_dump_and_snapshot_inspect_show_the_database() {
     assert_eq!(records[2]["swap"], serde_json::json!([0, 15]));
 
     let entries = entries();
-    let in_dbs = [(0, &entries[0].0, &entries[0].1), (5, &entries[1].0, &entries[1].1)];
+    let in_dbs = [
+        (0, &entries[0].0, &entries[0].1),
+        (5, &entries[1].0, &entries[1].1),
+    ];
     let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, in_dbs.into_iter()).unwrap();
     let path = dir.path().join(FileKind::Checkpoint(7).name());
     std::fs::write(&path, bytes).unwrap();

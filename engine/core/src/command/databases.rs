@@ -192,11 +192,17 @@ fn run(
                 return Err(ReplyError::SameObject.into());
             }
             let reads = vec![(src, from.clone()), (dst, to.clone())];
-            let Some(value) = dbs.get(src).and_then(|ks| ks.get_live(&from, now_ms)).cloned()
+            let Some(value) = dbs
+                .get(src)
+                .and_then(|ks| ks.get_live(&from, now_ms))
+                .cloned()
             else {
                 return Ok(read(Frame::Integer(0), reads));
             };
-            let exists = dbs.get(dst).and_then(|ks| ks.get_live(&to, now_ms)).is_some();
+            let exists = dbs
+                .get(dst)
+                .and_then(|ks| ks.get_live(&to, now_ms))
+                .is_some();
             if exists && !replace {
                 return Ok(read(Frame::Integer(0), reads));
             }
@@ -254,18 +260,47 @@ mod tests {
             expires_at_ms: Some(10),
         });
         let err = |s: &str| Frame::Error(s.into());
-        assert_eq!(run_words(&mut dbs, &mut cur, &["select", "16"]), err("ERR DB index is out of range"));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["select", "x"]), err("ERR value is not an integer or out of range"));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["move", "k", "0"]), err("ERR source and destination objects are the same"));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["move", "k", "3"]), Frame::Integer(1));
-        assert_eq!(dbs.get(3).and_then(|ks| ks.get(b"k")).and_then(|v| v.expires_at_ms), Some(10));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["swapdb", "a", "1"]), err("ERR invalid first DB index"));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["swapdb", "1", "a"]), err("ERR invalid second DB index"));
-        assert_eq!(run_words(&mut dbs, &mut cur, &["swapdb", "3", "0"]), Frame::ok());
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["select", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["select", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["move", "k", "0"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["move", "k", "3"]),
+            Frame::Integer(1)
+        );
+        assert_eq!(
+            dbs.get(3)
+                .and_then(|ks| ks.get(b"k"))
+                .and_then(|v| v.expires_at_ms),
+            Some(10)
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["swapdb", "a", "1"]),
+            err("ERR invalid first DB index")
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["swapdb", "1", "a"]),
+            err("ERR invalid second DB index")
+        );
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["swapdb", "3", "0"]),
+            Frame::ok()
+        );
         assert_eq!(dbs.db0().len(), 1);
         assert_eq!(run_words(&mut dbs, &mut cur, &["select", "5"]), Frame::ok());
         assert_eq!(cur, 5);
-        assert_eq!(run_words(&mut dbs, &mut cur, &["flushall", "async"]), Frame::ok());
+        assert_eq!(
+            run_words(&mut dbs, &mut cur, &["flushall", "async"]),
+            Frame::ok()
+        );
         assert!(dbs.is_empty());
     }
 }

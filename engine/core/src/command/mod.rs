@@ -342,7 +342,9 @@ mod tests {
     fn run(ks: &mut Keyspace, words: &[&str]) -> Frame {
         match parse(&req(words)) {
             Ok(Command::Data(c)) => c.apply(ks, 1_000).reply,
-            Ok(Command::Server(_) | Command::Txn(_) | Command::Db(_)) => panic!("not a data command"),
+            Ok(Command::Server(_) | Command::Txn(_) | Command::Db(_)) => {
+                panic!("not a data command")
+            }
             Err(f) => f,
         }
     }

@@ -239,16 +239,13 @@ impl Transactions {
         let Some(queue) = s.queue.take() else {
             return Err(ReplyError::ExecWithoutMulti.into());
         };
-        let expired = s
-            .watched
-            .iter()
-            .any(|((db, key), live)| {
-                *live
-                    && dbs
-                        .get(*db)
-                        .and_then(|ks| ks.get_live(key, now_ms))
-                        .is_none()
-            });
+        let expired = s.watched.iter().any(|((db, key), live)| {
+            *live
+                && dbs
+                    .get(*db)
+                    .and_then(|ks| ks.get_live(key, now_ms))
+                    .is_none()
+        });
         let dirty = s.dirty || expired;
         self.end(session);
         if queue.failed {
@@ -404,7 +401,10 @@ mod tests {
     fn misuse_gets_redis_errors() {
         let mut t = Transactions::new();
         let ks = Keyspace::new();
-        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Err(Frame::err("EXEC without MULTI")));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::err("EXEC without MULTI"))
+        );
         assert_eq!(t.discard(1), Frame::err("DISCARD without MULTI"));
         assert_eq!(t.multi(1), Frame::ok());
         assert_eq!(t.multi(1), Frame::err("MULTI calls can not be nested"));
@@ -426,7 +426,10 @@ mod tests {
         assert_eq!(queued, Frame::Simple("QUEUED".into()));
         let err = t.queue(1, parse_command(&req(&["frob"])));
         assert!(matches!(err, Frame::Error(_)));
-        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Err(exec_abort()));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(exec_abort())
+        );
         assert!(!t.in_multi(1));
     }
 
@@ -457,7 +460,10 @@ mod tests {
         t.touch(&Record::Txn(vec![set("a"), set("c")]));
         t.multi(1);
         t.multi(2);
-        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Err(Frame::NullArray));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::NullArray)
+        );
         assert_eq!(t.exec(2, &Databases::from(ks.clone()), 0), Ok(vec![]));
         assert_eq!(t.watched_keys(), 0);
     }
@@ -488,14 +494,20 @@ mod tests {
         t.watch(1, 0, vec![key("gone")], &ks, 0);
         t.touch(&Record::Clear);
         t.multi(1);
-        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Err(Frame::NullArray));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::NullArray)
+        );
 
         let mut v = Value::new("x");
         v.expires_at_ms = Some(100);
         ks.insert(key("e"), v);
         t.watch(1, 0, vec![key("e")], &ks, 50);
         t.multi(1);
-        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 150), Err(Frame::NullArray));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 150),
+            Err(Frame::NullArray)
+        );
         // Watched after it expired: its absence is what was seen, and still holds.
         t.watch(1, 0, vec![key("e")], &ks, 150);
         t.multi(1);

@@ -511,12 +511,7 @@ impl<T> Store<T> {
         }
     }
 
-    fn db_command(
-        &mut self,
-        cmd: DbCommand,
-        db: &mut u16,
-        now_ms: u64,
-    ) -> databases::DbApplied {
+    fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
         databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
     }
 

@@ -122,7 +122,12 @@ fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner
     let snapshotter = SyncArbiter::start(1, || Snapshotter);
     let syncer = sync_thread.then(|| SyncArbiter::start(1, || Syncer));
     StoreOwner::create(move |ctx| {
-        let mut owner = StoreOwner::new(Databases::default(), 0, BackendStatus::default(), settings());
+        let mut owner = StoreOwner::new(
+            Databases::default(),
+            0,
+            BackendStatus::default(),
+            settings(),
+        );
         owner.set_wal(
             WalWriter::new(
                 moodb_core::group_commit::GroupCommit::new(Box::new(backend)),
