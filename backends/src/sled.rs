@@ -7,13 +7,18 @@
 //!
 //! | sled key             | sled value                                                    |
 //! |----------------------|---------------------------------------------------------------|
-//! | `d` + user key       | u64 LE expires-at ms (0 = never), then the value bytes        |
+//! | `d` + user key       | database 0: u64 LE expires-at ms (0 = never), then the value  |
+//! | `D` + u16 BE db + user key | database `db` ≥ 1: the same value encoding              |
 //! | `m` + `last_lsn`     | u64 LE: the LSN of the last record whose effect is stored     |
+//!
+//! Databases other than 0 came later under their own prefix, so a sled directory written
+//! before them (database 0 only, under `d`) reads as it is. SWAPDB rewrites both databases'
+//! keys in the batch (sled cannot rename a prefix): O(keys of both).
 //!
 //! A `Record::Txn` lies within one `append` and so within one batch: after a crash it is
 //! recovered whole or not at all. Records of one `append` see each other's effects (an
 //! `Update` after a `Set` of the same key in the same group applies), exactly as
-//! [`Keyspace::apply`] would in LSN order.
+//! [`moodb_core::Databases::apply`] would in LSN order.
 //!
 //! # What `sync` means here (differs from `paper`)
 //!
@@ -32,21 +37,24 @@
 //! Flushes done by sled's background thread are not counted in [`BackendStatus::fsyncs`].
 //! After a failed batch or flush the backend is poisoned and refuses further appends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use moodb_core::{
-    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
-    Record, Recovered, RecoveryReport, StorageError, SyncPolicy, Value,
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry,
+    Lsn, Record, Recovered, RecoveryReport, StorageError, SyncPolicy, Value,
 };
 
 use crate::BackendOptions;
 
-/// Prefix of the sled keys that hold user keys.
+/// Prefix of the sled keys that hold user keys of database 0.
 const DATA_PREFIX: &[u8] = b"d";
+/// Prefix of the sled keys that hold user keys of databases 1 and up (then the database as a
+/// big-endian u16).
+const DB_PREFIX: &[u8] = b"D";
 /// The sled key holding the last stored LSN.
 const LAST_LSN_KEY: &[u8] = b"mlast_lsn";
 /// sled's own default background flush interval, kept under `sync = never`.
@@ -157,15 +165,24 @@ impl SledBackend {
         Ok(())
     }
 
-    /// Whether user key `key` exists, given the pending effects of the current group.
-    fn exists(&self, pending: &Pending, key: &Bytes) -> Result<bool, StorageError> {
-        if let Some(value) = pending.writes.get(key) {
+    fn scan_error(&self, err: sled::Error) -> StorageError {
+        sled_error(
+            &self.path,
+            format!("scan sled database {:?}", self.path),
+            err,
+        )
+    }
+
+    /// Whether user key `key` of database `db` exists, given the pending effects of the
+    /// current group.
+    fn exists(&self, pending: &Pending, db: u16, key: &Bytes) -> Result<bool, StorageError> {
+        if let Some(value) = pending.writes.get(&(db, key.clone())) {
             return Ok(value.is_some());
         }
-        if pending.cleared {
+        if pending.is_cleared(db) {
             return Ok(false);
         }
-        self.db.contains_key(data_key(key)).map_err(|err| {
+        self.db.contains_key(data_key(db, key)).map_err(|err| {
             sled_error(
                 &self.path,
                 format!("read key from sled database {:?}", self.path),
@@ -174,8 +191,41 @@ impl SledBackend {
         })
     }
 
+    /// Every key and value of database `db`, given the pending effects of the group.
+    fn contents(&self, pending: &Pending, db: u16) -> Result<Vec<(Bytes, Value)>, StorageError> {
+        let mut out: HashMap<Bytes, Value> = HashMap::new();
+        if !pending.is_cleared(db) {
+            let prefix = db_prefix(db);
+            for item in self.db.scan_prefix(&prefix) {
+                let (key, value) = item.map_err(|e| self.scan_error(e))?;
+                if let Some(value) = decode_value(&value) {
+                    out.insert(Bytes::copy_from_slice(&key[prefix.len()..]), value);
+                }
+            }
+        }
+        for ((d, key), value) in &pending.writes {
+            if *d != db {
+                continue;
+            }
+            match value {
+                Some(v) => out.insert(key.clone(), v.clone()),
+                None => out.remove(key),
+            };
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Folds one record into the pending effects of the group.
     fn stage(&self, pending: &mut Pending, record: &Record) -> Result<(), StorageError> {
+        self.stage_in(pending, 0, record)
+    }
+
+    fn stage_in(
+        &self,
+        pending: &mut Pending,
+        db: u16,
+        record: &Record,
+    ) -> Result<(), StorageError> {
         match record {
             Record::Set {
                 key,
@@ -184,7 +234,7 @@ impl SledBackend {
             } => {
                 pending.bytes += (key.len() + value.len() + 8) as u64;
                 pending.writes.insert(
-                    key.clone(),
+                    (db, key.clone()),
                     Some(Value {
                         data: value.clone(),
                         expires_at_ms: *expires_at_ms,
@@ -192,24 +242,38 @@ impl SledBackend {
                 );
             }
             Record::Update { key, value } => {
-                if self.exists(pending, key)? {
+                if self.exists(pending, db, key)? {
                     pending.bytes += (key.len() + value.len() + 8) as u64;
                     pending
                         .writes
-                        .insert(key.clone(), Some(Value::new(value.clone())));
+                        .insert((db, key.clone()), Some(Value::new(value.clone())));
                 }
             }
             Record::Delete { key } => {
                 pending.bytes += key.len() as u64;
-                pending.writes.insert(key.clone(), None);
+                pending.writes.insert((db, key.clone()), None);
             }
-            Record::Clear => {
-                pending.cleared = true;
+            Record::Clear => pending.clear(db),
+            Record::ClearAll => {
+                pending.cleared_all = true;
+                pending.cleared.clear();
                 pending.writes.clear();
             }
+            Record::SwapDb { a, b } => {
+                let (in_a, in_b) = (self.contents(pending, *a)?, self.contents(pending, *b)?);
+                pending.clear(*a);
+                pending.clear(*b);
+                for (to, entries) in [(*b, in_a), (*a, in_b)] {
+                    for (key, value) in entries {
+                        pending.bytes += (key.len() + value.data.len() + 8) as u64;
+                        pending.writes.insert((to, key), Some(value));
+                    }
+                }
+            }
+            Record::InDb { db, record } => self.stage_in(pending, *db, record)?,
             Record::Txn(ops) => {
                 for op in ops {
-                    self.stage(pending, op)?;
+                    self.stage_in(pending, db, op)?;
                 }
             }
         }
@@ -219,9 +283,16 @@ impl SledBackend {
     /// Turns the pending effects into one sled batch.
     fn batch(&self, pending: Pending, last_lsn: Lsn) -> Result<sled::Batch, StorageError> {
         let mut batch = sled::Batch::default();
-        if pending.cleared {
-            // Removals first: a later insert of the same key in the batch replaces its removal.
-            for item in self.db.scan_prefix(DATA_PREFIX) {
+        // Removals first: a later insert of the same key in the batch replaces its removal.
+        let mut prefixes: Vec<Vec<u8>> = Vec::new();
+        if pending.cleared_all {
+            prefixes.push(DATA_PREFIX.to_vec());
+            prefixes.push(DB_PREFIX.to_vec());
+        } else {
+            prefixes.extend(pending.cleared.iter().map(|db| db_prefix(*db)));
+        }
+        for prefix in prefixes {
+            for item in self.db.scan_prefix(&prefix) {
                 let (key, _) = item.map_err(|err| {
                     sled_error(
                         &self.path,
@@ -232,10 +303,10 @@ impl SledBackend {
                 batch.remove(key);
             }
         }
-        for (key, value) in pending.writes {
+        for ((db, key), value) in pending.writes {
             match value {
-                Some(value) => batch.insert(data_key(&key), encode_value(&value)),
-                None => batch.remove(data_key(&key)),
+                Some(value) => batch.insert(data_key(db, &key), encode_value(&value)),
+                None => batch.remove(data_key(db, &key)),
             }
         }
         batch.insert(LAST_LSN_KEY, &last_lsn.to_le_bytes());
@@ -246,16 +317,39 @@ impl SledBackend {
 /// The effects of one group of records, before they become a sled batch.
 #[derive(Default)]
 struct Pending {
-    /// Final value of each key written (None = removed).
-    writes: HashMap<Bytes, Option<Value>>,
-    /// A `Clear` happened: every stored key not in `writes` is gone.
-    cleared: bool,
+    /// Final value of each (database, key) written (None = removed).
+    writes: HashMap<(u16, Bytes), Option<Value>>,
+    /// Databases cleared: every stored key of theirs not in `writes` is gone.
+    cleared: HashSet<u16>,
+    /// A `ClearAll` happened: every stored key not in `writes` is gone.
+    cleared_all: bool,
     bytes: u64,
 }
 
-fn data_key(key: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(DATA_PREFIX.len() + key.len());
-    out.extend_from_slice(DATA_PREFIX);
+impl Pending {
+    fn is_cleared(&self, db: u16) -> bool {
+        self.cleared_all || self.cleared.contains(&db)
+    }
+
+    fn clear(&mut self, db: u16) {
+        self.cleared.insert(db);
+        self.writes.retain(|(d, _), _| *d != db);
+    }
+}
+
+/// The prefix of database `db`'s sled keys.
+fn db_prefix(db: u16) -> Vec<u8> {
+    if db == 0 {
+        return DATA_PREFIX.to_vec();
+    }
+    let mut out = Vec::with_capacity(DB_PREFIX.len() + 2);
+    out.extend_from_slice(DB_PREFIX);
+    out.extend_from_slice(&db.to_be_bytes());
+    out
+}
+
+fn data_key(db: u16, key: &[u8]) -> Vec<u8> {
+    let mut out = db_prefix(db);
     out.extend_from_slice(key);
     out
 }
@@ -316,23 +410,38 @@ impl Backend for SledBackend {
                 u64::from_le_bytes(le)
             }
         };
-        let mut state = Keyspace::new();
-        for item in self.db.scan_prefix(DATA_PREFIX) {
-            let (key, value) = item.map_err(|err| {
-                sled_error(
-                    &self.path,
-                    format!("scan sled database {:?}", self.path),
-                    err,
-                )
-            })?;
-            let value = decode_value(&value).ok_or_else(|| {
-                corrupt(format!(
-                    "value of key {:?} is {} bytes long, shorter than its 8-byte expiry",
-                    String::from_utf8_lossy(&key[DATA_PREFIX.len()..]),
-                    value.len()
-                ))
-            })?;
-            state.insert(Bytes::copy_from_slice(&key[DATA_PREFIX.len()..]), value);
+        let mut state = Databases::default();
+        for prefix in [DATA_PREFIX, DB_PREFIX] {
+            for item in self.db.scan_prefix(prefix) {
+                let (key, value) = item.map_err(|err| {
+                    sled_error(
+                        &self.path,
+                        format!("scan sled database {:?}", self.path),
+                        err,
+                    )
+                })?;
+                let (db, user_key) = if prefix == DB_PREFIX {
+                    let Some((db, rest)) = key[DB_PREFIX.len()..].split_first_chunk::<2>() else {
+                        return Err(corrupt(format!(
+                            "sled key {:?} is too short to name a database",
+                            String::from_utf8_lossy(&key)
+                        )));
+                    };
+                    (u16::from_be_bytes(*db), rest)
+                } else {
+                    (0, &key[DATA_PREFIX.len()..])
+                };
+                let value = decode_value(&value).ok_or_else(|| {
+                    corrupt(format!(
+                        "value of key {:?} is {} bytes long, shorter than its 8-byte expiry",
+                        String::from_utf8_lossy(user_key),
+                        value.len()
+                    ))
+                })?;
+                state
+                    .db_mut(db)
+                    .insert(Bytes::copy_from_slice(user_key), value);
+            }
         }
         self.last_lsn = last_lsn;
         self.durable_lsn = last_lsn;
@@ -471,7 +580,7 @@ mod tests {
                 value: b("back?"),
             },
         ];
-        let mut model = Keyspace::new();
+        let mut model = Databases::default();
         model.apply(&set("old", "o"));
         records.iter().for_each(|r| model.apply(r));
         {

@@ -29,7 +29,7 @@ use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::resp::encode::encode_request;
 use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Protocol, Request};
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::{Backend, Databases, LogEntry, Lsn, Record, StorageError};
 
 /// Fuzz target names, each the name of a corpus folder fuzz/corpus/<name>.
 pub const TARGETS: &[&str] = &[
@@ -270,13 +270,13 @@ fn check_checkpoint(file: &[u8]) {
         (Ok(n), Ok(state)) => {
             assert_eq!(n, header.key_count);
             assert_eq!(n, entries.len() as u64);
-            let expected: Keyspace = entries.into_iter().map(|e| e.expect("verified")).collect();
+            let expected: Databases = entries.into_iter().map(|e| e.expect("verified")).collect();
             assert_eq!(state, expected, "load differs from the entries");
             let again = encode_checkpoint(
                 header.lsn,
                 header.created_unix_ms,
                 state.len() as u64,
-                state.iter(),
+                state.entries(),
             )
             .expect("encoding into memory");
             let reread = CheckpointReader::new(&again)

@@ -7,7 +7,7 @@
 //! | offset | size | field                                      |
 //! |--------|------|--------------------------------------------|
 //! | 0      | 8    | magic `MOODBCKP`                           |
-//! | 8      | 4    | format version (1)                         |
+//! | 8      | 4    | format version (2; 1 is read too)          |
 //! | 12     | 4    | reserved, 0                                |
 //! | 16     | 8    | LSN: the state is the one after this record |
 //! | 24     | 8    | key count                                  |
@@ -15,22 +15,30 @@
 //! | 40     | 4    | reserved, 0                                |
 //! | 44     | 4    | CRC32C of bytes 0..44                      |
 //!
-//! Then blocks, each: u32 body length (> 0), u32 entry count, u32 CRC32C of the body, body.
-//! An entry: u32 key length, key, u32 value length, value, u64 expiry in Unix ms (0 = none).
+//! Then blocks, each: u32 body length (> 0), u32 entry count, u16 database, u16 reserved (0),
+//! u32 CRC32C of the database and reserved bytes then the body, body; every entry of a block
+//! is in the block's database. Version 1's blocks have no database field (12-byte header,
+//! CRC of the body alone) and hold database 0. An entry: u32 key length, key, u32 value length, value, u64 expiry in Unix ms (0 = none).
 //! Footer (24 bytes): u32 0 (end marker), u32 0, u64 key count again, u32 CRC32C of every byte
 //! before the footer, 4 bytes `CEND`.
 
 use std::io;
 
 use bytes::Bytes;
-use moodb_core::{Keyspace, Lsn, Value};
+use moodb_core::{Databases, Lsn, Value};
 
 use super::log::{u32_at, u64_at};
 
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"MOODBCKP";
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The version this build writes: 2 gave each block a database.
+pub const CHECKPOINT_VERSION: u32 = 2;
+/// The first version: database 0 only; still read, and written only for tests.
+pub const CHECKPOINT_VERSION_1: u32 = 1;
 pub const CHECKPOINT_HEADER_LEN: usize = 48;
-pub const BLOCK_HEADER_LEN: usize = 12;
+/// A block header's length in version 2.
+pub const BLOCK_HEADER_LEN: usize = 16;
+/// A block header's length in version 1.
+pub const BLOCK_HEADER_LEN_V1: usize = 12;
 pub const FOOTER_LEN: usize = 24;
 pub const FOOTER_MAGIC: &[u8; 4] = b"CEND";
 /// Entries are grouped into blocks of about this many bytes.
@@ -63,8 +71,11 @@ fn bad(offset: usize, reason: impl Into<String>) -> CheckpointError {
 /// Writes a checkpoint block by block into a sink (a file), keeping one block in memory.
 pub struct CheckpointWriter<W: FnMut(&[u8]) -> io::Result<()>> {
     sink: W,
+    version: u32,
     file_crc: u32,
     block: Vec<u8>,
+    /// The database of the entries in `block`.
+    block_db: u16,
     count: u32,
     added: u64,
     key_count: u64,
@@ -74,9 +85,27 @@ pub struct CheckpointWriter<W: FnMut(&[u8]) -> io::Result<()>> {
 impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
     /// Starts a checkpoint of exactly `key_count` entries as of `lsn`; writes the header.
     pub fn new(sink: W, lsn: Lsn, created_unix_ms: u64, key_count: u64) -> io::Result<Self> {
+        Self::with_version(sink, CHECKPOINT_VERSION, lsn, created_unix_ms, key_count)
+    }
+
+    /// The same in format `version` (1 or 2): version 1 is kept so that tests can write the
+    /// files an older build wrote; it holds database 0 only.
+    pub fn with_version(
+        sink: W,
+        version: u32,
+        lsn: Lsn,
+        created_unix_ms: u64,
+        key_count: u64,
+    ) -> io::Result<Self> {
+        if !(CHECKPOINT_VERSION_1..=CHECKPOINT_VERSION).contains(&version) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("no checkpoint format version {version}"),
+            ));
+        }
         let mut header = Vec::with_capacity(CHECKPOINT_HEADER_LEN);
         header.extend_from_slice(CHECKPOINT_MAGIC);
-        header.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+        header.extend_from_slice(&version.to_le_bytes());
         header.extend_from_slice(&0u32.to_le_bytes());
         header.extend_from_slice(&lsn.to_le_bytes());
         header.extend_from_slice(&key_count.to_le_bytes());
@@ -86,8 +115,10 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         header.extend_from_slice(&crc.to_le_bytes());
         let mut writer = CheckpointWriter {
             sink,
+            version,
             file_crc: 0,
             block: Vec::with_capacity(BLOCK_TARGET + 1024),
+            block_db: 0,
             count: 0,
             added: 0,
             key_count,
@@ -110,8 +141,16 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         let mut head = [0u8; BLOCK_HEADER_LEN];
         head[0..4].copy_from_slice(&(self.block.len() as u32).to_le_bytes());
         head[4..8].copy_from_slice(&self.count.to_le_bytes());
-        head[8..12].copy_from_slice(&crc32c::crc32c(&self.block).to_le_bytes());
-        self.emit(&head)?;
+        let head_len = if self.version == CHECKPOINT_VERSION_1 {
+            head[8..12].copy_from_slice(&crc32c::crc32c(&self.block).to_le_bytes());
+            BLOCK_HEADER_LEN_V1
+        } else {
+            head[8..10].copy_from_slice(&self.block_db.to_le_bytes());
+            let crc = crc32c::crc32c_append(crc32c::crc32c(&head[8..12]), &self.block);
+            head[12..16].copy_from_slice(&crc.to_le_bytes());
+            BLOCK_HEADER_LEN
+        };
+        self.emit(&head[..head_len])?;
         let block = std::mem::take(&mut self.block);
         let result = self.emit(&block);
         self.block = block;
@@ -120,8 +159,19 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         result
     }
 
-    /// Adds one entry.
-    pub fn add(&mut self, key: &[u8], value: &Value) -> io::Result<()> {
+    /// Adds one entry of database `db` (entries of one database are best added together: a
+    /// change of database ends the block).
+    pub fn add(&mut self, db: u16, key: &[u8], value: &Value) -> io::Result<()> {
+        if db != self.block_db {
+            if self.version == CHECKPOINT_VERSION_1 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("checkpoint format version 1 holds database 0 only, not {db}"),
+                ));
+            }
+            self.flush_block()?;
+            self.block_db = db;
+        }
         let b = &mut self.block;
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
         b.extend_from_slice(key);
@@ -158,21 +208,34 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
     }
 }
 
-/// Writes a whole checkpoint of `entries` (exactly `key_count` of them) into a buffer.
+/// Writes a whole checkpoint of `entries` (database, key, value; exactly `key_count` of them)
+/// into a buffer.
 pub fn encode_checkpoint<'a>(
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
-    entries: impl Iterator<Item = (&'a Bytes, &'a Value)>,
+    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
+) -> io::Result<Vec<u8>> {
+    encode_checkpoint_version(CHECKPOINT_VERSION, lsn, created_unix_ms, key_count, entries)
+}
+
+/// [`encode_checkpoint`] in format `version` (tests write version 1 files with it).
+pub fn encode_checkpoint_version<'a>(
+    version: u32,
+    lsn: Lsn,
+    created_unix_ms: u64,
+    key_count: u64,
+    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let sink = |b: &[u8]| {
         out.extend_from_slice(b);
         Ok(())
     };
-    let mut writer = CheckpointWriter::new(sink, lsn, created_unix_ms, key_count)?;
-    for (key, value) in entries {
-        writer.add(key, value)?;
+    let mut writer =
+        CheckpointWriter::with_version(sink, version, lsn, created_unix_ms, key_count)?;
+    for (db, key, value) in entries {
+        writer.add(db, key, value)?;
     }
     writer.finish()?;
     Ok(out)
@@ -206,10 +269,10 @@ impl<'a> CheckpointReader<'a> {
             return Err(bad(44, "checkpoint header checksum mismatch"));
         }
         let version = u32_at(bytes, 8);
-        if version != CHECKPOINT_VERSION {
+        if !(CHECKPOINT_VERSION_1..=CHECKPOINT_VERSION).contains(&version) {
             return Err(bad(
                 8,
-                format!("checkpoint format version {version}, this build reads version {CHECKPOINT_VERSION}"),
+                format!("checkpoint format version {version}, this build reads versions {CHECKPOINT_VERSION_1} to {CHECKPOINT_VERSION}"),
             ));
         }
         Ok(CheckpointReader {
@@ -231,6 +294,8 @@ impl<'a> CheckpointReader<'a> {
     pub fn entries(&self) -> CheckpointEntries<'a> {
         CheckpointEntries {
             bytes: self.bytes,
+            v1: self.header.version == CHECKPOINT_VERSION_1,
+            db: 0,
             at: CHECKPOINT_HEADER_LEN,
             block_end: CHECKPOINT_HEADER_LEN,
             block_left: 0,
@@ -239,12 +304,12 @@ impl<'a> CheckpointReader<'a> {
         }
     }
 
-    /// Verifies the whole file and builds the key space it holds.
-    pub fn load(&self) -> Result<Keyspace, CheckpointError> {
-        let mut state = Keyspace::new();
+    /// Verifies the whole file and builds the databases it holds.
+    pub fn load(&self) -> Result<Databases, CheckpointError> {
+        let mut state = Databases::default();
         for entry in self.entries() {
-            let (key, value) = entry?;
-            state.insert(key, value);
+            let (db, key, value) = entry?;
+            state.db_mut(db).insert(key, value);
         }
         self.verify_footer()?;
         Ok(state)
@@ -281,6 +346,10 @@ impl<'a> CheckpointReader<'a> {
 #[derive(Debug)]
 pub struct CheckpointEntries<'a> {
     bytes: &'a [u8],
+    /// A version 1 file: 12-byte block headers, every entry in database 0.
+    v1: bool,
+    /// The current block's database.
+    db: u16,
     at: usize,
     block_end: usize,
     block_left: u32,
@@ -301,7 +370,7 @@ impl CheckpointEntries<'_> {
         Ok(s)
     }
 
-    fn step(&mut self) -> Result<Option<(Bytes, Value)>, CheckpointError> {
+    fn step(&mut self) -> Result<Option<(u16, Bytes, Value)>, CheckpointError> {
         let footer = self.bytes.len() - FOOTER_LEN;
         while self.block_left == 0 {
             if self.at != self.block_end {
@@ -320,21 +389,38 @@ impl CheckpointEntries<'_> {
                 }
                 return Ok(None);
             }
-            if footer - self.at < BLOCK_HEADER_LEN {
+            let head_len = if self.v1 {
+                BLOCK_HEADER_LEN_V1
+            } else {
+                BLOCK_HEADER_LEN
+            };
+            if footer - self.at < head_len {
                 return Err(bad(self.at, "incomplete block header"));
             }
             let len = u32_at(self.bytes, self.at) as usize;
             let count = u32_at(self.bytes, self.at + 4);
-            let crc = u32_at(self.bytes, self.at + 8);
-            let body = self.at + BLOCK_HEADER_LEN;
+            let body = self.at + head_len;
             if len == 0 || count == 0 || footer - body < len {
                 return Err(bad(
                     self.at,
                     format!("invalid block: length {len}, {count} entries"),
                 ));
             }
-            if crc != crc32c::crc32c(&self.bytes[body..body + len]) {
+            let crc = u32_at(self.bytes, body - 4);
+            let computed = if self.v1 {
+                crc32c::crc32c(&self.bytes[body..body + len])
+            } else {
+                let db_field = &self.bytes[self.at + 8..self.at + 12];
+                crc32c::crc32c_append(crc32c::crc32c(db_field), &self.bytes[body..body + len])
+            };
+            if crc != computed {
                 return Err(bad(self.at, "block checksum mismatch"));
+            }
+            if !self.v1 {
+                if u16::from_le_bytes([self.bytes[self.at + 10], self.bytes[self.at + 11]]) != 0 {
+                    return Err(bad(self.at + 10, "block reserved bytes are not zero"));
+                }
+                self.db = u16::from_le_bytes([self.bytes[self.at + 8], self.bytes[self.at + 9]]);
             }
             self.at = body;
             self.block_end = body + len;
@@ -348,6 +434,7 @@ impl CheckpointEntries<'_> {
         self.block_left -= 1;
         self.seen += 1;
         Ok(Some((
+            self.db,
             key,
             Value {
                 data,
@@ -358,7 +445,7 @@ impl CheckpointEntries<'_> {
 }
 
 impl Iterator for CheckpointEntries<'_> {
-    type Item = Result<(Bytes, Value), CheckpointError>;
+    type Item = Result<(u16, Bytes, Value), CheckpointError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {

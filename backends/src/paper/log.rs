@@ -6,7 +6,7 @@
 //! | offset | size | field                                        |
 //! |--------|------|----------------------------------------------|
 //! | 0      | 8    | magic `MOODBLOG`                             |
-//! | 8      | 4    | format version (1)                           |
+//! | 8      | 4    | format version (2; 1 is read too)            |
 //! | 12     | 4    | reserved, 0                                  |
 //! | 16     | 8    | first LSN this file may hold                 |
 //! | 24     | 4    | reserved, 0                                  |
@@ -28,7 +28,12 @@
 use moodb_core::{failpoint, Lsn, Record};
 
 pub const LOG_MAGIC: &[u8; 8] = b"MOODBLOG";
-pub const LOG_VERSION: u32 = 1;
+/// The version this build writes. Version 2 added records that name a database (record tags 6
+/// to 8: `InDb`, `SwapDb`, `ClearAll`); a version 1 segment holds database 0's records only,
+/// with the same encoding, so it is read by the same decoder.
+pub const LOG_VERSION: u32 = 2;
+/// The oldest version this build reads.
+pub const LOG_OLDEST_VERSION: u32 = 1;
 pub const LOG_HEADER_LEN: usize = 32;
 pub const RECORD_HEADER_LEN: usize = 20;
 /// Largest payload accepted (records are bounded far below by the server's request limits).
@@ -68,9 +73,9 @@ impl LogHeader {
             return Err("log header checksum mismatch".into());
         }
         let version = u32_at(bytes, 8);
-        if version != LOG_VERSION {
+        if !(LOG_OLDEST_VERSION..=LOG_VERSION).contains(&version) {
             return Err(format!(
-                "log format version {version}, this build reads version {LOG_VERSION}"
+                "log format version {version}, this build reads versions {LOG_OLDEST_VERSION} to {LOG_VERSION}"
             ));
         }
         Ok(LogHeader {

@@ -15,7 +15,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use loom::sync::atomic::{AtomicU64, Ordering};
-use moodb_core::{Backend, CheckpointJob, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
+use moodb_core::{Backend, CheckpointJob, Databases, LogEntry, Lsn, Record, SyncPolicy};
 
 use super::fs::SimFs;
 use super::{PaperBackend, PaperTuning};
@@ -55,7 +55,7 @@ fn loom_checkpoint_job_races_appends_and_a_power_cut() {
         set("a", "2"),
         Record::Txn(vec![Record::Delete { key: "b".into() }, set("c", "2")]),
     ];
-    let mut states = vec![Keyspace::new()];
+    let mut states = vec![Databases::default()];
     for r in &records {
         let mut next = states[states.len() - 1].clone();
         next.apply(r);
@@ -135,7 +135,7 @@ fn loom_two_checkpoint_jobs_overlap() {
     let records: Vec<Record> = (1..=5)
         .map(|i| set(&format!("k{}", i % 3), &i.to_string()))
         .collect();
-    let mut states = vec![Keyspace::new()];
+    let mut states = vec![Databases::default()];
     for r in &records {
         let mut next = states[states.len() - 1].clone();
         next.apply(r);

@@ -44,8 +44,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use moodb_core::error::IoContext;
 use moodb_core::failpoint;
 use moodb_core::{
-    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Keyspace, LogEntry, Lsn,
-    Recovered, StorageError, SyncPolicy,
+    AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, Databases, LogEntry,
+    Lsn, Recovered, StorageError, SyncPolicy,
 };
 
 use crate::BackendOptions;
@@ -397,7 +397,7 @@ pub struct PaperCheckpointJob {
 }
 
 impl PaperCheckpointJob {
-    fn run(&self, state: &Keyspace, start: Instant) -> Result<CheckpointReport, StorageError> {
+    fn run(&self, state: &Databases, start: Instant) -> Result<CheckpointReport, StorageError> {
         let fs = &*self.fs;
         let tmp = self.dir.join(FileKind::CheckpointTmp(self.lsn).name());
         let path = self.dir.join(FileKind::Checkpoint(self.lsn).name());
@@ -413,8 +413,10 @@ impl PaperCheckpointJob {
         let mut writer =
             checkpoint::CheckpointWriter::new(sink, self.lsn, now_unix_ms(), state.len() as u64)
                 .context(|| what("write"))?;
-        for (key, value) in state.iter() {
-            writer.add(key, value).context(|| what("write"))?;
+        for (db, ks) in state.iter() {
+            for (key, value) in ks.iter() {
+                writer.add(db, key, value).context(|| what("write"))?;
+            }
         }
         let bytes = writer.finish().context(|| what("write"))?;
         file.sync_all().context(|| what("fsync"))?;
@@ -455,7 +457,7 @@ impl PaperCheckpointJob {
 }
 
 impl CheckpointJob for PaperCheckpointJob {
-    fn write(self: Box<Self>, state: &Keyspace) -> Result<CheckpointReport, StorageError> {
+    fn write(self: Box<Self>, state: &Databases) -> Result<CheckpointReport, StorageError> {
         let start = Instant::now();
         let result = self.run(state, start);
         if result.is_err() {

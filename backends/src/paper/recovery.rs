@@ -20,12 +20,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use moodb_core::error::IoContext;
-use moodb_core::{Keyspace, Lsn, Recovered, RecoveryReport, StorageError};
+use moodb_core::{Databases, Lsn, Recovered, RecoveryReport, StorageError};
 
 use super::checkpoint::CheckpointReader;
 use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX};
 use super::fs::Fs;
-use super::log::{LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN};
+use super::log::{LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN, LOG_VERSION};
 use super::{create_log_file, ActiveLog, PaperTuning};
 use crate::BackendOptions;
 
@@ -119,7 +119,7 @@ struct LoadedCheckpoint {
     path: PathBuf,
     lsn: Lsn,
     created_unix_ms: u64,
-    state: Keyspace,
+    state: Databases,
 }
 
 /// Reads `checkpoint-<lsn>` in `dir` and builds its key space; fails with
@@ -203,7 +203,7 @@ fn plan_segments(
 /// What recovery has built so far: the key space, the LSNs, and the report.
 #[derive(Debug, Default)]
 struct Replay {
-    state: Keyspace,
+    state: Databases,
     /// The LSN the checkpoint covers (0 without one): records up to it are skipped.
     checkpoint_lsn: Lsn,
     /// The last LSN in `state`.
@@ -257,7 +257,19 @@ impl Replay {
                 set_aside(fs, dir, later)?;
             }
             if is_last || matches!(tail, Tail::Salvage(_)) {
+                let old_format = LogHeader::decode(&bytes).is_ok_and(|h| h.version < LOG_VERSION);
+                if old_format && first > self.last_lsn {
+                    // An older version's segment without a record: replaced by a new one.
+                    fs.remove(&path)
+                        .context(|| format!("remove empty old-format log {}", path.display()))?;
+                    return Ok(None);
+                }
                 let active = open_segment(fs, path, first, bytes.len() as u64, &end, tail)?;
+                if old_format {
+                    // Records of this version never go into an older version's segment: it is
+                    // cut and synced as it is, and appends go to a new segment.
+                    return Ok(None);
+                }
                 return Ok(Some(active));
             }
         }

@@ -1,6 +1,6 @@
 //! One behavioural test suite for every backend: each scenario below runs against every name in
 //! `moodb_backends::BACKEND_NAMES`, opened through `moodb_backends::open`, and compares what the
-//! backend recovers with a model `Keyspace` that applied the same records. What is special to
+//! backend recovers with a model `Databases` that applied the same records. What is special to
 //! one backend is tested in that backend's own module.
 
 #![allow(clippy::unwrap_used)] // tests may unwrap; helpers outside #[test] fns too
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use moodb_backends::{BackendOptions, BACKEND_NAMES};
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, SyncPolicy};
+use moodb_core::{Backend, Databases, LogEntry, Lsn, Record, SyncPolicy};
 
 /// Opens backend `name` in `dir`; a backend that fails to open fails the suite.
 fn open(name: &str, dir: &Path, sync: SyncPolicy) -> Box<dyn Backend> {
@@ -28,7 +28,7 @@ struct Subject {
     sync: SyncPolicy,
     /// `None` only while reopening.
     backend: Option<Box<dyn Backend>>,
-    model: Keyspace,
+    model: Databases,
     last_lsn: Lsn,
 }
 
@@ -44,7 +44,7 @@ impl Subject {
             dir,
             sync,
             backend: Some(backend),
-            model: Keyspace::new(),
+            model: Databases::default(),
             last_lsn: 0,
         }
     }
@@ -177,7 +177,7 @@ fn update_applies_only_to_existing_keys() {
             },
         ]);
         s.reopen();
-        assert!(s.model.get(b"missing").is_none() && s.model.get(b"k").is_none());
+        assert!(s.model.db0().get(b"missing").is_none() && s.model.db0().get(b"k").is_none());
     });
 }
 
@@ -209,7 +209,10 @@ fn a_transaction_is_recovered_whole() {
         ])]);
         s.append(vec![Record::Txn(vec![])]);
         s.reopen();
-        assert_eq!(s.model.get(b"to").map(|v| v.data.clone()), Some(b("6")));
+        assert_eq!(
+            s.model.db0().get(b"to").map(|v| v.data.clone()),
+            Some(b("6"))
+        );
     });
 }
 
@@ -300,6 +303,52 @@ impl Rng {
             75..=98 => Record::Delete { key },
             _ => Record::Clear,
         }
+    }
+
+    /// An operation in one of four databases, now and then a SWAPDB or a FLUSHALL.
+    fn op_in_db(&mut self) -> Record {
+        match self.below(60) {
+            0..=1 => Record::SwapDb {
+                a: self.below(4) as u16,
+                b: self.below(4) as u16,
+            },
+            2 => Record::ClearAll,
+            _ => {
+                let db = self.below(4) as u16;
+                Record::in_db(db, self.op())
+            }
+        }
+    }
+}
+
+#[test]
+fn every_database_is_recovered_with_its_own_keys() {
+    for seed in 1..=3u64 {
+        for_each_backend(SyncPolicy::Always, |s| {
+            let mut rng = Rng(seed);
+            for round in 0..4 {
+                for _ in 0..10 {
+                    let group = (0..1 + rng.below(8))
+                        .map(|_| {
+                            if rng.below(6) == 0 {
+                                Record::Txn((0..rng.below(4)).map(|_| rng.op_in_db()).collect())
+                            } else {
+                                rng.op_in_db()
+                            }
+                        })
+                        .collect();
+                    s.append(group);
+                }
+                if round % 2 == 1 {
+                    s.checkpoint();
+                }
+                s.reopen();
+            }
+            assert!(
+                s.model.highest_used() > Some(0),
+                "the history used several databases"
+            );
+        });
     }
 }
 

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::{PaperBackend, PaperTuning};
 use moodb_backends::BackendOptions;
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record};
+use moodb_core::{Backend, Databases, LogEntry, Lsn, Record};
 use proptest::prelude::*;
 
 pub const DIR: &str = "/db";
@@ -47,13 +47,13 @@ pub fn set(k: &str, v: &str) -> Record {
 /// Expected states: `states[lsn]` is the key space after record `lsn` (index 0: empty).
 #[derive(Debug, Clone)]
 pub struct Model {
-    pub states: Vec<Keyspace>,
+    pub states: Vec<Databases>,
 }
 
 impl Default for Model {
     fn default() -> Self {
         Model {
-            states: vec![Keyspace::new()],
+            states: vec![Databases::default()],
         }
     }
 }
@@ -79,11 +79,11 @@ impl Model {
             .collect()
     }
 
-    pub fn state(&self, lsn: Lsn) -> &Keyspace {
+    pub fn state(&self, lsn: Lsn) -> &Databases {
         &self.states[lsn as usize]
     }
 
-    pub fn current(&self) -> &Keyspace {
+    pub fn current(&self) -> &Databases {
         &self.states[self.states.len() - 1]
     }
 }

@@ -66,7 +66,7 @@ fn appends_survive_a_reopen_with_expiry_and_one_sync_per_group() {
     assert_eq!(recovered.report.records_replayed, model.last_lsn());
     assert_eq!(recovered.report.bytes_truncated, 0);
     assert_eq!(
-        recovered.state.get(b"exp").unwrap().expires_at_ms,
+        recovered.state.db0().get(b"exp").unwrap().expires_at_ms,
         Some(1_700_000_000_000)
     );
 }

@@ -10,7 +10,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};
 use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError};
+use moodb_core::{Backend, Databases, LogEntry, Lsn, Record, StorageError};
 
 fn log_file(first_lsn: Lsn, records: &[(Lsn, Record)]) -> Vec<u8> {
     let mut out = LogHeader {
@@ -26,8 +26,8 @@ fn log_file(first_lsn: Lsn, records: &[(Lsn, Record)]) -> Vec<u8> {
 }
 
 fn empty_checkpoint(lsn: Lsn) -> Vec<u8> {
-    let state = Keyspace::new();
-    encode_checkpoint(lsn, 0, 0, state.iter()).unwrap()
+    let state = Databases::default();
+    encode_checkpoint(lsn, 0, 0, state.entries()).unwrap()
 }
 
 fn corrupt_reason(err: StorageError) -> String {
@@ -78,7 +78,10 @@ fn a_gap_between_log_segments_is_damage_not_a_place_to_append() {
         .unwrap();
     let again = open_sim(&fs, &BackendOptions::default()).recover().unwrap();
     assert_eq!(again.last_lsn, 4);
-    assert_eq!(again.state.get(b"after").unwrap().data, Bytes::from("gap"));
+    assert_eq!(
+        again.state.db0().get(b"after").unwrap().data,
+        Bytes::from("gap")
+    );
 }
 
 /// Found by `paper_recover`: a checkpoint named and headed with LSN 2^64-1 made recovery

@@ -11,7 +11,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{LogScanner, ScannedRecord, LOG_HEADER_LEN};
 use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
-use moodb_core::{Backend, Keyspace, Lsn, Recovered, StorageError};
+use moodb_core::{Backend, Databases, Lsn, Recovered, StorageError};
 use proptest::prelude::*;
 
 fn log_path() -> PathBuf {
@@ -57,7 +57,7 @@ fn recover_bytes(bytes: &[u8], options: &BackendOptions) -> Result<Recovered, St
     Ok(recovered)
 }
 
-fn assert_state(got: &Keyspace, want: &Keyspace, what: &str) {
+fn assert_state(got: &Databases, want: &Databases, what: &str) {
     assert_eq!(got, want, "{what}");
 }
 

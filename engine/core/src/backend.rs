@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::StorageError;
-use crate::keyspace::Keyspace;
+use crate::keyspace::Databases;
 use crate::record::{Lsn, Record};
 
 /// When appended records reach stable storage.
@@ -66,7 +66,8 @@ pub struct LogEntry {
 /// The state recovered at start-up and how it was obtained.
 #[derive(Debug)]
 pub struct Recovered {
-    pub state: Keyspace,
+    /// Every database.
+    pub state: Databases,
     /// The LSN of the last record in `state`; new records continue from `last_lsn + 1`.
     pub last_lsn: Lsn,
     pub report: RecoveryReport,
@@ -150,7 +151,7 @@ pub struct CheckpointReport {
 pub trait CheckpointJob: Send {
     /// Writes `state` (which must be the state as of the job's LSN), makes it the current
     /// checkpoint atomically, and deletes the files it supersedes.
-    fn write(self: Box<Self>, state: &Keyspace) -> Result<CheckpointReport, StorageError>;
+    fn write(self: Box<Self>, state: &Databases) -> Result<CheckpointReport, StorageError>;
 }
 
 /// A durable home for the key space. Object-safe: the server holds a `Box<dyn Backend>`.

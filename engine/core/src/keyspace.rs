@@ -241,12 +241,153 @@ impl Keyspace {
             Record::Delete { key } => {
                 self.remove(&key);
             }
-            Record::Clear => {
+            Record::Clear | Record::ClearAll => {
                 self.map.clear();
                 self.expiries.clear();
             }
             Record::Txn(ops) => ops.into_iter().for_each(|op| self.apply_owned(op)),
+            // Which database a record names is [`Databases`]'s business: a lone key space
+            // applies the record inside, and a swap does not change it.
+            Record::InDb { record, .. } => self.apply_owned(*record),
+            Record::SwapDb { .. } => {}
         }
+    }
+}
+
+/// Every database (SELECT's 0 to `databases - 1`): one [`Keyspace`] each, so a clone is still
+/// O(1) per database and the checkpoint job gets the whole set. It routes each record to the
+/// database it names ([`Record::InDb`]; no wrapper is database 0) and grows when a record
+/// names a database past the end (replaying a log); the store checks indexes against its
+/// `databases` setting before it builds a record.
+#[derive(Clone, Debug)]
+pub struct Databases {
+    dbs: Vec<Keyspace>,
+}
+
+impl Default for Databases {
+    fn default() -> Self {
+        Databases::new(1)
+    }
+}
+
+impl From<Keyspace> for Databases {
+    /// `ks` as database 0.
+    fn from(ks: Keyspace) -> Self {
+        Databases { dbs: vec![ks] }
+    }
+}
+
+impl Databases {
+    /// `count` empty databases (at least one).
+    pub fn new(count: usize) -> Self {
+        Databases {
+            dbs: vec![Keyspace::new(); count.max(1)],
+        }
+    }
+
+    /// Number of databases held (empty ones included).
+    pub fn count(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Makes room for databases `0..count`.
+    pub fn grow_to(&mut self, count: usize) {
+        if self.dbs.len() < count {
+            self.dbs.resize_with(count, Keyspace::new);
+        }
+    }
+
+    /// Database `db`, if it is held.
+    pub fn get(&self, db: u16) -> Option<&Keyspace> {
+        self.dbs.get(usize::from(db))
+    }
+
+    /// Database `db`, grown into existence if needed.
+    pub fn db_mut(&mut self, db: u16) -> &mut Keyspace {
+        self.grow_to(usize::from(db) + 1);
+        &mut self.dbs[usize::from(db)]
+    }
+
+    /// Database 0.
+    pub fn db0(&self) -> &Keyspace {
+        &self.dbs[0]
+    }
+
+    /// Keys held in every database, expired ones not yet removed included.
+    pub fn len(&self) -> usize {
+        self.dbs.iter().map(Keyspace::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.dbs.iter().all(Keyspace::is_empty)
+    }
+
+    /// Each database with its index, empty ones included.
+    pub fn iter(&self) -> impl Iterator<Item = (u16, &Keyspace)> {
+        self.dbs.iter().enumerate().map(|(i, ks)| (i as u16, ks))
+    }
+
+    /// Every key and value with its database, database by database.
+    pub fn entries(&self) -> impl Iterator<Item = (u16, &Bytes, &Value)> {
+        self.iter()
+            .flat_map(|(db, ks)| ks.iter().map(move |(k, v)| (db, k, v)))
+    }
+
+    /// The number of the highest database holding a key, if any.
+    pub fn highest_used(&self) -> Option<u16> {
+        self.iter()
+            .filter(|(_, ks)| !ks.is_empty())
+            .map(|(i, _)| i)
+            .last()
+    }
+
+    /// Applies one record to the database it names; see [`Keyspace::apply`].
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::InDb { db, record } => self.db_mut(*db).apply(record),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
+            Record::SwapDb { a, b } => self.swap(*a, *b),
+            Record::ClearAll => self.dbs.iter_mut().for_each(|ks| ks.apply(&Record::Clear)),
+            r => self.dbs[0].apply(r),
+        }
+    }
+
+    /// Applies one record, moving its keys and values in (recovery's replay).
+    pub fn apply_owned(&mut self, record: Record) {
+        match record {
+            Record::InDb { db, record } => self.db_mut(db).apply_owned(*record),
+            Record::Txn(ops) => ops.into_iter().for_each(|op| self.apply_owned(op)),
+            Record::SwapDb { a, b } => self.swap(a, b),
+            Record::ClearAll => self.dbs.iter_mut().for_each(|ks| ks.apply(&Record::Clear)),
+            r => self.dbs[0].apply_owned(r),
+        }
+    }
+
+    fn swap(&mut self, a: u16, b: u16) {
+        let top = a.max(b);
+        self.grow_to(usize::from(top) + 1);
+        self.dbs.swap(usize::from(a), usize::from(b));
+    }
+}
+
+impl PartialEq for Databases {
+    /// The same keys in the same databases (trailing empty databases do not count).
+    fn eq(&self, other: &Self) -> bool {
+        let n = self.dbs.len().max(other.dbs.len());
+        let empty = Keyspace::new();
+        (0..n).all(|i| self.dbs.get(i).unwrap_or(&empty) == other.dbs.get(i).unwrap_or(&empty))
+    }
+}
+
+impl Eq for Databases {}
+
+impl FromIterator<(u16, Bytes, Value)> for Databases {
+    fn from_iter<I: IntoIterator<Item = (u16, Bytes, Value)>>(iter: I) -> Self {
+        let mut dbs = Databases::default();
+        for (db, key, value) in iter {
+            dbs.db_mut(db).insert(key, value);
+        }
+        dbs
     }
 }
 
@@ -302,12 +443,53 @@ fn detached(record: &Record) -> Record {
         Record::Delete { key } => Record::Delete { key: key.clone() },
         Record::Clear => Record::Clear,
         Record::Txn(ops) => Record::Txn(ops.iter().map(detached).collect()),
+        Record::InDb { db, record } => Record::InDb {
+            db: *db,
+            record: Box::new(detached(record)),
+        },
+        Record::SwapDb { a, b } => Record::SwapDb { a: *a, b: *b },
+        Record::ClearAll => Record::ClearAll,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn databases_route_records_swap_and_clear_all() {
+        let set = |db: u16, k: &str| {
+            Record::in_db(
+                db,
+                Record::Set {
+                    key: b(k),
+                    value: b("v"),
+                    expires_at_ms: None,
+                },
+            )
+        };
+        let mut dbs = Databases::new(4);
+        dbs.apply(&set(0, "a"));
+        dbs.apply(&Record::Txn(vec![set(2, "b"), set(2, "c")]));
+        assert_eq!(
+            (dbs.db0().len(), dbs.get(2).map(Keyspace::len)),
+            (1, Some(2))
+        );
+        let snapshot = dbs.clone();
+        dbs.apply(&Record::SwapDb { a: 0, b: 2 });
+        assert_eq!(
+            (dbs.db0().len(), dbs.get(2).map(Keyspace::len)),
+            (2, Some(1))
+        );
+        dbs.apply(&Record::in_db(2, Record::Clear));
+        assert_eq!((dbs.len(), dbs.highest_used()), (2, Some(0)));
+        dbs.apply_owned(set(9, "far"));
+        assert_eq!((dbs.count(), dbs.highest_used()), (10, Some(9)));
+        dbs.apply(&Record::ClearAll);
+        assert!(dbs.is_empty());
+        assert_eq!(snapshot.len(), 3);
+        assert_eq!(Databases::new(16), Databases::new(1));
+    }
 
     #[test]
     fn applied_records_do_not_pin_the_buffer_they_were_decoded_from() {

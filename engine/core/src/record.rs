@@ -10,6 +10,12 @@
 //! | 3   | Delete | u32 key len, key                                                    |
 //! | 4   | Clear  | (nothing)                                                           |
 //! | 5   | Txn    | u32 count, then `count` records, none of them a Txn                 |
+//! | 6   | InDb   | u16 db (never 0), then one Set, Update, Delete or Clear record       |
+//! | 7   | SwapDb | u16 a, u16 b                                                        |
+//! | 8   | ClearAll | (nothing)                                                         |
+//!
+//! A record without the InDb wrapper is in database 0: every record of log format version 1
+//! is, and database 0's records are as small as they were (tags 6 to 8 appear from version 2).
 
 use bytes::Bytes;
 
@@ -35,6 +41,13 @@ pub enum Record {
     Clear,
     /// Several records applied as one unit.
     Txn(Vec<Record>),
+    /// `record` (a Set, Update, Delete or Clear) applies to database `db`, never 0: a record
+    /// without this wrapper is in database 0. Build it with [`Record::in_db`].
+    InDb { db: u16, record: Box<Record> },
+    /// Swap the contents of two databases (SWAPDB).
+    SwapDb { a: u16, b: u16 },
+    /// Remove every key of every database (FLUSHALL).
+    ClearAll,
 }
 
 const TAG_SET: u8 = 1;
@@ -42,6 +55,9 @@ const TAG_UPDATE: u8 = 2;
 const TAG_DELETE: u8 = 3;
 const TAG_CLEAR: u8 = 4;
 const TAG_TXN: u8 = 5;
+const TAG_IN_DB: u8 = 6;
+const TAG_SWAP_DB: u8 = 7;
+const TAG_CLEAR_ALL: u8 = 8;
 
 /// Why a payload could not be decoded as a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +72,12 @@ pub enum RecordDecodeError {
     UnknownTag { tag: u8, at: usize },
     #[error("a transaction may not contain another transaction (payload byte {at})")]
     NestedTxn { at: usize },
+    #[error("database {db} record wraps a {kind} record (payload byte {at})")]
+    BadInDb {
+        db: u16,
+        kind: &'static str,
+        at: usize,
+    },
     #[error("{extra} unexpected bytes after the record")]
     TrailingBytes { extra: usize },
 }
@@ -69,6 +91,37 @@ impl Record {
             Record::Delete { .. } => "delete",
             Record::Clear => "clear",
             Record::Txn(_) => "txn",
+            Record::InDb { record, .. } => record.kind(),
+            Record::SwapDb { .. } => "swapdb",
+            Record::ClearAll => "clearall",
+        }
+    }
+
+    /// `record` as a record of database `db`: unchanged for database 0 (and for the records
+    /// that name their databases themselves), wrapped in `InDb` otherwise (each record of a
+    /// Txn wrapped on its own).
+    pub fn in_db(db: u16, record: Record) -> Record {
+        if db == 0 {
+            return record;
+        }
+        match record {
+            Record::Txn(ops) => {
+                Record::Txn(ops.into_iter().map(|r| Record::in_db(db, r)).collect())
+            }
+            r @ (Record::InDb { .. } | Record::SwapDb { .. } | Record::ClearAll) => r,
+            r => Record::InDb {
+                db,
+                record: Box::new(r),
+            },
+        }
+    }
+
+    /// The database a keyed record (or Clear) applies to, and the record without its
+    /// wrapper.
+    pub fn db_and_inner(&self) -> (u16, &Record) {
+        match self {
+            Record::InDb { db, record } => (*db, record),
+            r => (0, r),
         }
     }
 
@@ -80,6 +133,9 @@ impl Record {
             Record::Delete { key } => 1 + 4 + key.len(),
             Record::Clear => 1,
             Record::Txn(ops) => 1 + 4 + ops.iter().map(Record::encoded_len).sum::<usize>(),
+            Record::InDb { record, .. } => 1 + 2 + record.encoded_len(),
+            Record::SwapDb { .. } => 1 + 2 + 2,
+            Record::ClearAll => 1,
         }
     }
 
@@ -117,6 +173,17 @@ impl Record {
                     op.encode(out);
                 }
             }
+            Record::InDb { db, record } => {
+                out.push(TAG_IN_DB);
+                out.extend_from_slice(&db.to_le_bytes());
+                record.encode(out);
+            }
+            Record::SwapDb { a, b } => {
+                out.push(TAG_SWAP_DB);
+                out.extend_from_slice(&a.to_le_bytes());
+                out.extend_from_slice(&b.to_le_bytes());
+            }
+            Record::ClearAll => out.push(TAG_CLEAR_ALL),
         }
     }
 
@@ -175,6 +242,12 @@ impl Reader<'_> {
 
     fn u8(&mut self, what: &'static str) -> Result<u8, RecordDecodeError> {
         Ok(self.take(1, what)?[0])
+    }
+
+    fn u16(&mut self, what: &'static str) -> Result<u16, RecordDecodeError> {
+        let mut le = [0u8; 2];
+        le.copy_from_slice(self.take(2, what)?);
+        Ok(u16::from_le_bytes(le))
     }
 
     fn u32(&mut self, what: &'static str) -> Result<u32, RecordDecodeError> {
@@ -236,6 +309,35 @@ impl Reader<'_> {
                 Ok(Record::Txn(ops))
             }
             TAG_TXN => Err(RecordDecodeError::NestedTxn { at }),
+            TAG_IN_DB => {
+                let db = self.u16("database")?;
+                let inner_at = self.at;
+                let record = self.record(false)?;
+                match record {
+                    Record::Set { .. }
+                    | Record::Update { .. }
+                    | Record::Delete { .. }
+                    | Record::Clear
+                        if db != 0 =>
+                    {
+                        Ok(Record::InDb {
+                            db,
+                            record: Box::new(record),
+                        })
+                    }
+                    other => Err(RecordDecodeError::BadInDb {
+                        db,
+                        kind: if db == 0 { "database 0" } else { other.kind() },
+                        at: inner_at,
+                    }),
+                }
+            }
+            TAG_SWAP_DB => {
+                let a = self.u16("database")?;
+                let b = self.u16("database")?;
+                Ok(Record::SwapDb { a, b })
+            }
+            TAG_CLEAR_ALL => Ok(Record::ClearAll),
             tag => Err(RecordDecodeError::UnknownTag { tag, at }),
         }
     }
@@ -259,13 +361,19 @@ mod tests {
             (bytes(), bytes()).prop_map(|(k, v)| Record::Update { key: k, value: v }),
             bytes().prop_map(|k| Record::Delete { key: k }),
             Just(Record::Clear),
+            Just(Record::ClearAll),
+            (any::<u16>(), any::<u16>()).prop_map(|(a, b)| Record::SwapDb { a, b }),
         ]
+    }
+
+    fn op_in_db() -> impl Strategy<Value = Record> {
+        (0u16..4, op()).prop_map(|(db, r)| Record::in_db(db, r))
     }
 
     fn record() -> impl Strategy<Value = Record> {
         prop_oneof![
-            op(),
-            proptest::collection::vec(op(), 0..5).prop_map(Record::Txn)
+            op_in_db(),
+            proptest::collection::vec(op_in_db(), 0..5).prop_map(Record::Txn)
         ]
     }
 
@@ -289,6 +397,29 @@ mod tests {
                 prop_assert!(Record::decode(&bytes[..cut]).is_err());
             }
         }
+    }
+
+    #[test]
+    fn database_0_records_are_unwrapped_and_others_take_three_bytes_more() {
+        let set = Record::Set {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+            expires_at_ms: None,
+        };
+        assert_eq!(Record::in_db(0, set.clone()), set);
+        let in3 = Record::in_db(3, set.clone());
+        assert_eq!(in3.encoded_len(), set.encoded_len() + 3);
+        assert_eq!(in3.db_and_inner(), (3, &set));
+        assert_eq!(&in3.to_bytes()[..3], &[TAG_IN_DB, 3, 0]);
+        // A wrapper naming database 0, or wrapping a transaction, is damage.
+        let mut zero = vec![TAG_IN_DB, 0, 0];
+        set.encode(&mut zero);
+        assert!(matches!(
+            Record::decode(&zero),
+            Err(RecordDecodeError::BadInDb { db: 0, .. })
+        ));
+        assert!(Record::decode(&[TAG_IN_DB, 1, 0, TAG_TXN, 0, 0, 0, 0]).is_err());
+        assert!(Record::decode(&[TAG_IN_DB, 1, 0, TAG_CLEAR_ALL]).is_err());
     }
 
     #[test]

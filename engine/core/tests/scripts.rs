@@ -69,6 +69,7 @@ impl Runner {
                 interval_ms: 0,
             },
             limits: Limits::default(),
+            databases: 16,
             backend: "paper".into(),
             data_dir: PathBuf::from("moodb-data"),
             port: 6380,
@@ -404,6 +405,9 @@ fn record_text(record: &Record) -> String {
             let inner: Vec<String> = ops.iter().map(record_text).collect();
             format!("TXN [{}]", inner.join(", "))
         }
+        Record::InDb { db, record } => format!("db{db} {}", record_text(record)),
+        Record::SwapDb { a, b } => format!("SWAPDB {a} {b}"),
+        Record::ClearAll => "CLEARALL".into(),
     }
 }
 
@@ -430,4 +434,12 @@ macro_rules! scripts {
     };
 }
 
-scripts!(strings, keys, expiry, transactions, server, durability);
+scripts!(
+    strings,
+    keys,
+    expiry,
+    transactions,
+    server,
+    durability,
+    databases
+);

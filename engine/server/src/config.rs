@@ -8,6 +8,7 @@
 //!     sync: "always",            // or "every:100", "never"
 //!     backend: "paper",          // or "sled"
 //!     salvage: false,
+//!     databases: 16,             // SELECT 0 to databases - 1; 1 to 65536
 //!     checkpoint: (log_bytes: 67108864, interval_ms: 300000),
 //!     limits: (
 //!         max_bulk_len: 536870912,
@@ -50,6 +51,8 @@ pub struct Config {
     pub backend: String,
     /// Start even if the log is damaged in the middle, keeping its valid prefix.
     pub salvage: bool,
+    /// Number of databases (SELECT 0 to `databases - 1`), 1 to [`MAX_DATABASES`].
+    pub databases: usize,
     pub checkpoint: CheckpointConfig,
     pub limits: Limits,
     /// Clients must `AUTH` with this password before any other command.
@@ -69,6 +72,7 @@ impl Default for Config {
             sync: SyncPolicy::Always,
             backend: "paper".into(),
             salvage: false,
+            databases: 16,
             checkpoint: CheckpointConfig::default(),
             limits: Limits::default(),
             requirepass: None,
@@ -103,7 +107,18 @@ pub enum ConfigError {
     },
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error("databases is {0}; it must be 1 to {MAX_DATABASES}")]
+    Databases(usize),
+    #[error(
+        "the data directory holds keys in database {db} but `databases` is {databases}: \
+         raise it (configuration or --databases) to at least {}",
+        *db as usize + 1
+    )]
+    DataBeyondDatabases { db: u16, databases: usize },
 }
+
+/// The most databases a server may have: records name a database with a u16.
+pub const MAX_DATABASES: usize = 1 << 16;
 
 impl Config {
     /// Reads a RON configuration file; fields it does not set keep their defaults.
@@ -121,6 +136,9 @@ impl Config {
     /// Checks what the types cannot: the limits fit together, and a server reachable from
     /// other machines has a password (unless `insecure`).
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_DATABASES).contains(&self.databases) {
+            return Err(ConfigError::Databases(self.databases));
+        }
         let l = &self.limits;
         if l.max_query_buffer <= l.max_bulk_len {
             return Err(ConfigError::Limits(format!(
@@ -251,6 +269,19 @@ mod tests {
         c.validate().unwrap();
         c.requirepass = Some(String::new());
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn databases_is_bounded() {
+        assert_eq!(Config::default().databases, 16);
+        let c = Config::parse("(databases: 0)").unwrap();
+        assert!(matches!(c.validate(), Err(ConfigError::Databases(0))));
+        let c = Config::parse("(databases: 65537)").unwrap();
+        assert!(c.validate().is_err());
+        assert!(Config::parse("(databases: 65536)")
+            .unwrap()
+            .validate()
+            .is_ok());
     }
 
     #[test]

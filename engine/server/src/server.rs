@@ -58,6 +58,15 @@ impl Server {
         recovered: Recovered,
     ) -> Result<Server, ServerError> {
         config.validate()?;
+        if let Some(db) = recovered.state.highest_used() {
+            if usize::from(db) >= config.databases {
+                return Err(ConfigError::DataBeyondDatabases {
+                    db,
+                    databases: config.databases,
+                }
+                .into());
+            }
+        }
         let bind_err = |source| ServerError::Bind {
             addr: config.addr.clone(),
             source,
@@ -99,6 +108,7 @@ impl Server {
             sync: config.sync,
             checkpoint: config.checkpoint,
             limits: config.limits,
+            databases: config.databases,
             backend: backend.name().to_string(),
             data_dir: config.data_dir.clone(),
             port: local_addr.port(),

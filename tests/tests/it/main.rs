@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod command_table_redis;
 mod commands_redis;
+mod databases;
 mod expiry;
 mod failing_storage;
 mod limits;

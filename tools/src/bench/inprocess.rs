@@ -21,7 +21,7 @@ use moodb_backends::BackendOptions;
 use moodb_core::group_commit::{CommitStats, GroupCommit};
 use moodb_core::resp::{Frame, Limits};
 use moodb_core::store::{CheckpointConfig, Release, Store, StoreSettings};
-use moodb_core::{Backend, Keyspace, LogEntry, Lsn, Record, StorageError, SyncPolicy};
+use moodb_core::{Backend, Databases, LogEntry, Lsn, Record, StorageError, SyncPolicy};
 
 use super::runner::{self, RunResult};
 use super::workload::{self, Op, Workload};
@@ -34,7 +34,7 @@ pub const FILL_GROUP: u64 = 1000;
 pub struct Target {
     pub name: String,
     pub backend: Box<dyn Backend>,
-    pub state: Keyspace,
+    pub state: Databases,
     pub last_lsn: Lsn,
     /// The sync policy the backend was opened with (for INFO-like settings of the store).
     pub sync: SyncPolicy,
@@ -239,6 +239,7 @@ fn writer_loop(
             interval_ms: 0,
         },
         limits: Limits::default(),
+        databases: 16,
         backend: name.clone(),
         data_dir: dir.clone(),
         port: 0,

@@ -47,6 +47,9 @@ pub struct Args {
     /// Start even if the log is damaged in the middle, keeping its valid prefix.
     #[arg(long)]
     salvage: bool,
+    /// Number of databases, SELECT 0 to N-1 [default: 16].
+    #[arg(long, value_name = "N")]
+    databases: Option<usize>,
     /// Clients must AUTH with this password first (other users of the machine can see
     /// command lines: prefer `requirepass` in the configuration file).
     #[arg(long, value_name = "PASSWORD")]
@@ -92,6 +95,9 @@ impl Args {
             config.checkpoint.interval_ms = ms;
         }
         config.salvage |= self.salvage;
+        if let Some(n) = self.databases {
+            config.databases = n;
+        }
         if let Some(password) = &self.requirepass {
             config.requirepass = Some(password.clone());
         }

@@ -65,6 +65,8 @@ struct Report {
     /// Entries read (all of them, or those before the damage).
     entries_read: u64,
     keys_with_expiry: u64,
+    /// Each database holding entries, in database order.
+    databases: Vec<DbCount>,
     key_bytes: Option<SizeStats>,
     value_bytes: Option<SizeStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,9 +90,19 @@ struct Damage {
 
 #[derive(Debug, Serialize)]
 struct KeyView {
+    /// The key's database (SELECT index).
+    db: u16,
     key: Shown,
     value_len: usize,
     expires_at_ms: Option<u64>,
+}
+
+/// The entries of one database.
+#[derive(Debug, Serialize)]
+struct DbCount {
+    db: u16,
+    keys: u64,
+    keys_with_expiry: u64,
 }
 
 /// Runs `moodb snapshot <command>`.
@@ -132,6 +144,7 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
         damage: None,
         entries_read: 0,
         keys_with_expiry: 0,
+        databases: Vec::new(),
         key_bytes: None,
         value_bytes: None,
         keys: args.keys.then(Vec::new),
@@ -192,12 +205,21 @@ fn read_entries(
         report.verdict = "ok";
     }
     let (mut key_sizes, mut value_sizes) = (Vec::new(), Vec::new());
-    for (key, value) in reader.entries().map_while(Result::ok) {
+    let mut per_db = std::collections::BTreeMap::<u16, DbCount>::new();
+    for (db, key, value) in reader.entries().map_while(Result::ok) {
+        let count = per_db.entry(db).or_insert(DbCount {
+            db,
+            keys: 0,
+            keys_with_expiry: 0,
+        });
+        count.keys += 1;
+        count.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         key_sizes.push(key.len() as u64);
         value_sizes.push(value.data.len() as u64);
         report.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         if let Some(keys) = report.keys.as_mut() {
             keys.push(KeyView {
+                db,
                 key: Shown::new(&key, args.full),
                 value_len: value.data.len(),
                 expires_at_ms: value.expires_at_ms,
@@ -205,6 +227,7 @@ fn read_entries(
         }
     }
     report.entries_read = key_sizes.len() as u64;
+    report.databases = per_db.into_values().collect();
     report.key_bytes = SizeStats::of(key_sizes);
     report.value_bytes = SizeStats::of(value_sizes);
 }
@@ -246,6 +269,15 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
         }
     }
     writeln!(out, "  expiring keys   {}", report.keys_with_expiry)?;
+    for d in &report.databases {
+        writeln!(
+            out,
+            "  db{:<13} {} ({} expiring)",
+            d.db,
+            plural(d.keys, "key", "keys"),
+            d.keys_with_expiry
+        )?;
+    }
     if let (Some(k), Some(v)) = (&report.key_bytes, &report.value_bytes) {
         writeln!(
             out,
@@ -263,6 +295,9 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
     if let Some(keys) = &report.keys {
         writeln!(out, "keys, in file order:")?;
         for k in keys {
+            if k.db != 0 {
+                write!(out, "  db{}", k.db)?;
+            }
             write!(
                 out,
                 "  {}  value {}",

@@ -95,6 +95,12 @@ struct RecordView {
 #[derive(Debug, Serialize)]
 struct Op {
     kind: &'static str,
+    /// The database a keyed record (or a clear) is in, when it is not 0.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    db: Option<u16>,
+    /// The two databases a swapdb swaps.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swap: Option<[u16; 2]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<Shown>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,8 @@ impl Op {
     fn new(record: &Record, full: bool) -> Op {
         let mut op = Op {
             kind: record.kind(),
+            db: None,
+            swap: None,
             key: None,
             value: None,
             expires_at_ms: None,
@@ -130,8 +138,13 @@ impl Op {
                 op.value = Some(Shown::new(value, full));
             }
             Record::Delete { key } => op.key = Some(Shown::new(key, full)),
-            Record::Clear => {}
+            Record::Clear | Record::ClearAll => {}
             Record::Txn(inner) => op.records = inner.iter().map(|r| Op::new(r, full)).collect(),
+            Record::SwapDb { a, b } => op.swap = Some([*a, *b]),
+            Record::InDb { db, record } => {
+                op = Op::new(record, full);
+                op.db = Some(*db);
+            }
         }
         op
     }
@@ -460,9 +473,17 @@ fn render_segment(segment: &Segment, out: &mut dyn Write) -> Result<(), InspectE
     Ok(())
 }
 
-/// One line for a record: `set "k" "v" (expires …)`.
+/// One line for a record: `set "k" "v" (expires …)`, `db3 delete "k"` in a database other
+/// than 0, `swapdb 0 3`.
 fn render_op(op: &Op, prefix: &str, out: &mut dyn Write) -> Result<(), InspectError> {
-    write!(out, "{prefix}{}", op.kind)?;
+    write!(out, "{prefix}")?;
+    if let Some(db) = op.db {
+        write!(out, "db{db} ")?;
+    }
+    write!(out, "{}", op.kind)?;
+    if let Some([a, b]) = op.swap {
+        write!(out, " {a} {b}")?;
+    }
     if let Some(key) = &op.key {
         write!(out, " {key}")?;
     }

@@ -167,7 +167,7 @@ fn write_checkpoint(dir: &Path, lsn: u64) -> PathBuf {
         lsn,
         1_700_000_000_123,
         entries.len() as u64,
-        entries.iter().map(|(k, v)| (k, v)),
+        entries.iter().map(|(k, v)| (0, k, v)),
     )
     .unwrap();
     let path = dir.join(FileKind::Checkpoint(lsn).name());
@@ -291,7 +291,7 @@ fn snapshot_inspect_of_a_data_directory_takes_the_newest_checkpoint() {
     let out = run_on(&["snapshot", "inspect"], dir.path(), 0);
     assert!(
         out.starts_with(
-            "checkpoint-00000000000000000012: 1237 bytes, the newest of 2 checkpoints in [PATH]"
+            "checkpoint-00000000000000000012: 1241 bytes, the newest of 2 checkpoints in [PATH]"
         ),
         "{out}"
     );
@@ -388,4 +388,67 @@ fn dumping_leaves_the_files_byte_identical() {
         assert_eq!(std::fs::read(path).unwrap(), before);
         assert_eq!(std::fs::metadata(path).unwrap().modified().unwrap(), mtime);
     }
+}
+
+#[test]
+fn wal_dump_and_snapshot_inspect_show_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut backend = open_backend(dir.path());
+    let set = |k: &[u8]| Record::Set {
+        key: b(k),
+        value: b(b"v"),
+        expires_at_ms: None,
+    };
+    let groups = vec![vec![
+        Record::in_db(3, set(b"k3")),
+        Record::Txn(vec![
+            Record::in_db(15, Record::Delete { key: b(b"k") }),
+            set(b"k0"),
+        ]),
+        Record::SwapDb { a: 0, b: 15 },
+        Record::in_db(9, Record::Clear),
+        Record::ClearAll,
+    ]];
+    append_all(&mut backend, 1, &groups);
+    drop(backend);
+    let dump = run_on(
+        &["wal", "dump"],
+        &dir.path().join(FileKind::Log(1).name()),
+        0,
+    );
+    for want in [
+        "db3 set \"k3\"",
+        "db15 delete \"k\"",
+        "swapdb 0 15",
+        "db9 clear",
+        "clearall",
+    ] {
+        assert!(dump.contains(want), "no {want:?} in:\n{dump}");
+    }
+    let (code, json, _) = moodb(&[
+        "wal",
+        "dump",
+        "--json",
+        dir.path().join(FileKind::Log(1).name()).to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let records = &json["segments"][0]["records"];
+    assert_eq!(records[0]["db"], 3);
+    assert_eq!(records[1]["records"][0]["db"], 15);
+    assert!(records[1]["records"][1].get("db").is_none());
+    assert_eq!(records[2]["swap"], serde_json::json!([0, 15]));
+
+    let entries = entries();
+    let in_dbs = [
+        (0, &entries[0].0, &entries[0].1),
+        (5, &entries[1].0, &entries[1].1),
+    ];
+    let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, in_dbs.into_iter()).unwrap();
+    let path = dir.path().join(FileKind::Checkpoint(7).name());
+    std::fs::write(&path, bytes).unwrap();
+    let out = run_on(&["snapshot", "inspect", "--keys"], &path, 0);
+    assert!(out.contains("db0             1 key (0 expiring)"), "{out}");
+    assert!(out.contains("db5             1 key (1 expiring)"), "{out}");
+    assert!(out.contains("  db5  \"bb\\n\""), "{out}");
 }

@@ -5,8 +5,8 @@
 //! value with its new expiry (a DELETE when the time is already past, as Redis does), RENAME
 //! is a TXN of the DELETE and the SET.
 //!
-//! Departures: one database, so COPY's `DB` takes only 0 (another index is `DB index is out
-//! of range`, Redis's answer with `databases 1`); OBJECT ENCODING is judged from the bytes
+//! COPY with a `DB` option is a [`super::DbCommand`], run by the store across databases.
+//! Departures: OBJECT ENCODING is judged from the bytes
 //! (`int` for a canonical integer of at most 20 bytes, `embstr` up to 44 bytes, else `raw`):
 //! Redis also remembers how a value was made (APPEND and SETRANGE make `raw`, INCRBYFLOAT
 //! `embstr`); access times are not tracked, so OBJECT IDLETIME answers 0; RANDOMKEY costs a
@@ -51,11 +51,12 @@ pub fn parse_dbsize(spec: &'static CommandSpec, _: &[Bytes]) -> Result<Command, 
     data(spec, DataOp::DbSize)
 }
 
-/// `FLUSHDB [ASYNC|SYNC]` (and FLUSHALL): ASYNC and SYNC are accepted and mean the same here
-/// (so is any one word, unlike Redis, which answers a syntax error).
+/// `FLUSHDB [ASYNC|SYNC]`: both flush at once; any other word is a syntax error, as in Redis.
 pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    if rest.len() > 1 {
-        return Err(syntax_error());
+    match rest {
+        [] => {}
+        [mode] if matches!(mode.to_ascii_uppercase().as_slice(), b"ASYNC" | b"SYNC") => {}
+        _ => return Err(syntax_error()),
     }
     data(spec, DataOp::FlushDb)
 }
@@ -562,23 +563,31 @@ pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
         return Err(wrong_arity(spec.name));
     };
     let mut replace = false;
+    let mut db = None;
     let mut i = 0;
     while i < opts.len() {
         match opts[i].to_ascii_uppercase().as_slice() {
             b"REPLACE" => replace = true,
             b"DB" if i + 1 < opts.len() => {
-                let db = parse_i64(&opts[i + 1])?;
-                if i32::try_from(db).is_err() {
+                let n = parse_i64(&opts[i + 1])?;
+                if i32::try_from(n).is_err() {
                     return Err(ReplyError::IntOutOfRange.into());
                 }
-                if db != 0 {
-                    return Err(ReplyError::DbIndexOutOfRange.into());
-                }
+                db = Some(n);
                 i += 1;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
+    }
+    if let Some(db) = db {
+        // Across databases: the store checks the index and the same-object case.
+        return Ok(Command::Db(super::DbCommand::CopyTo {
+            from: from.clone(),
+            to: to.clone(),
+            db,
+            replace,
+        }));
     }
     if from == to {
         return Err(ReplyError::SameObject.into());
@@ -751,7 +760,9 @@ mod tests {
     fn run(ks: &mut Keyspace, words: &[&str]) -> Frame {
         match parse(&req(words)) {
             Ok(Command::Data(c)) => c.apply(ks, 0).reply,
-            Ok(Command::Server(_) | Command::Txn(_)) => panic!("not a data command"),
+            Ok(Command::Server(_) | Command::Txn(_) | Command::Db(_)) => {
+                panic!("not a data command")
+            }
             Err(f) => f,
         }
     }

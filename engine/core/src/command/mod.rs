@@ -19,6 +19,7 @@
 //!   `expected`, set it to `new` (clearing any expiry, as SET does) and reply `:1`; reply `:0`
 //!   if the value differs or the key is missing (or expired). One record in the log, like SET.
 
+pub mod databases;
 pub mod glob;
 pub mod keys;
 pub mod long_double;
@@ -34,6 +35,7 @@ use crate::keyspace::Keyspace;
 use crate::record::Record;
 use crate::resp::Frame;
 
+pub use databases::DbCommand;
 pub use reply_error::ReplyError;
 pub use server::ServerCommand;
 pub use table::{CommandSpec, Flags, SessionCommand};
@@ -49,6 +51,9 @@ pub enum Command {
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH: handled by the store owner with
     /// [`txn::Transactions`].
     Txn(TxnCommand),
+    /// SELECT, MOVE, SWAPDB, FLUSHALL, COPY … DB: run by the store across databases
+    /// ([`databases::apply`]).
+    Db(DbCommand),
 }
 
 /// A command on the key space, as parsed: its table row and what it does.
@@ -337,7 +342,9 @@ mod tests {
     fn run(ks: &mut Keyspace, words: &[&str]) -> Frame {
         match parse(&req(words)) {
             Ok(Command::Data(c)) => c.apply(ks, 1_000).reply,
-            Ok(Command::Server(_) | Command::Txn(_)) => panic!("not a data command"),
+            Ok(Command::Server(_) | Command::Txn(_) | Command::Db(_)) => {
+                panic!("not a data command")
+            }
             Err(f) => f,
         }
     }

@@ -71,6 +71,10 @@ pub enum ReplyError {
     InvalidCursor,
     #[error("ERR DB index is out of range")]
     DbIndexOutOfRange,
+    #[error("ERR invalid first DB index")]
+    InvalidFirstDbIndex,
+    #[error("ERR invalid second DB index")]
+    InvalidSecondDbIndex,
     #[error("NOAUTH Authentication required.")]
     NoAuth,
     /// HELLO without AUTH from a client that has not authenticated.

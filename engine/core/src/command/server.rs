@@ -7,13 +7,13 @@
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec};
-use super::{exact, glob, parse_i64, wrong_arity, Command, ReplyError};
+use super::{exact, glob, wrong_arity, Command, ReplyError};
 use crate::resp::{Frame, Protocol};
 
 /// A server command, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerCommand {
-    /// A reply that needs no state (PING, ECHO, CLIENT SETNAME, SELECT 0, COMMAND, QUIT ...).
+    /// A reply that needs no state (PING, ECHO, CLIENT SETNAME, COMMAND, QUIT ...).
     Reply(Frame),
     /// INFO with the sections asked for (lower case; empty means the default set).
     Info(Vec<String>),
@@ -171,15 +171,6 @@ pub fn parse_lastsave(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, F
     Ok(Command::Server(ServerCommand::LastSave))
 }
 
-/// `SELECT 0` (there is one database).
-pub fn parse_select(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    let [db] = exact(spec, rest)?;
-    match parse_i64(db)? {
-        0 => reply(Frame::ok()),
-        _ => Err(ReplyError::DbIndexOutOfRange.into()),
-    }
-}
-
 /// `COMMAND [COUNT | LIST | INFO name ... | DOCS [name ...]]`, from the command table.
 pub fn parse_command(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     table::render_command(rest).and_then(reply)
@@ -237,6 +228,8 @@ pub struct InfoFigures {
     pub keys: u64,
     /// Keys with a TTL (expired ones not yet deleted included, as Redis counts them).
     pub expires: u64,
+    /// Each database holding keys: its number, keys and keys with a TTL.
+    pub keyspace: Vec<(u16, u64, u64)>,
     /// Keys deleted because they expired, lazily or by the active cycle.
     pub expired_keys: u64,
     pub last_lsn: u64,
@@ -341,12 +334,19 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
             ("keys", f.keys.to_string()),
         ],
     );
+    let dbs: Vec<(String, String)> = f
+        .keyspace
+        .iter()
+        .map(|(db, keys, expires)| {
+            (
+                format!("db{db}"),
+                format!("keys={keys},expires={expires},avg_ttl=0"),
+            )
+        })
+        .collect();
     section(
         "Keyspace",
-        vec![(
-            "db0",
-            format!("keys={},expires={},avg_ttl=0", f.keys, f.expires),
-        )],
+        dbs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
     );
     Frame::verbatim_text(out)
 }
@@ -385,8 +385,6 @@ mod tests {
         let ok = Ok(ServerCommand::Reply(Frame::ok()));
         assert_eq!(server(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]), ok);
         assert_eq!(server(&["client", "setname", "x"]), ok);
-        assert_eq!(server(&["select", "0"]), ok);
-        assert!(server(&["select", "1"]).is_err());
         assert_eq!(
             server(&["ping"]),
             Ok(ServerCommand::Reply(Frame::Simple("PONG".into())))

@@ -864,7 +864,9 @@ mod tests {
                 let a = c.apply(ks, now);
                 (a.reply, a.record)
             }
-            Ok(Command::Server(_) | Command::Txn(_)) => panic!("not a data command"),
+            Ok(Command::Server(_) | Command::Txn(_) | Command::Db(_)) => {
+                panic!("not a data command")
+            }
             Err(f) => (f, None),
         }
     }

@@ -27,7 +27,7 @@
 
 use bytes::Bytes;
 
-use super::{keys, server, strings, txn, Command, ReplyError};
+use super::{databases, keys, server, strings, txn, Command, ReplyError};
 use crate::resp::Frame;
 
 /// Parses the arguments after the command name (their number already fits `spec.arity`).
@@ -532,6 +532,13 @@ const ROWS: &[CommandSpec] = &[
         .keys(1, 1, 1, &["RO"])
         .acl(&["@keyspace", "@read", "@fast"])
         .doc("generic", "1.0.0", "O(1)", "Determine the type stored at key"),
+    CommandSpec::new("move", 3, &[F::WRITE, F::FAST], databases::parse_move)
+        .keys(1, 1, 1, &["RW", "access", "delete"])
+        .acl(&["@keyspace", "@write", "@fast"])
+        .doc("generic", "1.0.0", "O(1)", "Move a key to another database"),
+    CommandSpec::new("swapdb", 3, &[F::WRITE, F::FAST], databases::parse_swapdb)
+        .acl(&["@keyspace", "@write", "@fast", "@dangerous"])
+        .doc("server", "4.0.0", "O(N) where N is the count of clients watching or blocking on keys from both databases.", "Swaps two Redis databases"),
     CommandSpec::new("rename", 3, &[F::WRITE], keys::parse_rename)
         .keys(1, 2, 1, &["RW", "access", "delete"])
         .acl(&["@keyspace", "@write", "@slow"])
@@ -592,7 +599,7 @@ const ROWS: &[CommandSpec] = &[
             "O(N) where N is the number of keys in the selected database",
             "Remove all keys from the current database",
         ),
-    CommandSpec::new("flushall", -1, &[F::WRITE], keys::parse_flushdb)
+    CommandSpec::new("flushall", -1, &[F::WRITE], databases::parse_flushall)
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
         .doc(
             "server",
@@ -653,14 +660,14 @@ const ROWS: &[CommandSpec] = &[
         "select",
         2,
         &[F::LOADING, F::STALE, F::FAST],
-        server::parse_select,
+        databases::parse_select,
     )
     .acl(&["@fast", "@connection"])
     .doc(
         "connection",
         "1.0.0",
         "O(1)",
-        "Change the selected database for the current connection (MooDB: only 0)",
+        "Change the selected database for the current connection",
     ),
     CommandSpec::new(
         "save",

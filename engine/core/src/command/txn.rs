@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use super::table::{self, CommandSpec, Flags};
 use super::{Command, ReplyError};
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Databases, Keyspace};
 use crate::record::Record;
 use crate::resp::Frame;
 
@@ -83,8 +83,9 @@ struct Queue {
 struct SessionTxn {
     /// Set between MULTI and EXEC/DISCARD.
     queue: Option<Queue>,
-    /// Watched keys, each with whether it was live when watched (to notice expiry).
-    watched: Vec<(Bytes, bool)>,
+    /// Watched (database, key)s, each with whether it was live when watched (to notice
+    /// expiry).
+    watched: Vec<((u16, Bytes), bool)>,
     /// A watched key changed since it was watched.
     dirty: bool,
 }
@@ -99,8 +100,8 @@ impl SessionTxn {
 #[derive(Debug, Default)]
 pub struct Transactions {
     sessions: HashMap<SessionId, SessionTxn>,
-    /// Sessions watching each key.
-    watchers: HashMap<Bytes, HashSet<SessionId>>,
+    /// Sessions watching each (database, key).
+    watchers: HashMap<(u16, Bytes), HashSet<SessionId>>,
 }
 
 impl Transactions {
@@ -186,10 +187,11 @@ impl Transactions {
         Frame::ok()
     }
 
-    /// WATCH `keys`, as of time `now_ms` in `ks`.
+    /// WATCH `keys` of database `db`, as of time `now_ms` in `ks` (that database).
     pub fn watch(
         &mut self,
         session: SessionId,
+        db: u16,
         keys: Vec<Bytes>,
         ks: &Keyspace,
         now_ms: u64,
@@ -199,10 +201,11 @@ impl Transactions {
             return ReplyError::WatchInsideMulti.into();
         }
         for key in keys {
+            let live = ks.get_live(&key, now_ms).is_some();
+            let key = (db, key);
             if s.watched.iter().any(|(k, _)| *k == key) {
                 continue;
             }
-            let live = ks.get_live(&key, now_ms).is_some();
             self.watchers
                 .entry(key.clone())
                 .or_default()
@@ -227,7 +230,7 @@ impl Transactions {
     pub fn exec(
         &mut self,
         session: SessionId,
-        ks: &Keyspace,
+        dbs: &Databases,
         now_ms: u64,
     ) -> Result<Vec<Command>, Frame> {
         let Some(s) = self.sessions.get_mut(&session) else {
@@ -236,10 +239,13 @@ impl Transactions {
         let Some(queue) = s.queue.take() else {
             return Err(ReplyError::ExecWithoutMulti.into());
         };
-        let expired = s
-            .watched
-            .iter()
-            .any(|(key, live)| *live && ks.get_live(key, now_ms).is_none());
+        let expired = s.watched.iter().any(|((db, key), live)| {
+            *live
+                && dbs
+                    .get(*db)
+                    .and_then(|ks| ks.get_live(key, now_ms))
+                    .is_none()
+        });
         let dirty = s.dirty || expired;
         self.end(session);
         if queue.failed {
@@ -256,9 +262,13 @@ impl Transactions {
         if self.watchers.is_empty() {
             return;
         }
+        self.touch_in(0, record);
+    }
+
+    fn touch_in(&mut self, db: u16, record: &Record) {
         match record {
             Record::Set { key, .. } | Record::Update { key, .. } | Record::Delete { key } => {
-                if let Some(sessions) = self.watchers.get(key) {
+                if let Some(sessions) = self.watchers.get(&(db, key.clone())) {
                     for id in sessions {
                         if let Some(s) = self.sessions.get_mut(id) {
                             s.dirty = true;
@@ -266,14 +276,21 @@ impl Transactions {
                     }
                 }
             }
-            Record::Clear => {
-                for s in self.sessions.values_mut() {
-                    if !s.watched.is_empty() {
-                        s.dirty = true;
-                    }
-                }
+            // FLUSHDB dirties the watchers of its database, SWAPDB those of both (as Redis
+            // 7 does), FLUSHALL every watcher.
+            Record::Clear => self.dirty_watchers(|d| d == db),
+            Record::SwapDb { a, b } => self.dirty_watchers(|d| d == *a || d == *b),
+            Record::ClearAll => self.dirty_watchers(|_| true),
+            Record::InDb { db, record } => self.touch_in(*db, record),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.touch_in(db, op)),
+        }
+    }
+
+    fn dirty_watchers(&mut self, of_db: impl Fn(u16) -> bool) {
+        for s in self.sessions.values_mut() {
+            if s.watched.iter().any(|((d, _), _)| of_db(*d)) {
+                s.dirty = true;
             }
-            Record::Txn(ops) => ops.iter().for_each(|op| self.touch(op)),
         }
     }
 
@@ -377,23 +394,26 @@ mod tests {
             admit(&mut t, &["exec"]),
             Ok(Command::Txn(TxnCommand::Exec))
         ));
-        assert_eq!(t.exec(1, &Keyspace::new(), 0), Err(exec_abort()));
+        assert_eq!(t.exec(1, &Databases::default(), 0), Err(exec_abort()));
     }
 
     #[test]
     fn misuse_gets_redis_errors() {
         let mut t = Transactions::new();
         let ks = Keyspace::new();
-        assert_eq!(t.exec(1, &ks, 0), Err(Frame::err("EXEC without MULTI")));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::err("EXEC without MULTI"))
+        );
         assert_eq!(t.discard(1), Frame::err("DISCARD without MULTI"));
         assert_eq!(t.multi(1), Frame::ok());
         assert_eq!(t.multi(1), Frame::err("MULTI calls can not be nested"));
         assert_eq!(
-            t.watch(1, vec![key("a")], &ks, 0),
+            t.watch(1, 0, vec![key("a")], &ks, 0),
             Frame::err("WATCH inside MULTI is not allowed")
         );
         // Neither error aborts the transaction.
-        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Ok(vec![]));
         assert!(!t.in_multi(1));
     }
 
@@ -406,7 +426,10 @@ mod tests {
         assert_eq!(queued, Frame::Simple("QUEUED".into()));
         let err = t.queue(1, parse_command(&req(&["frob"])));
         assert!(matches!(err, Frame::Error(_)));
-        assert_eq!(t.exec(1, &ks, 0), Err(exec_abort()));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(exec_abort())
+        );
         assert!(!t.in_multi(1));
     }
 
@@ -417,7 +440,7 @@ mod tests {
         t.multi(1);
         t.queue(1, parse_command(&req(&["set", "a", "1"])));
         t.queue(1, parse_command(&req(&["get", "a"])));
-        let cmds = t.exec(1, &ks, 0).unwrap();
+        let cmds = t.exec(1, &Databases::from(ks.clone()), 0).unwrap();
         assert_eq!(cmds.len(), 2);
         assert!(matches!(
             cmds[1],
@@ -432,13 +455,16 @@ mod tests {
     fn a_write_to_a_watched_key_aborts_only_its_watchers() {
         let mut t = Transactions::new();
         let ks = Keyspace::new();
-        t.watch(1, vec![key("a")], &ks, 0);
-        t.watch(2, vec![key("b")], &ks, 0);
+        t.watch(1, 0, vec![key("a")], &ks, 0);
+        t.watch(2, 0, vec![key("b")], &ks, 0);
         t.touch(&Record::Txn(vec![set("a"), set("c")]));
         t.multi(1);
         t.multi(2);
-        assert_eq!(t.exec(1, &ks, 0), Err(Frame::NullArray));
-        assert_eq!(t.exec(2, &ks, 0), Ok(vec![]));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::NullArray)
+        );
+        assert_eq!(t.exec(2, &Databases::from(ks.clone()), 0), Ok(vec![]));
         assert_eq!(t.watched_keys(), 0);
     }
 
@@ -446,18 +472,18 @@ mod tests {
     fn discard_and_unwatch_forget_the_watch() {
         let mut t = Transactions::new();
         let ks = Keyspace::new();
-        t.watch(1, vec![key("a")], &ks, 0);
+        t.watch(1, 0, vec![key("a")], &ks, 0);
         t.unwatch(1);
         t.touch(&set("a"));
         t.multi(1);
-        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Ok(vec![]));
 
-        t.watch(1, vec![key("a")], &ks, 0);
+        t.watch(1, 0, vec![key("a")], &ks, 0);
         t.multi(1);
         assert_eq!(t.discard(1), Frame::ok());
         t.touch(&set("a"));
         t.multi(1);
-        assert_eq!(t.exec(1, &ks, 0), Ok(vec![]));
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Ok(vec![]));
         assert_eq!(t.watched_keys(), 0);
     }
 
@@ -465,28 +491,34 @@ mod tests {
     fn flushdb_and_expiry_dirty_watchers() {
         let mut t = Transactions::new();
         let mut ks = Keyspace::new();
-        t.watch(1, vec![key("gone")], &ks, 0);
+        t.watch(1, 0, vec![key("gone")], &ks, 0);
         t.touch(&Record::Clear);
         t.multi(1);
-        assert_eq!(t.exec(1, &ks, 0), Err(Frame::NullArray));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 0),
+            Err(Frame::NullArray)
+        );
 
         let mut v = Value::new("x");
         v.expires_at_ms = Some(100);
         ks.insert(key("e"), v);
-        t.watch(1, vec![key("e")], &ks, 50);
+        t.watch(1, 0, vec![key("e")], &ks, 50);
         t.multi(1);
-        assert_eq!(t.exec(1, &ks, 150), Err(Frame::NullArray));
+        assert_eq!(
+            t.exec(1, &Databases::from(ks.clone()), 150),
+            Err(Frame::NullArray)
+        );
         // Watched after it expired: its absence is what was seen, and still holds.
-        t.watch(1, vec![key("e")], &ks, 150);
+        t.watch(1, 0, vec![key("e")], &ks, 150);
         t.multi(1);
-        assert_eq!(t.exec(1, &ks, 200), Ok(vec![]));
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 200), Ok(vec![]));
     }
 
     #[test]
     fn a_closed_session_leaves_nothing_behind() {
         let mut t = Transactions::new();
         let ks = Keyspace::new();
-        t.watch(7, vec![key("a"), key("a"), key("b")], &ks, 0);
+        t.watch(7, 0, vec![key("a"), key("a"), key("b")], &ks, 0);
         t.multi(7);
         t.session_closed(7);
         assert_eq!(t.watched_keys(), 0);

@@ -3,8 +3,9 @@
 //! each read depends on and holds the batches that wait.
 //!
 //! **Invariant (nothing from the future):** a write depends on its own LSN; a read depends on
-//! the last unreleased write to each key it read (or on the last LSN, for DBSIZE/KEYS/SCAN),
-//! and after FLUSHDB every read depends on it until it is released. So a reader never sees a
+//! the last unreleased write to each (database, key) it read (or on the last LSN, for
+//! DBSIZE/KEYS/SCAN), and after FLUSHDB, FLUSHALL or SWAPDB in any database every read depends
+//! on it until it is released (conservative, and simple). So a reader never sees a
 //! value that a crash could still take back.
 
 use std::collections::hash_map::Entry;
@@ -47,10 +48,13 @@ impl<T> Waiting<T> {
 pub(crate) struct DurabilityGate<T> {
     /// Writes through this LSN may be acknowledged.
     released_lsn: Lsn,
-    /// Last unreleased write to each key, and the same in LSN order for cleaning up.
-    unreleased: HashMap<Bytes, Lsn>,
-    unreleased_order: VecDeque<(Lsn, Bytes)>,
-    /// LSN of the last FLUSHDB, which every read depends on until it is released.
+    /// Last unreleased write to each key, one map per database (indexed by number, grown on
+    /// demand: database 0's lookups cost what they did before databases), and the same in
+    /// LSN order for cleaning up.
+    unreleased: Vec<HashMap<Bytes, Lsn>>,
+    unreleased_order: VecDeque<(Lsn, u16, Bytes)>,
+    /// LSN of the last FLUSHDB / FLUSHALL / SWAPDB, which every read depends on until it is
+    /// released.
     clear_lsn: Lsn,
     waiting: Vec<Waiting<T>>,
     /// Empty; keeps its capacity for the next [`DurabilityGate::release`].
@@ -62,7 +66,7 @@ impl<T> DurabilityGate<T> {
     pub fn new(released_lsn: Lsn) -> Self {
         DurabilityGate {
             released_lsn,
-            unreleased: HashMap::new(),
+            unreleased: vec![HashMap::new()],
             unreleased_order: VecDeque::new(),
             clear_lsn: 0,
             waiting: Vec::new(),
@@ -74,9 +78,9 @@ impl<T> DurabilityGate<T> {
         self.released_lsn
     }
 
-    /// The LSN a reply touching `access` must wait for (0: none); `last_lsn` is the LSN of
-    /// the last write applied.
-    pub fn read_dependency(&self, access: &Access, last_lsn: Lsn) -> Lsn {
+    /// The LSN a reply touching `access` in database `db` must wait for (0: none);
+    /// `last_lsn` is the LSN of the last write applied.
+    pub fn read_dependency(&self, db: u16, access: &Access, last_lsn: Lsn) -> Lsn {
         let clear = if self.clear_lsn > self.released_lsn {
             self.clear_lsn
         } else {
@@ -84,22 +88,34 @@ impl<T> DurabilityGate<T> {
         };
         match access {
             Access::All => last_lsn,
-            Access::Keys(keys) => keys
-                .iter()
-                .filter_map(|k| self.unreleased.get(k).copied())
-                .fold(clear, Lsn::max),
+            Access::Keys(keys) => match self.unreleased.get(usize::from(db)) {
+                Some(map) => keys
+                    .iter()
+                    .filter_map(|k| map.get(k).copied())
+                    .fold(clear, Lsn::max),
+                None => clear,
+            },
         }
     }
 
     /// Notes that `record`, logged at `lsn`, is not yet released.
     pub fn note_write(&mut self, lsn: Lsn, record: &Record) {
+        self.note_write_in(0, lsn, record);
+    }
+
+    fn note_write_in(&mut self, db: u16, lsn: Lsn, record: &Record) {
         match record {
             Record::Set { key, .. } | Record::Update { key, .. } | Record::Delete { key } => {
-                self.unreleased.insert(key.clone(), lsn);
-                self.unreleased_order.push_back((lsn, key.clone()));
+                let i = usize::from(db);
+                if self.unreleased.len() <= i {
+                    self.unreleased.resize_with(i + 1, HashMap::new);
+                }
+                self.unreleased[i].insert(key.clone(), lsn);
+                self.unreleased_order.push_back((lsn, db, key.clone()));
             }
-            Record::Clear => self.clear_lsn = lsn,
-            Record::Txn(ops) => ops.iter().for_each(|op| self.note_write(lsn, op)),
+            Record::Clear | Record::ClearAll | Record::SwapDb { .. } => self.clear_lsn = lsn,
+            Record::InDb { db, record } => self.note_write_in(*db, lsn, record),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.note_write_in(db, lsn, op)),
         }
     }
 
@@ -116,15 +132,18 @@ impl<T> DurabilityGate<T> {
         if released >= last_lsn {
             // Everything is released (the usual case after a group commit): drop the tracking
             // wholesale instead of one hash lookup and removal per key.
-            self.unreleased.clear();
+            self.unreleased.iter_mut().for_each(HashMap::clear);
             self.unreleased_order.clear();
         }
-        while let Some((lsn, _)) = self.unreleased_order.front() {
+        while let Some((lsn, _, _)) = self.unreleased_order.front() {
             if *lsn > released {
                 break;
             }
-            if let Some((lsn, key)) = self.unreleased_order.pop_front() {
-                if let Entry::Occupied(e) = self.unreleased.entry(key) {
+            if let Some((lsn, db, key)) = self.unreleased_order.pop_front() {
+                let Some(map) = self.unreleased.get_mut(usize::from(db)) else {
+                    continue;
+                };
+                if let Entry::Occupied(e) = map.entry(key) {
                     if *e.get() == lsn {
                         e.remove();
                     }

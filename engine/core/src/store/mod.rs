@@ -20,16 +20,18 @@
 pub mod checkpoint;
 pub mod gate;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
+use crate::command::databases::{self, DbCommand};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
-use crate::keyspace::Keyspace;
+use crate::keyspace::{Databases, Keyspace};
 use crate::record::{Lsn, Record};
 use crate::resp::{Frame, Limits};
 
@@ -45,6 +47,8 @@ pub struct StoreSettings {
     pub sync: SyncPolicy,
     pub checkpoint: CheckpointConfig,
     pub limits: Limits,
+    /// Number of databases (SELECT 0 to `databases - 1`).
+    pub databases: usize,
     pub backend: String,
     pub data_dir: PathBuf,
     pub port: u16,
@@ -54,14 +58,14 @@ pub struct StoreSettings {
     pub recovery: String,
 }
 
-/// A checkpoint to run: the key space as of `lsn` (an O(1) clone).
+/// A checkpoint to run: every database as of `lsn` (an O(1) clone each).
 #[derive(Debug)]
 pub struct CheckpointStart {
     /// Records through `lsn` not yet taken: append them before the checkpoint begins, since
     /// the log must hold everything the checkpoint covers.
     pub records: Vec<LogEntry>,
     pub lsn: Lsn,
-    pub state: Keyspace,
+    pub state: Databases,
 }
 
 #[derive(Debug, Default)]
@@ -82,7 +86,10 @@ pub const EXPIRE_CYCLE_BUDGET: usize = 10_000;
 /// The state machine; see the module documentation.
 #[derive(Debug)]
 pub struct Store<T> {
-    keyspace: Keyspace,
+    dbs: Databases,
+    /// Each session's selected database, when it is not 0 (as the transaction state is kept
+    /// per session): database-0-only clients cost one lookup in an empty map.
+    selected: HashMap<SessionId, u16>,
     settings: StoreSettings,
     started_ms: u64,
     /// LSN of the last write applied.
@@ -106,16 +113,20 @@ pub struct Store<T> {
 
 impl<T> Store<T> {
     /// A store holding `state`, whose last record (durable) has LSN `last_lsn`, started at
-    /// `now_ms` (Unix milliseconds).
+    /// `now_ms` (Unix milliseconds). It holds `settings.databases` databases (more if `state`
+    /// has keys past them: the caller refuses that at start-up).
     pub fn new(
-        state: Keyspace,
+        state: impl Into<Databases>,
         last_lsn: Lsn,
         status: BackendStatus,
         settings: StoreSettings,
         now_ms: u64,
     ) -> Self {
+        let mut dbs = state.into();
+        dbs.grow_to(settings.databases);
         Store {
-            keyspace: state,
+            dbs,
+            selected: HashMap::new(),
             settings,
             started_ms: now_ms,
             last_lsn,
@@ -145,14 +156,35 @@ impl<T> Store<T> {
         }
     }
 
-    /// The key space as it is now (including writes not yet durable).
+    /// Database 0 as it is now (including writes not yet durable).
     pub fn keyspace(&self) -> &Keyspace {
-        &self.keyspace
+        self.dbs.db0()
     }
 
-    /// The key space and the LSN of the last write applied, giving up the store.
-    pub fn into_state(self) -> (Keyspace, Lsn) {
-        (self.keyspace, self.last_lsn)
+    /// Every database as it is now.
+    pub fn databases(&self) -> &Databases {
+        &self.dbs
+    }
+
+    /// The databases and the LSN of the last write applied, giving up the store.
+    pub fn into_state(self) -> (Databases, Lsn) {
+        (self.dbs, self.last_lsn)
+    }
+
+    /// The database `session` has selected.
+    pub fn selected_db(&self, session: SessionId) -> u16 {
+        if self.selected.is_empty() {
+            return 0;
+        }
+        self.selected.get(&session).copied().unwrap_or(0)
+    }
+
+    fn select(&mut self, session: SessionId, db: u16) {
+        if db == 0 {
+            self.selected.remove(&session);
+        } else {
+            self.selected.insert(session, db);
+        }
     }
 
     /// LSN of the last write applied.
@@ -277,7 +309,7 @@ impl<T> Store<T> {
         Some(CheckpointStart {
             records: self.take_records(),
             lsn,
-            state: self.keyspace.clone(),
+            state: self.dbs.clone(),
         })
     }
 
@@ -327,6 +359,7 @@ impl<T> Store<T> {
     pub fn session_closed(&mut self, session: SessionId) {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
+        self.selected.remove(&session);
     }
 
     /// Gives `record` the next LSN and queues it to be logged; returns the LSN.
@@ -344,19 +377,20 @@ impl<T> Store<T> {
     /// `now_ms` but are still held, and returns their DELETE records (already applied) for
     /// the caller to log. After a storage failure nothing can be logged, so nothing is
     /// deleted; readers go on hiding expired keys.
-    fn expire_accessed(&mut self, access: &Access, now_ms: u64) -> Vec<Record> {
+    fn expire_accessed(&mut self, db: u16, access: &Access, now_ms: u64) -> Vec<Record> {
         let Access::Keys(keys) = access else {
             return Vec::new();
         };
-        if self.storage_error.is_some() || !self.keyspace.has_expired(now_ms) {
+        let ks = self.dbs.db_mut(db);
+        if self.storage_error.is_some() || !ks.has_expired(now_ms) {
             return Vec::new();
         }
         let mut deletes = Vec::new();
         for key in keys {
-            if self.keyspace.get(key).is_some_and(|v| v.is_expired(now_ms)) {
+            if ks.get(key).is_some_and(|v| v.is_expired(now_ms)) {
                 let delete = Record::Delete { key: key.clone() };
-                self.keyspace.apply(&delete);
-                deletes.push(delete);
+                ks.apply(&delete);
+                deletes.push(Record::in_db(db, delete));
             }
         }
         self.stats.expired += deletes.len() as u64;
@@ -377,16 +411,22 @@ impl<T> Store<T> {
             return 0;
         }
         let mut expired = 0;
-        while expired < EXPIRE_CYCLE_BUDGET {
-            let keys = self.keyspace.expired_keys(now_ms, EXPIRE_CYCLE_SAMPLE);
-            for key in &keys {
-                let delete = Record::Delete { key: key.clone() };
-                self.keyspace.apply(&delete);
-                self.log(delete);
-            }
-            expired += keys.len();
-            if keys.len() * 4 <= EXPIRE_CYCLE_SAMPLE {
-                break;
+        for db in 0..self.dbs.count() as u16 {
+            while expired < EXPIRE_CYCLE_BUDGET {
+                let ks = self.dbs.db_mut(db);
+                if !ks.has_expired(now_ms) {
+                    break;
+                }
+                let keys = ks.expired_keys(now_ms, EXPIRE_CYCLE_SAMPLE);
+                for key in &keys {
+                    let delete = Record::Delete { key: key.clone() };
+                    self.dbs.db_mut(db).apply(&delete);
+                    self.log(Record::in_db(db, delete));
+                }
+                expired += keys.len();
+                if keys.len() * 4 <= EXPIRE_CYCLE_SAMPLE {
+                    break;
+                }
             }
         }
         self.stats.expired += expired as u64;
@@ -426,14 +466,17 @@ impl<T> Store<T> {
                         return (refusal, 0);
                     }
                 }
+                let db = self.selected_db(session);
                 let ctx = self.context(now_ms);
-                let applied = cmd.apply_in(&mut self.keyspace, &ctx);
+                let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
                 let mut wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
-                    Some(record) => self.log(record),
-                    None => self.gate.read_dependency(&applied.access, self.last_lsn),
+                    Some(record) => self.log(Record::in_db(db, record)),
+                    None => self
+                        .gate
+                        .read_dependency(db, &applied.access, self.last_lsn),
                 };
-                for delete in self.expire_accessed(&applied.access, now_ms) {
+                for delete in self.expire_accessed(db, &applied.access, now_ms) {
                     wait = self.log(delete);
                 }
                 if wait > self.gate.released_lsn() {
@@ -445,7 +488,43 @@ impl<T> Store<T> {
             }
             Command::Server(cmd) => (self.server_command(cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
+            Command::Db(cmd) => {
+                if cmd.is_write() {
+                    if let Some(refusal) = self.refusal() {
+                        return (refusal, 0);
+                    }
+                }
+                let mut db = self.selected_db(session);
+                let applied = self.db_command(cmd, &mut db, now_ms);
+                self.select(session, db);
+                let wait = match applied.record {
+                    Some(record) => self.log(record),
+                    None => self.reads_dependency(&applied.reads),
+                };
+                if wait > self.gate.released_lsn() {
+                    if let Some(refusal) = self.refusal() {
+                        return (refusal, 0);
+                    }
+                }
+                (applied.reply, wait)
+            }
         }
+    }
+
+    fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
+        databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
+    }
+
+    /// The LSN a reply that read these (database, key)s waits for.
+    fn reads_dependency(&self, reads: &[(u16, Bytes)]) -> Lsn {
+        reads
+            .iter()
+            .map(|(db, key)| {
+                self.gate
+                    .read_dependency(*db, &Access::Keys(vec![key.clone()]), self.last_lsn)
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     fn transaction_command(
@@ -457,10 +536,16 @@ impl<T> Store<T> {
         match cmd {
             TxnCommand::Multi => (self.txns.multi(session), 0),
             TxnCommand::Discard => (self.txns.discard(session), 0),
-            TxnCommand::Watch(keys) => (self.txns.watch(session, keys, &self.keyspace, now_ms), 0),
+            TxnCommand::Watch(keys) => {
+                let db = self.selected_db(session);
+                let reply = self
+                    .txns
+                    .watch(session, db, keys, self.dbs.db_mut(db), now_ms);
+                (reply, 0)
+            }
             TxnCommand::Unwatch => (self.txns.unwatch(session), 0),
-            TxnCommand::Exec => match self.txns.exec(session, &self.keyspace, now_ms) {
-                Ok(commands) => self.exec(commands, now_ms),
+            TxnCommand::Exec => match self.txns.exec(session, &self.dbs, now_ms) {
+                Ok(commands) => self.exec(session, commands, now_ms),
                 Err(reply) => (reply, 0),
             },
         }
@@ -468,10 +553,13 @@ impl<T> Store<T> {
 
     /// Runs the commands of a transaction as one unit: one `Record::Txn` of all their writes
     /// (nothing when they wrote nothing); a command's runtime error is its own reply only.
-    fn exec(&mut self, commands: Vec<Command>, now_ms: u64) -> (Frame, Lsn) {
-        let writes = commands
-            .iter()
-            .any(|c| matches!(c, Command::Data(d) if d.is_write()));
+    /// SELECT among them changes the session's database from there on, as in Redis.
+    fn exec(&mut self, session: SessionId, commands: Vec<Command>, now_ms: u64) -> (Frame, Lsn) {
+        let writes = commands.iter().any(|c| match c {
+            Command::Data(d) => d.is_write(),
+            Command::Db(d) => d.is_write(),
+            _ => false,
+        });
         if writes {
             if let Some(refusal) = self.refusal() {
                 return (refusal, 0);
@@ -480,18 +568,32 @@ impl<T> Store<T> {
         let mut replies = Vec::with_capacity(commands.len());
         let mut ops = Vec::new();
         let mut wait = 0;
+        let mut db = self.selected_db(session);
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
                     let ctx = self.context(now_ms);
-                    let applied = cmd.apply_in(&mut self.keyspace, &ctx);
-                    wait = wait.max(self.gate.read_dependency(&applied.access, self.last_lsn));
+                    let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
+                    wait = wait.max(
+                        self.gate
+                            .read_dependency(db, &applied.access, self.last_lsn),
+                    );
+                    match applied.record.map(|r| Record::in_db(db, r)) {
+                        Some(Record::Txn(inner)) => ops.extend(inner),
+                        Some(record) => ops.push(record),
+                        None => {}
+                    }
+                    ops.extend(self.expire_accessed(db, &applied.access, now_ms));
+                    applied.reply
+                }
+                Command::Db(cmd) => {
+                    let applied = self.db_command(cmd, &mut db, now_ms);
+                    wait = wait.max(self.reads_dependency(&applied.reads));
                     match applied.record {
                         Some(Record::Txn(inner)) => ops.extend(inner),
                         Some(record) => ops.push(record),
                         None => {}
                     }
-                    ops.extend(self.expire_accessed(&applied.access, now_ms));
                     applied.reply
                 }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
@@ -501,6 +603,7 @@ impl<T> Store<T> {
             };
             replies.push(reply);
         }
+        self.select(session, db);
         if !ops.is_empty() {
             wait = self.log(Record::Txn(ops));
         }
@@ -547,7 +650,7 @@ impl<T> Store<T> {
             ("appendonly", "yes".into()),
             ("appendfsync", fsync.into()),
             ("port", s.port.to_string()),
-            ("databases", "1".into()),
+            ("databases", s.databases.to_string()),
             ("dir", s.data_dir.display().to_string()),
             ("maxmemory", "0".into()),
             ("proto-max-bulk-len", s.limits.max_bulk_len.to_string()),
@@ -574,8 +677,18 @@ impl<T> Store<T> {
             backend: self.settings.backend.clone(),
             sync: self.settings.sync.to_string(),
             data_dir: self.settings.data_dir.display().to_string(),
-            keys: self.keyspace.len() as u64,
-            expires: self.keyspace.volatile_len() as u64,
+            keys: self.dbs.len() as u64,
+            expires: self
+                .dbs
+                .iter()
+                .map(|(_, ks)| ks.volatile_len() as u64)
+                .sum(),
+            keyspace: self
+                .dbs
+                .iter()
+                .filter(|(_, ks)| !ks.is_empty())
+                .map(|(db, ks)| (db, ks.len() as u64, ks.volatile_len() as u64))
+                .collect(),
             expired_keys: self.stats.expired,
             last_lsn: self.last_lsn,
             durable_lsn: st.durable_lsn,

@@ -22,7 +22,7 @@ use actix::prelude::*;
 use moodb_core::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
 use moodb_core::command::txn::SessionId;
 use moodb_core::error::StorageError;
-use moodb_core::keyspace::Keyspace;
+use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::resp::{Frame, Request};
 
@@ -82,7 +82,7 @@ pub struct Appended {
 #[rtype(result = "()")]
 pub struct StartCheckpoint {
     pub lsn: Lsn,
-    pub state: Keyspace,
+    pub state: Databases,
 }
 
 /// WAL writer → snapshotter: run `job` on `state`.
@@ -90,7 +90,7 @@ pub struct StartCheckpoint {
 #[rtype(result = "()")]
 pub struct WriteCheckpoint {
     pub job: Box<dyn CheckpointJob>,
-    pub state: Keyspace,
+    pub state: Databases,
     pub reply_to: Recipient<CheckpointWritten>,
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use moodb_core::backend::BackendStatus;
-use moodb_core::keyspace::Keyspace;
+use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::store::{Release, Store, StoreSettings};
 
@@ -41,7 +41,7 @@ impl StoreOwner {
     /// A store owner holding `state`, whose last record has LSN `last_lsn`. Give it its WAL
     /// writer with [`StoreOwner::set_wal`] before sending it batches (see `server.rs`).
     pub fn new(
-        state: Keyspace,
+        state: Databases,
         last_lsn: Lsn,
         status: BackendStatus,
         settings: StoreSettings,

@@ -15,7 +15,7 @@ use moodb_core::backend::{
     RecoveryReport, SyncPolicy,
 };
 use moodb_core::error::StorageError;
-use moodb_core::keyspace::Keyspace;
+use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::resp::{Frame, Limits};
 
@@ -37,7 +37,7 @@ impl Backend for MemBackend {
     }
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         Ok(Recovered {
-            state: Keyspace::new(),
+            state: Databases::default(),
             last_lsn: 0,
             report: RecoveryReport::default(),
         })
@@ -95,6 +95,7 @@ fn settings() -> StoreSettings {
             interval_ms: 0,
         },
         limits: Limits::default(),
+        databases: 16,
         backend: "mem".into(),
         data_dir: ".".into(),
         port: 0,
@@ -121,7 +122,12 @@ fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner
     let snapshotter = SyncArbiter::start(1, || Snapshotter);
     let syncer = sync_thread.then(|| SyncArbiter::start(1, || Syncer));
     StoreOwner::create(move |ctx| {
-        let mut owner = StoreOwner::new(Keyspace::new(), 0, BackendStatus::default(), settings());
+        let mut owner = StoreOwner::new(
+            Databases::default(),
+            0,
+            BackendStatus::default(),
+            settings(),
+        );
         owner.set_wal(
             WalWriter::new(
                 moodb_core::group_commit::GroupCommit::new(Box::new(backend)),
