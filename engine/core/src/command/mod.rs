@@ -22,6 +22,7 @@
 pub mod glob;
 pub mod keys;
 pub mod long_double;
+pub mod pubsub;
 pub mod reply_error;
 pub mod server;
 pub mod strings;

@@ -20,18 +20,21 @@
 pub mod checkpoint;
 pub mod gate;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
+use crate::command::pubsub::{allowed_when_subscribed, key_events, PubSubCommand};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Keyspace;
+use crate::pubsub::{notify, KeyEvent, NotifyFlags, PubSub};
 use crate::record::{Lsn, Record};
-use crate::resp::{Frame, Limits};
+use crate::resp::{Frame, Limits, Protocol};
 
 pub use checkpoint::CheckpointConfig;
 pub use gate::Release;
@@ -52,6 +55,8 @@ pub struct StoreSettings {
     pub process_id: u32,
     /// The recovery report, for INFO.
     pub recovery: String,
+    /// Keyspace notifications (`notify-keyspace-events`; CONFIG SET changes it).
+    pub notify_keyspace_events: NotifyFlags,
 }
 
 /// A checkpoint to run: the key space as of `lsn` (an O(1) clone).
@@ -99,6 +104,21 @@ pub struct Store<T> {
     stats: Stats,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
+    /// Channel and pattern subscriptions.
+    pubsub: PubSub,
+    /// Messages for other sessions than the one executing, waiting for the LSN they follow
+    /// to be released (a keyspace notification leaves only once its write is durable), in
+    /// the order they were published.
+    held_pushes: VecDeque<(Lsn, SessionId, Frame)>,
+    /// Messages that may leave now, for the caller to deliver ([`Store::take_pushes`]).
+    pushes: Vec<(SessionId, Frame)>,
+    /// The session whose request is executing, and the messages for it, which go into its
+    /// batch's replies before the reply of the request (Redis writes them into its output
+    /// buffer at once, before the command's reply).
+    executing: SessionId,
+    own_pushes: Vec<Frame>,
+    /// Keyspace notifications of the request executing.
+    events: Vec<KeyEvent>,
     /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
     /// time: a run given the same times draws the same numbers.
     rng: u64,
@@ -127,6 +147,12 @@ impl<T> Store<T> {
             status,
             stats: Stats::default(),
             txns: Transactions::new(),
+            pubsub: PubSub::new(),
+            held_pushes: VecDeque::new(),
+            pushes: Vec::new(),
+            executing: 0,
+            own_pushes: Vec::new(),
+            events: Vec::new(),
             rng: now_ms,
         }
     }
@@ -175,12 +201,35 @@ impl<T> Store<T> {
         to: T,
         now_ms: u64,
     ) -> Option<Release<T>> {
+        self.execute_in(session, Protocol::Resp2, requests, to, now_ms)
+    }
+
+    /// [`Store::execute`] for a session speaking `proto` (a RESP2 session that has
+    /// subscriptions may send only the subscription commands, PING, QUIT and RESET). Messages
+    /// for the session itself go into its replies; those for others are taken with
+    /// [`Store::take_pushes`].
+    pub fn execute_in<R: AsRef<[Bytes]>>(
+        &mut self,
+        session: SessionId,
+        proto: Protocol,
+        requests: &[R],
+        to: T,
+        now_ms: u64,
+    ) -> Option<Release<T>> {
         let mut frames = Vec::with_capacity(requests.len());
         let mut wait_lsn = 0;
         let mut saves = Vec::new();
+        self.executing = session;
         for request in requests {
             let mut save = false;
-            let (reply, wait) = self.execute_one(session, request.as_ref(), now_ms, &mut save);
+            let (reply, wait) =
+                self.execute_one(session, proto, request.as_ref(), now_ms, &mut save);
+            let wait = if self.own_pushes.is_empty() {
+                wait
+            } else {
+                frames.append(&mut self.own_pushes);
+                wait.max(self.push_dependency())
+            };
             if save {
                 saves.push(frames.len());
             }
@@ -226,6 +275,97 @@ impl<T> Store<T> {
     pub fn on_durable(&mut self, lsn: Lsn, status: BackendStatus, out: &mut Vec<Release<T>>) {
         self.status = status;
         self.gate.release(lsn, self.last_lsn, out);
+        self.release_pushes();
+    }
+
+    /// Moves the held messages whose LSN is released to those that may leave.
+    fn release_pushes(&mut self) {
+        let released = self.gate.released_lsn();
+        while let Some((lsn, _, _)) = self.held_pushes.front() {
+            if *lsn > released {
+                break;
+            }
+            if let Some((_, to, frame)) = self.held_pushes.pop_front() {
+                self.pushes.push((to, frame));
+            }
+        }
+    }
+
+    /// The messages that may leave now, each with the session it goes to, in order.
+    pub fn take_pushes(&mut self) -> Vec<(SessionId, Frame)> {
+        std::mem::take(&mut self.pushes)
+    }
+
+    /// Whether messages wait in [`Store::take_pushes`].
+    pub fn has_pushes(&self) -> bool {
+        !self.pushes.is_empty()
+    }
+
+    /// The LSN a message published now follows: the last write (so a subscriber never hears
+    /// of a write before it is durable, and messages keep their order), or nothing after a
+    /// storage failure, when no later write will be released.
+    fn push_dependency(&self) -> Lsn {
+        if self.storage_error.is_some() {
+            self.gate.released_lsn()
+        } else {
+            self.last_lsn
+        }
+    }
+
+    /// Sends `out` (published now): the executing session's into its replies, the others'
+    /// held until [`Store::push_dependency`] is released.
+    fn deliver(&mut self, out: Vec<(SessionId, Frame)>) {
+        let dep = self.push_dependency();
+        let now = dep <= self.gate.released_lsn() && self.held_pushes.is_empty();
+        for (to, frame) in out {
+            if to == self.executing {
+                self.own_pushes.push(frame);
+            } else if now {
+                self.pushes.push((to, frame));
+            } else {
+                self.held_pushes.push_back((dep, to, frame));
+            }
+        }
+    }
+
+    /// Publishes the keyspace notifications gathered in `events` (after their write is
+    /// logged, so they follow its LSN).
+    fn publish_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        for event in std::mem::take(&mut self.events) {
+            notify(
+                &self.pubsub,
+                self.settings.notify_keyspace_events,
+                0,
+                &event,
+                &mut out,
+            );
+        }
+        self.deliver(out);
+    }
+
+    /// Whether keyspace notifications would reach anyone now.
+    fn notifying(&self) -> bool {
+        self.settings.notify_keyspace_events.any() && !self.pubsub.is_empty()
+    }
+
+    /// `expired` notifications for `deletes` (expired keys deleted).
+    fn note_expired(&mut self, deletes: &[Record]) {
+        if !self.notifying() {
+            return;
+        }
+        for d in deletes {
+            if let Record::Delete { key } = d {
+                self.events.push(KeyEvent {
+                    class: NotifyFlags::EXPIRED,
+                    event: "expired",
+                    key: key.clone(),
+                });
+            }
+        }
     }
 
     /// The storage failed: nothing unreleased may be acknowledged, nor anything that read it.
@@ -242,11 +382,22 @@ impl<T> Store<T> {
         let c = &mut self.checkpoints;
         let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
         for w in self.gate.take_all().chain(saves) {
-            out.push(Release {
-                frames: vec![refusal.clone(); w.frames.len()],
-                to: w.to,
-            });
+            // Subscription confirmations stand; messages after lost writes never leave.
+            let frames = w
+                .frames
+                .into_iter()
+                .filter(|f| !is_message(f))
+                .map(|f| {
+                    if is_confirmation(&f) {
+                        f
+                    } else {
+                        refusal.clone()
+                    }
+                })
+                .collect();
+            out.push(Release { frames, to: w.to });
         }
+        self.held_pushes.clear();
         self.records.clear();
         if self.storage_error.is_none() {
             self.storage_error = Some(err);
@@ -327,6 +478,7 @@ impl<T> Store<T> {
     pub fn session_closed(&mut self, session: SessionId) {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
+        self.pubsub.session_closed(session);
     }
 
     /// Gives `record` the next LSN and queues it to be logged; returns the LSN.
@@ -379,10 +531,20 @@ impl<T> Store<T> {
         let mut expired = 0;
         while expired < EXPIRE_CYCLE_BUDGET {
             let keys = self.keyspace.expired_keys(now_ms, EXPIRE_CYCLE_SAMPLE);
+            let notifying = self.notifying();
             for key in &keys {
                 let delete = Record::Delete { key: key.clone() };
                 self.keyspace.apply(&delete);
                 self.log(delete);
+                if notifying {
+                    self.events.push(KeyEvent {
+                        class: NotifyFlags::EXPIRED,
+                        event: "expired",
+                        key: key.clone(),
+                    });
+                }
+                self.executing = 0;
+                self.publish_events();
             }
             expired += keys.len();
             if keys.len() * 4 <= EXPIRE_CYCLE_SAMPLE {
@@ -408,11 +570,17 @@ impl<T> Store<T> {
     fn execute_one(
         &mut self,
         session: SessionId,
+        proto: Protocol,
         request: &[Bytes],
         now_ms: u64,
         save: &mut bool,
     ) -> (Frame, Lsn) {
         self.stats.commands += 1;
+        if proto == Protocol::Resp2 && self.pubsub.subscriptions(session) > 0 {
+            if let Some(refusal) = subscribed_mode(request) {
+                return (refusal, 0);
+            }
+        }
         // Inside MULTI: queued, run now or refused, as the command table says.
         let parsed = self.txns.admit(session, request, command::parse(request));
         let cmd = match parsed {
@@ -427,15 +595,24 @@ impl<T> Store<T> {
                     }
                 }
                 let ctx = self.context(now_ms);
+                let op = self.notifying().then(|| cmd.op.clone());
                 let applied = cmd.apply_in(&mut self.keyspace, &ctx);
                 let mut wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
-                    Some(record) => self.log(record),
+                    Some(record) => {
+                        if let Some(op) = &op {
+                            key_events(op, &record, &mut self.events);
+                        }
+                        self.log(record)
+                    }
                     None => self.gate.read_dependency(&applied.access, self.last_lsn),
                 };
-                for delete in self.expire_accessed(&applied.access, now_ms) {
+                let deletes = self.expire_accessed(&applied.access, now_ms);
+                self.note_expired(&deletes);
+                for delete in deletes {
                     wait = self.log(delete);
                 }
+                self.publish_events();
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -443,9 +620,73 @@ impl<T> Store<T> {
                 }
                 (applied.reply, wait)
             }
+            Command::Server(ServerCommand::PubSub(cmd)) => (self.pubsub_command(session, cmd), 0),
             Command::Server(cmd) => (self.server_command(cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
         }
+    }
+
+    /// A Pub/Sub command of `session`. SUBSCRIBE and the rest answer one confirmation per
+    /// channel: all but the last go out as messages to the session before its reply.
+    fn pubsub_command(&mut self, session: SessionId, cmd: PubSubCommand) -> Frame {
+        let ps = &mut self.pubsub;
+        let mut confirmations = match cmd {
+            PubSubCommand::Subscribe(names) => ps.subscribe(session, &names),
+            PubSubCommand::Unsubscribe(names) => ps.unsubscribe(session, &names),
+            PubSubCommand::PSubscribe(names) => ps.psubscribe(session, &names),
+            PubSubCommand::PUnsubscribe(names) => ps.punsubscribe(session, &names),
+            PubSubCommand::Publish { channel, message } => {
+                let mut out = Vec::new();
+                ps.publish(&channel, &message, &mut out);
+                let receivers = out.len() as i64;
+                self.deliver(out);
+                return Frame::Integer(receivers);
+            }
+            PubSubCommand::Channels(pattern) => {
+                return Frame::Array(
+                    ps.channels(pattern.as_deref())
+                        .into_iter()
+                        .map(Frame::Bulk)
+                        .collect(),
+                )
+            }
+            PubSubCommand::NumSub(channels) => {
+                let mut items = Vec::with_capacity(channels.len() * 2);
+                for c in channels {
+                    items.push(Frame::Integer(ps.numsub(&c) as i64));
+                    items.insert(items.len() - 1, Frame::Bulk(c));
+                }
+                return Frame::Array(items);
+            }
+            PubSubCommand::NumPat => return Frame::Integer(ps.numpat() as i64),
+        };
+        let last = confirmations.pop().unwrap_or(Frame::Null);
+        self.own_pushes.append(&mut confirmations);
+        last
+    }
+
+    /// CONFIG SET: every parameter is checked before any is changed, as Redis does.
+    fn config_set(&mut self, pairs: Vec<(String, Bytes)>) -> Frame {
+        let mut notify = None;
+        for (name, value) in &pairs {
+            match name.as_str() {
+                "notify-keyspace-events" => match NotifyFlags::parse(value) {
+                    Some(flags) => notify = Some(flags),
+                    None => {
+                        return ReplyError::ConfigSetFailed {
+                            name: name.clone(),
+                            reason: "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                        }
+                        .into()
+                    }
+                },
+                _ => return ReplyError::ConfigSetUnknown { name: name.clone() }.into(),
+            }
+        }
+        if let Some(flags) = notify {
+            self.settings.notify_keyspace_events = flags;
+        }
+        Frame::ok()
     }
 
     fn transaction_command(
@@ -484,15 +725,32 @@ impl<T> Store<T> {
             let reply = match cmd {
                 Command::Data(cmd) => {
                     let ctx = self.context(now_ms);
+                    let op = self.notifying().then(|| cmd.op.clone());
                     let applied = cmd.apply_in(&mut self.keyspace, &ctx);
                     wait = wait.max(self.gate.read_dependency(&applied.access, self.last_lsn));
+                    if let (Some(op), Some(record)) = (&op, &applied.record) {
+                        key_events(op, record, &mut self.events);
+                    }
                     match applied.record {
                         Some(Record::Txn(inner)) => ops.extend(inner),
                         Some(record) => ops.push(record),
                         None => {}
                     }
-                    ops.extend(self.expire_accessed(&applied.access, now_ms));
+                    let deletes = self.expire_accessed(&applied.access, now_ms);
+                    self.note_expired(&deletes);
+                    ops.extend(deletes);
                     applied.reply
+                }
+                Command::Server(ServerCommand::PubSub(cmd)) => {
+                    // Published after the transaction's record, like its notifications.
+                    let reply = self.pubsub_command(self.executing, cmd);
+                    let mut frames = std::mem::take(&mut self.own_pushes);
+                    if frames.is_empty() {
+                        reply
+                    } else {
+                        frames.push(reply);
+                        Frame::Array(frames)
+                    }
                 }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
                 Command::Server(cmd) => self.server_command(cmd, now_ms, &mut false),
@@ -504,6 +762,7 @@ impl<T> Store<T> {
         if !ops.is_empty() {
             wait = self.log(Record::Txn(ops));
         }
+        self.publish_events();
         if wait > self.gate.released_lsn() {
             if let Some(refusal) = self.refusal() {
                 return (refusal, 0);
@@ -527,6 +786,9 @@ impl<T> Store<T> {
                 self.checkpoints.bgsave_requested = true;
                 Frame::Simple("Background saving started".into())
             }
+            ServerCommand::ConfigSet(pairs) => self.config_set(pairs),
+            // Answered in `execute_one` (it needs the session).
+            ServerCommand::PubSub(_) => Frame::Null,
             ServerCommand::LastSave => Frame::Integer(
                 self.status
                     .last_checkpoint_unix_ms
@@ -550,6 +812,10 @@ impl<T> Store<T> {
             ("databases", "1".into()),
             ("dir", s.data_dir.display().to_string()),
             ("maxmemory", "0".into()),
+            (
+                "notify-keyspace-events",
+                s.notify_keyspace_events.to_string(),
+            ),
             ("proto-max-bulk-len", s.limits.max_bulk_len.to_string()),
             ("moodb-backend", s.backend.clone()),
             ("moodb-sync", s.sync.to_string()),
@@ -596,6 +862,51 @@ impl<T> Store<T> {
             recovery: self.settings.recovery.clone(),
         }
     }
+}
+
+/// A Pub/Sub message (`message`, `pmessage`).
+fn is_message(f: &Frame) -> bool {
+    matches!(f, Frame::Push(items) if matches!(items.first(), Some(Frame::Bulk(k)) if &k[..] == b"message" || &k[..] == b"pmessage"))
+}
+
+/// A subscription confirmation (`subscribe`, `unsubscribe`, ...).
+fn is_confirmation(f: &Frame) -> bool {
+    matches!(f, Frame::Push(_)) && !is_message(f)
+}
+
+/// The refusal of `request` from a RESP2 session in subscribed mode, or `None` if it is
+/// allowed: unknown commands and wrong arities get their usual errors first, as in Redis.
+fn subscribed_mode(request: &[Bytes]) -> Option<Frame> {
+    let (name, rest) = request.split_first()?;
+    let spec = command::table::lookup(name)?;
+    if !spec.arity_fits(request.len()) {
+        return None;
+    }
+    match spec.name {
+        "ping" => Some(match rest {
+            [] => Frame::Array(vec![Frame::bulk("pong"), Frame::bulk("")]),
+            [msg] => Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(msg.clone())]),
+            _ => return None,
+        }),
+        name if allowed_when_subscribed(name) => None,
+        name => {
+            let name = match rest.first() {
+                Some(sub) if is_container(name) => {
+                    format!(
+                        "{name}|{}",
+                        String::from_utf8_lossy(sub).to_ascii_lowercase()
+                    )
+                }
+                _ => name.to_string(),
+            };
+            Some(ReplyError::SubscribedMode { name }.into())
+        }
+    }
+}
+
+/// Commands with subcommands, which Redis names `container|sub`.
+fn is_container(name: &str) -> bool {
+    matches!(name, "config" | "client" | "command" | "object" | "pubsub")
 }
 
 /// The reply to a write after the storage failed.

@@ -89,6 +89,7 @@ impl Handler<Replies> for Collector {
 
 fn settings() -> StoreSettings {
     StoreSettings {
+        notify_keyspace_events: Default::default(),
         sync: SyncPolicy::Always,
         checkpoint: CheckpointConfig {
             log_bytes: 0,
@@ -153,6 +154,7 @@ fn batches_of_one_tick_share_one_append() {
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
+                proto: Default::default(),
             });
         }
         settle().await;
@@ -183,6 +185,7 @@ fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         (0..3).for_each(send);
@@ -216,6 +219,7 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
                 seq,
                 requests: vec![req(words)],
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         send(0, &["SET", "a", "1"]);
@@ -257,6 +261,7 @@ fn exec_is_one_record_and_watch_sees_other_sessions() {
                 seq,
                 requests: words.iter().map(|w| req(w)).collect(),
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         // Session 1: three writes in one transaction.
