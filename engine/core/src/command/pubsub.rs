@@ -70,7 +70,7 @@ pub fn parse_pubsub(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         (b"NUMPAT", []) => cmd(PubSubCommand::NumPat),
         (b"CHANNELS" | b"NUMPAT", _) => Err(ReplyError::SubcommandArity {
             command: "PUBSUB",
-            sub: String::from_utf8_lossy(sub).to_ascii_lowercase(),
+            sub: String::from_utf8_lossy(sub).into_owned(),
         }
         .into()),
         _ => Err(ReplyError::unknown_subcommand("PUBSUB", sub).into()),

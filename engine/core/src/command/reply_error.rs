@@ -21,7 +21,7 @@ pub enum ReplyError {
     /// `command` in upper case (`CONFIG`), `sub` as the client sent it.
     #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
     UnknownSubcommand { command: &'static str, sub: String },
-    /// A known subcommand with the wrong number of arguments (`sub` in lower case).
+    /// A known subcommand with the wrong number of arguments (`sub` as the client sent it).
     #[error(
         "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
     )]
