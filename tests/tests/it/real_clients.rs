@@ -1,7 +1,8 @@
 //! Real client libraries against a real `moodb serve`, with their default options, so both
 //! open every connection with `HELLO 3` and speak RESP3: redis-py 8 (tests/clients/python)
 //! and node-redis 6 (tests/clients/node). Each script does ping, set, get, incr, mget, del,
-//! a pipeline, a transaction and an aborted WATCH, and prints `ok`.
+//! a pipeline, a transaction and an aborted WATCH (redis-py also Pub/Sub with keyspace
+//! notifications, in RESP3 push frames), and prints `ok`.
 //!
 //! A library that is not installed skips its test with a message, except under CI (`CI` set),
 //! where .ci/run installs both and a missing one is a failure.
