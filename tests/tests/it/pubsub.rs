@@ -1,6 +1,7 @@
 //! Pub/Sub and keyspace notifications over the wire: the same steps against `moodb serve` and
 //! a real redis-server 7 over raw TCP, in RESP2 and in RESP3, byte for byte (confirmations,
-//! messages, PUBSUB, subscribed-mode errors, keyspace events of SET/DEL/EXPIRE/expired); and
+//! messages, PUBSUB, subscribed-mode errors, the keyspace events of every string and key
+//! command that writes, and `expired`); and
 //! a subscriber that never reads is disconnected at its output limit with bounded memory.
 //! The differential test is skipped (with a message) when redis-server is not installed.
 
@@ -14,6 +15,7 @@ use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ServerOptions, TestServer};
 
 use crate::resp3::Wire;
+use moodb_core::resp::Frame;
 
 /// Which connection of a pair sends a step.
 #[derive(Clone, Copy)]
@@ -23,13 +25,16 @@ enum Who {
 }
 
 /// One step: `who` sends `words` and reads `own` replies, then the subscriber reads `pushed`
-/// messages.
+/// messages ([`DRAIN`]: every message up to the reply of a PING it sends then).
 struct Step {
     who: Who,
     words: &'static [&'static str],
     own: usize,
     pushed: usize,
 }
+
+/// Read the subscriber's messages up to a PING's reply (however many there are).
+const DRAIN: usize = usize::MAX;
 
 const fn s(who: Who, words: &'static [&'static str], own: usize, pushed: usize) -> Step {
     Step {
@@ -70,6 +75,22 @@ impl Pair {
         let mut out: Vec<String> = (0..step.own)
             .map(|_| String::from_utf8_lossy(&wire.reply().0).into_owned())
             .collect();
+        if step.pushed == DRAIN {
+            self.sub.send(&["PING"]);
+            loop {
+                let (bytes, frame) = self.sub.reply();
+                out.push(String::from_utf8_lossy(&bytes).into_owned());
+                let pong = match &frame {
+                    Frame::Simple(s) => s == "PONG",
+                    Frame::Array(items) => items.first() == Some(&Frame::bulk("pong")),
+                    _ => false,
+                };
+                if pong {
+                    break;
+                }
+            }
+            return out;
+        }
         for _ in 0..step.pushed {
             out.push(String::from_utf8_lossy(&self.sub.reply().0).into_owned());
         }
@@ -108,6 +129,38 @@ fn steps(proto3: bool) -> Vec<Step> {
         s(P, &["APPEND", "k", "!"], 1, 2),
         s(P, &["RENAME", "k", "k2"], 1, 4),
         s(P, &["DEL", "k2", "n", "nosuch"], 1, 4),
+        // Each command's events, however many Redis sends.
+        s(P, &["SETEX", "a", "100", "1"], 1, DRAIN),
+        s(P, &["PSETEX", "a", "100000", "1"], 1, DRAIN),
+        s(P, &["SETNX", "a", "2"], 1, DRAIN),
+        s(P, &["SETNX", "b", "2"], 1, DRAIN),
+        s(P, &["GETSET", "a", "3"], 1, DRAIN),
+        s(P, &["SET", "a", "4", "KEEPTTL", "GET"], 1, DRAIN),
+        s(P, &["SET", "a", "5", "NX"], 1, DRAIN),
+        s(P, &["MSET", "a", "1", "b", "2"], 1, DRAIN),
+        s(P, &["MSETNX", "c", "1", "d", "2"], 1, DRAIN),
+        s(P, &["MSETNX", "c", "1", "e", "2"], 1, DRAIN),
+        s(P, &["GETEX", "a", "EX", "100"], 1, DRAIN),
+        s(P, &["GETEX", "a", "PERSIST"], 1, DRAIN),
+        s(P, &["GETEX", "a"], 1, DRAIN),
+        s(P, &["PERSIST", "a"], 1, DRAIN),
+        s(P, &["EXPIRE", "a", "100"], 1, DRAIN),
+        s(P, &["PERSIST", "a"], 1, DRAIN),
+        s(P, &["PEXPIREAT", "a", "1"], 1, DRAIN),
+        s(P, &["INCR", "i"], 1, DRAIN),
+        s(P, &["DECR", "i"], 1, DRAIN),
+        s(P, &["DECRBY", "i", "5"], 1, DRAIN),
+        s(P, &["INCRBYFLOAT", "i", "1.5"], 1, DRAIN),
+        s(P, &["SETRANGE", "b", "3", "xyz"], 1, DRAIN),
+        s(P, &["APPEND", "b", "!"], 1, DRAIN),
+        s(P, &["GETDEL", "b"], 1, DRAIN),
+        s(P, &["GETDEL", "b"], 1, DRAIN),
+        s(P, &["COPY", "c", "c2"], 1, DRAIN),
+        s(P, &["COPY", "c", "c2", "REPLACE"], 1, DRAIN),
+        s(P, &["RENAME", "c", "c"], 1, DRAIN),
+        s(P, &["RENAMENX", "c", "c3"], 1, DRAIN),
+        s(P, &["UNLINK", "c2", "c3", "d"], 1, DRAIN),
+        s(P, &["FLUSHDB"], 1, DRAIN),
         s(P, &["SET", "t", "v", "PX", "50"], 1, 4),
         // The active expiry cycle (hz 10 in both) deletes it: `expired`.
         s(P, &["PING"], 1, 2),
