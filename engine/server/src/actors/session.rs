@@ -159,6 +159,9 @@ pub struct Session {
     ready: BTreeMap<u64, Vec<Frame>>,
     /// Pub/Sub messages to write after the replies of a batch not yet written.
     pushes_after: BTreeMap<u64, Vec<Frame>>,
+    /// About how many bytes `pushes_after` holds: they count toward the output limits, so a
+    /// subscriber whose reply waits (a SAVE, a write not yet durable) cannot pile up messages.
+    held_push_bytes: usize,
     /// Channels and patterns subscribed, as the last confirmation written said: a client
     /// with subscriptions is under the Pub/Sub output limit.
     subscriptions: i64,
@@ -214,6 +217,7 @@ impl Session {
                 next_out: 0,
                 ready: BTreeMap::new(),
                 pushes_after: BTreeMap::new(),
+                held_push_bytes: 0,
                 subscriptions: 0,
                 soft_since: None,
                 close_after: None,
@@ -310,6 +314,8 @@ impl Session {
         }
         self.write_frames(frames);
         if let Some(pushes) = self.pushes_after.remove(&self.next_out) {
+            let held: usize = pushes.iter().map(approx_len).sum();
+            self.held_push_bytes = self.held_push_bytes.saturating_sub(held);
             self.write_frames(pushes);
         }
         if !self.output_fits(ctx) {
@@ -323,6 +329,15 @@ impl Session {
         }
         self.next_out += 1;
         true
+    }
+}
+
+/// About the encoded size of a Pub/Sub message (its strings and a few bytes of framing each).
+fn approx_len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Push(items) | Frame::Array(items) => 4 + items.iter().map(approx_len).sum::<usize>(),
+        Frame::Bulk(b) => b.len() + 8,
+        _ => 8,
     }
 }
 
@@ -343,11 +358,11 @@ impl Session {
 
     /// Checks the output limits; a client past one is disconnected (false).
     fn output_fits(&mut self, ctx: &mut Context<Self>) -> bool {
-        let pending = self.pending_out.get();
+        let pending = self.pending_out.get() + self.held_push_bytes;
         let max = self.config.limits.max_output_buffer;
         let over = if max > 0 && pending > max {
             Some(format!("limits.max_output_buffer ({max})"))
-        } else if self.subscriptions > 0 {
+        } else if self.subscriptions > 0 || self.held_push_bytes > 0 {
             self.pubsub_over(pending)
         } else {
             None
@@ -362,6 +377,7 @@ impl Session {
         );
         self.ready.clear();
         self.pushes_after.clear();
+        self.held_push_bytes = 0;
         ctx.stop();
         false
     }
@@ -496,10 +512,12 @@ impl Handler<Replies> for Session {
                 self.write_frames(msg.frames);
                 self.output_fits(ctx);
             } else {
+                self.held_push_bytes += msg.frames.iter().map(approx_len).sum::<usize>();
                 self.pushes_after
                     .entry(msg.seq)
                     .or_default()
                     .extend(msg.frames);
+                self.output_fits(ctx);
             }
             return;
         }
