@@ -198,6 +198,11 @@ impl PubSub {
         names
     }
 
+    /// How many channels have a subscriber (INFO's `pubsub_channels`).
+    pub fn channel_count(&self) -> usize {
+        self.channels.len()
+    }
+
     /// `PUBSUB NUMSUB`: the number of subscribers of `channel`.
     pub fn numsub(&self, channel: &[u8]) -> usize {
         self.channels.get(channel).map_or(0, Vec::len)

@@ -278,6 +278,9 @@ pub struct InfoFigures {
     pub storage_error: Option<String>,
     pub connected_clients: u64,
     pub total_connections: u64,
+    /// Channels and patterns with a subscriber.
+    pub pubsub_channels: u64,
+    pub pubsub_patterns: u64,
     pub total_commands: u64,
     pub total_writes: u64,
     pub recovery: String,
@@ -363,6 +366,8 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
             ("total_commands_processed", f.total_commands.to_string()),
             ("total_writes", f.total_writes.to_string()),
             ("expired_keys", f.expired_keys.to_string()),
+            ("pubsub_channels", f.pubsub_channels.to_string()),
+            ("pubsub_patterns", f.pubsub_patterns.to_string()),
             ("keys", f.keys.to_string()),
         ],
     );

@@ -857,6 +857,8 @@ impl<T> Store<T> {
             storage_error: self.storage_error.as_ref().map(ToString::to_string),
             connected_clients: self.stats.connected,
             total_connections: self.stats.connections,
+            pubsub_channels: self.pubsub.channel_count() as u64,
+            pubsub_patterns: self.pubsub.numpat() as u64,
             total_commands: self.stats.commands,
             total_writes: self.stats.writes,
             recovery: self.settings.recovery.clone(),
