@@ -117,6 +117,13 @@ pub struct Store<T> {
     /// buffer at once, before the command's reply).
     executing: SessionId,
     own_pushes: Vec<Frame>,
+    /// The LSN the messages in `own_pushes` follow (their batch waits for it; subscription
+    /// confirmations follow nothing).
+    own_wait: Lsn,
+    /// Inside EXEC: messages wait in `deferred` until the transaction's record is logged, so
+    /// none leaves before the transaction's writes are durable.
+    deferring: bool,
+    deferred: Vec<(SessionId, Frame)>,
     /// Keyspace notifications of the request executing.
     events: Vec<KeyEvent>,
     /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
@@ -152,6 +159,9 @@ impl<T> Store<T> {
             pushes: Vec::new(),
             executing: 0,
             own_pushes: Vec::new(),
+            own_wait: 0,
+            deferring: false,
+            deferred: Vec::new(),
             events: Vec::new(),
             rng: now_ms,
         }
@@ -224,12 +234,8 @@ impl<T> Store<T> {
             let mut save = false;
             let (reply, wait) =
                 self.execute_one(session, proto, request.as_ref(), now_ms, &mut save);
-            let wait = if self.own_pushes.is_empty() {
-                wait
-            } else {
-                frames.append(&mut self.own_pushes);
-                wait.max(self.push_dependency())
-            };
+            frames.append(&mut self.own_pushes);
+            let wait = wait.max(std::mem::take(&mut self.own_wait));
             if save {
                 saves.push(frames.len());
             }
@@ -315,11 +321,16 @@ impl<T> Store<T> {
     /// Sends `out` (published now): the executing session's into its replies, the others'
     /// held until [`Store::push_dependency`] is released.
     fn deliver(&mut self, out: Vec<(SessionId, Frame)>) {
+        if self.deferring {
+            self.deferred.extend(out);
+            return;
+        }
         let dep = self.push_dependency();
         let now = dep <= self.gate.released_lsn() && self.held_pushes.is_empty();
         for (to, frame) in out {
             if to == self.executing {
                 self.own_pushes.push(frame);
+                self.own_wait = self.own_wait.max(dep);
             } else if now {
                 self.pushes.push((to, frame));
             } else {
@@ -720,6 +731,7 @@ impl<T> Store<T> {
         }
         let mut replies = Vec::with_capacity(commands.len());
         let mut ops = Vec::new();
+        self.deferring = true;
         let mut wait = 0;
         for cmd in commands {
             let reply = match cmd {
@@ -742,7 +754,8 @@ impl<T> Store<T> {
                     applied.reply
                 }
                 Command::Server(ServerCommand::PubSub(cmd)) => {
-                    // Published after the transaction's record, like its notifications.
+                    // Messages are published after the transaction's record, like its
+                    // notifications; SUBSCRIBE's confirmations go in its slot.
                     let reply = self.pubsub_command(self.executing, cmd);
                     let mut frames = std::mem::take(&mut self.own_pushes);
                     if frames.is_empty() {
@@ -762,6 +775,9 @@ impl<T> Store<T> {
         if !ops.is_empty() {
             wait = self.log(Record::Txn(ops));
         }
+        self.deferring = false;
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deliver(deferred);
         self.publish_events();
         if wait > self.gate.released_lsn() {
             if let Some(refusal) = self.refusal() {
