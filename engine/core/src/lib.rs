@@ -9,6 +9,7 @@ pub mod error;
 pub mod failpoint;
 pub mod group_commit;
 pub mod keyspace;
+pub mod pubsub;
 pub mod record;
 pub mod resp;
 pub mod store;

@@ -18,6 +18,9 @@
 //! - `!close 2`: session 2's connection closes.
 //! - `!expire`: one run of the active expiry cycle (`Store::expire_cycle`) at the current time;
 //!   prints how many keys it deleted.
+//! - Pub/Sub messages for other sessions than the one whose command runs print as
+//!   `@2 <- message ch hi` when they may leave (messages for the session running print
+//!   among its replies).
 //! - `# ...` and blank lines are copied to the transcript as they are.
 //!
 //! Replies print as redis-cli prints them, INFO's text raw (redis-cli does so too). The keys
@@ -63,6 +66,7 @@ struct Runner {
 impl Runner {
     fn new() -> Self {
         let settings = StoreSettings {
+            notify_keyspace_events: Default::default(),
             sync: SyncPolicy::Always,
             checkpoint: CheckpointConfig {
                 log_bytes: 0,
@@ -107,6 +111,7 @@ impl Runner {
         } else {
             self.command(trimmed);
         }
+        self.print_pushes();
     }
 
     fn command(&mut self, line: &str) {
@@ -143,6 +148,13 @@ impl Runner {
         }
         if !self.hold {
             self.make_durable(false);
+        }
+    }
+
+    /// Prints the Pub/Sub messages that may leave now.
+    fn print_pushes(&mut self) {
+        for (to, frame) in self.store.take_pushes() {
+            writeln!(self.out, "@{to} <- {}", words(&frame)).unwrap();
         }
     }
 
@@ -331,6 +343,17 @@ fn quoted(bytes: &[u8]) -> String {
     s
 }
 
+/// A push frame's words on one line (nil as `(nil)`).
+fn words(frame: &Frame) -> String {
+    match frame {
+        Frame::Push(items) | Frame::Array(items) => {
+            items.iter().map(words).collect::<Vec<_>>().join(" ")
+        }
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => render(other),
+    }
+}
+
 /// A KEYS reply (an array of keys) or a SCAN reply (cursor, keys) with its keys sorted.
 fn sorted_keys(frame: &Frame) -> Frame {
     let sort = |keys: &[Frame]| {
@@ -441,5 +464,6 @@ scripts!(
     transactions,
     server,
     durability,
-    databases
+    databases,
+    pubsub
 );

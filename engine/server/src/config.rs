@@ -19,6 +19,8 @@
 //!         max_clients: 10000,
 //!         idle_timeout_s: 0,
 //!     ),
+//!     pubsub: (hard_bytes: 33554432, soft_bytes: 8388608, soft_seconds: 60),
+//!     notify_keyspace_events: "",  // or "KEA", as Redis's notify-keyspace-events
 //!     requirepass: None,         // or Some("a long password")
 //!     insecure: false,
 //!     ready_file: None,          // or Some("moodb-ready.json")
@@ -33,8 +35,30 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use moodb_core::backend::SyncPolicy;
+pub use moodb_core::pubsub::NotifyFlags;
 use moodb_core::resp::Limits;
 pub use moodb_core::store::CheckpointConfig;
+
+/// A subscriber whose unread output passes `hard_bytes`, or stays above `soft_bytes` for
+/// `soft_seconds`, is disconnected (0: no such limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PubSubLimits {
+    pub hard_bytes: usize,
+    pub soft_bytes: usize,
+    pub soft_seconds: u64,
+}
+
+impl Default for PubSubLimits {
+    /// Redis's defaults: 32 MB hard, 8 MB for 60 s.
+    fn default() -> Self {
+        PubSubLimits {
+            hard_bytes: 32 << 20,
+            soft_bytes: 8 << 20,
+            soft_seconds: 60,
+        }
+    }
+}
 
 /// Everything `moodb serve` needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +79,12 @@ pub struct Config {
     pub databases: usize,
     pub checkpoint: CheckpointConfig,
     pub limits: Limits,
+    /// The output limit of clients with subscriptions (Redis's `client-output-buffer-limit
+    /// pubsub`).
+    pub pubsub: PubSubLimits,
+    /// Keyspace notifications, Redis's `notify-keyspace-events` flags (`KEA`, `Ex`, ...);
+    /// CONFIG SET changes them while running.
+    pub notify_keyspace_events: String,
     /// Clients must `AUTH` with this password before any other command.
     pub requirepass: Option<String>,
     /// Listen on a non-loopback address even without a password.
@@ -75,6 +105,8 @@ impl Default for Config {
             databases: 16,
             checkpoint: CheckpointConfig::default(),
             limits: Limits::default(),
+            pubsub: PubSubLimits::default(),
+            notify_keyspace_events: String::new(),
             requirepass: None,
             insecure: false,
             ready_file: None,
@@ -151,6 +183,13 @@ impl Config {
             return Err(ConfigError::Limits(
                 "max_args and max_clients must be at least 1, max_inline_len at least 16".into(),
             ));
+        }
+        if NotifyFlags::parse(self.notify_keyspace_events.as_bytes()).is_none() {
+            return Err(ConfigError::Limits(format!(
+                "notify_keyspace_events {:?} has a character that is not an event class; use \
+                 'Ag$lshzxeKEtmdn'",
+                self.notify_keyspace_events
+            )));
         }
         if self.requirepass.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Limits(
@@ -295,6 +334,14 @@ mod tests {
             .contains("max_query_buffer"));
         let mut c = Config::default();
         c.limits.max_clients = 0;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn notify_keyspace_events_are_checked() {
+        let c = Config::parse("(notify_keyspace_events: \"KEA\")").unwrap();
+        c.validate().unwrap();
+        let c = Config::parse("(notify_keyspace_events: \"KEQ\")").unwrap();
         assert!(c.validate().is_err());
     }
 

@@ -13,7 +13,7 @@ use crate::actors::{
     Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, Syncer, WalWriter,
 };
 use crate::auth::Password;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, NotifyFlags};
 use moodb_core::backend::{Backend, Recovered};
 use moodb_core::command::ReplyError;
 use moodb_core::group_commit::GroupCommit;
@@ -114,6 +114,8 @@ impl Server {
             port: local_addr.port(),
             process_id: std::process::id(),
             recovery: recovered.report.to_string(),
+            notify_keyspace_events: NotifyFlags::parse(config.notify_keyspace_events.as_bytes())
+                .unwrap_or_default(),
         };
         let status = backend.status();
         let snapshotter = SyncArbiter::start(1, || Snapshotter);
@@ -142,6 +144,7 @@ impl Server {
         })?;
         let sessions = Arc::new(SessionConfig {
             limits: config.limits,
+            pubsub: config.pubsub,
             password: config
                 .requirepass
                 .as_deref()

@@ -57,9 +57,64 @@ def main() -> None:
 
     config = r.config_get("save")
     assert config == {"save": ""}, config
+
+    pubsub(r, other)
     info = r.info("keyspace")
     assert "db0" in info, info
     print("ok")
+
+
+def next_message(ps, timeout: float = 5.0):
+    """The next message (not a confirmation) on `ps`, or fails after `timeout` seconds."""
+    msg = ps.get_message(ignore_subscribe_messages=True, timeout=timeout)
+    assert msg is not None, "no message arrived"
+    return msg
+
+
+def pubsub(r, other) -> None:
+    """Pub/Sub in RESP3 (push frames): channels, patterns, PUBSUB, keyspace events."""
+    ps = r.pubsub()
+    ps.subscribe("py:ch")
+    confirm = ps.get_message(timeout=5.0)
+    assert confirm == {"type": "subscribe", "pattern": None, "channel": b"py:ch", "data": 1}, confirm
+    ps.psubscribe("py:p*")
+    confirm = ps.get_message(timeout=5.0)
+    assert confirm["type"] == "psubscribe" and confirm["data"] == 2, confirm
+    assert other.publish("py:ch", "hello") == 1
+    msg = next_message(ps)
+    assert msg["type"] == "message" and msg["channel"] == b"py:ch", msg
+    assert msg["data"] == b"hello", msg
+    assert other.publish("py:pa", "x") == 1
+    msg = next_message(ps)
+    assert msg["type"] == "pmessage" and msg["pattern"] == b"py:p*", msg
+    assert msg["channel"] == b"py:pa" and msg["data"] == b"x", msg
+    assert other.pubsub_channels("py:*") == [b"py:ch"]
+    assert other.pubsub_numsub("py:ch", "py:none") == [(b"py:ch", 1), (b"py:none", 0)]
+    assert other.pubsub_numpat() == 1
+
+    # Keyspace notifications, set by CONFIG SET.
+    assert other.config_set("notify-keyspace-events", "KEA") is True
+    assert other.config_get("notify-keyspace-events") == {"notify-keyspace-events": "AKE"}
+    ps.subscribe("__keyevent@0__:set", "__keyspace@0__:py:ks")
+    for _ in range(2):
+        assert ps.get_message(timeout=5.0)["type"] == "subscribe"
+    other.set("py:ks", "v")
+    msg = next_message(ps)
+    assert msg["channel"] == b"__keyspace@0__:py:ks" and msg["data"] == b"set", msg
+    msg = next_message(ps)
+    assert msg["channel"] == b"__keyevent@0__:set" and msg["data"] == b"py:ks", msg
+    other.set("py:ks", "v", px=50)
+    for want in (b"set", b"expire", b"expired"):
+        msg = next_message(ps)
+        while msg["channel"] != b"__keyspace@0__:py:ks":
+            msg = next_message(ps)
+        assert msg["data"] == want, (want, msg)
+    assert other.config_set("notify-keyspace-events", "") is True
+
+    ps.unsubscribe()
+    ps.punsubscribe()
+    ps.close()
+    assert other.pubsub_numsub("py:ch") == [(b"py:ch", 0)]
 
 
 if __name__ == "__main__":

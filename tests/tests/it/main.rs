@@ -16,6 +16,7 @@ mod limits;
 mod linearizability_checker;
 mod linearizability_moodb;
 mod linearizability_redis;
+mod pubsub;
 mod ready_file;
 mod real_clients;
 mod resp3;

@@ -2,7 +2,8 @@
 //! (tests/clients/python) and node-redis 6 (tests/clients/node), which open every connection
 //! with `HELLO 3` and speak RESP3, and ioredis 6 (tests/clients/node), which speaks RESP2.
 //! Each script does ping, set, get, incr, mget, del, a pipeline, a transaction and an aborted
-//! WATCH (ioredis also PTTL, GETDEL, INCRBYFLOAT and RENAME), and prints `ok`.
+//! WATCH (ioredis also PTTL, GETDEL, INCRBYFLOAT and RENAME; redis-py also Pub/Sub with
+//! keyspace notifications, in RESP3 push frames), and prints `ok`.
 //!
 //! A library that is not installed skips its test with a message, except under CI (`CI` set),
 //! where .ci/run installs them all and a missing one is a failure.

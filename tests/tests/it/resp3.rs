@@ -16,13 +16,13 @@ use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ServerOptions, TestServer};
 
 /// A raw connection that reads whole replies (RESP2 or RESP3).
-struct Wire {
+pub(crate) struct Wire {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 impl Wire {
-    fn connect(addr: SocketAddr) -> Wire {
+    pub(crate) fn connect(addr: SocketAddr) -> Wire {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -33,13 +33,13 @@ impl Wire {
         }
     }
 
-    fn send(&mut self, words: &[&str]) {
+    pub(crate) fn send(&mut self, words: &[&str]) {
         let args: Vec<&[u8]> = words.iter().map(|w| w.as_bytes()).collect();
         self.stream.write_all(&request(&args)).unwrap();
     }
 
     /// The bytes of the next reply, and the reply.
-    fn reply(&mut self) -> (Vec<u8>, Frame) {
+    pub(crate) fn reply(&mut self) -> (Vec<u8>, Frame) {
         loop {
             if let Some((frame, used)) = decode_frame(&self.buf).unwrap() {
                 let bytes = self.buf.drain(..used).collect();
@@ -52,7 +52,7 @@ impl Wire {
         }
     }
 
-    fn ask(&mut self, words: &[&str]) -> (Vec<u8>, Frame) {
+    pub(crate) fn ask(&mut self, words: &[&str]) -> (Vec<u8>, Frame) {
         self.send(words);
         self.reply()
     }

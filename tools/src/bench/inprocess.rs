@@ -232,6 +232,7 @@ fn writer_loop(
         dir,
     } = target;
     let settings = StoreSettings {
+        notify_keyspace_events: Default::default(),
         sync,
         // The bench measures the write path; checkpoints have their own bench (recovery).
         checkpoint: CheckpointConfig {

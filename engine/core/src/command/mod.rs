@@ -23,6 +23,7 @@ pub mod databases;
 pub mod glob;
 pub mod keys;
 pub mod long_double;
+pub mod pubsub;
 pub mod reply_error;
 pub mod server;
 pub mod strings;

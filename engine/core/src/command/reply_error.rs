@@ -21,6 +21,21 @@ pub enum ReplyError {
     /// `command` in upper case (`CONFIG`), `sub` as the client sent it.
     #[error("ERR unknown subcommand '{sub}'. Try {command} HELP.")]
     UnknownSubcommand { command: &'static str, sub: String },
+    /// A known subcommand with the wrong number of arguments (`sub` as the client sent it).
+    #[error(
+        "ERR unknown subcommand or wrong number of arguments for '{sub}'. Try {command} HELP."
+    )]
+    SubcommandArity { command: &'static str, sub: String },
+    /// A RESP2 client in subscribed mode sent another command (`name` as COMMAND lists it,
+    /// `container|sub` for a subcommand).
+    #[error("ERR Can't execute '{name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")]
+    SubscribedMode { name: String },
+    /// CONFIG SET of a parameter MooDB does not have (or cannot change while running).
+    #[error("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")]
+    ConfigSetUnknown { name: String },
+    /// CONFIG SET with a bad value.
+    #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
+    ConfigSetFailed { name: String, reason: &'static str },
     #[error("ERR syntax error")]
     Syntax,
     #[error("ERR value is not an integer or out of range")]
@@ -130,10 +145,6 @@ pub enum ReplyError {
     /// The request was not RESP; the connection is closed after this reply.
     #[error("ERR Protocol error: {0}")]
     Protocol(String),
-    #[error(
-        "ERR CONFIG SET is not supported: change moodb.ron or the command-line flags and restart"
-    )]
-    ConfigSetUnsupported,
     #[error("ERR max number of clients reached")]
     MaxClients,
     /// A request with no words (the codec drops them; only a direct caller can send one).

@@ -25,6 +25,10 @@ pub enum ServerCommand {
     BgSave,
     /// LASTSAVE: Unix time in seconds of the last checkpoint.
     LastSave,
+    /// CONFIG SET with its parameter/value pairs (names in lower case).
+    ConfigSet(Vec<(String, Bytes)>),
+    /// SUBSCRIBE, PUBLISH, PUBSUB, ...
+    PubSub(super::pubsub::PubSubCommand),
 }
 
 fn reply(f: Frame) -> Result<Command, Frame> {
@@ -198,9 +202,30 @@ fn parse_config_sub(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
         b"GET" if rest.len() >= 2 => Ok(ServerCommand::ConfigGet(rest[1..].to_vec())),
         b"GET" => Err(wrong_arity("config|get")),
         b"RESETSTAT" | b"REWRITE" => Ok(ServerCommand::Reply(Frame::ok())),
-        b"SET" => Err(ReplyError::ConfigSetUnsupported.into()),
+        b"SET" => parse_config_set(&rest[1..]),
         _ => Err(unknown_sub("CONFIG", rest)),
     }
+}
+
+/// `CONFIG SET parameter value [parameter value ...]`: a duplicate parameter is refused, as
+/// Redis does; which parameters exist the store decides.
+fn parse_config_set(args: &[Bytes]) -> Result<ServerCommand, Frame> {
+    if args.is_empty() || !args.len().is_multiple_of(2) {
+        return Err(wrong_arity("config|set"));
+    }
+    let mut pairs: Vec<(String, Bytes)> = Vec::with_capacity(args.len() / 2);
+    for pair in args.chunks(2) {
+        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
+        if pairs.iter().any(|(n, _)| *n == name) {
+            return Err(ReplyError::ConfigSetFailed {
+                name,
+                reason: "duplicate parameter",
+            }
+            .into());
+        }
+        pairs.push((name, pair[1].clone()));
+    }
+    Ok(ServerCommand::ConfigSet(pairs))
 }
 
 /// `CLIENT SETNAME | SETINFO | GETNAME | ID | INFO | LIST | ...`: fixed answers.
@@ -246,6 +271,9 @@ pub struct InfoFigures {
     pub storage_error: Option<String>,
     pub connected_clients: u64,
     pub total_connections: u64,
+    /// Channels and patterns with a subscriber.
+    pub pubsub_channels: u64,
+    pub pubsub_patterns: u64,
     pub total_commands: u64,
     pub total_writes: u64,
     pub recovery: String,
@@ -331,6 +359,8 @@ pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
             ("total_commands_processed", f.total_commands.to_string()),
             ("total_writes", f.total_writes.to_string()),
             ("expired_keys", f.expired_keys.to_string()),
+            ("pubsub_channels", f.pubsub_channels.to_string()),
+            ("pubsub_patterns", f.pubsub_patterns.to_string()),
             ("keys", f.keys.to_string()),
         ],
     );

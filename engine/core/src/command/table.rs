@@ -27,7 +27,7 @@
 
 use bytes::Bytes;
 
-use super::{databases, keys, server, strings, txn, Command, ReplyError};
+use super::{databases, keys, pubsub, server, strings, txn, Command, ReplyError};
 use crate::resp::Frame;
 
 /// Parses the arguments after the command name (their number already fits `spec.arity`).
@@ -611,6 +611,80 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, &[F::FAST], server::parse_ping)
         .acl(&["@fast", "@connection"])
         .doc("connection", "1.0.0", "O(1)", "Ping the server"),
+    // pub/sub
+    CommandSpec::new(
+        "subscribe",
+        -2,
+        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        pubsub::parse_subscribe,
+    )
+    .acl(&["@pubsub", "@slow"])
+    .doc(
+        "pubsub",
+        "2.0.0",
+        "O(N) where N is the number of channels to subscribe to.",
+        "Listen for messages published to the given channels",
+    ),
+    CommandSpec::new(
+        "unsubscribe",
+        -1,
+        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        pubsub::parse_unsubscribe,
+    )
+    .acl(&["@pubsub", "@slow"])
+    .doc(
+        "pubsub",
+        "2.0.0",
+        "O(N) where N is the number of clients already subscribed to a channel.",
+        "Stop listening for messages posted to the given channels",
+    ),
+    CommandSpec::new(
+        "psubscribe",
+        -2,
+        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        pubsub::parse_psubscribe,
+    )
+    .acl(&["@pubsub", "@slow"])
+    .doc(
+        "pubsub",
+        "2.0.0",
+        "O(N) where N is the number of patterns the client is already subscribed to.",
+        "Listen for messages published to channels matching the given patterns",
+    ),
+    CommandSpec::new(
+        "punsubscribe",
+        -1,
+        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        pubsub::parse_punsubscribe,
+    )
+    .acl(&["@pubsub", "@slow"])
+    .doc(
+        "pubsub",
+        "2.0.0",
+        "O(N+M) where N is the number of patterns the client is already subscribed and M is the number of total patterns subscribed in the system (by any client).",
+        "Stop listening for messages posted to channels matching the given patterns",
+    ),
+    CommandSpec::new(
+        "publish",
+        3,
+        &[F::LOADING, F::STALE, F::FAST],
+        pubsub::parse_publish,
+    )
+    .acl(&["@pubsub", "@fast"])
+    .doc(
+        "pubsub",
+        "2.0.0",
+        "O(N+M) where N is the number of clients subscribed to the receiving channel and M is the total number of subscribed patterns (by any client).",
+        "Post a message to a channel",
+    ),
+    CommandSpec::new("pubsub", -2, &[], pubsub::parse_pubsub)
+        .acl(&["@slow"])
+        .doc(
+            "pubsub",
+            "2.8.0",
+            "Depends on subcommand.",
+            "A container for Pub/Sub commands (CHANNELS, NUMSUB, NUMPAT)",
+        ),
     CommandSpec::new("echo", 2, &[F::FAST], server::parse_echo)
         .acl(&["@fast", "@connection"])
         .doc("connection", "1.0.0", "O(1)", "Echo the given string"),

@@ -20,20 +20,22 @@
 pub mod checkpoint;
 pub mod gate;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 
 use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::databases::{self, DbCommand};
+use crate::command::pubsub::{allowed_when_subscribed, key_events, PubSubCommand};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::{Databases, Keyspace};
+use crate::pubsub::{notify, KeyEvent, NotifyFlags, PubSub};
 use crate::record::{Lsn, Record};
-use crate::resp::{Frame, Limits};
+use crate::resp::{Frame, Limits, Protocol};
 
 pub use checkpoint::CheckpointConfig;
 pub use gate::Release;
@@ -56,6 +58,8 @@ pub struct StoreSettings {
     pub process_id: u32,
     /// The recovery report, for INFO.
     pub recovery: String,
+    /// Keyspace notifications (`notify-keyspace-events`; CONFIG SET changes it).
+    pub notify_keyspace_events: NotifyFlags,
 }
 
 /// A checkpoint to run: every database as of `lsn` (an O(1) clone each).
@@ -106,6 +110,28 @@ pub struct Store<T> {
     stats: Stats,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
+    /// Channel and pattern subscriptions.
+    pubsub: PubSub,
+    /// Messages for other sessions than the one executing, waiting for the LSN they follow
+    /// to be released (a keyspace notification leaves only once its write is durable), in
+    /// the order they were published.
+    held_pushes: VecDeque<(Lsn, SessionId, Frame)>,
+    /// Messages that may leave now, for the caller to deliver ([`Store::take_pushes`]).
+    pushes: Vec<(SessionId, Frame)>,
+    /// The session whose request is executing, and the messages for it, which go into its
+    /// batch's replies before the reply of the request (Redis writes them into its output
+    /// buffer at once, before the command's reply).
+    executing: SessionId,
+    own_pushes: Vec<Frame>,
+    /// The LSN the messages in `own_pushes` follow (their batch waits for it; subscription
+    /// confirmations follow nothing).
+    own_wait: Lsn,
+    /// Inside EXEC: messages wait in `deferred` until the transaction's record is logged, so
+    /// none leaves before the transaction's writes are durable.
+    deferring: bool,
+    deferred: Vec<(SessionId, Frame)>,
+    /// Keyspace notifications of the request executing, each with its database.
+    events: Vec<(u16, KeyEvent)>,
     /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
     /// time: a run given the same times draws the same numbers.
     rng: u64,
@@ -138,6 +164,15 @@ impl<T> Store<T> {
             status,
             stats: Stats::default(),
             txns: Transactions::new(),
+            pubsub: PubSub::new(),
+            held_pushes: VecDeque::new(),
+            pushes: Vec::new(),
+            executing: 0,
+            own_pushes: Vec::new(),
+            own_wait: 0,
+            deferring: false,
+            deferred: Vec::new(),
+            events: Vec::new(),
             rng: now_ms,
         }
     }
@@ -207,12 +242,31 @@ impl<T> Store<T> {
         to: T,
         now_ms: u64,
     ) -> Option<Release<T>> {
+        self.execute_in(session, Protocol::Resp2, requests, to, now_ms)
+    }
+
+    /// [`Store::execute`] for a session speaking `proto` (a RESP2 session that has
+    /// subscriptions may send only the subscription commands, PING, QUIT and RESET). Messages
+    /// for the session itself go into its replies; those for others are taken with
+    /// [`Store::take_pushes`].
+    pub fn execute_in<R: AsRef<[Bytes]>>(
+        &mut self,
+        session: SessionId,
+        proto: Protocol,
+        requests: &[R],
+        to: T,
+        now_ms: u64,
+    ) -> Option<Release<T>> {
         let mut frames = Vec::with_capacity(requests.len());
         let mut wait_lsn = 0;
         let mut saves = Vec::new();
+        self.executing = session;
         for request in requests {
             let mut save = false;
-            let (reply, wait) = self.execute_one(session, request.as_ref(), now_ms, &mut save);
+            let (reply, wait) =
+                self.execute_one(session, proto, request.as_ref(), now_ms, &mut save);
+            frames.append(&mut self.own_pushes);
+            let wait = wait.max(std::mem::take(&mut self.own_wait));
             if save {
                 saves.push(frames.len());
             }
@@ -258,6 +312,116 @@ impl<T> Store<T> {
     pub fn on_durable(&mut self, lsn: Lsn, status: BackendStatus, out: &mut Vec<Release<T>>) {
         self.status = status;
         self.gate.release(lsn, self.last_lsn, out);
+        self.release_pushes();
+    }
+
+    /// Moves the held messages whose LSN is released to those that may leave.
+    fn release_pushes(&mut self) {
+        let released = self.gate.released_lsn();
+        while let Some((lsn, _, _)) = self.held_pushes.front() {
+            if *lsn > released {
+                break;
+            }
+            if let Some((_, to, frame)) = self.held_pushes.pop_front() {
+                self.pushes.push((to, frame));
+            }
+        }
+    }
+
+    /// The messages that may leave now, each with the session it goes to, in order.
+    pub fn take_pushes(&mut self) -> Vec<(SessionId, Frame)> {
+        std::mem::take(&mut self.pushes)
+    }
+
+    /// Whether messages wait in [`Store::take_pushes`].
+    pub fn has_pushes(&self) -> bool {
+        !self.pushes.is_empty()
+    }
+
+    /// The LSN a message published now follows: the last write (so a subscriber never hears
+    /// of a write before it is durable, and messages keep their order), or nothing after a
+    /// storage failure, when no later write will be released.
+    fn push_dependency(&self) -> Lsn {
+        if self.storage_error.is_some() {
+            self.gate.released_lsn()
+        } else {
+            self.last_lsn
+        }
+    }
+
+    /// Sends `out` (published now): the executing session's into its replies, the others'
+    /// held until [`Store::push_dependency`] is released.
+    fn deliver(&mut self, out: Vec<(SessionId, Frame)>) {
+        if self.deferring {
+            self.deferred.extend(out);
+            return;
+        }
+        let dep = self.push_dependency();
+        let now = dep <= self.gate.released_lsn() && self.held_pushes.is_empty();
+        for (to, frame) in out {
+            if to == self.executing {
+                self.own_pushes.push(frame);
+                self.own_wait = self.own_wait.max(dep);
+            } else if now {
+                self.pushes.push((to, frame));
+            } else {
+                self.held_pushes.push_back((dep, to, frame));
+            }
+        }
+    }
+
+    /// Publishes the keyspace notifications gathered in `events` (after their write is
+    /// logged, so they follow its LSN).
+    fn publish_events(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let mut out = Vec::new();
+        for (db, event) in std::mem::take(&mut self.events) {
+            notify(
+                &self.pubsub,
+                self.settings.notify_keyspace_events,
+                u32::from(db),
+                &event,
+                &mut out,
+            );
+        }
+        self.deliver(out);
+    }
+
+    /// Whether keyspace notifications would reach anyone now.
+    fn notifying(&self) -> bool {
+        self.settings.notify_keyspace_events.any() && !self.pubsub.is_empty()
+    }
+
+    /// `expired` notifications for `deletes` (expired keys of database `db` deleted).
+    fn note_expired(&mut self, db: u16, deletes: &[Record]) {
+        if !self.notifying() {
+            return;
+        }
+        for d in deletes {
+            let d = match d {
+                Record::InDb { record, .. } => record,
+                d => d,
+            };
+            if let Record::Delete { key } = d {
+                self.events.push((
+                    db,
+                    KeyEvent {
+                        class: NotifyFlags::EXPIRED,
+                        event: "expired",
+                        key: key.clone(),
+                    },
+                ));
+            }
+        }
+    }
+
+    /// The keyspace notifications of `op`, which logged `record`, in database `db`.
+    fn note_events(&mut self, db: u16, op: &command::DataOp, record: &Record) {
+        let mut events = Vec::new();
+        key_events(op, record, &mut events);
+        self.events.extend(events.into_iter().map(|e| (db, e)));
     }
 
     /// The storage failed: nothing unreleased may be acknowledged, nor anything that read it.
@@ -274,11 +438,22 @@ impl<T> Store<T> {
         let c = &mut self.checkpoints;
         let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
         for w in self.gate.take_all().chain(saves) {
-            out.push(Release {
-                frames: vec![refusal.clone(); w.frames.len()],
-                to: w.to,
-            });
+            // Subscription confirmations stand; messages after lost writes never leave.
+            let frames = w
+                .frames
+                .into_iter()
+                .filter(|f| !is_message(f))
+                .map(|f| {
+                    if is_confirmation(&f) {
+                        f
+                    } else {
+                        refusal.clone()
+                    }
+                })
+                .collect();
+            out.push(Release { frames, to: w.to });
         }
+        self.held_pushes.clear();
         self.records.clear();
         if self.storage_error.is_none() {
             self.storage_error = Some(err);
@@ -360,6 +535,7 @@ impl<T> Store<T> {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
         self.selected.remove(&session);
+        self.pubsub.session_closed(session);
     }
 
     /// Gives `record` the next LSN and queues it to be logged; returns the LSN.
@@ -418,10 +594,23 @@ impl<T> Store<T> {
                     break;
                 }
                 let keys = ks.expired_keys(now_ms, EXPIRE_CYCLE_SAMPLE);
+                let notifying = self.notifying();
                 for key in &keys {
                     let delete = Record::Delete { key: key.clone() };
                     self.dbs.db_mut(db).apply(&delete);
                     self.log(Record::in_db(db, delete));
+                    if notifying {
+                        self.events.push((
+                            db,
+                            KeyEvent {
+                                class: NotifyFlags::EXPIRED,
+                                event: "expired",
+                                key: key.clone(),
+                            },
+                        ));
+                    }
+                    self.executing = 0;
+                    self.publish_events();
                 }
                 expired += keys.len();
                 if keys.len() * 4 <= EXPIRE_CYCLE_SAMPLE {
@@ -448,11 +637,17 @@ impl<T> Store<T> {
     fn execute_one(
         &mut self,
         session: SessionId,
+        proto: Protocol,
         request: &[Bytes],
         now_ms: u64,
         save: &mut bool,
     ) -> (Frame, Lsn) {
         self.stats.commands += 1;
+        if proto == Protocol::Resp2 && self.pubsub.subscriptions(session) > 0 {
+            if let Some(refusal) = subscribed_mode(request) {
+                return (refusal, 0);
+            }
+        }
         // Inside MULTI: queued, run now or refused, as the command table says.
         let parsed = self.txns.admit(session, request, command::parse(request));
         let cmd = match parsed {
@@ -468,17 +663,26 @@ impl<T> Store<T> {
                 }
                 let db = self.selected_db(session);
                 let ctx = self.context(now_ms);
+                let op = self.notifying().then(|| cmd.op.clone());
                 let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
                 let mut wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
-                    Some(record) => self.log(Record::in_db(db, record)),
+                    Some(record) => {
+                        if let Some(op) = &op {
+                            self.note_events(db, op, &record);
+                        }
+                        self.log(Record::in_db(db, record))
+                    }
                     None => self
                         .gate
                         .read_dependency(db, &applied.access, self.last_lsn),
                 };
-                for delete in self.expire_accessed(db, &applied.access, now_ms) {
+                let deletes = self.expire_accessed(db, &applied.access, now_ms);
+                self.note_expired(db, &deletes);
+                for delete in deletes {
                     wait = self.log(delete);
                 }
+                self.publish_events();
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -486,6 +690,7 @@ impl<T> Store<T> {
                 }
                 (applied.reply, wait)
             }
+            Command::Server(ServerCommand::PubSub(cmd)) => (self.pubsub_command(session, cmd), 0),
             Command::Server(cmd) => (self.server_command(cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
             Command::Db(cmd) => {
@@ -525,6 +730,69 @@ impl<T> Store<T> {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// A Pub/Sub command of `session`. SUBSCRIBE and the rest answer one confirmation per
+    /// channel: all but the last go out as messages to the session before its reply.
+    fn pubsub_command(&mut self, session: SessionId, cmd: PubSubCommand) -> Frame {
+        let ps = &mut self.pubsub;
+        let mut confirmations = match cmd {
+            PubSubCommand::Subscribe(names) => ps.subscribe(session, &names),
+            PubSubCommand::Unsubscribe(names) => ps.unsubscribe(session, &names),
+            PubSubCommand::PSubscribe(names) => ps.psubscribe(session, &names),
+            PubSubCommand::PUnsubscribe(names) => ps.punsubscribe(session, &names),
+            PubSubCommand::Publish { channel, message } => {
+                let mut out = Vec::new();
+                ps.publish(&channel, &message, &mut out);
+                let receivers = out.len() as i64;
+                self.deliver(out);
+                return Frame::Integer(receivers);
+            }
+            PubSubCommand::Channels(pattern) => {
+                return Frame::Array(
+                    ps.channels(pattern.as_deref())
+                        .into_iter()
+                        .map(Frame::Bulk)
+                        .collect(),
+                )
+            }
+            PubSubCommand::NumSub(channels) => {
+                let mut items = Vec::with_capacity(channels.len() * 2);
+                for c in channels {
+                    items.push(Frame::Integer(ps.numsub(&c) as i64));
+                    items.insert(items.len() - 1, Frame::Bulk(c));
+                }
+                return Frame::Array(items);
+            }
+            PubSubCommand::NumPat => return Frame::Integer(ps.numpat() as i64),
+        };
+        let last = confirmations.pop().unwrap_or(Frame::Null);
+        self.own_pushes.append(&mut confirmations);
+        last
+    }
+
+    /// CONFIG SET: every parameter is checked before any is changed, as Redis does.
+    fn config_set(&mut self, pairs: Vec<(String, Bytes)>) -> Frame {
+        let mut notify = None;
+        for (name, value) in &pairs {
+            match name.as_str() {
+                "notify-keyspace-events" => match NotifyFlags::parse(value) {
+                    Some(flags) => notify = Some(flags),
+                    None => {
+                        return ReplyError::ConfigSetFailed {
+                            name: name.clone(),
+                            reason: "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
+                        }
+                        .into()
+                    }
+                },
+                _ => return ReplyError::ConfigSetUnknown { name: name.clone() }.into(),
+            }
+        }
+        if let Some(flags) = notify {
+            self.settings.notify_keyspace_events = flags;
+        }
+        Frame::ok()
     }
 
     fn transaction_command(
@@ -567,23 +835,30 @@ impl<T> Store<T> {
         }
         let mut replies = Vec::with_capacity(commands.len());
         let mut ops = Vec::new();
+        self.deferring = true;
         let mut wait = 0;
         let mut db = self.selected_db(session);
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
                     let ctx = self.context(now_ms);
+                    let op = self.notifying().then(|| cmd.op.clone());
                     let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
                     wait = wait.max(
                         self.gate
                             .read_dependency(db, &applied.access, self.last_lsn),
                     );
+                    if let (Some(op), Some(record)) = (&op, &applied.record) {
+                        self.note_events(db, op, record);
+                    }
                     match applied.record.map(|r| Record::in_db(db, r)) {
                         Some(Record::Txn(inner)) => ops.extend(inner),
                         Some(record) => ops.push(record),
                         None => {}
                     }
-                    ops.extend(self.expire_accessed(db, &applied.access, now_ms));
+                    let deletes = self.expire_accessed(db, &applied.access, now_ms);
+                    self.note_expired(db, &deletes);
+                    ops.extend(deletes);
                     applied.reply
                 }
                 Command::Db(cmd) => {
@@ -596,6 +871,18 @@ impl<T> Store<T> {
                     }
                     applied.reply
                 }
+                Command::Server(ServerCommand::PubSub(cmd)) => {
+                    // Messages are published after the transaction's record, like its
+                    // notifications; SUBSCRIBE's confirmations go in its slot.
+                    let reply = self.pubsub_command(self.executing, cmd);
+                    let mut frames = std::mem::take(&mut self.own_pushes);
+                    if frames.is_empty() {
+                        reply
+                    } else {
+                        frames.push(reply);
+                        Frame::Array(frames)
+                    }
+                }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
                 Command::Server(cmd) => self.server_command(cmd, now_ms, &mut false),
                 // Only UNWATCH is queued; EXEC drops the watches anyway.
@@ -607,6 +894,10 @@ impl<T> Store<T> {
         if !ops.is_empty() {
             wait = self.log(Record::Txn(ops));
         }
+        self.deferring = false;
+        let deferred = std::mem::take(&mut self.deferred);
+        self.deliver(deferred);
+        self.publish_events();
         if wait > self.gate.released_lsn() {
             if let Some(refusal) = self.refusal() {
                 return (refusal, 0);
@@ -630,6 +921,9 @@ impl<T> Store<T> {
                 self.checkpoints.bgsave_requested = true;
                 Frame::Simple("Background saving started".into())
             }
+            ServerCommand::ConfigSet(pairs) => self.config_set(pairs),
+            // Answered in `execute_one` (it needs the session).
+            ServerCommand::PubSub(_) => Frame::Null,
             ServerCommand::LastSave => Frame::Integer(
                 self.status
                     .last_checkpoint_unix_ms
@@ -653,6 +947,10 @@ impl<T> Store<T> {
             ("databases", s.databases.to_string()),
             ("dir", s.data_dir.display().to_string()),
             ("maxmemory", "0".into()),
+            (
+                "notify-keyspace-events",
+                s.notify_keyspace_events.to_string(),
+            ),
             ("proto-max-bulk-len", s.limits.max_bulk_len.to_string()),
             ("moodb-backend", s.backend.clone()),
             ("moodb-sync", s.sync.to_string()),
@@ -704,11 +1002,58 @@ impl<T> Store<T> {
             storage_error: self.storage_error.as_ref().map(ToString::to_string),
             connected_clients: self.stats.connected,
             total_connections: self.stats.connections,
+            pubsub_channels: self.pubsub.channel_count() as u64,
+            pubsub_patterns: self.pubsub.numpat() as u64,
             total_commands: self.stats.commands,
             total_writes: self.stats.writes,
             recovery: self.settings.recovery.clone(),
         }
     }
+}
+
+/// A Pub/Sub message (`message`, `pmessage`).
+fn is_message(f: &Frame) -> bool {
+    matches!(f, Frame::Push(items) if matches!(items.first(), Some(Frame::Bulk(k)) if &k[..] == b"message" || &k[..] == b"pmessage"))
+}
+
+/// A subscription confirmation (`subscribe`, `unsubscribe`, ...).
+fn is_confirmation(f: &Frame) -> bool {
+    matches!(f, Frame::Push(_)) && !is_message(f)
+}
+
+/// The refusal of `request` from a RESP2 session in subscribed mode, or `None` if it is
+/// allowed: unknown commands and wrong arities get their usual errors first, as in Redis.
+fn subscribed_mode(request: &[Bytes]) -> Option<Frame> {
+    let (name, rest) = request.split_first()?;
+    let spec = command::table::lookup(name)?;
+    if !spec.arity_fits(request.len()) {
+        return None;
+    }
+    match spec.name {
+        "ping" => Some(match rest {
+            [] => Frame::Array(vec![Frame::bulk("pong"), Frame::bulk("")]),
+            [msg] => Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(msg.clone())]),
+            _ => return None,
+        }),
+        name if allowed_when_subscribed(name) => None,
+        name => {
+            let name = match rest.first() {
+                Some(sub) if is_container(name) => {
+                    format!(
+                        "{name}|{}",
+                        String::from_utf8_lossy(sub).to_ascii_lowercase()
+                    )
+                }
+                _ => name.to_string(),
+            };
+            Some(ReplyError::SubscribedMode { name }.into())
+        }
+    }
+}
+
+/// Commands with subcommands, which Redis names `container|sub`.
+fn is_container(name: &str) -> bool {
+    matches!(name, "config" | "client" | "command" | "object" | "pubsub")
 }
 
 /// The reply to a write after the storage failed.

@@ -24,7 +24,7 @@ use moodb_core::command::txn::SessionId;
 use moodb_core::error::StorageError;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
-use moodb_core::resp::{Frame, Request};
+use moodb_core::resp::{Frame, Protocol, Request};
 
 pub use moodb_core::store::StoreSettings;
 pub use session::Session;
@@ -42,15 +42,20 @@ pub struct Batch {
     pub seq: u64,
     pub requests: Vec<Request>,
     pub reply_to: Recipient<Replies>,
+    /// The session's protocol when it read these requests (subscribed mode is RESP2's).
+    pub proto: Protocol,
 }
 
-/// Store owner → session: the replies to batch `seq`, one frame per request, released once
-/// every write they depend on is durable.
+/// Store owner → session: the replies to batch `seq`, one frame per request (after any
+/// Pub/Sub messages for the session published while it ran), released once every write they
+/// depend on is durable. With `push`, `frames` are Pub/Sub messages published after batch
+/// `seq` ran, to be written after its replies.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Replies {
     pub seq: u64,
     pub frames: Vec<Frame>,
+    pub push: bool,
 }
 
 /// Session → store owner: a connection opened.

@@ -37,6 +37,7 @@ use tokio_util::codec::{Encoder, FramedRead};
 use super::{Batch, Replies, SessionClosed, SessionOpened, StoreOwner};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
+use crate::config::PubSubLimits;
 use moodb_core::command::server::{self, HelloOption};
 use moodb_core::command::table::{self, session_command, Flags, SessionCommand};
 use moodb_core::command::txn::SessionId;
@@ -52,6 +53,8 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Clients must AUTH with this password first (`requirepass`).
     pub password: Option<Password>,
+    /// The output limit of a client with subscriptions.
+    pub pubsub: PubSubLimits,
 }
 
 /// One of the listener's `max_clients` slots, given back when the session ends.
@@ -154,6 +157,16 @@ pub struct Session {
     next_out: u64,
     /// Replies that arrived before those of earlier batches.
     ready: BTreeMap<u64, Vec<Frame>>,
+    /// Pub/Sub messages to write after the replies of a batch not yet written.
+    pushes_after: BTreeMap<u64, Vec<Frame>>,
+    /// About how many bytes `pushes_after` holds: they count toward the output limits, so a
+    /// subscriber whose reply waits (a SAVE, a write not yet durable) cannot pile up messages.
+    held_push_bytes: usize,
+    /// Channels and patterns subscribed, as the last confirmation written said: a client
+    /// with subscriptions is under the Pub/Sub output limit.
+    subscriptions: i64,
+    /// Since when the output has been above the Pub/Sub soft limit.
+    soft_since: Option<Instant>,
     /// Close the connection once the replies of this batch are written.
     close_after: Option<u64>,
     /// The client closed its side; stop once every reply is written.
@@ -203,6 +216,10 @@ impl Session {
                 next_seq: 0,
                 next_out: 0,
                 ready: BTreeMap::new(),
+                pushes_after: BTreeMap::new(),
+                held_push_bytes: 0,
+                subscriptions: 0,
+                soft_since: None,
                 close_after: None,
                 eof: false,
             }
@@ -272,6 +289,7 @@ impl Session {
                 seq,
                 requests: std::mem::take(requests),
                 reply_to: ctx.address().recipient(),
+                proto: self.proto,
             });
         }
     }
@@ -294,19 +312,13 @@ impl Session {
         if let Some(proto) = self.switch_at.remove(&self.next_out) {
             self.wire_proto.set(proto);
         }
-        for frame in frames {
-            self.writer.write(frame);
+        self.write_frames(frames);
+        if let Some(pushes) = self.pushes_after.remove(&self.next_out) {
+            let held: usize = pushes.iter().map(approx_len).sum();
+            self.held_push_bytes = self.held_push_bytes.saturating_sub(held);
+            self.write_frames(pushes);
         }
-        let max = self.config.limits.max_output_buffer;
-        if max > 0 && self.pending_out.get() > max {
-            eprintln!(
-                "moodb: disconnecting client {}: {} bytes of replies it has not read exceed \
-                 limits.max_output_buffer ({max})",
-                self.peer,
-                self.pending_out.get()
-            );
-            self.ready.clear();
-            ctx.stop();
+        if !self.output_fits(ctx) {
             return false;
         }
         if self.close_after == Some(self.next_out) {
@@ -320,6 +332,76 @@ impl Session {
     }
 }
 
+/// About the encoded size of a Pub/Sub message (its strings and a few bytes of framing each).
+fn approx_len(frame: &Frame) -> usize {
+    match frame {
+        Frame::Push(items) | Frame::Array(items) => 4 + items.iter().map(approx_len).sum::<usize>(),
+        Frame::Bulk(b) => b.len() + 8,
+        _ => 8,
+    }
+}
+
+impl Session {
+    /// Writes `frames`, noting the subscription count of any confirmation among them.
+    fn write_frames(&mut self, frames: Vec<Frame>) {
+        for frame in frames {
+            if let Frame::Push(items) = &frame {
+                if let [Frame::Bulk(kind), _, Frame::Integer(n)] = items.as_slice() {
+                    if kind.ends_with(b"subscribe") {
+                        self.subscriptions = *n;
+                    }
+                }
+            }
+            self.writer.write(frame);
+        }
+    }
+
+    /// Checks the output limits; a client past one is disconnected (false).
+    fn output_fits(&mut self, ctx: &mut Context<Self>) -> bool {
+        let pending = self.pending_out.get() + self.held_push_bytes;
+        let max = self.config.limits.max_output_buffer;
+        let over = if max > 0 && pending > max {
+            Some(format!("limits.max_output_buffer ({max})"))
+        } else if self.subscriptions > 0 || self.held_push_bytes > 0 {
+            self.pubsub_over(pending)
+        } else {
+            None
+        };
+        let Some(limit) = over else {
+            return true;
+        };
+        eprintln!(
+            "moodb: disconnecting client {}: {pending} bytes of replies it has not read exceed \
+             {limit}",
+            self.peer,
+        );
+        self.ready.clear();
+        self.pushes_after.clear();
+        self.held_push_bytes = 0;
+        ctx.stop();
+        false
+    }
+
+    /// Which Pub/Sub output limit `pending` bytes break, if any.
+    fn pubsub_over(&mut self, pending: usize) -> Option<String> {
+        let l = self.config.pubsub;
+        if l.hard_bytes > 0 && pending > l.hard_bytes {
+            return Some(format!("pubsub.hard_bytes ({})", l.hard_bytes));
+        }
+        if l.soft_bytes == 0 || pending <= l.soft_bytes {
+            self.soft_since = None;
+            return None;
+        }
+        let since = *self.soft_since.get_or_insert_with(Instant::now);
+        (since.elapsed() >= Duration::from_secs(l.soft_seconds)).then(|| {
+            format!(
+                "pubsub.soft_bytes ({}) for pubsub.soft_seconds ({})",
+                l.soft_bytes, l.soft_seconds
+            )
+        })
+    }
+}
+
 impl Actor for Session {
     type Context = Context<Self>;
 
@@ -330,7 +412,9 @@ impl Actor for Session {
             let timeout = Duration::from_secs(idle);
             let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
             ctx.run_interval(every, move |s, ctx| {
-                let waiting = s.next_out != s.next_seq || s.pending_out.get() > 0;
+                // As in Redis, a client with subscriptions is never idle.
+                let waiting =
+                    s.next_out != s.next_seq || s.pending_out.get() > 0 || s.subscriptions > 0;
                 if !waiting && s.last_active.elapsed() >= timeout {
                     ctx.stop();
                 }
@@ -419,6 +503,24 @@ impl Handler<Replies> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Replies, ctx: &mut Context<Self>) {
+        if msg.push {
+            if self.close_after.is_some() {
+                return;
+            }
+            if msg.seq < self.next_out {
+                // Its batch's replies are written: the messages go out now.
+                self.write_frames(msg.frames);
+                self.output_fits(ctx);
+            } else {
+                self.held_push_bytes += msg.frames.iter().map(approx_len).sum::<usize>();
+                self.pushes_after
+                    .entry(msg.seq)
+                    .or_default()
+                    .extend(msg.frames);
+                self.output_fits(ctx);
+            }
+            return;
+        }
         if msg.seq == self.next_out {
             // In order (the usual case): write them without a trip through `ready`.
             if !self.write_next(msg.frames, ctx) {

@@ -8,10 +8,12 @@
 //! Everything the store decides (LSNs, which replies may leave, transactions, checkpoint
 //! triggers) lives in [`Store`]; this file is plumbing.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use moodb_core::backend::BackendStatus;
+use moodb_core::command::txn::SessionId;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::store::{Release, Store, StoreSettings};
@@ -35,6 +37,9 @@ pub struct StoreOwner {
     flush_scheduled: bool,
     /// Empty; keeps its capacity for the next release.
     released: Vec<Release<ReplyTo>>,
+    /// Each session's address and the number of its last batch executed, for Pub/Sub
+    /// messages (written after that batch's replies).
+    sessions: HashMap<SessionId, (Recipient<Replies>, u64)>,
 }
 
 impl StoreOwner {
@@ -52,6 +57,7 @@ impl StoreOwner {
             wal: None,
             flush_scheduled: false,
             released: Vec::new(),
+            sessions: HashMap::new(),
         }
     }
 
@@ -87,6 +93,7 @@ impl StoreOwner {
         if self.store.expire_cycle(now_ms()) > 0 && !self.flush_scheduled {
             self.flush_tick();
         }
+        self.send_released();
     }
 
     /// Starts a checkpoint if the store says one is due, after the records it covers.
@@ -102,13 +109,32 @@ impl StoreOwner {
         }
     }
 
-    /// Sends every batch of replies the store released.
+    /// Sends every batch of replies the store released, then the Pub/Sub messages that may
+    /// leave, grouped per session in order.
     fn send_released(&mut self) {
         for release in self.released.drain(..) {
             release.to.session.do_send(Replies {
                 seq: release.to.seq,
                 frames: release.frames,
+                push: false,
             });
+        }
+        if !self.store.has_pushes() {
+            return;
+        }
+        let mut pushes = self.store.take_pushes().into_iter().peekable();
+        while let Some((to, frame)) = pushes.next() {
+            let mut frames = vec![frame];
+            while let Some((_, f)) = pushes.next_if(|(s, _)| *s == to) {
+                frames.push(f);
+            }
+            if let Some((session, seq)) = self.sessions.get(&to) {
+                session.do_send(Replies {
+                    seq: *seq,
+                    frames,
+                    push: true,
+                });
+            }
         }
     }
 }
@@ -140,17 +166,24 @@ impl Handler<Batch> for StoreOwner {
     type Result = ();
 
     fn handle(&mut self, batch: Batch, ctx: &mut Context<Self>) {
+        match self.sessions.get_mut(&batch.session) {
+            Some(entry) => entry.1 = batch.seq,
+            None => {
+                self.sessions
+                    .insert(batch.session, (batch.reply_to.clone(), batch.seq));
+            }
+        }
         let to = ReplyTo {
             seq: batch.seq,
             session: batch.reply_to,
         };
-        if let Some(release) = self
-            .store
-            .execute(batch.session, &batch.requests, to, now_ms())
+        if let Some(release) =
+            self.store
+                .execute_in(batch.session, batch.proto, &batch.requests, to, now_ms())
         {
             self.released.push(release);
-            self.send_released();
         }
+        self.send_released();
         if self.store.wants_flush() && !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(FlushTick);
@@ -213,6 +246,7 @@ impl Handler<SessionClosed> for StoreOwner {
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
         self.store.session_closed(msg.0);
+        self.sessions.remove(&msg.0);
     }
 }
 

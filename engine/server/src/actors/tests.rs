@@ -89,6 +89,7 @@ impl Handler<Replies> for Collector {
 
 fn settings() -> StoreSettings {
     StoreSettings {
+        notify_keyspace_events: Default::default(),
         sync: SyncPolicy::Always,
         checkpoint: CheckpointConfig {
             log_bytes: 0,
@@ -159,6 +160,7 @@ fn batches_of_one_tick_share_one_append() {
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
+                proto: Default::default(),
             });
         }
         settle().await;
@@ -189,6 +191,7 @@ fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
                 seq,
                 requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         (0..3).for_each(send);
@@ -222,6 +225,7 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
                 seq,
                 requests: vec![req(words)],
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         send(0, &["SET", "a", "1"]);
@@ -263,6 +267,7 @@ fn exec_is_one_record_and_watch_sees_other_sessions() {
                 seq,
                 requests: words.iter().map(|w| req(w)).collect(),
                 reply_to: me.clone(),
+                proto: Default::default(),
             })
         };
         // Session 1: three writes in one transaction.
