@@ -643,7 +643,11 @@ impl<T> Store<T> {
         save: &mut bool,
     ) -> (Frame, Lsn) {
         self.stats.commands += 1;
-        if proto == Protocol::Resp2 && self.pubsub.subscriptions(session) > 0 {
+        // (`is_empty` first: no hash lookup per request while nobody subscribes.)
+        if proto == Protocol::Resp2
+            && !self.pubsub.is_empty()
+            && self.pubsub.subscriptions(session) > 0
+        {
             if let Some(refusal) = subscribed_mode(request) {
                 return (refusal, 0);
             }
