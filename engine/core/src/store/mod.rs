@@ -19,6 +19,7 @@
 
 pub mod checkpoint;
 pub mod gate;
+mod messages;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -27,13 +28,12 @@ use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::databases::{self, DbCommand};
-use crate::command::pubsub::{allowed_when_subscribed, key_events, PubSubCommand};
 use crate::command::server::{render_config_get, render_info, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::{Databases, Keyspace};
-use crate::pubsub::{notify, KeyEvent, NotifyFlags, PubSub};
+use crate::pubsub::{KeyEvent, NotifyFlags, PubSub};
 use crate::record::{Lsn, Record};
 use crate::resp::{Frame, Limits, Protocol};
 
@@ -315,115 +315,6 @@ impl<T> Store<T> {
         self.release_pushes();
     }
 
-    /// Moves the held messages whose LSN is released to those that may leave.
-    fn release_pushes(&mut self) {
-        let released = self.gate.released_lsn();
-        while let Some((lsn, _, _)) = self.held_pushes.front() {
-            if *lsn > released {
-                break;
-            }
-            if let Some((_, to, frame)) = self.held_pushes.pop_front() {
-                self.pushes.push((to, frame));
-            }
-        }
-    }
-
-    /// The messages that may leave now, each with the session it goes to, in order.
-    pub fn take_pushes(&mut self) -> Vec<(SessionId, Frame)> {
-        std::mem::take(&mut self.pushes)
-    }
-
-    /// Whether messages wait in [`Store::take_pushes`].
-    pub fn has_pushes(&self) -> bool {
-        !self.pushes.is_empty()
-    }
-
-    /// The LSN a message published now follows: the last write (so a subscriber never hears
-    /// of a write before it is durable, and messages keep their order), or nothing after a
-    /// storage failure, when no later write will be released.
-    fn push_dependency(&self) -> Lsn {
-        if self.storage_error.is_some() {
-            self.gate.released_lsn()
-        } else {
-            self.last_lsn
-        }
-    }
-
-    /// Sends `out` (published now): the executing session's into its replies, the others'
-    /// held until [`Store::push_dependency`] is released.
-    fn deliver(&mut self, out: Vec<(SessionId, Frame)>) {
-        if self.deferring {
-            self.deferred.extend(out);
-            return;
-        }
-        let dep = self.push_dependency();
-        let now = dep <= self.gate.released_lsn() && self.held_pushes.is_empty();
-        for (to, frame) in out {
-            if to == self.executing {
-                self.own_pushes.push(frame);
-                self.own_wait = self.own_wait.max(dep);
-            } else if now {
-                self.pushes.push((to, frame));
-            } else {
-                self.held_pushes.push_back((dep, to, frame));
-            }
-        }
-    }
-
-    /// Publishes the keyspace notifications gathered in `events` (after their write is
-    /// logged, so they follow its LSN).
-    fn publish_events(&mut self) {
-        if self.events.is_empty() {
-            return;
-        }
-        let mut out = Vec::new();
-        for (db, event) in std::mem::take(&mut self.events) {
-            notify(
-                &self.pubsub,
-                self.settings.notify_keyspace_events,
-                u32::from(db),
-                &event,
-                &mut out,
-            );
-        }
-        self.deliver(out);
-    }
-
-    /// Whether keyspace notifications would reach anyone now.
-    fn notifying(&self) -> bool {
-        self.settings.notify_keyspace_events.any() && !self.pubsub.is_empty()
-    }
-
-    /// `expired` notifications for `deletes` (expired keys of database `db` deleted).
-    fn note_expired(&mut self, db: u16, deletes: &[Record]) {
-        if !self.notifying() {
-            return;
-        }
-        for d in deletes {
-            let d = match d {
-                Record::InDb { record, .. } => record,
-                d => d,
-            };
-            if let Record::Delete { key } = d {
-                self.events.push((
-                    db,
-                    KeyEvent {
-                        class: NotifyFlags::EXPIRED,
-                        event: "expired",
-                        key: key.clone(),
-                    },
-                ));
-            }
-        }
-    }
-
-    /// The keyspace notifications of `op`, which logged `record`, in database `db`.
-    fn note_events(&mut self, db: u16, op: &command::DataOp, record: &Record) {
-        let mut events = Vec::new();
-        key_events(op, record, &mut events);
-        self.events.extend(events.into_iter().map(|e| (db, e)));
-    }
-
     /// The storage failed: nothing unreleased may be acknowledged, nor anything that read it.
     /// Every waiting batch is answered with the failure; writes are refused from now on,
     /// reads of durable data go on.
@@ -442,9 +333,9 @@ impl<T> Store<T> {
             let frames = w
                 .frames
                 .into_iter()
-                .filter(|f| !is_message(f))
+                .filter(|f| !messages::is_message(f))
                 .map(|f| {
-                    if is_confirmation(&f) {
+                    if messages::is_confirmation(&f) {
                         f
                     } else {
                         refusal.clone()
@@ -648,7 +539,7 @@ impl<T> Store<T> {
             && !self.pubsub.is_empty()
             && self.pubsub.subscriptions(session) > 0
         {
-            if let Some(refusal) = subscribed_mode(request) {
+            if let Some(refusal) = messages::subscribed_mode(request) {
                 return (refusal, 0);
             }
         }
@@ -734,45 +625,6 @@ impl<T> Store<T> {
             })
             .max()
             .unwrap_or(0)
-    }
-
-    /// A Pub/Sub command of `session`. SUBSCRIBE and the rest answer one confirmation per
-    /// channel: all but the last go out as messages to the session before its reply.
-    fn pubsub_command(&mut self, session: SessionId, cmd: PubSubCommand) -> Frame {
-        let ps = &mut self.pubsub;
-        let mut confirmations = match cmd {
-            PubSubCommand::Subscribe(names) => ps.subscribe(session, &names),
-            PubSubCommand::Unsubscribe(names) => ps.unsubscribe(session, &names),
-            PubSubCommand::PSubscribe(names) => ps.psubscribe(session, &names),
-            PubSubCommand::PUnsubscribe(names) => ps.punsubscribe(session, &names),
-            PubSubCommand::Publish { channel, message } => {
-                let mut out = Vec::new();
-                ps.publish(&channel, &message, &mut out);
-                let receivers = out.len() as i64;
-                self.deliver(out);
-                return Frame::Integer(receivers);
-            }
-            PubSubCommand::Channels(pattern) => {
-                return Frame::Array(
-                    ps.channels(pattern.as_deref())
-                        .into_iter()
-                        .map(Frame::Bulk)
-                        .collect(),
-                )
-            }
-            PubSubCommand::NumSub(channels) => {
-                let mut items = Vec::with_capacity(channels.len() * 2);
-                for c in channels {
-                    items.push(Frame::Integer(ps.numsub(&c) as i64));
-                    items.insert(items.len() - 1, Frame::Bulk(c));
-                }
-                return Frame::Array(items);
-            }
-            PubSubCommand::NumPat => return Frame::Integer(ps.numpat() as i64),
-        };
-        let last = confirmations.pop().unwrap_or(Frame::Null);
-        self.own_pushes.append(&mut confirmations);
-        last
     }
 
     /// CONFIG SET: every parameter is checked before any is changed, as Redis does.
@@ -1013,51 +865,6 @@ impl<T> Store<T> {
             recovery: self.settings.recovery.clone(),
         }
     }
-}
-
-/// A Pub/Sub message (`message`, `pmessage`).
-fn is_message(f: &Frame) -> bool {
-    matches!(f, Frame::Push(items) if matches!(items.first(), Some(Frame::Bulk(k)) if &k[..] == b"message" || &k[..] == b"pmessage"))
-}
-
-/// A subscription confirmation (`subscribe`, `unsubscribe`, ...).
-fn is_confirmation(f: &Frame) -> bool {
-    matches!(f, Frame::Push(_)) && !is_message(f)
-}
-
-/// The refusal of `request` from a RESP2 session in subscribed mode, or `None` if it is
-/// allowed: unknown commands and wrong arities get their usual errors first, as in Redis.
-fn subscribed_mode(request: &[Bytes]) -> Option<Frame> {
-    let (name, rest) = request.split_first()?;
-    let spec = command::table::lookup(name)?;
-    if !spec.arity_fits(request.len()) {
-        return None;
-    }
-    match spec.name {
-        "ping" => Some(match rest {
-            [] => Frame::Array(vec![Frame::bulk("pong"), Frame::bulk("")]),
-            [msg] => Frame::Array(vec![Frame::bulk("pong"), Frame::Bulk(msg.clone())]),
-            _ => return None,
-        }),
-        name if allowed_when_subscribed(name) => None,
-        name => {
-            let name = match rest.first() {
-                Some(sub) if is_container(name) => {
-                    format!(
-                        "{name}|{}",
-                        String::from_utf8_lossy(sub).to_ascii_lowercase()
-                    )
-                }
-                _ => name.to_string(),
-            };
-            Some(ReplyError::SubscribedMode { name }.into())
-        }
-    }
-}
-
-/// Commands with subcommands, which Redis names `container|sub`.
-fn is_container(name: &str) -> bool {
-    matches!(name, "config" | "client" | "command" | "object" | "pubsub")
 }
 
 /// The reply to a write after the storage failed.
