@@ -17,7 +17,13 @@ const port = Number(process.argv[2]);
 const password = process.argv[3];
 
 async function main() {
-  const options = { host: '127.0.0.1', port, maxRetriesPerRequest: 1, retryStrategy: () => null };
+  const options = {
+    host: '127.0.0.1',
+    port,
+    connectionName: 'io-app',
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => null,
+  };
   if (password) options.password = password;
   const client = new Redis(options);
   client.on('error', (err) => {
@@ -26,6 +32,9 @@ async function main() {
   });
   try {
     assert.equal(await client.ping(), 'PONG');
+    // ioredis names the connection with CLIENT SETNAME on connect.
+    assert.equal(await client.client('GETNAME'), 'io-app');
+    assert.equal(typeof (await client.client('ID')), 'number');
     assert.equal(await client.set('io:k', 'v'), 'OK');
     assert.equal(await client.get('io:k'), 'v');
     assert.equal(await client.get('io:missing'), null);

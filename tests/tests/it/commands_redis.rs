@@ -304,6 +304,29 @@ fn string_commands_answer_as_redis_7_does() {
 }
 
 #[test]
+fn client_names_answer_as_redis_7_does() {
+    compare(&[
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "SETNAME", "app-1"]),
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "SETNAME", "a b"]),
+        (E, &["CLIENT", "SETNAME", "new\nline"]),
+        (E, &["CLIENT", "SETNAME"]),
+        (E, &["CLIENT", "SETNAME", "a", "b"]),
+        (E, &["CLIENT", "GETNAME", "x"]),
+        (E, &["CLIENT", "GETNAME"]),
+        (E, &["CLIENT", "SETNAME", ""]),
+        (E, &["CLIENT", "GETNAME"]),
+        // The id is the connection's number: its type only.
+        (K, &["CLIENT", "ID"]),
+        (E, &["CLIENT", "ID", "x"]),
+        // HELLO's SETNAME names the connection too (its reply holds the id: type only).
+        (K, &["HELLO", "2", "SETNAME", "via-hello"]),
+        (E, &["CLIENT", "GETNAME"]),
+    ]);
+}
+
+#[test]
 fn key_commands_answer_as_redis_7_does() {
     compare(&[
         // EXPIRE and its variants, NX/XX/GT/LT, errors.

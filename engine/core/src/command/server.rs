@@ -29,6 +29,16 @@ pub enum ServerCommand {
     ConfigSet(Vec<(String, Bytes)>),
     /// SUBSCRIBE, PUBLISH, PUBSUB, ...
     PubSub(super::pubsub::PubSubCommand),
+    /// CLIENT subcommands that read or change the connection's state in the store.
+    Client(ClientCommand),
+}
+
+/// `CLIENT SETNAME name` (empty: no name), `CLIENT GETNAME`, `CLIENT ID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCommand {
+    SetName(Bytes),
+    GetName,
+    Id,
 }
 
 fn reply(f: Frame) -> Result<Command, Frame> {
@@ -230,10 +240,22 @@ fn parse_config_set(args: &[Bytes]) -> Result<ServerCommand, Frame> {
 
 /// `CLIENT SETNAME | SETINFO | GETNAME | ID | INFO | LIST | ...`: fixed answers.
 pub fn parse_client(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let client = |cmd| Ok(Command::Server(ServerCommand::Client(cmd)));
     let reply = match sub(rest).as_slice() {
-        b"SETNAME" | b"SETINFO" | b"REPLY" | b"NO-EVICT" | b"NO-TOUCH" => Frame::ok(),
-        b"GETNAME" => Frame::Null,
-        b"ID" => Frame::Integer(1),
+        b"SETNAME" => {
+            return match rest {
+                [_, name] if valid_client_name(name) => {
+                    client(ClientCommand::SetName(name.clone()))
+                }
+                [_, _] => Err(ReplyError::BadClientName.into()),
+                _ => Err(wrong_arity("client|setname")),
+            }
+        }
+        b"GETNAME" if rest.len() == 1 => return client(ClientCommand::GetName),
+        b"GETNAME" => return Err(wrong_arity("client|getname")),
+        b"ID" if rest.len() == 1 => return client(ClientCommand::Id),
+        b"ID" => return Err(wrong_arity("client|id")),
+        b"SETINFO" | b"REPLY" | b"NO-EVICT" | b"NO-TOUCH" => Frame::ok(),
         // A verbatim string in RESP3, as Redis 7 answers them.
         b"INFO" | b"LIST" => Frame::verbatim_text(&b"id=1 name= db=0\n"[..]),
         _ => return Err(unknown_sub("CLIENT", rest)),

@@ -28,7 +28,7 @@ use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::databases::{self, DbCommand};
-use crate::command::server::{render_config_get, render_info, InfoFigures};
+use crate::command::server::{render_config_get, render_info, ClientCommand, InfoFigures};
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
@@ -94,6 +94,8 @@ pub struct Store<T> {
     /// Each session's selected database, when it is not 0 (as the transaction state is kept
     /// per session): database-0-only clients cost one lookup in an empty map.
     selected: HashMap<SessionId, u16>,
+    /// Each named connection's name (CLIENT SETNAME, HELLO ... SETNAME).
+    client_names: HashMap<SessionId, Bytes>,
     settings: StoreSettings,
     started_ms: u64,
     /// LSN of the last write applied.
@@ -153,6 +155,7 @@ impl<T> Store<T> {
         Store {
             dbs,
             selected: HashMap::new(),
+            client_names: HashMap::new(),
             settings,
             started_ms: now_ms,
             last_lsn,
@@ -426,6 +429,7 @@ impl<T> Store<T> {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
         self.selected.remove(&session);
+        self.client_names.remove(&session);
         self.pubsub.session_closed(session);
     }
 
@@ -586,7 +590,7 @@ impl<T> Store<T> {
                 (applied.reply, wait)
             }
             Command::Server(ServerCommand::PubSub(cmd)) => (self.pubsub_command(session, cmd), 0),
-            Command::Server(cmd) => (self.server_command(cmd, now_ms, save), 0),
+            Command::Server(cmd) => (self.server_command(session, cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
             Command::Db(cmd) => {
                 if cmd.is_write() {
@@ -740,7 +744,7 @@ impl<T> Store<T> {
                     }
                 }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
-                Command::Server(cmd) => self.server_command(cmd, now_ms, &mut false),
+                Command::Server(cmd) => self.server_command(session, cmd, now_ms, &mut false),
                 // Only UNWATCH is queued; EXEC drops the watches anyway.
                 Command::Txn(_) => Frame::ok(),
             };
@@ -762,9 +766,36 @@ impl<T> Store<T> {
         (Frame::Array(replies), wait)
     }
 
-    fn server_command(&mut self, cmd: ServerCommand, now_ms: u64, save: &mut bool) -> Frame {
+    /// Names connection `session` (`name` empty: no name), as CLIENT SETNAME does; the
+    /// session calls it for HELLO ... SETNAME.
+    pub fn set_client_name(&mut self, session: SessionId, name: Bytes) {
+        if name.is_empty() {
+            self.client_names.remove(&session);
+        } else {
+            self.client_names.insert(session, name);
+        }
+    }
+
+    fn server_command(
+        &mut self,
+        session: SessionId,
+        cmd: ServerCommand,
+        now_ms: u64,
+        save: &mut bool,
+    ) -> Frame {
         match cmd {
             ServerCommand::Reply(frame) => frame,
+            ServerCommand::Client(ClientCommand::SetName(name)) => {
+                self.set_client_name(session, name);
+                Frame::ok()
+            }
+            ServerCommand::Client(ClientCommand::GetName) => self
+                .client_names
+                .get(&session)
+                .map_or(Frame::Null, |name| Frame::Bulk(name.clone())),
+            ServerCommand::Client(ClientCommand::Id) => {
+                Frame::Integer(i64::try_from(session).unwrap_or(i64::MAX))
+            }
             ServerCommand::Info(sections) => render_info(&self.info_figures(now_ms), &sections),
             ServerCommand::ConfigGet(patterns) => {
                 render_config_get(&self.config_params(), &patterns)

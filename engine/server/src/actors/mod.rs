@@ -63,6 +63,15 @@ pub struct Replies {
 #[rtype(result = "()")]
 pub struct SessionOpened;
 
+/// Session → store owner: HELLO ... SETNAME named the connection (empty: no name), as CLIENT
+/// SETNAME does in the store.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionNamed {
+    pub session: SessionId,
+    pub name: bytes::Bytes,
+}
+
 /// Session → store owner: the connection closed; forget its transaction and watches.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -34,7 +34,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{Batch, Replies, SessionClosed, SessionOpened, StoreOwner};
+use super::{Batch, Replies, SessionClosed, SessionNamed, SessionOpened, StoreOwner};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
 use crate::config::PubSubLimits;
@@ -145,8 +145,6 @@ pub struct Session {
     wire_proto: WireProtocol,
     /// Batches whose reply is a HELLO's: the protocol to write in from that reply on.
     switch_at: BTreeMap<u64, Protocol>,
-    /// The name given by HELLO ... SETNAME.
-    name: Option<bytes::Bytes>,
     /// Last request read or reply written, for the idle timeout.
     last_active: Instant,
     peer: String,
@@ -208,7 +206,6 @@ impl Session {
                 proto: Protocol::default(),
                 wire_proto,
                 switch_at: BTreeMap::new(),
-                name: None,
                 config,
                 last_active: Instant::now(),
                 peer,
@@ -266,7 +263,11 @@ impl Session {
                     }
                 }
                 Ok(HelloOption::SetName(name)) => {
-                    self.name = (!name.is_empty()).then(|| name.clone());
+                    // Before any later request of this connection reaches the store owner.
+                    self.store.do_send(SessionNamed {
+                        session: self.id,
+                        name: name.clone(),
+                    });
                 }
                 Err(err) => return (err.into(), false),
             }

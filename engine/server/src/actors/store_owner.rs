@@ -19,8 +19,8 @@ use moodb_core::record::Lsn;
 use moodb_core::store::{Release, Store, StoreSettings};
 
 use super::{
-    Append, Appended, Batch, CheckpointDone, Replies, SessionClosed, SessionOpened, Shutdown,
-    ShutdownError, StartCheckpoint, SyncNow, WalWriter,
+    Append, Appended, Batch, CheckpointDone, Replies, SessionClosed, SessionNamed, SessionOpened,
+    Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
 };
 
 /// Where a batch's replies go: the session and the batch's number in its stream.
@@ -238,6 +238,14 @@ impl Handler<SessionOpened> for StoreOwner {
 
     fn handle(&mut self, _: SessionOpened, _: &mut Context<Self>) {
         self.store.session_opened();
+    }
+}
+
+impl Handler<SessionNamed> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionNamed, _: &mut Context<Self>) {
+        self.store.set_client_name(msg.session, msg.name);
     }
 }
 
