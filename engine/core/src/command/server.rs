@@ -436,7 +436,17 @@ mod tests {
     fn what_real_clients_send_is_answered() {
         let ok = Ok(ServerCommand::Reply(Frame::ok()));
         assert_eq!(server(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]), ok);
-        assert_eq!(server(&["client", "setname", "x"]), ok);
+        // CLIENT SETNAME / GETNAME / ID are answered by the store from the connection's state.
+        assert_eq!(
+            server(&["client", "setname", "x"]),
+            Ok(ServerCommand::Client(ClientCommand::SetName(
+                Bytes::from_static(b"x")
+            )))
+        );
+        assert_eq!(
+            server(&["CLIENT", "GETNAME"]),
+            Ok(ServerCommand::Client(ClientCommand::GetName))
+        );
         assert_eq!(
             server(&["ping"]),
             Ok(ServerCommand::Reply(Frame::Simple("PONG".into())))
