@@ -325,25 +325,7 @@ impl Rng {
 fn every_database_is_recovered_with_its_own_keys() {
     for seed in 1..=3u64 {
         for_each_backend(SyncPolicy::Always, |s| {
-            let mut rng = Rng(seed);
-            for round in 0..4 {
-                for _ in 0..10 {
-                    let group = (0..1 + rng.below(8))
-                        .map(|_| {
-                            if rng.below(6) == 0 {
-                                Record::Txn((0..rng.below(4)).map(|_| rng.op_in_db()).collect())
-                            } else {
-                                rng.op_in_db()
-                            }
-                        })
-                        .collect();
-                    s.append(group);
-                }
-                if round % 2 == 1 {
-                    s.checkpoint();
-                }
-                s.reopen();
-            }
+            random_history(s, seed, Rng::op_in_db);
             assert!(
                 s.model.highest_used() > Some(0),
                 "the history used several databases"
@@ -355,26 +337,31 @@ fn every_database_is_recovered_with_its_own_keys() {
 #[test]
 fn random_histories_are_recovered_exactly() {
     for seed in 1..=3u64 {
-        for_each_backend(SyncPolicy::Always, |s| {
-            let mut rng = Rng(seed);
-            for round in 0..4 {
-                for _ in 0..10 {
-                    let group = (0..1 + rng.below(8))
-                        .map(|_| {
-                            if rng.below(6) == 0 {
-                                Record::Txn((0..rng.below(4)).map(|_| rng.op()).collect())
-                            } else {
-                                rng.op()
-                            }
-                        })
-                        .collect();
-                    s.append(group);
-                }
-                if round % 2 == 1 {
-                    s.checkpoint();
-                }
-                s.reopen();
-            }
-        });
+        for_each_backend(SyncPolicy::Always, |s| random_history(s, seed, Rng::op));
+    }
+}
+
+/// Four rounds of ten random groups of records made by `op` (some joined into transactions),
+/// a checkpoint every second round and a reopen after each: the suite checks every recovery
+/// against its model.
+fn random_history(s: &mut Subject, seed: u64, op: fn(&mut Rng) -> Record) {
+    let mut rng = Rng(seed);
+    for round in 0..4 {
+        for _ in 0..10 {
+            let group = (0..1 + rng.below(8))
+                .map(|_| {
+                    if rng.below(6) == 0 {
+                        Record::Txn((0..rng.below(4)).map(|_| op(&mut rng)).collect())
+                    } else {
+                        op(&mut rng)
+                    }
+                })
+                .collect();
+            s.append(group);
+        }
+        if round % 2 == 1 {
+            s.checkpoint();
+        }
+        s.reopen();
     }
 }

@@ -56,15 +56,6 @@ impl StorageError {
             other => StorageError::Poisoned(Box::new(other.clone())),
         }
     }
-
-    /// The I/O error kind, when the failure was an operating-system call.
-    pub fn io_kind(&self) -> Option<io::ErrorKind> {
-        match self {
-            StorageError::Io { source, .. } => Some(source.kind()),
-            StorageError::Poisoned(first) => first.io_kind(),
-            _ => None,
-        }
-    }
 }
 
 /// Adds context to `io::Result`s: `file.sync_data().context(|| format!("fsync {path:?}"))?`.

@@ -1,8 +1,9 @@
-//! The commit path: the one writer of the log. It queues the records the store decided on
-//! and appends everything queued as one group, with one `Backend::append` (one write, and one
-//! sync under `always`): group commit. It also syncs on demand (the `every:<ms>` timer,
-//! shutdown) and begins checkpoints after committing what they must cover. The server's WAL
-//! writer actor and the in-process bench both drive it.
+//! The commit path: the one writer of the log. It appends a group of records (what the
+//! caller gathered: the server's WAL writer queues them per tick, the in-process bench per
+//! round) with one `Backend::append` (one write, and one sync under `always`): group commit.
+//! It also syncs on demand (the `every:<ms>` timer, shutdown) and begins checkpoints, and
+//! counts what it appended. The server's WAL writer actor and the in-process bench both drive
+//! it.
 //!
 //! The backend owns the failed state: after a failed append or sync it refuses every later
 //! write with [`StorageError::Poisoned`], so nothing is retried and forgotten here.
@@ -20,10 +21,9 @@ pub struct CommitStats {
     pub records: u64,
 }
 
-/// Queues records and appends them in groups; see the module documentation.
+/// Appends records in groups; see the module documentation.
 pub struct GroupCommit {
     backend: Box<dyn Backend>,
-    queue: Vec<LogEntry>,
     /// Appended but not synced (policies other than `always`).
     unsynced: bool,
     stats: CommitStats,
@@ -33,38 +33,22 @@ impl GroupCommit {
     pub fn new(backend: Box<dyn Backend>) -> Self {
         GroupCommit {
             backend,
-            queue: Vec::new(),
             unsynced: false,
             stats: CommitStats::default(),
         }
     }
 
-    /// Adds `entries` (LSN order, after those queued) to the next group.
-    pub fn queue(&mut self, entries: Vec<LogEntry>) {
-        if self.queue.is_empty() {
-            self.queue = entries;
-        } else {
-            self.queue.extend(entries);
-        }
-    }
-
-    /// Whether records wait for the next commit.
-    pub fn is_idle(&self) -> bool {
-        self.queue.is_empty()
-    }
-
-    /// Appends everything queued as one group. `None` when nothing was queued; otherwise the
-    /// LSN of the last record, now appended (and synced under `always`), or why not: then none
-    /// of the group may be acknowledged.
-    pub fn commit(&mut self) -> Option<Result<Lsn, StorageError>> {
-        let last = self.queue.last()?.lsn;
-        let result = self.backend.append(&self.queue).map(|report| {
+    /// Appends `group` (LSN order, after everything appended before) as one group. `None`
+    /// when it is empty; otherwise the LSN of its last record, now appended (and synced under
+    /// `always`), or why not: then none of the group may be acknowledged.
+    pub fn commit(&mut self, group: &[LogEntry]) -> Option<Result<Lsn, StorageError>> {
+        let last = group.last()?.lsn;
+        let result = self.backend.append(group).map(|report| {
             self.unsynced |= !report.synced;
             self.stats.groups += 1;
-            self.stats.records += self.queue.len() as u64;
+            self.stats.records += group.len() as u64;
             last
         });
-        self.queue.clear();
         Some(result)
     }
 
@@ -73,25 +57,19 @@ impl GroupCommit {
         self.unsynced
     }
 
-    /// Commits what is queued, then syncs everything appended, whatever the policy.
+    /// Syncs everything appended, whatever the policy.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        if let Some(Err(err)) = self.commit() {
-            return Err(err);
-        }
         self.backend.sync()?;
         self.unsynced = false;
         Ok(())
     }
 
-    /// Commits what is queued (a checkpoint as of `lsn` covers it), then begins the
-    /// checkpoint on the backend. `Ok(None)`: the backend compacts by itself.
+    /// Begins a checkpoint as of `lsn` on the backend; every record through `lsn` must be
+    /// committed first. `Ok(None)`: the backend compacts by itself.
     pub fn begin_checkpoint(
         &mut self,
         lsn: Lsn,
     ) -> Result<Option<Box<dyn CheckpointJob>>, StorageError> {
-        if let Some(Err(err)) = self.commit() {
-            return Err(err);
-        }
         self.backend.begin_checkpoint(lsn)
     }
 

@@ -262,8 +262,7 @@ fn writer_loop(
                 released.push(release);
             }
         }
-        log.queue(store.take_records());
-        match log.commit() {
+        match log.commit(&store.take_records()) {
             Some(Ok(lsn)) => store.on_durable(lsn, log.status(), &mut released),
             Some(Err(err)) => store.on_storage_failure(err, log.status(), &mut released),
             None => {}

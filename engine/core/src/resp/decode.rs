@@ -95,6 +95,33 @@ fn parse_int(text: &[u8]) -> Option<i64> {
     Some(if negative { -n } else { n })
 }
 
+/// What an integer line counts, for its error texts.
+#[derive(Debug, Clone, Copy)]
+enum Count {
+    Multibulk,
+    Bulk,
+    Integer,
+}
+
+impl Count {
+    /// The word in `invalid <word> length`.
+    fn name(self) -> &'static str {
+        match self {
+            Count::Multibulk => "multibulk",
+            Count::Bulk => "bulk",
+            Count::Integer => "integer",
+        }
+    }
+
+    /// The word in `too big <word> count string` (Redis says "mbulk" there).
+    fn short(self) -> &'static str {
+        match self {
+            Count::Multibulk => "mbulk",
+            other => other.name(),
+        }
+    }
+}
+
 /// Reads a decimal integer line (after its type byte) starting at `from`. Returns the number
 /// and the index after its `\r\n`, or `None` if the line is incomplete. A line longer than
 /// `max_len` is an error whether it arrived whole or not (a pending `\r` may still end a line
@@ -103,18 +130,16 @@ fn int_line(
     buf: &[u8],
     from: usize,
     max_len: usize,
-    what: &str,
+    what: Count,
 ) -> Result<Option<(i64, usize)>, DecodeError> {
-    // Redis says "mbulk" here and "multibulk" everywhere else.
-    let short = if what == "multibulk" { "mbulk" } else { what };
-    let too_big = || protocol(format!("too big {short} count string"));
+    let too_big = || protocol(format!("too big {} count string", what.short()));
     match find_crlf(buf, from) {
         None if buf.len().saturating_sub(from) > max_len.saturating_add(1) => Err(too_big()),
         None => Ok(None),
         Some(end) if end - from > max_len => Err(too_big()),
         Some(end) => {
             let n = parse_int(&buf[from..end])
-                .ok_or_else(|| protocol(format!("invalid {what} length")))?;
+                .ok_or_else(|| protocol(format!("invalid {} length", what.name())))?;
             Ok(Some((n, end + 2)))
         }
     }
@@ -166,7 +191,7 @@ fn decode_multibulk(
     progress: &mut Progress,
 ) -> Result<Option<Request>, DecodeError> {
     if progress.count == 0 {
-        let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, "multibulk")? else {
+        let Some((count, at)) = int_line(buf, 1, limits.max_inline_len, Count::Multibulk)? else {
             return Ok(None);
         };
         if count <= 0 {
@@ -195,7 +220,7 @@ fn decode_multibulk(
                 )))
             }
         }
-        let Some((len, start)) = int_line(buf, at + 1, limits.max_inline_len, "bulk")? else {
+        let Some((len, start)) = int_line(buf, at + 1, limits.max_inline_len, Count::Bulk)? else {
             return Ok(None);
         };
         if len < 0 || len as u64 > limits.max_bulk_len as u64 {
@@ -277,7 +302,7 @@ fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)
     match tag {
         b'+' => Ok(one_line()?.map(|(l, used)| (Frame::Simple(text(l)), used))),
         b'-' => Ok(one_line()?.map(|(l, used)| (Frame::Error(text(l)), used))),
-        b':' => Ok(int_line(buf, at + 1, MAX_LINE, "integer")?
+        b':' => Ok(int_line(buf, at + 1, MAX_LINE, Count::Integer)?
             .map(|(n, next)| (Frame::Integer(n), next - at))),
         b'_' => match one_line()? {
             None => Ok(None),
@@ -312,7 +337,7 @@ fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)
             Ok(Some((Frame::BigNumber(text(line)), used)))
         }
         b'$' | b'=' => {
-            let Some((len, start)) = int_line(buf, at + 1, MAX_LINE, "bulk")? else {
+            let Some((len, start)) = int_line(buf, at + 1, MAX_LINE, Count::Bulk)? else {
                 return Ok(None);
             };
             if len < 0 && tag == b'$' {
@@ -348,7 +373,7 @@ fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)
             }
         }
         b'*' | b'~' | b'>' | b'%' => {
-            let Some((count, next)) = int_line(buf, at + 1, MAX_LINE, "multibulk")? else {
+            let Some((count, next)) = int_line(buf, at + 1, MAX_LINE, Count::Multibulk)? else {
                 return Ok(None);
             };
             if count < 0 {

@@ -106,16 +106,20 @@ impl<T> Store<T> {
                 d => d,
             };
             if let Record::Delete { key } = d {
-                self.events.push((
-                    db,
-                    KeyEvent {
-                        class: NotifyFlags::EXPIRED,
-                        event: "expired",
-                        key: key.clone(),
-                    },
-                ));
+                self.note_expired_key(db, key);
             }
         }
+    }
+
+    /// The `expired` notification of `key` in database `db` (the caller checks
+    /// [`Store::notifying`]).
+    pub(super) fn note_expired_key(&mut self, db: u16, key: &Bytes) {
+        let event = KeyEvent {
+            class: NotifyFlags::EXPIRED,
+            event: "expired",
+            key: key.clone(),
+        };
+        self.events.push((db, event));
     }
 
     /// The keyspace notifications of `op`, which logged `record`, in database `db`.

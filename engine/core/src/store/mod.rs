@@ -32,7 +32,7 @@ use crate::command::server::{render_config_get, render_info, ClientCommand, Info
 use crate::command::txn::{SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
-use crate::keyspace::{Databases, Keyspace};
+use crate::keyspace::Databases;
 use crate::pubsub::{KeyEvent, NotifyFlags, PubSub};
 use crate::record::{Lsn, Record};
 use crate::resp::{Frame, Limits, Protocol};
@@ -194,16 +194,6 @@ impl<T> Store<T> {
         }
     }
 
-    /// Database 0 as it is now (including writes not yet durable).
-    pub fn keyspace(&self) -> &Keyspace {
-        self.dbs.db0()
-    }
-
-    /// Every database as it is now.
-    pub fn databases(&self) -> &Databases {
-        &self.dbs
-    }
-
     /// The databases and the LSN of the last write applied, giving up the store.
     pub fn into_state(self) -> (Databases, Lsn) {
         (self.dbs, self.last_lsn)
@@ -228,11 +218,6 @@ impl<T> Store<T> {
     /// LSN of the last write applied.
     pub fn last_lsn(&self) -> Lsn {
         self.last_lsn
-    }
-
-    /// Writes through this LSN may be acknowledged.
-    pub fn released_lsn(&self) -> Lsn {
-        self.gate.released_lsn()
     }
 
     /// Executes the requests of one batch of `session` in order, at `now_ms`. Returns the
@@ -352,11 +337,6 @@ impl<T> Store<T> {
         if self.storage_error.is_none() {
             self.storage_error = Some(err);
         }
-    }
-
-    /// The failure that makes the store refuse writes, if any.
-    pub fn storage_error(&self) -> Option<&StorageError> {
-        self.storage_error.as_ref()
     }
 
     /// A checkpoint to start now, if one is due (log size, interval, SAVE/BGSAVE) and none is
@@ -495,14 +475,7 @@ impl<T> Store<T> {
                     self.dbs.db_mut(db).apply(&delete);
                     self.log(Record::in_db(db, delete));
                     if notifying {
-                        self.events.push((
-                            db,
-                            KeyEvent {
-                                class: NotifyFlags::EXPIRED,
-                                event: "expired",
-                                key: key.clone(),
-                            },
-                        ));
+                        self.note_expired_key(db, key);
                     }
                     self.executing = 0;
                     self.publish_events();
@@ -515,11 +488,6 @@ impl<T> Store<T> {
         }
         self.stats.expired += expired as u64;
         expired
-    }
-
-    /// Keys deleted because they expired (lazily or by the active cycle) since the start.
-    pub fn expired_keys(&self) -> u64 {
-        self.stats.expired
     }
 
     /// The refusal for a write (or a read of lost writes) after the storage failed.

@@ -143,6 +143,28 @@ fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner
     })
 }
 
+/// A batch of `requests` from `session`, its replies going to `reply_to`.
+fn batch(
+    session: u64,
+    seq: u64,
+    requests: Vec<Vec<Bytes>>,
+    reply_to: &Recipient<Replies>,
+) -> Batch {
+    Batch {
+        session,
+        seq,
+        requests,
+        reply_to: reply_to.clone(),
+        proto: Default::default(),
+    }
+}
+
+/// The two-request batch number `seq` of session 1: `SET k<seq> v`, `INCR n`.
+fn set_and_incr(seq: u64, reply_to: &Recipient<Replies>) -> Batch {
+    let requests = vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])];
+    batch(1, seq, requests, reply_to)
+}
+
 async fn settle() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
@@ -155,13 +177,7 @@ fn batches_of_one_tick_share_one_append() {
         let store = start(&shared);
         let me = Collector(Arc::clone(&replies)).start().recipient();
         for seq in 0..3 {
-            store.do_send(Batch {
-                session: 1,
-                seq,
-                requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
-                reply_to: me.clone(),
-                proto: Default::default(),
-            });
+            store.do_send(set_and_incr(seq, &me));
         }
         settle().await;
     });
@@ -185,15 +201,7 @@ fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
     System::new().block_on(async {
         let store = start_with(&shared, true);
         let me = Collector(Arc::clone(&replies)).start().recipient();
-        let send = |seq: u64| {
-            store.do_send(Batch {
-                session: 1,
-                seq,
-                requests: vec![req(&["SET", &format!("k{seq}"), "v"]), req(&["INCR", "n"])],
-                reply_to: me.clone(),
-                proto: Default::default(),
-            })
-        };
+        let send = |seq: u64| store.do_send(set_and_incr(seq, &me));
         (0..3).for_each(send);
         tokio::time::sleep(Duration::from_millis(10)).await;
         // The first group is being synced off the event loop: the loop still answers...
@@ -219,15 +227,7 @@ fn a_failed_append_refuses_writes_but_reads_go_on() {
     System::new().block_on(async {
         let store = start(&shared);
         let me = Collector(Arc::clone(&replies)).start().recipient();
-        let send = |seq, words: &[&str]| {
-            store.do_send(Batch {
-                session: 1,
-                seq,
-                requests: vec![req(words)],
-                reply_to: me.clone(),
-                proto: Default::default(),
-            })
-        };
+        let send = |seq, words: &[&str]| store.do_send(batch(1, seq, vec![req(words)], &me));
         send(0, &["SET", "a", "1"]);
         settle().await;
         shared.lock().unwrap().fail = true;
@@ -262,13 +262,12 @@ fn exec_is_one_record_and_watch_sees_other_sessions() {
         let store = start(&shared);
         let me = Collector(Arc::clone(&replies)).start().recipient();
         let send = |session, seq, words: &[&[&str]]| {
-            store.do_send(Batch {
+            store.do_send(batch(
                 session,
                 seq,
-                requests: words.iter().map(|w| req(w)).collect(),
-                reply_to: me.clone(),
-                proto: Default::default(),
-            })
+                words.iter().map(|w| req(w)).collect(),
+                &me,
+            ))
         };
         // Session 1: three writes in one transaction.
         send(

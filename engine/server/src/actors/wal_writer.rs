@@ -54,8 +54,7 @@ fn commit_group(
     entries: Vec<LogEntry>,
 ) -> Option<(Result<Lsn, StorageError>, BackendStatus)> {
     let mut log = lock(log);
-    log.queue(entries);
-    let result = log.commit()?;
+    let result = log.commit(&entries)?;
     Some((result, log.status()))
 }
 
