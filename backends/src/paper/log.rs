@@ -200,7 +200,7 @@ pub struct LogScanner<'a> {
 /// mostly its preallocated zero tail, so this looks at 64 bytes at a time (an OR the compiler
 /// vectorises) and only the last non-zero block byte by byte: a byte-at-a-time scan took
 /// ~100 ms of an empty 64 MiB segment's recovery.
-fn nonzero_end(bytes: &[u8]) -> usize {
+pub(crate) fn nonzero_end(bytes: &[u8]) -> usize {
     const BLOCK: usize = 64;
     let last_nonzero = |block: &[u8]| block.iter().rposition(|b| *b != 0);
     let whole = bytes.len() - bytes.len() % BLOCK;
