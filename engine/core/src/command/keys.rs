@@ -28,6 +28,9 @@ pub struct ScanArgs {
     pub cursor: u64,
     pub pattern: Option<Bytes>,
     pub count: usize,
+    /// TYPE named a type other than string: the keys are visited (the cursor advances as
+    /// without it) but none is returned.
+    pub other_type: bool,
 }
 
 /// `DEL key [key ...]` (and DELETE).
@@ -74,6 +77,7 @@ pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
         cursor,
         pattern: None,
         count: 10,
+        other_type: false,
     };
     let mut opts = rest.chunks(2);
     for pair in opts.by_ref() {
@@ -90,8 +94,7 @@ pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
                 args.count = usize::try_from(n).unwrap_or(usize::MAX);
             }
             // Every value is a string.
-            b"TYPE" if value.eq_ignore_ascii_case(b"string") => {}
-            b"TYPE" => args.count = 0,
+            b"TYPE" => args.other_type = !value.eq_ignore_ascii_case(b"string"),
             _ => return Err(syntax_error()),
         }
     }
@@ -175,7 +178,9 @@ pub(super) fn scan(ks: &Keyspace, args: ScanArgs, now_ms: u64) -> Applied {
     };
     let keys = page
         .into_iter()
-        .filter(|(_, k)| args.pattern.as_ref().is_none_or(|p| glob::matches(p, k)))
+        .filter(|(_, k)| {
+            !args.other_type && args.pattern.as_ref().is_none_or(|p| glob::matches(p, k))
+        })
         .map(|(_, k)| Frame::Bulk(k.clone()))
         .collect();
     whole(Frame::Array(vec![

@@ -68,7 +68,13 @@ pub fn parse_pubsub(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         (b"CHANNELS", [pattern]) => cmd(PubSubCommand::Channels(Some(pattern.clone()))),
         (b"NUMSUB", channels) => cmd(PubSubCommand::NumSub(channels.to_vec())),
         (b"NUMPAT", []) => cmd(PubSubCommand::NumPat),
-        (b"CHANNELS" | b"NUMPAT", _) => Err(ReplyError::SubcommandArity {
+        // NUMPAT's arity is fixed (Redis checks it before the command runs); CHANNELS's is
+        // "at least", and CHANNELS itself refuses more than one pattern.
+        (b"NUMPAT", _) => Err(ReplyError::WrongArity {
+            name: "pubsub|numpat",
+        }
+        .into()),
+        (b"CHANNELS", _) => Err(ReplyError::SubcommandArity {
             command: "PUBSUB",
             sub: String::from_utf8_lossy(sub).into_owned(),
         }

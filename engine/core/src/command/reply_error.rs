@@ -121,6 +121,10 @@ pub enum ReplyError {
     AuthNotConfigured,
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// EXEC itself refused (a wrong number of arguments): `reason` is that error's text
+    /// without its `ERR ` kind. The transaction, if any, is discarded and the watches dropped.
+    #[error("EXECABORT Transaction discarded because of: {reason}")]
+    ExecAbortBecause { reason: String },
     #[error("ERR EXEC without MULTI")]
     ExecWithoutMulti,
     #[error("ERR MULTI calls can not be nested")]
@@ -190,6 +194,26 @@ impl ReplyError {
     }
 }
 
+impl ReplyError {
+    /// Whether `reply` is an error Redis gives when a command is queued after MULTI (and which
+    /// aborts EXEC): an unknown command or subcommand, a wrong number of arguments. Any other
+    /// error is the command's reply inside EXEC's array.
+    pub fn refuses_queueing(reply: &Frame) -> bool {
+        let Frame::Error(text) = reply else {
+            return false;
+        };
+        // The texts of `WrongArity`, `UnknownCommand` and `UnknownSubcommand` up to their
+        // first argument (`SubcommandArity`'s "unknown subcommand or ..." is a runtime error).
+        [
+            "ERR wrong number of arguments for '",
+            "ERR unknown command '",
+            "ERR unknown subcommand '",
+        ]
+        .iter()
+        .any(|prefix| text.starts_with(prefix))
+    }
+}
+
 impl From<ReplyError> for Frame {
     fn from(err: ReplyError) -> Frame {
         Frame::Error(err.to_string())
@@ -224,6 +248,23 @@ mod tests {
             Frame::from(ReplyError::ExecAbort),
             Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
         );
+    }
+
+    #[test]
+    fn only_unknown_names_and_arity_refuse_queueing() {
+        let refuses = |e: ReplyError| ReplyError::refuses_queueing(&e.into());
+        assert!(refuses(ReplyError::WrongArity {
+            name: "pubsub|numpat"
+        }));
+        assert!(refuses(ReplyError::unknown_command(b"frob", &[])));
+        assert!(refuses(ReplyError::unknown_subcommand("OBJECT", b"x")));
+        assert!(!refuses(ReplyError::Syntax));
+        assert!(!refuses(ReplyError::NotInteger));
+        assert!(!refuses(ReplyError::SubcommandArity {
+            command: "OBJECT",
+            sub: "x".into()
+        }));
+        assert!(!ReplyError::refuses_queueing(&Frame::ok()));
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! owner feeds it every record it applies ([`Transactions::touch`]) and runs the commands
 //! [`Transactions::exec`] hands back in one go, joining their writes into one `Record::Txn`.
 //!
-//! - A command sent after MULTI is parsed and queued (`+QUEUED`); one that fails to parse
-//!   (unknown command, wrong arity, syntax) is answered with its error and makes EXEC fail
-//!   whole with `-EXECABORT`.
+//! - A command sent after MULTI is parsed and queued (`+QUEUED`); an unknown command or a
+//!   wrong number of arguments is answered with its error and makes EXEC fail whole with
+//!   `-EXECABORT`; any other parse error (syntax, not an integer, ...) is queued as that
+//!   error, which EXEC's array then holds in the command's place, as in Redis.
 //! - A watched key *changed* since WATCH (a write record names it, a FLUSHDB ran, or it was
 //!   live at WATCH and has expired since) makes EXEC answer a nil array and run nothing. A
 //!   FLUSHDB dirties every watcher, whether or not its key existed (conservative: an optimistic
@@ -20,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec, Flags};
-use super::{Command, ReplyError};
+use super::{Command, ReplyError, ServerCommand};
 use crate::keyspace::{Databases, Keyspace};
 use crate::record::Record;
 use crate::resp::Frame;
@@ -164,15 +165,31 @@ impl Transactions {
         request: &[Bytes],
         parsed: Result<Command, Frame>,
     ) -> Result<Command, Frame> {
+        let spec = request.first().and_then(|name| table::lookup(name));
+        if let (Some(spec), Err(Frame::Error(text))) = (spec, &parsed) {
+            if spec.name == "exec" {
+                // Redis answers an EXEC it refuses (wrong arity) with EXECABORT and discards
+                // the transaction and the watches, inside MULTI or not.
+                let reason = text.strip_prefix("ERR ").unwrap_or(text).to_string();
+                self.end(session);
+                return Err(ReplyError::ExecAbortBecause { reason }.into());
+            }
+        }
         if !self.in_multi(session) {
             return parsed;
         }
-        let spec = request.first().and_then(|name| table::lookup(name));
         let flagged = |f: Flags| spec.is_some_and(|s| s.is(f));
         match parsed {
             Ok(cmd) if flagged(Flags::NOT_QUEUED) => Ok(cmd),
             Ok(_) if flagged(Flags::NO_MULTI) => {
                 Err(self.queue(session, Err(ReplyError::NotAllowedInMulti.into())))
+            }
+            // Redis refuses at queueing time only an unknown command or a wrong number of
+            // arguments; any other error (syntax, a bad number, an out-of-range database)
+            // is queued and becomes that command's reply inside EXEC's array.
+            Err(err) if !ReplyError::refuses_queueing(&err) => {
+                let queued = Ok(Command::Server(ServerCommand::Reply(err)));
+                Err(self.queue(session, queued))
             }
             other => Err(self.queue(session, other)),
         }
