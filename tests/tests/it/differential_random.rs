@@ -29,8 +29,9 @@
 //!   others' replies).
 //!
 //! Not generated: SUBSCRIBE on `main` inside MULTI (ARCHITECTURE.md, Pub/Sub "Differences from
-//! Redis"), OBJECT IDLETIME/FREQ (clock, eviction policy: "Deliberately absent"), and the
-//! commands other branches own (CLIENT, INFO, CONFIG, SLOWLOG, ...).
+//! Redis"), OBJECT ENCODING/REFCOUNT ("Deliberately absent": from the value, not its history),
+//! OBJECT IDLETIME (the clock), and the commands other branches own (CLIENT, INFO, CONFIG,
+//! SLOWLOG, ...).
 //!
 //! Environment: `MOODB_DIFF_SEED` replays one seed (else a random one, printed),
 //! `MOODB_DIFF_COMMANDS` sets the commands per protocol (default 2000), `MOODB_DIFF_SEEDS`
@@ -762,7 +763,9 @@ impl Gen {
             }
             15 => (self.cmd("RANDOMKEY", vec![]), Cmp::RandomKey),
             16 => {
-                let sub = self.pick(&["ENCODING", "REFCOUNT", "encoding", "NOSUCH"]);
+                // Not ENCODING / REFCOUNT: ARCHITECTURE.md, "Deliberately absent", OBJECT
+                // ENCODING answers from the value, not its history. Not IDLETIME: the clock.
+                let sub = self.pick(&["FREQ", "freq", "NOSUCH"]);
                 (self.cmd("OBJECT", vec![sub, k]), e)
             }
             17 | 18 => {
@@ -783,11 +786,12 @@ impl Gen {
                 (self.cmd("SCAN", rest), Cmp::Scan)
             }
             21 => {
-                // SCAN's refused arguments.
+                // SCAN's refused arguments (`""` is cursor 0 to Redis's strtoul).
                 let bad: &[&[&str]] = &[
                     &["abc"],
                     &["1.5"],
-                    &[""],
+                    &[" 0"],
+                    &["0x"],
                     &["0", "COUNT", "0"],
                     &["0", "COUNT", "abc"],
                     &["0", "MATCH"],

@@ -64,15 +64,33 @@ pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Comma
     data(spec, DataOp::FlushDb)
 }
 
+/// A SCAN cursor as Redis 7.0 reads it (`strtoul`, refusing a leading space, trailing bytes
+/// and overflow): so `""` is 0, `+5` and `007` are 5 and 7, and `-1` wraps to `u64::MAX`.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    if arg.is_empty() {
+        return Some(0);
+    }
+    if matches!(arg[0], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        return None;
+    }
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// Parses `SCAN cursor [MATCH pattern] [COUNT n] [TYPE string]`.
 pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     let [cursor, rest @ ..] = rest else {
         return Err(wrong_arity(spec.name));
     };
-    let cursor = std::str::from_utf8(cursor)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(ReplyError::InvalidCursor)?;
+    let cursor = scan_cursor(cursor).ok_or(ReplyError::InvalidCursor)?;
     let mut args = ScanArgs {
         cursor,
         pattern: None,
@@ -717,9 +735,7 @@ pub fn parse_object(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
 
 /// Redis's `string2l`: a canonical decimal i64 (no sign but `-`, no leading zero, not `-0`).
 fn is_canonical_integer(bytes: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(bytes).ok()?;
-    let n: i64 = s.parse().ok()?;
-    (n.to_string() == s).then_some(n)
+    parse_i64(bytes).ok()
 }
 
 pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64) -> Applied {
