@@ -289,7 +289,7 @@ fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
 // The generator.
 
 const KEYS: &[&str] = &["k0", "k1", "k2", "k3", "k4"];
-const RARE_KEYS: &[&str] = &["", "K0", "k0\u{0}x", "{k}1", "*"];
+const RARE_KEYS: &[&str] = &["", "K0", "k0\u{0}x", "{k}1", "*", "a\r\nb"];
 const VALUES: &[&str] = &[
     "",
     "0",
@@ -421,6 +421,17 @@ const AT_MILLIS: &[&str] = &[
     "4102444900000",
     "abc",
 ];
+/// SET's EXAT/PXAT: no time in the past that is valid, since Redis 7.0 keeps such a key until
+/// its active expiry cycle runs (DBSIZE counts it for up to 100 ms; MooDB's counts live keys).
+const SET_AT_SECONDS: &[&str] = &[
+    "0",
+    "-1",
+    "4102444700",
+    "4102444800",
+    "abc",
+    "9223372036854775807",
+];
+const SET_AT_MILLIS: &[&str] = &["0", "4102444799999", "4102444800000", "abc"];
 const PATTERNS: &[&str] = &[
     "*", "k*", "k?", "k[0-2]", "k[^1]", "*1", "K*", "\\*", "[", "k[a-", "{*", "x*", "",
 ];
@@ -653,8 +664,8 @@ impl Gen {
                 3 => out.push("KEEPTTL".into()),
                 4 => out.extend(["EX".into(), self.pick(SECONDS)]),
                 5 => out.extend(["PX".into(), self.pick(MILLIS)]),
-                6 => out.extend(["EXAT".into(), self.pick(AT_SECONDS)]),
-                7 => out.extend(["PXAT".into(), self.pick(AT_MILLIS)]),
+                6 => out.extend(["EXAT".into(), self.pick(SET_AT_SECONDS)]),
+                7 => out.extend(["PXAT".into(), self.pick(SET_AT_MILLIS)]),
                 8 => out.push(self.pick(&["ex", "px", "nx", "get", "keepttl"])),
                 9 => out.push("BOGUS".into()),
                 _ => out.push("EX".into()),
@@ -985,9 +996,20 @@ fn run_seed(seed: u64, commands: usize, proto: u8) -> bool {
         let (their_raw, their_norm) = theirs.run(&step, &marker);
         let shown_step = format!("{:?} {:?}", step.on, step.args);
         if !agree(step.cmp, &our_norm, &their_norm) {
+            // What each side holds now, to help read the failure (not inside MULTI, where
+            // KEYS would be queued).
+            let held = |side: &mut Side| {
+                if gen.in_multi {
+                    return "(in MULTI)".to_string();
+                }
+                let (raw, frame) = side.main.ask(&["KEYS", "*"]);
+                shown(&normalize(Cmp::Sorted, &raw, &frame))
+            };
+            let (our_keys, their_keys) = (held(&mut ours), held(&mut theirs));
             panic!(
                 "differential_random: seed {seed}, RESP{proto}, command #{index} on {:?}: {:?} \
                  (compared as {:?})\n  moodb: {}\n  redis: {}\n  compared: {} vs {}\n\
+                 KEYS * (sorted) in the selected database now:\n  moodb: {our_keys}\n  redis: {their_keys}\n\
                  the {} commands before it:\n    {}\n\
                  rerun: MOODB_DIFF_SEED={seed} MOODB_DIFF_COMMANDS={} cargo test -p moodb-tests \
                  --test it differential_random -- --nocapture",

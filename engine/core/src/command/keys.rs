@@ -586,7 +586,8 @@ pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
         return Err(wrong_arity(spec.name));
     };
     let mut replace = false;
-    let mut db = None;
+    let mut dbs = Vec::new();
+    let mut syntax = false;
     let mut i = 0;
     while i < opts.len() {
         match opts[i].to_ascii_uppercase().as_slice() {
@@ -596,20 +597,27 @@ pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
                 if i32::try_from(n).is_err() {
                     return Err(ReplyError::IntOutOfRange.into());
                 }
-                db = Some(n);
+                dbs.push(n);
                 i += 1;
+            }
+            // After a DB option, the store checks its index before this error is answered.
+            _ if !dbs.is_empty() => {
+                syntax = true;
+                break;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
     }
-    if let Some(db) = db {
+    if let Some(db) = dbs.pop() {
         // Across databases: the store checks the index and the same-object case.
         return Ok(Command::Db(super::DbCommand::CopyTo {
             from: from.clone(),
             to: to.clone(),
             db,
             replace,
+            earlier: dbs,
+            syntax_error: syntax,
         }));
     }
     if from == to {

@@ -168,6 +168,7 @@ impl ReplyError {
     /// by a space, until the list reaches 128 bytes (the last one cut to fit).
     pub fn unknown_command(name: &[u8], rest: &[Bytes]) -> ReplyError {
         const MAX: usize = 128;
+        let name = c_string(name);
         let name = String::from_utf8_lossy(&name[..name.len().min(MAX)]).into_owned();
         let mut args = Vec::new();
         for arg in rest {
@@ -175,6 +176,7 @@ impl ReplyError {
                 break;
             }
             let room = MAX - args.len();
+            let arg = c_string(arg);
             args.push(b'\'');
             args.extend_from_slice(&arg[..arg.len().min(room)]);
             args.extend_from_slice(b"' ");
@@ -189,28 +191,35 @@ impl ReplyError {
     pub fn unknown_subcommand(command: &'static str, sub: &[u8]) -> ReplyError {
         ReplyError::UnknownSubcommand {
             command,
-            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+            sub: String::from_utf8_lossy(&c_string(sub)[..c_string(sub).len().min(128)])
+                .into_owned(),
         }
     }
 }
 
+/// `bytes` up to its first NUL: Redis quotes arguments with `%.*s`, which stops there.
+fn c_string(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or(bytes)
+}
+
 impl ReplyError {
-    /// Whether `reply` is an error Redis gives when a command is queued after MULTI (and which
-    /// aborts EXEC): an unknown command or subcommand, a wrong number of arguments. Any other
-    /// error is the command's reply inside EXEC's array.
+    /// Whether `reply`, a parser's error for a command whose own arity fits, is one Redis
+    /// gives when the command is queued after MULTI (and which aborts EXEC): an unknown
+    /// subcommand, or a subcommand's wrong number of arguments (`'container|sub'`). Any other
+    /// error (syntax, a bad number, MSET's odd count) is the command's reply inside EXEC.
     pub fn refuses_queueing(reply: &Frame) -> bool {
         let Frame::Error(text) = reply else {
             return false;
         };
-        // The texts of `WrongArity`, `UnknownCommand` and `UnknownSubcommand` up to their
-        // first argument (`SubcommandArity`'s "unknown subcommand or ..." is a runtime error).
-        [
-            "ERR wrong number of arguments for '",
-            "ERR unknown command '",
-            "ERR unknown subcommand '",
-        ]
-        .iter()
-        .any(|prefix| text.starts_with(prefix))
+        // `SubcommandArity`'s "unknown subcommand or ..." is a runtime error in Redis.
+        let subcommand_arity = text
+            .strip_prefix("ERR wrong number of arguments for '")
+            .is_some_and(|rest| {
+                rest.split('\'')
+                    .next()
+                    .is_some_and(|name| name.contains('|'))
+            });
+        subcommand_arity || text.starts_with("ERR unknown subcommand '")
     }
 }
 
@@ -237,6 +246,10 @@ mod tests {
             "ERR unknown command 'FROB', with args beginning with: 'a' 'b' "
         );
         assert_eq!(
+            text(ReplyError::unknown_command(b"fr\0x", &req(&["k\0x", "b"]))),
+            "ERR unknown command 'fr', with args beginning with: 'k' 'b' "
+        );
+        assert_eq!(
             text(ReplyError::unknown_command(b"frob", &[])),
             "ERR unknown command 'frob', with args beginning with: "
         );
@@ -256,7 +269,7 @@ mod tests {
         assert!(refuses(ReplyError::WrongArity {
             name: "pubsub|numpat"
         }));
-        assert!(refuses(ReplyError::unknown_command(b"frob", &[])));
+        assert!(!refuses(ReplyError::WrongArity { name: "msetnx" }));
         assert!(refuses(ReplyError::unknown_subcommand("OBJECT", b"x")));
         assert!(!refuses(ReplyError::Syntax));
         assert!(!refuses(ReplyError::NotInteger));

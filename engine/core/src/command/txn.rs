@@ -184,10 +184,14 @@ impl Transactions {
             Ok(_) if flagged(Flags::NO_MULTI) => {
                 Err(self.queue(session, Err(ReplyError::NotAllowedInMulti.into())))
             }
-            // Redis refuses at queueing time only an unknown command or a wrong number of
-            // arguments; any other error (syntax, a bad number, an out-of-range database)
-            // is queued and becomes that command's reply inside EXEC's array.
-            Err(err) if !ReplyError::refuses_queueing(&err) => {
+            // Redis refuses at queueing time only an unknown command or subcommand or a wrong
+            // number of arguments by the table; any other error (syntax, a bad number, an
+            // out-of-range database, MSET's odd count) is queued and becomes that command's
+            // reply inside EXEC's array.
+            Err(err)
+                if spec.is_some_and(|s| s.arity_fits(request.len()))
+                    && !ReplyError::refuses_queueing(&err) =>
+            {
                 let queued = Ok(Command::Server(ServerCommand::Reply(err)));
                 Err(self.queue(session, queued))
             }
