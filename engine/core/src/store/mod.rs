@@ -29,7 +29,7 @@ use bytes::Bytes;
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::databases::{self, DbCommand};
 use crate::command::server::{render_config_get, render_info, ClientCommand, InfoFigures};
-use crate::command::txn::{SessionId, Transactions};
+use crate::command::txn::{Emptying, SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Databases;
@@ -529,6 +529,9 @@ impl<T> Store<T> {
                     }
                 }
                 let db = self.selected_db(session);
+                if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                    self.txns.emptying(what, &self.dbs, now_ms);
+                }
                 let ctx = self.context(now_ms);
                 let op = self.notifying().then(|| cmd.op.clone());
                 let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
@@ -584,6 +587,9 @@ impl<T> Store<T> {
     }
 
     fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
+        if let Some(what) = Emptying::of_db(&cmd, self.settings.databases) {
+            self.txns.emptying(what, &self.dbs, now_ms);
+        }
         databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
     }
 
@@ -669,6 +675,9 @@ impl<T> Store<T> {
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
+                    if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                        self.txns.emptying(what, &self.dbs, now_ms);
+                    }
                     let ctx = self.context(now_ms);
                     let op = self.notifying().then(|| cmd.op.clone());
                     let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
