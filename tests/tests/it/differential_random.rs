@@ -93,14 +93,17 @@ struct Side {
     main: Wire,
     other: Wire,
     sub: Wire,
+    /// Keyspace notifications are on: the subscriber is drained after every command.
+    notify: bool,
 }
 
 impl Side {
-    fn open(addr: SocketAddr, proto: u8) -> Side {
+    fn open(addr: SocketAddr, proto: u8, notify: bool) -> Side {
         let mut side = Side {
             main: Wire::connect(addr),
             other: Wire::connect(addr),
             sub: Wire::connect(addr),
+            notify,
         };
         if proto == 3 {
             // HELLO's reply differs (id, version): resp3.rs compares it.
@@ -139,7 +142,11 @@ impl Side {
         match step.on {
             On::Other => {
                 let raw = self.other.ask(&words).0;
-                (raw.clone(), raw)
+                if self.notify {
+                    self.with_messages(raw.clone(), raw, marker)
+                } else {
+                    (raw.clone(), raw)
+                }
             }
             On::Sub => {
                 self.sub.send(&words);
@@ -163,23 +170,32 @@ impl Side {
                     }
                 };
                 let name = step.args[0].to_ascii_uppercase();
-                if name == "PUBLISH" || name == "EXEC" {
-                    let (mut frames, _) = self.drain_sub(marker);
-                    frames.sort();
-                    let mut raw = raw;
-                    let mut norm = norm;
-                    raw.extend_from_slice(b" || subscriber got: ");
-                    norm.extend_from_slice(b" || subscriber got: ");
-                    for f in frames {
-                        raw.extend_from_slice(&f);
-                        norm.extend_from_slice(&f);
-                    }
-                    (raw, norm)
+                if self.notify || name == "PUBLISH" || name == "EXEC" {
+                    self.with_messages(raw, norm, marker)
                 } else {
                     (raw, norm)
                 }
             }
         }
+    }
+
+    /// `raw` and `norm` followed by the messages the subscriber received meanwhile (sorted:
+    /// Redis delivers pattern matches in hash-table order).
+    fn with_messages(
+        &mut self,
+        mut raw: Vec<u8>,
+        mut norm: Vec<u8>,
+        marker: &str,
+    ) -> (Vec<u8>, Vec<u8>) {
+        let (mut frames, _) = self.drain_sub(marker);
+        frames.sort();
+        raw.extend_from_slice(b" || subscriber got: ");
+        norm.extend_from_slice(b" || subscriber got: ");
+        for f in frames {
+            raw.extend_from_slice(&f);
+            norm.extend_from_slice(&f);
+        }
+        (raw, norm)
     }
 
     /// SCAN from `words` (whose cursor is 0) to the end: every key, sorted and deduplicated.
@@ -436,7 +452,17 @@ const PATTERNS: &[&str] = &[
     "*", "k*", "k?", "k[0-2]", "k[^1]", "*1", "K*", "\\*", "[", "k[a-", "{*", "x*", "",
 ];
 const CHANNELS: &[&str] = &["c0", "c1", "c2", "news.a", "news.b"];
-const CHANNEL_PATTERNS: &[&str] = &["c*", "news.*", "*", "c[01]", "c?", "x*"];
+const CHANNEL_PATTERNS: &[&str] = &[
+    "c*",
+    "news.*",
+    "*",
+    "c[01]",
+    "c?",
+    "x*",
+    "__key*__:*",
+    "__keyevent@0__:*",
+    "__keyspace@1__:k?",
+];
 const DBS: &[&str] = &["0", "1", "2", "0", "1", "16", "-1", "abc", ""];
 
 struct Gen {
@@ -978,13 +1004,24 @@ fn shown(bytes: &[u8]) -> String {
 
 /// Runs `commands` steps of `seed` in `proto` against fresh servers; panics at the first
 /// mismatch with everything needed to replay it.
-fn run_seed(seed: u64, commands: usize, proto: u8) -> bool {
-    let Some(redis) = RedisServer::start() else {
-        return false;
+fn run_seed(seed: u64, commands: usize, proto: u8, notify: bool) -> bool {
+    let (redis, moodb) = if notify {
+        let Some(redis) = RedisServer::start_with(&["--notify-keyspace-events", "KEA"]) else {
+            return false;
+        };
+        let moodb = TestServer::start(ServerOptions {
+            config: Some("(notify_keyspace_events: \"KEA\")".into()),
+            ..ServerOptions::default()
+        });
+        (redis, moodb.unwrap())
+    } else {
+        let Some(redis) = RedisServer::start() else {
+            return false;
+        };
+        (redis, TestServer::start(ServerOptions::default()).unwrap())
     };
-    let moodb = TestServer::start(ServerOptions::default()).unwrap();
-    let mut ours = Side::open(moodb.addr, proto);
-    let mut theirs = Side::open(redis.addr(), proto);
+    let mut ours = Side::open(moodb.addr, proto, notify);
+    let mut theirs = Side::open(redis.addr(), proto, notify);
     // The same seed makes the same sequence in both protocols.
     let mut gen = Gen {
         rng: StdRng::seed_from_u64(seed),
@@ -1009,12 +1046,14 @@ fn run_seed(seed: u64, commands: usize, proto: u8) -> bool {
             };
             let (our_keys, their_keys) = (held(&mut ours), held(&mut theirs));
             panic!(
-                "differential_random: seed {seed}, RESP{proto}, command #{index} on {:?}: {:?} \
+                "differential_random: seed {seed}, RESP{proto}, notifications {}, command \
+                 #{index} on {:?}: {:?} \
                  (compared as {:?})\n  moodb: {}\n  redis: {}\n  compared: {} vs {}\n\
                  KEYS * (sorted) in the selected database now:\n  moodb: {our_keys}\n  redis: {their_keys}\n\
                  the {} commands before it:\n    {}\n\
                  rerun: MOODB_DIFF_SEED={seed} MOODB_DIFF_COMMANDS={} cargo test -p moodb-tests \
                  --test it differential_random -- --nocapture",
+                if notify { "KEA" } else { "off" },
                 step.on,
                 step.args,
                 step.cmp,
@@ -1042,10 +1081,15 @@ fn random_command_sequences_get_redis_7s_bytes() {
     let seeds = env_number("MOODB_DIFF_SEEDS").unwrap_or(1);
     for seed in first..first.saturating_add(seeds) {
         eprintln!("differential_random: seed {seed}, {commands} commands per protocol");
-        for proto in [2, 3] {
-            if !run_seed(seed, commands, proto) {
+        // RESP2, RESP3, and RESP3 with keyspace notifications (`KEA` on both servers: the
+        // subscriber is compared after every command).
+        for (proto, notify) in [(2, false), (3, false), (3, true)] {
+            if !run_seed(seed, commands, proto, notify) {
                 return;
             }
+            eprintln!(
+                "differential_random: seed {seed}, RESP{proto}, notifications {notify}: same"
+            );
         }
     }
 }

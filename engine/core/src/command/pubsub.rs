@@ -168,6 +168,29 @@ pub fn key_events(op: &super::DataOp, record: &Record, out: &mut Vec<KeyEvent>) 
     }
 }
 
+/// The keyspace notifications of a cross-database command `cmd` that succeeded (wrote), run
+/// from database `src`, each with the database it is sent in, as Redis 7 sends them: MOVE
+/// `move_from` in the source and `move_to` in the target, COPY ... DB `copy_to` in the target.
+/// SWAPDB and FLUSHALL send none.
+pub fn db_key_events(cmd: &super::DbCommand, src: u16) -> Vec<(u16, KeyEvent)> {
+    use super::DbCommand as D;
+    let g = NotifyFlags::GENERIC;
+    let ev = |event, key: &Bytes| KeyEvent {
+        class: g,
+        event,
+        key: key.clone(),
+    };
+    let target = |db: i64| u16::try_from(db).unwrap_or(src);
+    match cmd {
+        D::Move { key, db } => vec![
+            (src, ev("move_from", key)),
+            (target(*db), ev("move_to", key)),
+        ],
+        D::CopyTo { to, db, .. } => vec![(target(*db), ev("copy_to", to))],
+        D::Select(_) | D::SwapDb(..) | D::FlushAll => Vec::new(),
+    }
+}
+
 /// The records `record` is made of (a COPY to another database notifies as in the source's:
 /// events carry the database the command ran in).
 fn flatten<'a>(record: &'a Record, out: &mut Vec<&'a Record>) {

@@ -576,6 +576,7 @@ impl<T> Store<T> {
                     Some(record) => self.log(record),
                     None => self.reads_dependency(&applied.reads),
                 };
+                self.publish_events();
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -586,11 +587,19 @@ impl<T> Store<T> {
         }
     }
 
+    /// Runs `cmd` from database `*db`; notes its keyspace events (published by the caller).
     fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
         if let Some(what) = Emptying::of_db(&cmd, self.settings.databases) {
             self.txns.emptying(what, &self.dbs, now_ms);
         }
-        databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
+        let events = self
+            .notifying()
+            .then(|| command::pubsub::db_key_events(&cmd, *db));
+        let applied = databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms);
+        if let (Some(events), Some(_)) = (events, &applied.record) {
+            self.events.extend(events);
+        }
+        applied
     }
 
     /// The LSN a reply that read these (database, key)s waits for.
