@@ -10,6 +10,7 @@ mod auth;
 mod command_table_redis;
 mod commands_redis;
 mod databases;
+mod differential_random;
 mod expiry;
 mod failing_storage;
 mod limits;

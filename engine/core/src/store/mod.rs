@@ -29,7 +29,7 @@ use bytes::Bytes;
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
 use crate::command::databases::{self, DbCommand};
 use crate::command::server::{render_config_get, render_info, ClientCommand, InfoFigures};
-use crate::command::txn::{SessionId, Transactions};
+use crate::command::txn::{Emptying, SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Databases;
@@ -529,6 +529,9 @@ impl<T> Store<T> {
                     }
                 }
                 let db = self.selected_db(session);
+                if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                    self.txns.emptying(what, &self.dbs, now_ms);
+                }
                 let ctx = self.context(now_ms);
                 let op = self.notifying().then(|| cmd.op.clone());
                 let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
@@ -573,6 +576,7 @@ impl<T> Store<T> {
                     Some(record) => self.log(record),
                     None => self.reads_dependency(&applied.reads),
                 };
+                self.publish_events();
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -583,8 +587,19 @@ impl<T> Store<T> {
         }
     }
 
+    /// Runs `cmd` from database `*db`; notes its keyspace events (published by the caller).
     fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
-        databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
+        if let Some(what) = Emptying::of_db(&cmd, self.settings.databases) {
+            self.txns.emptying(what, &self.dbs, now_ms);
+        }
+        let events = self
+            .notifying()
+            .then(|| command::pubsub::db_key_events(&cmd, *db));
+        let applied = databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms);
+        if let (Some(events), Some(_)) = (events, &applied.record) {
+            self.events.extend(events);
+        }
+        applied
     }
 
     /// The LSN a reply that read these (database, key)s waits for.
@@ -669,6 +684,9 @@ impl<T> Store<T> {
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
+                    if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                        self.txns.emptying(what, &self.dbs, now_ms);
+                    }
                     let ctx = self.context(now_ms);
                     let op = self.notifying().then(|| cmd.op.clone());
                     let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
