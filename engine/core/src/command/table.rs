@@ -106,6 +106,9 @@ pub enum SessionCommand {
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: the connection's protocol, before
     /// and after authentication.
     Hello,
+    /// `RESET`: the session resets the protocol (RESP2) and authentication, then sends it to
+    /// the store, which resets the rest (MULTI, WATCH, subscriptions, database, name, ...).
+    Reset,
 }
 
 /// One row of the table.
@@ -772,6 +775,51 @@ const ROWS: &[CommandSpec] = &[
             "O(1)",
             "Get the UNIX time stamp of the last successful save to disk",
         ),
+    CommandSpec::new("time", 1, &[F::LOADING, F::STALE, F::FAST], server::parse_time)
+        .acl(&["@fast"])
+        .doc("server", "2.6.0", "O(1)", "Return the current server time"),
+    CommandSpec::new(
+        "monitor",
+        1,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE],
+        server::parse_monitor,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "",
+        "Listen for all requests received by the server in real time",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE, F::NO_MULTI],
+        server::parse_shutdown,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+        "Synchronously save the dataset to disk and then shut down the server",
+    ),
+    CommandSpec::new(
+        "reset",
+        1,
+        &[
+            F::NOSCRIPT,
+            F::LOADING,
+            F::STALE,
+            F::FAST,
+            F::NO_AUTH,
+            F::NOT_QUEUED,
+        ],
+        server::parse_reset,
+    )
+    .acl(&["@fast", "@connection"])
+    .session(S::Reset)
+    .doc("connection", "6.2.0", "O(1)", "Reset the connection"),
     CommandSpec::new("quit", -1, &[F::FAST, F::NO_AUTH], server::parse_quit)
         .acl(&["@fast", "@connection"])
         .session(S::Quit)
@@ -1308,7 +1356,7 @@ mod tests {
     #[test]
     fn flags_say_who_answers_and_what_may_run_before_auth() {
         let spec = |n: &str| lookup(n.as_bytes()).map(|s| (s.is(Flags::NO_AUTH), s.session));
-        // Before AUTH: only AUTH, HELLO (which may carry AUTH) and QUIT.
+        // Before AUTH: only AUTH, HELLO (which may carry AUTH), QUIT and RESET.
         assert_eq!(spec("auth"), Some((true, Some(SessionCommand::Auth))));
         assert_eq!(spec("QUIT"), Some((true, Some(SessionCommand::Quit))));
         assert_eq!(spec("hello"), Some((true, Some(SessionCommand::Hello))));
@@ -1319,7 +1367,8 @@ mod tests {
             .filter(|c| c.is(Flags::NO_AUTH))
             .map(|c| c.name)
             .collect();
-        assert_eq!(before_auth, ["quit", "auth", "hello"]);
+        assert_eq!(before_auth, ["reset", "quit", "auth", "hello"]);
+        assert_eq!(session_command(b"RESET"), Some(SessionCommand::Reset));
         assert_eq!(session_command(b"Quit"), Some(SessionCommand::Quit));
         assert_eq!(session_command(b"GET"), None);
         assert_eq!(session_command(b"INCR"), None);
