@@ -488,12 +488,14 @@ impl<T> Store<T> {
     /// What CLIENT LIST shows of `id` beyond the registry.
     fn client_row(&self, id: SessionId) -> ClientRow {
         let (sub, psub) = self.pubsub.counts(id);
+        let dirty_cas = self.txns.is_dirty(id);
         ClientRow {
             db: self.selected_db(id),
             sub,
             psub,
-            multi: self.txns.queued(id),
-            dirty_cas: self.txns.is_dirty(id),
+            // Redis stops queueing (and counting) once a watched key changed: EXEC fails.
+            multi: self.txns.queued(id).map(|n| if dirty_cas { 0 } else { n }),
+            dirty_cas,
             argv_mem: if id == self.executing {
                 self.argv_len
             } else {
@@ -640,7 +642,8 @@ impl<T> Store<T> {
         let monitoring = !self.clients.monitors().is_empty();
         if matches!(reply, Frame::Simple(s) if s == "QUEUED") {
             let mem = self.argv_len + 8 * request.len() as u64;
-            if let Some(c) = self.clients.get_mut(session) {
+            let dirty = self.txns.is_dirty(session);
+            if let Some(c) = self.clients.get_mut(session).filter(|_| !dirty) {
                 c.multi_mem += mem;
                 if monitoring {
                     c.queued.push(request.to_vec());
