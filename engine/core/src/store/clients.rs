@@ -4,8 +4,8 @@
 //! as requests run (last command and when, the protocol, the name, the flags). Figures the
 //! store does not have are rendered as documented zeros (see [`ClientRow`]).
 //!
-//! Also the Redis 7.0 subcommand names of the container commands MooDB has, for `cmd=` (a
-//! command's full name, `client|info`) and for MONITOR, which skips administrative commands.
+//! Also a request's full command name for `cmd=` (`client|info`, from the command table's
+//! subcommand rows) and whether MONITOR shows it (not administrative commands).
 
 use std::collections::HashMap;
 
@@ -83,98 +83,6 @@ impl std::fmt::Display for LastCmd {
     }
 }
 
-/// Redis 7.0's subcommands of the container commands MooDB has (and 7.2's CLIENT SETINFO and
-/// NO-TOUCH), each with whether it is administrative (MONITOR does not show those).
-const SUBCOMMANDS: &[(&str, &[(&str, bool)])] = &[
-    (
-        "client",
-        &[
-            ("caching", false),
-            ("getname", false),
-            ("getredir", false),
-            ("help", false),
-            ("id", false),
-            ("info", false),
-            ("kill", true),
-            ("list", true),
-            ("no-evict", true),
-            ("no-touch", false),
-            ("pause", true),
-            ("reply", false),
-            ("setinfo", false),
-            ("setname", false),
-            ("tracking", false),
-            ("trackinginfo", false),
-            ("unblock", true),
-            ("unpause", true),
-        ],
-    ),
-    (
-        "command",
-        &[
-            ("count", false),
-            ("docs", false),
-            ("getkeys", false),
-            ("getkeysandflags", false),
-            ("help", false),
-            ("info", false),
-            ("list", false),
-        ],
-    ),
-    (
-        "config",
-        &[
-            ("get", true),
-            ("help", false),
-            ("resetstat", true),
-            ("rewrite", true),
-            ("set", true),
-        ],
-    ),
-    (
-        "latency",
-        &[
-            ("doctor", true),
-            ("graph", true),
-            ("help", false),
-            ("histogram", true),
-            ("history", true),
-            ("latest", true),
-            ("reset", true),
-        ],
-    ),
-    (
-        "object",
-        &[
-            ("encoding", false),
-            ("freq", false),
-            ("help", false),
-            ("idletime", false),
-            ("refcount", false),
-        ],
-    ),
-    (
-        "pubsub",
-        &[
-            ("channels", false),
-            ("help", false),
-            ("numpat", false),
-            ("numsub", false),
-            ("shardchannels", false),
-            ("shardnumsub", false),
-        ],
-    ),
-    (
-        "slowlog",
-        &[
-            ("get", true),
-            ("help", false),
-            ("len", true),
-            ("reset", true),
-        ],
-    ),
-];
-
 /// The command `request` names, as Redis 7.0 records it (`lastcmd`), and whether it is
 /// administrative. A container with a known subcommand is that subcommand; an unknown
 /// command or subcommand is `None`.
@@ -183,17 +91,16 @@ pub fn command_of(request: &[Bytes]) -> (LastCmd, bool) {
         return (LastCmd::None, false);
     };
     let admin = spec.is(Flags::ADMIN);
-    let Some((_, subs)) = SUBCOMMANDS.iter().find(|(name, _)| *name == spec.name) else {
+    let Some(sub) = request.get(1).filter(|_| !spec.subcommands.is_empty()) else {
         return (LastCmd::Cmd(spec.name), admin);
     };
-    let Some(sub) = request.get(1) else {
-        return (LastCmd::Cmd(spec.name), admin);
-    };
-    match subs
-        .iter()
-        .find(|(s, _)| s.as_bytes().eq_ignore_ascii_case(sub))
-    {
-        Some((s, sub_admin)) => (LastCmd::Sub(spec.name, s), admin || *sub_admin),
+    let found = spec.subcommands.iter().find(|s| {
+        s.name
+            .split_once('|')
+            .is_some_and(|(_, name)| name.as_bytes().eq_ignore_ascii_case(sub))
+    });
+    match found.and_then(|s| s.name.split_once('|').map(|(_, name)| (s, name))) {
+        Some((s, name)) => (LastCmd::Sub(spec.name, name), admin || s.is(Flags::ADMIN)),
         None => (LastCmd::None, false),
     }
 }
