@@ -128,7 +128,7 @@ pub struct Client {
     /// Bytes of the arguments of the commands queued in its MULTI, plus 8 per argument
     /// (Redis's `multi-mem`).
     pub multi_mem: u64,
-    /// The requests queued in its MULTI while someone monitors, shown at EXEC as Redis does.
+    /// The requests queued in its MULTI, shown to monitors at EXEC as Redis does.
     pub queued: Vec<Vec<Bytes>>,
 }
 
@@ -552,9 +552,8 @@ impl<T> Store<T> {
             let dirty = self.txns.is_dirty(session);
             if let Some(c) = self.clients.get_mut(session).filter(|_| !dirty) {
                 c.multi_mem += mem;
-                if monitoring {
-                    c.queued.push(request.to_vec());
-                }
+                // (Shared buffers: a copy costs a reference count per argument.)
+                c.queued.push(request.to_vec());
             }
             return;
         }
