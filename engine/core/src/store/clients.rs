@@ -275,6 +275,8 @@ pub struct Clients {
     /// Sessions killed, whose connection has not reported closing yet: later batches from
     /// them are dropped.
     killed: Vec<SessionId>,
+    /// Some client ever sent CLIENT REPLY (a cheap test before looking its mode up).
+    reply_modes: bool,
 }
 
 impl Clients {
@@ -361,22 +363,38 @@ impl Clients {
         &self.monitors
     }
 
-    /// Notes that `id` is executing `request` at `now_ms`, speaking `resp`; returns whether
-    /// its reply is to be dropped (CLIENT REPLY OFF / SKIP).
-    pub fn touch(&mut self, id: SessionId, request: &[Bytes], resp: Protocol, now_ms: u64) {
+    /// Notes that `id` is executing `request` at `now_ms`, speaking `resp`; returns the
+    /// command it names and whether that is administrative ([`command_of`]).
+    pub fn touch(
+        &mut self,
+        id: SessionId,
+        request: &[Bytes],
+        resp: Protocol,
+        now_ms: u64,
+    ) -> (LastCmd, bool) {
+        let cmd = command_of(request);
         if let Some(c) = self.clients.get_mut(&id) {
-            c.last_cmd = command_of(request).0;
+            c.last_cmd = cmd.0;
             c.last_ms = now_ms;
             c.resp = resp;
             if c.reply == ReplyMode::SkipNext {
                 c.reply = ReplyMode::Skip;
             }
         }
+        cmd
+    }
+
+    /// Notes that some client changed its REPLY mode (until then no reply is looked up).
+    pub fn reply_mode_used(&mut self) {
+        self.reply_modes = true;
     }
 
     /// Whether the reply to the command `id` just executed is dropped (CLIENT REPLY OFF, or
     /// the command after CLIENT REPLY SKIP); ends a SKIP.
     pub fn drops_reply(&mut self, id: SessionId) -> bool {
+        if !self.reply_modes {
+            return false;
+        }
         match self.clients.get_mut(&id) {
             Some(c) => match c.reply {
                 ReplyMode::On => false,
@@ -461,6 +479,7 @@ impl<T> Store<T> {
             }
             ClientCommand::Kill(filter) => self.kill(session, &filter),
             ClientCommand::Reply(mode) => {
+                self.clients.reply_mode_used();
                 if let Some(c) = self.clients.get_mut(session) {
                     c.reply = match (mode, c.reply) {
                         // SKIP while OFF stays OFF, as in Redis.
@@ -545,7 +564,13 @@ impl<T> Store<T> {
     /// After `request` of `session` ran with `reply`: MULTI's figures, and the MONITOR
     /// lines, as Redis shows them: every command that ran except administrative ones; not
     /// unknown ones or those refused for their arity; a queued command when EXEC runs it.
-    pub(super) fn after_request(&mut self, session: SessionId, request: &[Bytes], reply: &Frame) {
+    pub(super) fn after_request(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        command: (LastCmd, bool),
+        reply: &Frame,
+    ) {
         let monitoring = !self.clients.monitors().is_empty();
         if matches!(reply, Frame::Simple(s) if s == "QUEUED") {
             let mem = self.argv_len + 8 * request.len() as u64;
@@ -557,7 +582,7 @@ impl<T> Store<T> {
             }
             return;
         }
-        let (cmd, admin) = command_of(request);
+        let (cmd, admin) = command;
         let name = match cmd {
             LastCmd::None => return,
             LastCmd::Cmd(name) | LastCmd::Sub(name, _) => name,
@@ -711,6 +736,7 @@ mod tests {
         let mut clients = Clients::default();
         clients.open(1, peer(), 0);
         let set = req(&["set", "k", "v"]);
+        clients.reply_mode_used();
         clients.get_mut(1).unwrap().reply = ReplyMode::SkipNext;
         clients.touch(1, &set, Protocol::Resp2, 0);
         assert!(clients.drops_reply(1));

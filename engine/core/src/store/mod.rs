@@ -286,10 +286,10 @@ impl<T> Store<T> {
         for request in requests {
             let request = request.as_ref();
             let mut save = false;
-            self.clients.touch(session, request, proto, now_ms);
+            let command = self.clients.touch(session, request, proto, now_ms);
             self.argv_len = request.iter().map(|a| a.len() as u64).sum();
             let (reply, wait) = self.execute_one(session, proto, request, now_ms, &mut save);
-            self.after_request(session, request, &reply);
+            self.after_request(session, request, command, &reply);
             frames.append(&mut self.own_pushes);
             let wait = wait.max(std::mem::take(&mut self.own_wait));
             let dropped = self.clients.drops_reply(session) || std::mem::take(&mut self.no_reply);
