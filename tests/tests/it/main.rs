@@ -7,6 +7,7 @@
 mod abuse;
 mod architecture;
 mod auth;
+mod clients_redis;
 mod command_table_redis;
 mod commands_redis;
 mod databases;

@@ -111,6 +111,23 @@ pub enum ReplyError {
     /// SETNAME with a space, a line break or another character outside `!`..`~`.
     #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
     BadClientName,
+    #[error("ERR Invalid client ID")]
+    InvalidClientId,
+    #[error("ERR client-id should be greater than 0")]
+    ClientIdRange,
+    #[error("ERR Unknown client type '{name}'")]
+    UnknownClientType { name: String },
+    #[error("ERR No such user '{name}'")]
+    NoSuchUser { name: String },
+    #[error("ERR No such client")]
+    NoSuchClient,
+    /// CLIENT SETINFO (Redis 7.2) with an attribute other than LIB-NAME / LIB-VER.
+    #[error("ERR Unrecognized option '{attr}'")]
+    SetInfoOption { attr: String },
+    #[error("ERR {attr} cannot contain spaces, newlines or special characters.")]
+    SetInfoChars { attr: String },
+    #[error("ERR No shutdown in progress.")]
+    NoShutdown,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     /// AUTH sent to a server without `requirepass`.

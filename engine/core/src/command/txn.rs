@@ -147,6 +147,19 @@ impl Transactions {
             .is_some_and(|s| s.queue.is_some())
     }
 
+    /// How many commands `session` has queued, when it is in MULTI (CLIENT LIST's `multi`).
+    pub fn queued(&self, session: SessionId) -> Option<usize> {
+        self.sessions
+            .get(&session)
+            .and_then(|s| s.queue.as_ref())
+            .map(|q| q.commands.len())
+    }
+
+    /// Whether a key `session` watches changed (CLIENT LIST's flag `d`).
+    pub fn is_dirty(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.dirty)
+    }
+
     /// Number of keys watched by any session (for INFO and tests).
     pub fn watched_keys(&self) -> usize {
         self.watchers.len()
