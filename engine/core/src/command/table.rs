@@ -27,7 +27,9 @@
 
 use bytes::Bytes;
 
-use super::{databases, keys, pubsub, server, strings, txn, Command, ReplyError};
+use super::{
+    config, databases, diagnostics, keys, pubsub, server, strings, txn, Command, ReplyError,
+};
 use crate::resp::Frame;
 
 /// Parses the arguments after the command name (their number already fits `spec.arity`).
@@ -700,15 +702,39 @@ const ROWS: &[CommandSpec] = &[
         "config",
         -2,
         &[F::ADMIN, F::LOADING, F::STALE],
-        server::parse_config,
+        config::parse_config,
     )
     .acl(&["@admin", "@slow", "@dangerous"])
     .doc(
         "server",
         "2.0.0",
         "Depends on subcommand.",
-        "A container for server configuration commands (MooDB: CONFIG GET)",
+        "A container for server configuration commands",
     ),
+    CommandSpec::new("slowlog", -2, &[], diagnostics::parse_slowlog)
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "2.2.12",
+            "Depends on subcommand.",
+            "A container for slow log commands",
+        ),
+    CommandSpec::new("latency", -2, &[], diagnostics::parse_latency)
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "2.8.13",
+            "Depends on subcommand.",
+            "A container for latency diagnostics commands",
+        ),
+    CommandSpec::new("waitaof", 4, &[F::NOSCRIPT], diagnostics::parse_waitaof)
+        .acl(&["@slow", "@connection"])
+        .doc(
+            "generic",
+            "7.2.0",
+            "O(1)",
+            "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.",
+        ),
     CommandSpec::new(
         "command",
         -1,

@@ -72,6 +72,19 @@ pub struct SessionNamed {
     pub name: bytes::Bytes,
 }
 
+/// Session → store owner: the connection's peer address (`ip:port`), for the slow log.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionAddress {
+    pub session: SessionId,
+    pub addr: bytes::Bytes,
+}
+
+/// Store owner → WAL writer: CONFIG SET changed the sync policy.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSync(pub moodb_core::backend::SyncPolicy);
+
 /// Session → store owner: the connection closed; forget its transaction and watches.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -9,6 +9,7 @@
 //! triggers) lives in [`Store`]; this file is plumbing.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -18,10 +19,13 @@ use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::store::{Release, Store, StoreSettings};
 
+use super::session::SessionConfig;
 use super::{
-    Append, Appended, Batch, CheckpointDone, Replies, SessionClosed, SessionNamed, SessionOpened,
-    Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
+    Append, Appended, Batch, CheckpointDone, Replies, SessionAddress, SessionClosed, SessionNamed,
+    SessionOpened, SetSync, Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
 };
+use crate::auth::Password;
+use crate::live::LiveConfig;
 
 /// Where a batch's replies go: the session and the batch's number in its stream.
 pub struct ReplyTo {
@@ -40,6 +44,8 @@ pub struct StoreOwner {
     /// Each session's address and the number of its last batch executed, for Pub/Sub
     /// messages (written after that batch's replies).
     sessions: HashMap<SessionId, (Recipient<Replies>, u64)>,
+    /// Where CONFIG SET's changes for the sessions and the listener go.
+    live: Option<Arc<LiveConfig>>,
 }
 
 impl StoreOwner {
@@ -58,7 +64,35 @@ impl StoreOwner {
             flush_scheduled: false,
             released: Vec::new(),
             sessions: HashMap::new(),
+            live: None,
         }
+    }
+
+    /// Connects the sessions' shared configuration, which CONFIG SET changes.
+    pub fn set_live(&mut self, live: Arc<LiveConfig>) {
+        self.live = Some(live);
+    }
+
+    /// Hands what CONFIG SET changed to those who apply it: the sessions and the listener
+    /// (limits, password, Pub/Sub limit), the WAL writer (sync policy). The store applies the
+    /// rest itself (checkpoint triggers, notifications, slow log, latency monitor).
+    fn apply_settings_change(&mut self) {
+        let Some(s) = self.store.take_settings_change() else {
+            return;
+        };
+        if let Some(live) = &self.live {
+            live.set(SessionConfig {
+                limits: s.limits,
+                password: s
+                    .requirepass
+                    .as_deref()
+                    .map(|p| Password::new(p.as_bytes())),
+                pubsub: s.pubsub,
+            });
+        }
+        let sync = s.sync;
+        self.checkpoint_interval_ms = s.checkpoint.interval_ms;
+        self.send_wal(SetSync(sync));
     }
 
     /// Connects the WAL writer (created after the store owner, since each holds the other's
@@ -90,6 +124,7 @@ impl StoreOwner {
     /// Runs the store's active expiry cycle and sends its DELETE records at once (unless a
     /// flush is already scheduled, which will take them).
     fn expire_cycle(&mut self) {
+        self.store.tick(now_ms());
         if self.store.expire_cycle(now_ms()) > 0 && !self.flush_scheduled {
             self.flush_tick();
         }
@@ -184,6 +219,7 @@ impl Handler<Batch> for StoreOwner {
             self.released.push(release);
         }
         self.send_released();
+        self.apply_settings_change();
         if self.store.wants_flush() && !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(FlushTick);
@@ -246,6 +282,14 @@ impl Handler<SessionNamed> for StoreOwner {
 
     fn handle(&mut self, msg: SessionNamed, _: &mut Context<Self>) {
         self.store.set_client_name(msg.session, msg.name);
+    }
+}
+
+impl Handler<SessionAddress> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionAddress, _: &mut Context<Self>) {
+        self.store.set_client_addr(msg.session, msg.addr);
     }
 }
 
