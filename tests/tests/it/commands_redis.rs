@@ -15,12 +15,12 @@ use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ServerOptions, TestServer};
 
 /// One raw connection (RESP2, or RESP3 after HELLO 3).
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
+    pub(crate) fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -31,7 +31,7 @@ impl Conn {
     }
 
     /// Sends `args` as a RESP array of bulk strings and returns the whole reply's bytes.
-    fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
+    pub(crate) fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
         let mut req = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
@@ -79,7 +79,7 @@ impl Conn {
 
 /// How a reply is compared.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Check {
+pub(crate) enum Check {
     /// Byte for byte.
     Exact,
     /// Only the reply's type (its first byte): the value depends on the clock or on chance.
@@ -87,7 +87,7 @@ enum Check {
 }
 
 /// Runs every case on both servers, in RESP2 and in RESP3, and collects the differences.
-fn compare(cases: &[(Check, &[&str])]) {
+pub(crate) fn compare(cases: &[(Check, &[&str])]) {
     compare_in(cases, 2);
     compare_in(cases, 3);
 }

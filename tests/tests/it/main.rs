@@ -12,6 +12,8 @@ mod commands_redis;
 mod databases;
 mod expiry;
 mod failing_storage;
+mod info_config;
+mod info_config_redis;
 mod limits;
 mod linearizability_checker;
 mod linearizability_moodb;

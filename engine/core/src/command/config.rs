@@ -350,19 +350,32 @@ pub fn memtoull(v: &[u8]) -> Option<u64> {
 }
 
 /// CONFIG GET: a map of name to value (flat in RESP2) for every parameter matching one of
-/// `patterns` (glob, case-insensitive), each once.
+/// `patterns` (glob, case-insensitive), each once. A pattern without glob characters names
+/// its parameter as the client spelled it, as Redis 7.0 answers (`SLOWLOG-MAX-LEN`).
 pub fn config_get(s: &StoreSettings, patterns: &[Bytes]) -> Frame {
-    let patterns: Vec<Vec<u8>> = patterns.iter().map(|p| p.to_ascii_lowercase()).collect();
-    Frame::map(
-        PARAMS
-            .iter()
-            .filter(|p| {
-                patterns
-                    .iter()
-                    .any(|pat| glob::matches(pat, p.name.as_bytes()))
-            })
-            .map(|p| (p.name, Frame::bulk((p.get)(s)))),
-    )
+    let mut pairs: Vec<(Frame, Frame)> = Vec::new();
+    let mut seen = vec![false; PARAMS.len()];
+    for pattern in patterns {
+        let lower = pattern.to_ascii_lowercase();
+        let exact = !pattern.iter().any(|b| b"*?[\\".contains(b));
+        for (i, p) in PARAMS.iter().enumerate() {
+            let hit = if exact {
+                lower == p.name.as_bytes()
+            } else {
+                glob::matches(&lower, p.name.as_bytes())
+            };
+            if hit && !seen[i] {
+                seen[i] = true;
+                let name = if exact {
+                    Frame::Bulk(pattern.clone())
+                } else {
+                    Frame::bulk(p.name)
+                };
+                pairs.push((name, Frame::bulk((p.get)(s))));
+            }
+        }
+    }
+    Frame::Map(pairs)
 }
 
 /// CONFIG SET: `settings` with every pair applied, or the error for the first that cannot be

@@ -82,7 +82,12 @@ pub fn parse_slowlog(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
                 .ok_or(ReplyError::SlowLogCount)?;
             cmd(SlowLogCommand::Get(usize::try_from(count).ok()))
         }
-        (b"GET", _) => Err(wrong_arity("slowlog|get")),
+        // Redis's `slowlog|get` takes any number of words and then refuses the extra ones.
+        (b"GET", _) => Err(ReplyError::SubcommandArity {
+            command: "SLOWLOG",
+            sub: String::from_utf8_lossy(&rest[0]).into_owned(),
+        }
+        .into()),
         (b"LEN", 1) => cmd(SlowLogCommand::Len),
         (b"LEN", _) => Err(wrong_arity("slowlog|len")),
         (b"RESET", 1) => cmd(SlowLogCommand::Reset),
