@@ -466,5 +466,6 @@ scripts!(
     server,
     durability,
     databases,
-    pubsub
+    pubsub,
+    introspection
 );

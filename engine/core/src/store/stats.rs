@@ -403,3 +403,69 @@ mod tests {
         assert_eq!(s.ops_per_sec(), 1000);
     }
 }
+
+#[cfg(test)]
+mod store_tests {
+    use bytes::Bytes;
+
+    use crate::backend::BackendStatus;
+    use crate::keyspace::Keyspace;
+    use crate::resp::Frame;
+    use crate::store::{host::FakeHost, Store, StoreSettings};
+
+    fn req(words: &[&str]) -> Vec<Bytes> {
+        words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect()
+    }
+
+    fn run(store: &mut Store<()>, words: &[&str]) -> Frame {
+        let release = store
+            .execute(1, &[req(words)], (), 2_000_000)
+            .expect("no write");
+        release.frames.into_iter().next().expect("one reply")
+    }
+
+    #[test]
+    fn a_slow_command_is_timed_by_the_host_clock_logged_and_a_latency_event() {
+        // Every reading of the clock is 12 ms after the last: each command takes 12 ms.
+        let settings = StoreSettings {
+            host: FakeHost::stepping(12_000_000),
+            latency_monitor_threshold: 10,
+            ..StoreSettings::default()
+        };
+        let mut store: Store<()> = Store::new(
+            Keyspace::new(),
+            0,
+            BackendStatus::default(),
+            settings,
+            1_000_000,
+        );
+        run(&mut store, &["GET", "k"]);
+        run(&mut store, &["KEYS", "*"]);
+        let latest = run(&mut store, &["LATENCY", "LATEST"]);
+        let event = |name: &str| {
+            Frame::Array(vec![
+                Frame::bulk(name),
+                Frame::Integer(2000),
+                Frame::Integer(12),
+                Frame::Integer(12),
+            ])
+        };
+        assert_eq!(
+            latest,
+            Frame::Array(vec![event("command"), event("fast-command")])
+        );
+        // GET, KEYS and LATENCY LATEST each took 12 ms ≥ 10 ms.
+        assert_eq!(run(&mut store, &["SLOWLOG", "LEN"]), Frame::Integer(3));
+        let Frame::Verbatim { text, .. } = run(&mut store, &["INFO", "commandstats"]) else {
+            panic!()
+        };
+        let text = String::from_utf8_lossy(&text).into_owned();
+        assert!(
+            text.contains("cmdstat_get:calls=1,usec=12000,usec_per_call=12000.00,"),
+            "{text}"
+        );
+    }
+}
