@@ -323,6 +323,8 @@ fn config_answers_as_redis_7_does() {
         (E, &["CONFIG", "RESETSTAT"]),
         (E, &["CONFIG", "RESETSTAT", "x"]),
         (E, &["CONFIG", "NOSUCH"]),
+        (E, &["CONFIG", "HELP"]),
+        (E, &["CONFIG", "HELP", "x"]),
         // SLOWLOG and LATENCY with nothing recorded yet.
         (E, &["SLOWLOG", "LEN"]),
         (E, &["SLOWLOG", "GET"]),
