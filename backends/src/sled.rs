@@ -517,6 +517,10 @@ impl Backend for SledBackend {
 
     fn checkpoint_finished(&mut self, _report: &CheckpointReport) {}
 
+    fn set_sync_policy(&mut self, policy: SyncPolicy) {
+        self.sync = policy;
+    }
+
     fn status(&self) -> BackendStatus {
         BackendStatus {
             name: "sled",

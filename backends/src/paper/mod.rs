@@ -197,6 +197,9 @@ impl PaperBackend {
             return Ok(());
         }
         let start = Instant::now();
+        if failpoint::enabled(failpoint::WAL_FSYNC_SLOW) {
+            std::thread::sleep(failpoint::FSYNC_SLOW_DELAY);
+        }
         let result = if failpoint::enabled(failpoint::WAL_SKIP_FSYNC) {
             // A deliberately broken build: claims durability it does not have.
             Ok(())
@@ -475,6 +478,10 @@ impl Backend for PaperBackend {
         if newer {
             self.last_checkpoint = Some((report.lsn, now_unix_ms()));
         }
+    }
+
+    fn set_sync_policy(&mut self, policy: SyncPolicy) {
+        self.options.sync = policy;
     }
 
     fn status(&self) -> BackendStatus {

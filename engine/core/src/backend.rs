@@ -186,6 +186,10 @@ pub trait Backend: Send {
 
     /// Figures for INFO and the tools.
     fn status(&self) -> BackendStatus;
+
+    /// From now on, makes appends durable as `policy` says (CONFIG SET appendfsync). What was
+    /// appended before is synced by the next sync, which covers the whole log.
+    fn set_sync_policy(&mut self, policy: SyncPolicy);
 }
 
 #[cfg(test)]

@@ -19,6 +19,11 @@ pub const WAL_WRITE: &str = "wal::write";
 pub const WAL_FSYNC: &str = "wal::fsync";
 /// The log is never fsynced although the policy says so (a broken build for the power-cut test).
 pub const WAL_SKIP_FSYNC: &str = "wal::skip_fsync";
+/// The log's fdatasync takes [`FSYNC_SLOW_DELAY`] longer (a slow disk, for the latency
+/// monitor's test).
+pub const WAL_FSYNC_SLOW: &str = "wal::fsync_slow";
+/// How much longer a sync takes under [`WAL_FSYNC_SLOW`].
+pub const FSYNC_SLOW_DELAY: std::time::Duration = std::time::Duration::from_millis(20);
 /// Writing a checkpoint file fails.
 pub const CHECKPOINT_WRITE: &str = "checkpoint::write";
 /// Recovery does not check record checksums (a broken build for the crash test).

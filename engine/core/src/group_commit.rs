@@ -57,6 +57,11 @@ impl GroupCommit {
         self.unsynced
     }
 
+    /// Changes the backend's sync policy (see [`Backend::set_sync_policy`]).
+    pub fn set_sync_policy(&mut self, policy: crate::backend::SyncPolicy) {
+        self.backend.set_sync_policy(policy);
+    }
+
     /// Syncs everything appended, whatever the policy.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.backend.sync()?;

@@ -80,6 +80,7 @@ impl Runner {
             port: 6380,
             process_id: 4242,
             recovery: "no checkpoint, replayed 0 records".into(),
+            ..StoreSettings::default()
         };
         let status = BackendStatus {
             name: "paper",
@@ -474,5 +475,6 @@ scripts!(
     durability,
     databases,
     pubsub,
-    clients
+    clients,
+    introspection
 );

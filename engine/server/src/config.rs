@@ -22,6 +22,9 @@
 //!     pubsub: (hard_bytes: 33554432, soft_bytes: 8388608, soft_seconds: 60),
 //!     notify_keyspace_events: "",  // or "KEA", as Redis's notify-keyspace-events
 //!     requirepass: None,         // or Some("a long password")
+//!     slowlog_log_slower_than: 10000, // µs; -1: no slow log, 0: every command
+//!     slowlog_max_len: 128,
+//!     latency_monitor_threshold: 0,   // ms; 0: LATENCY records nothing
 //!     insecure: false,
 //!     ready_file: None,          // or Some("moodb-ready.json")
 //! )
@@ -35,30 +38,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use moodb_core::backend::SyncPolicy;
+pub use moodb_core::command::config::PubSubLimits;
 pub use moodb_core::pubsub::NotifyFlags;
 use moodb_core::resp::Limits;
 pub use moodb_core::store::CheckpointConfig;
-
-/// A subscriber whose unread output passes `hard_bytes`, or stays above `soft_bytes` for
-/// `soft_seconds`, is disconnected (0: no such limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PubSubLimits {
-    pub hard_bytes: usize,
-    pub soft_bytes: usize,
-    pub soft_seconds: u64,
-}
-
-impl Default for PubSubLimits {
-    /// Redis's defaults: 32 MB hard, 8 MB for 60 s.
-    fn default() -> Self {
-        PubSubLimits {
-            hard_bytes: 32 << 20,
-            soft_bytes: 8 << 20,
-            soft_seconds: 60,
-        }
-    }
-}
+use moodb_core::store::{StoreSettings, SLOWLOG_LOG_SLOWER_THAN, SLOWLOG_MAX_LEN};
 
 /// Everything `moodb serve` needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +71,14 @@ pub struct Config {
     pub notify_keyspace_events: String,
     /// Clients must `AUTH` with this password before any other command.
     pub requirepass: Option<String>,
+    /// Commands taking at least this many µs go to the slow log (-1: none, 0: all; Redis's
+    /// `slowlog-log-slower-than`).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
+    /// Latency events of at least this many ms are recorded by LATENCY (0: off;
+    /// `latency-monitor-threshold`).
+    pub latency_monitor_threshold: u64,
     /// Listen on a non-loopback address even without a password.
     pub insecure: bool,
     /// Once listening, `moodb serve` writes its address, pid and recovery figures here as
@@ -108,6 +100,9 @@ impl Default for Config {
             pubsub: PubSubLimits::default(),
             notify_keyspace_events: String::new(),
             requirepass: None,
+            slowlog_log_slower_than: SLOWLOG_LOG_SLOWER_THAN,
+            slowlog_max_len: SLOWLOG_MAX_LEN,
+            latency_monitor_threshold: 0,
             insecure: false,
             ready_file: None,
         }
@@ -228,6 +223,29 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         ron::from_str(text).map_err(|e| e.to_string())
     }
+
+    /// This configuration with what CONFIG SET may have changed taken from the store's
+    /// `settings` (for CONFIG REWRITE); the rest (address, data directory, ...) stays.
+    pub fn with_settings(&self, s: &StoreSettings) -> Config {
+        Config {
+            sync: s.sync,
+            checkpoint: s.checkpoint,
+            limits: s.limits,
+            pubsub: s.pubsub,
+            notify_keyspace_events: s.notify_keyspace_events.to_string(),
+            requirepass: s.requirepass.clone(),
+            slowlog_log_slower_than: s.slowlog_log_slower_than,
+            slowlog_max_len: s.slowlog_max_len,
+            latency_monitor_threshold: s.latency_monitor_threshold,
+            ..self.clone()
+        }
+    }
+
+    /// The configuration as RON text that [`Config::parse`] reads back.
+    pub fn to_ron(&self) -> Result<String, String> {
+        let pretty = ron::ser::PrettyConfig::new().struct_names(false);
+        ron::ser::to_string_pretty(self, pretty).map_err(|e| e.to_string())
+    }
 }
 
 mod sync_text {
@@ -343,6 +361,18 @@ mod tests {
         c.validate().unwrap();
         let c = Config::parse("(notify_keyspace_events: \"KEQ\")").unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn to_ron_reads_back() {
+        let c = Config {
+            requirepass: Some("pw \"quoted\"".into()),
+            sync: SyncPolicy::Every(Duration::from_millis(250)),
+            slowlog_log_slower_than: -1,
+            ..Config::default()
+        };
+        let text = c.to_ron().unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
     }
 
     #[test]

@@ -6,4 +6,6 @@ pub mod actors;
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod host;
+pub mod live;
 pub mod server;

@@ -3,6 +3,7 @@
 //! sync the log and return.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
@@ -14,6 +15,8 @@ use crate::actors::{
 };
 use crate::auth::Password;
 use crate::config::{Config, ConfigError, NotifyFlags};
+use crate::host::ServerHost;
+use crate::live::LiveConfig;
 use moodb_core::backend::{Backend, Recovered};
 use moodb_core::command::ReplyError;
 use moodb_core::group_commit::GroupCommit;
@@ -46,6 +49,8 @@ pub struct Server {
     local_addr: SocketAddr,
     backend: Box<dyn Backend>,
     recovered: Recovered,
+    /// The RON file the configuration came from (CONFIG REWRITE writes it).
+    config_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -80,7 +85,15 @@ impl Server {
             local_addr,
             backend,
             recovered,
+            config_file: None,
         })
+    }
+
+    /// The server's configuration came from `path` (flags applied over it): CONFIG REWRITE
+    /// writes the running configuration there. Without one, REWRITE answers Redis's error.
+    pub fn with_config_file(mut self, path: Option<PathBuf>) -> Server {
+        self.config_file = path;
+        self
     }
 
     /// The address actually bound.
@@ -103,7 +116,9 @@ impl Server {
             local_addr,
             backend,
             recovered,
+            config_file,
         } = self;
+        let host = ServerHost::new(config_file.map(|path| (path, config.clone())));
         let settings = StoreSettings {
             sync: config.sync,
             checkpoint: config.checkpoint,
@@ -116,6 +131,12 @@ impl Server {
             recovery: recovered.report.to_string(),
             notify_keyspace_events: NotifyFlags::parse(config.notify_keyspace_events.as_bytes())
                 .unwrap_or_default(),
+            pubsub: config.pubsub,
+            requirepass: config.requirepass.clone(),
+            slowlog_log_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: config.slowlog_max_len,
+            latency_monitor_threshold: config.latency_monitor_threshold,
+            host: Arc::new(host),
         };
         let status = backend.status();
         let snapshotter = SyncArbiter::start(1, || Snapshotter);
@@ -125,12 +146,22 @@ impl Server {
         let syncer = SyncArbiter::start(1, || Syncer);
         let exit = Arc::new(tokio::sync::Notify::new());
         let exit_for_owner = Arc::clone(&exit);
+        let sessions = LiveConfig::new(SessionConfig {
+            limits: config.limits,
+            pubsub: config.pubsub,
+            password: config
+                .requirepass
+                .as_deref()
+                .map(|p| Password::new(p.as_bytes())),
+        });
+        let live = Arc::clone(&sessions);
         let store = StoreOwner::create(move |ctx| {
             let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
             owner.set_exit(exit_for_owner);
             let log = GroupCommit::new(backend);
             let wal = WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
             owner.set_wal(wal);
+            owner.set_live(live);
             owner
         });
         let listener =
@@ -145,19 +176,11 @@ impl Server {
             context: "installing the SIGTERM handler",
             source,
         })?;
-        let sessions = Arc::new(SessionConfig {
-            limits: config.limits,
-            pubsub: config.pubsub,
-            password: config
-                .requirepass
-                .as_deref()
-                .map(|p| Password::new(p.as_bytes())),
-        });
         let clients = Arc::new(AtomicUsize::new(0));
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => match ClientSlot::take(&clients, config.limits.max_clients) {
+                    Ok((stream, _)) => match ClientSlot::take(&clients, sessions.get().limits.max_clients) {
                         Some(slot) => {
                             Session::start(stream, store.clone(), Arc::clone(&sessions), slot);
                         }

@@ -15,12 +15,12 @@ use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ServerOptions, TestServer};
 
 /// One raw connection (RESP2, or RESP3 after HELLO 3).
-struct Conn {
+pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
 }
 
 impl Conn {
-    fn open(addr: SocketAddr) -> Conn {
+    pub(crate) fn open(addr: SocketAddr) -> Conn {
         let stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(10)))
@@ -31,7 +31,7 @@ impl Conn {
     }
 
     /// Sends `args` as a RESP array of bulk strings and returns the whole reply's bytes.
-    fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
+    pub(crate) fn call(&mut self, args: &[&[u8]]) -> Vec<u8> {
         let mut req = format!("*{}\r\n", args.len()).into_bytes();
         for a in args {
             req.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());

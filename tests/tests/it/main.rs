@@ -14,6 +14,8 @@ mod databases;
 mod differential_random;
 mod expiry;
 mod failing_storage;
+mod info_config;
+mod info_config_redis;
 mod limits;
 mod linearizability_checker;
 mod linearizability_moodb;

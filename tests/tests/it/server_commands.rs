@@ -95,15 +95,15 @@ fn server_commands_and_errors() {
         "# Server",
         "# Persistence",
         "# Stats",
-        "backend:paper",
-        "sync:always",
-        "keys:1",
-        "fsync_count:",
-        "log_bytes:",
+        "moodb_backend:paper",
+        "moodb_sync:always",
+        "db0:keys=1,",
+        "moodb_fsync_count:",
+        "moodb_log_bytes:",
     ] {
         assert!(info.contains(needle), "INFO lacks {needle}:\n{info}");
     }
-    let fsyncs: u64 = info_field(&info, "fsync_count").parse().unwrap();
+    let fsyncs: u64 = info_field(&info, "moodb_fsync_count").parse().unwrap();
     assert!(fsyncs >= 1, "a durable SET costs a sync");
     let persistence: String = q(&mut con, &["INFO", "persistence"]).unwrap();
     assert!(persistence.starts_with("# Persistence") && !persistence.contains("# Stats"));
@@ -144,14 +144,14 @@ fn save_and_bgsave_checkpoint_now() {
     let _: () = q(&mut con, &["SET", "a", "1"]).unwrap();
     assert_eq!(q::<String>(&mut con, &["SAVE"]).unwrap(), "OK");
     let info: String = q(&mut con, &["INFO", "persistence"]).unwrap();
-    assert_eq!(info_field(&info, "last_checkpoint_lsn"), "1");
+    assert_eq!(info_field(&info, "moodb_last_checkpoint_lsn"), "1");
     let _: () = q(&mut con, &["SET", "b", "2"]).unwrap();
     let reply: String = q(&mut con, &["BGSAVE"]).unwrap();
     assert!(reply.contains("Background saving"));
     // SAVE after BGSAVE waits for a checkpoint that covers both writes.
     assert_eq!(q::<String>(&mut con, &["SAVE"]).unwrap(), "OK");
     let info: String = q(&mut con, &["INFO", "persistence"]).unwrap();
-    assert_eq!(info_field(&info, "last_checkpoint_lsn"), "2");
+    assert_eq!(info_field(&info, "moodb_last_checkpoint_lsn"), "2");
     assert!(q::<i64>(&mut con, &["LASTSAVE"]).unwrap() > 0);
 }
 

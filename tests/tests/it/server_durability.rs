@@ -121,12 +121,12 @@ fn checkpoint_during_write_load_compacts_the_log() {
     .unwrap();
     let acked = run_writers(s.url(), 4, 1000);
     let mut con = s.connect().unwrap();
-    assert!(info_field(&mut con, "checkpoints_completed") >= 1);
-    let ckpt_lsn = info_field(&mut con, "last_checkpoint_lsn");
-    let last_lsn = info_field(&mut con, "last_lsn");
+    assert!(info_field(&mut con, "rdb_saves") >= 1);
+    let ckpt_lsn = info_field(&mut con, "moodb_last_checkpoint_lsn");
+    let last_lsn = info_field(&mut con, "moodb_last_lsn");
     assert!(ckpt_lsn > 0 && ckpt_lsn <= last_lsn);
     // 4000 writes of ~30 bytes each would be >120 kB of log without compaction.
-    let log_bytes = info_field(&mut con, "log_bytes");
+    let log_bytes = info_field(&mut con, "moodb_log_bytes");
     assert!(log_bytes < 100_000, "log not compacted: {log_bytes} bytes");
     let files: Vec<String> = std::fs::read_dir(&s.data_dir)
         .unwrap()

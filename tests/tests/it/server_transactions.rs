@@ -37,8 +37,8 @@ fn queued(con: &mut redis::Connection, args: &[&str]) {
 fn last_lsn(con: &mut redis::Connection) -> u64 {
     let info: String = q(con, &["INFO", "persistence"]).unwrap();
     info.lines()
-        .find_map(|l| l.strip_prefix("last_lsn:"))
-        .unwrap_or_else(|| panic!("no last_lsn in INFO:\n{info}"))
+        .find_map(|l| l.strip_prefix("moodb_last_lsn:"))
+        .unwrap_or_else(|| panic!("no moodb_last_lsn in INFO:\n{info}"))
         .trim()
         .parse()
         .unwrap()

@@ -246,6 +246,9 @@ fn writer_loop(
         port: 0,
         process_id: std::process::id(),
         recovery: String::new(),
+        // The server's clock, so the bench pays for timing each command as the server does.
+        host: std::sync::Arc::new(moodb_server::host::ServerHost::new(None)),
+        ..StoreSettings::default()
     };
     let status = backend.status();
     let mut store: Store<usize> = Store::new(state, last_lsn, status, settings, now_ms());

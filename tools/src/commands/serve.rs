@@ -117,6 +117,7 @@ impl Args {
 
 pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let config = args.config()?;
+    let config_file = args.config.clone();
     // Before touching the data: a server that must not start should leave no trace.
     config.validate()?;
     let ready_file = config.ready_file.clone();
@@ -134,7 +135,7 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let report = recovered.report.clone();
     let name = backend.name();
     let (sync, dir) = (config.sync, config.data_dir.clone());
-    let server = Server::bind(config, backend, recovered)?;
+    let server = Server::bind(config, backend, recovered)?.with_config_file(config_file);
     let addr = server.local_addr();
     eprintln!(
         "moodb: ready to accept connections at {addr} (backend {name}, sync {sync}, data {})",

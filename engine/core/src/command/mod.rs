@@ -19,8 +19,11 @@
 //!   `expected`, set it to `new` (clearing any expiry, as SET does) and reply `:1`; reply `:0`
 //!   if the value differs or the key is missing (or expired). One record in the log, like SET.
 
+pub mod config;
 pub mod databases;
+pub mod diagnostics;
 pub mod glob;
+pub mod info;
 pub mod keys;
 pub mod long_double;
 pub mod pubsub;

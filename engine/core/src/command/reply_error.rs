@@ -35,7 +35,26 @@ pub enum ReplyError {
     ConfigSetUnknown { name: String },
     /// CONFIG SET with a bad value.
     #[error("ERR CONFIG SET failed (possibly related to argument '{name}') - {reason}")]
-    ConfigSetFailed { name: String, reason: &'static str },
+    ConfigSetFailed { name: String, reason: String },
+    /// CONFIG REWRITE could not write the file (Redis's text for a server without one is
+    /// `The server is running without a config file`).
+    #[error("ERR {reason}")]
+    ConfigRewrite { reason: String },
+    /// SLOWLOG GET with a count that is not an integer of at least -1.
+    #[error("ERR count should be greater than or equal to -1")]
+    SlowLogCount,
+    /// WAITAOF's numlocal is not 0 or 1.
+    #[error("ERR value is out of range, value must between 0 and 1")]
+    WaitAofRange,
+    #[error("ERR value is out of range, must be positive")]
+    MustBePositive,
+    #[error("ERR timeout is not an integer or out of range")]
+    TimeoutNotInteger,
+    #[error("ERR timeout is negative")]
+    TimeoutNegative,
+    /// WAITAOF with numlocal under `sync never` (Redis: appendonly disabled).
+    #[error("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.")]
+    WaitAofNoAof,
     #[error("ERR syntax error")]
     Syntax,
     #[error("ERR value is not an integer or out of range")]

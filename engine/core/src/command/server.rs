@@ -1,13 +1,13 @@
-//! Server commands: PING, ECHO, INFO, CONFIG GET, COMMAND, CLIENT, SELECT, SAVE, BGSAVE,
-//! LASTSAVE, QUIT, and AUTH/HELLO (answered by the session). Those with a fixed answer are
-//! answered here at parse time; INFO, CONFIG
-//! GET and the checkpoint commands are answered by the store owner from its state, with the
-//! renderers below.
+//! Server commands: PING, ECHO, INFO, COMMAND, CLIENT, SELECT, SAVE, BGSAVE, LASTSAVE, QUIT,
+//! and AUTH/HELLO (answered by the session). Those with a fixed answer are answered here at
+//! parse time; INFO (rendered in `info.rs`), CONFIG (`config.rs`), SLOWLOG / LATENCY /
+//! WAITAOF (`diagnostics.rs`) and the checkpoint commands are answered by the store from its
+//! state.
 
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec};
-use super::{exact, glob, wrong_arity, Command, ReplyError};
+use super::{exact, wrong_arity, Command, ReplyError};
 use crate::resp::{Frame, Protocol};
 use crate::store::clients::{ClientType, KillFilter, ReplyMode};
 
@@ -28,6 +28,19 @@ pub enum ServerCommand {
     LastSave,
     /// CONFIG SET with its parameter/value pairs (names in lower case).
     ConfigSet(Vec<(String, Bytes)>),
+    /// CONFIG REWRITE: the configuration as it is now into the server's file.
+    ConfigRewrite,
+    /// CONFIG RESETSTAT: the statistics from zero.
+    ConfigResetStat,
+    /// SLOWLOG GET / LEN / RESET.
+    SlowLog(super::diagnostics::SlowLogCommand),
+    /// LATENCY LATEST / HISTORY / RESET / DOCTOR.
+    Latency(super::diagnostics::LatencyCommand),
+    /// WAITAOF numlocal numreplicas timeout (checked).
+    WaitAof {
+        numlocal: u8,
+        numreplicas: u64,
+    },
     /// SUBSCRIBE, PUBLISH, PUBSUB, ...
     PubSub(super::pubsub::PubSubCommand),
     /// CLIENT subcommands that read or change the connection's state in the store.
@@ -236,42 +249,6 @@ fn sub(rest: &[Bytes]) -> Vec<u8> {
     rest.first()
         .map(|s| s.to_ascii_uppercase())
         .unwrap_or_default()
-}
-
-/// `CONFIG GET pattern ...`; RESETSTAT and REWRITE do nothing; SET is refused.
-pub fn parse_config(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
-    parse_config_sub(rest).map(Command::Server)
-}
-
-fn parse_config_sub(rest: &[Bytes]) -> Result<ServerCommand, Frame> {
-    match sub(rest).as_slice() {
-        b"GET" if rest.len() >= 2 => Ok(ServerCommand::ConfigGet(rest[1..].to_vec())),
-        b"GET" => Err(wrong_arity("config|get")),
-        b"RESETSTAT" | b"REWRITE" => Ok(ServerCommand::Reply(Frame::ok())),
-        b"SET" => parse_config_set(&rest[1..]),
-        _ => Err(unknown_sub("CONFIG", rest)),
-    }
-}
-
-/// `CONFIG SET parameter value [parameter value ...]`: a duplicate parameter is refused, as
-/// Redis does; which parameters exist the store decides.
-fn parse_config_set(args: &[Bytes]) -> Result<ServerCommand, Frame> {
-    if args.is_empty() || !args.len().is_multiple_of(2) {
-        return Err(wrong_arity("config|set"));
-    }
-    let mut pairs: Vec<(String, Bytes)> = Vec::with_capacity(args.len() / 2);
-    for pair in args.chunks(2) {
-        let name = String::from_utf8_lossy(&pair[0]).to_ascii_lowercase();
-        if pairs.iter().any(|(n, _)| *n == name) {
-            return Err(ReplyError::ConfigSetFailed {
-                name,
-                reason: "duplicate parameter",
-            }
-            .into());
-        }
-        pairs.push((name, pair[1].clone()));
-    }
-    Ok(ServerCommand::ConfigSet(pairs))
 }
 
 /// `CLIENT subcommand ...`: every subcommand's arity and arguments are checked here, as Redis
@@ -484,161 +461,6 @@ pub fn parse_shutdown(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command
     })))
 }
 
-/// The figures INFO reports, gathered by the store owner.
-#[derive(Debug, Clone, Default)]
-pub struct InfoFigures {
-    pub process_id: u32,
-    pub tcp_port: u16,
-    pub uptime_s: u64,
-    pub backend: String,
-    pub sync: String,
-    pub data_dir: String,
-    pub keys: u64,
-    /// Keys with a TTL (expired ones not yet deleted included, as Redis counts them).
-    pub expires: u64,
-    /// Each database holding keys: its number, keys and keys with a TTL.
-    pub keyspace: Vec<(u16, u64, u64)>,
-    /// Keys deleted because they expired, lazily or by the active cycle.
-    pub expired_keys: u64,
-    pub last_lsn: u64,
-    pub durable_lsn: u64,
-    pub log_bytes: u64,
-    pub last_checkpoint_lsn: Option<u64>,
-    pub last_checkpoint_unix_ms: Option<u64>,
-    pub checkpoint_in_progress: bool,
-    pub checkpoints_completed: u64,
-    pub checkpoints_failed: u64,
-    pub fsyncs: u64,
-    pub fsync_total_us: u64,
-    pub fsync_max_us: u64,
-    pub storage_error: Option<String>,
-    pub connected_clients: u64,
-    pub total_connections: u64,
-    /// Channels and patterns with a subscriber.
-    pub pubsub_channels: u64,
-    pub pubsub_patterns: u64,
-    pub total_commands: u64,
-    pub total_writes: u64,
-    pub recovery: String,
-}
-
-/// INFO's text: `# Section` headers and `name:value` lines, CRLF-separated, as Redis does; a
-/// verbatim string (`=txt:` in RESP3, a bulk string in RESP2).
-pub fn render_info(f: &InfoFigures, sections: &[String]) -> Frame {
-    let want = |s: &str| {
-        sections.is_empty()
-            || sections
-                .iter()
-                .any(|w| w == s || w == "all" || w == "everything" || w == "default")
-    };
-    let mut out = String::new();
-    let mut section = |name: &str, lines: Vec<(&str, String)>| {
-        if want(&name.to_lowercase()) {
-            if !out.is_empty() {
-                out.push_str("\r\n");
-            }
-            out.push_str(&format!("# {name}\r\n"));
-            for (k, v) in lines {
-                out.push_str(&format!("{k}:{v}\r\n"));
-            }
-        }
-    };
-    let opt = |v: Option<u64>| v.map_or_else(|| "-1".to_string(), |v| v.to_string());
-    section(
-        "Server",
-        vec![
-            ("redis_version", REDIS_VERSION.into()),
-            ("moodb_version", env!("CARGO_PKG_VERSION").into()),
-            ("process_id", f.process_id.to_string()),
-            ("tcp_port", f.tcp_port.to_string()),
-            ("uptime_in_seconds", f.uptime_s.to_string()),
-            ("backend", f.backend.clone()),
-            ("data_dir", f.data_dir.clone()),
-            ("recovery", f.recovery.clone()),
-        ],
-    );
-    section(
-        "Clients",
-        vec![("connected_clients", f.connected_clients.to_string())],
-    );
-    let avg_us = f.fsync_total_us.checked_div(f.fsyncs).unwrap_or(0);
-    section(
-        "Persistence",
-        vec![
-            ("loading", "0".into()),
-            ("sync", f.sync.clone()),
-            ("aof_enabled", "1".into()),
-            ("last_lsn", f.last_lsn.to_string()),
-            ("durable_lsn", f.durable_lsn.to_string()),
-            ("log_bytes", f.log_bytes.to_string()),
-            ("last_checkpoint_lsn", opt(f.last_checkpoint_lsn)),
-            ("last_checkpoint_unix_ms", opt(f.last_checkpoint_unix_ms)),
-            (
-                "rdb_last_save_time",
-                opt(f.last_checkpoint_unix_ms.map(|ms| ms / 1000)),
-            ),
-            (
-                "rdb_bgsave_in_progress",
-                u8::from(f.checkpoint_in_progress).to_string(),
-            ),
-            ("checkpoints_completed", f.checkpoints_completed.to_string()),
-            ("checkpoints_failed", f.checkpoints_failed.to_string()),
-            ("fsync_count", f.fsyncs.to_string()),
-            ("fsync_avg_latency_us", avg_us.to_string()),
-            ("fsync_max_latency_us", f.fsync_max_us.to_string()),
-            (
-                "storage_error",
-                f.storage_error.clone().unwrap_or_else(|| "none".into()),
-            ),
-        ],
-    );
-    section(
-        "Stats",
-        vec![
-            (
-                "total_connections_received",
-                f.total_connections.to_string(),
-            ),
-            ("total_commands_processed", f.total_commands.to_string()),
-            ("total_writes", f.total_writes.to_string()),
-            ("expired_keys", f.expired_keys.to_string()),
-            ("pubsub_channels", f.pubsub_channels.to_string()),
-            ("pubsub_patterns", f.pubsub_patterns.to_string()),
-            ("keys", f.keys.to_string()),
-        ],
-    );
-    let dbs: Vec<(String, String)> = f
-        .keyspace
-        .iter()
-        .map(|(db, keys, expires)| {
-            (
-                format!("db{db}"),
-                format!("keys={keys},expires={expires},avg_ttl=0"),
-            )
-        })
-        .collect();
-    section(
-        "Keyspace",
-        dbs.iter().map(|(k, v)| (k.as_str(), v.clone())).collect(),
-    );
-    Frame::verbatim_text(out)
-}
-
-/// CONFIG GET: a map of name to value (flat in RESP2) for every known parameter matching one
-/// of `patterns`.
-pub fn render_config_get(params: &[(&str, String)], patterns: &[Bytes]) -> Frame {
-    Frame::map(
-        params
-            .iter()
-            .filter(|(name, _)| {
-                patterns
-                    .iter()
-                    .any(|p| glob::matches(&p.to_ascii_lowercase(), name.as_bytes()))
-            })
-            .map(|(name, value)| (name, Frame::bulk(value))),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::test_support::req;
@@ -690,39 +512,6 @@ mod tests {
             server(&["config", "get", "save"]),
             Ok(ServerCommand::ConfigGet(req(&["save"])))
         );
-    }
-
-    #[test]
-    fn config_get_matches_patterns() {
-        let params = [("save", String::new()), ("appendonly", "yes".into())];
-        assert_eq!(
-            render_config_get(&params, &req(&["APPEND*"])),
-            Frame::map([("appendonly", Frame::bulk("yes"))])
-        );
-        assert_eq!(
-            render_config_get(&params, &req(&["nope"])),
-            Frame::Map(vec![])
-        );
-    }
-
-    #[test]
-    fn info_sections_are_selectable() {
-        let f = InfoFigures {
-            keys: 3,
-            fsyncs: 2,
-            fsync_total_us: 100,
-            ..Default::default()
-        };
-        let Frame::Verbatim { text: all, .. } = render_info(&f, &[]) else {
-            panic!()
-        };
-        let all = String::from_utf8_lossy(&all).into_owned();
-        assert!(all.contains("# Persistence\r\n") && all.contains("fsync_avg_latency_us:50\r\n"));
-        let Frame::Verbatim { text: one, .. } = render_info(&f, &["stats".into()]) else {
-            panic!()
-        };
-        let one = String::from_utf8_lossy(&one).into_owned();
-        assert!(one.starts_with("# Stats\r\n") && !one.contains("# Server"));
     }
 
     #[test]

@@ -28,7 +28,9 @@
 
 use bytes::Bytes;
 
-use super::{databases, keys, pubsub, server, strings, txn, Command, ReplyError};
+use super::{
+    config, databases, diagnostics, keys, pubsub, server, strings, txn, Command, ReplyError,
+};
 use crate::resp::Frame;
 
 /// Parses the arguments after the command name (their number already fits `spec.arity`).
@@ -328,16 +330,16 @@ const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 
 /// CONFIG's subcommands.
 const CONFIG_SUBS: &[CommandSpec] = &[
-    sub("config|get", -3, CONN_ADMIN_FLAGS, server::parse_config).acl(ADMIN_ACL),
+    sub("config|get", -3, CONN_ADMIN_FLAGS, config::parse_config).acl(ADMIN_ACL),
     sub(
         "config|resetstat",
         2,
         CONN_ADMIN_FLAGS,
-        server::parse_config,
+        config::parse_config,
     )
     .acl(ADMIN_ACL),
-    sub("config|rewrite", 2, CONN_ADMIN_FLAGS, server::parse_config).acl(ADMIN_ACL),
-    sub("config|set", -4, CONN_ADMIN_FLAGS, server::parse_config)
+    sub("config|rewrite", 2, CONN_ADMIN_FLAGS, config::parse_config).acl(ADMIN_ACL),
+    sub("config|set", -4, CONN_ADMIN_FLAGS, config::parse_config)
         .acl(ADMIN_ACL)
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
 ];
@@ -889,7 +891,7 @@ const ROWS: &[CommandSpec] = &[
         "config",
         -2,
         &[],
-        server::parse_config,
+        config::parse_config,
     )
     .acl(&["@slow"])
     .subs(CONFIG_SUBS)
@@ -897,8 +899,32 @@ const ROWS: &[CommandSpec] = &[
         "server",
         "2.0.0",
         "Depends on subcommand.",
-        "A container for server configuration commands (MooDB: CONFIG GET)",
+        "A container for server configuration commands",
     ),
+    CommandSpec::new("slowlog", -2, &[], diagnostics::parse_slowlog)
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "2.2.12",
+            "Depends on subcommand.",
+            "A container for slow log commands",
+        ),
+    CommandSpec::new("latency", -2, &[], diagnostics::parse_latency)
+        .acl(&["@slow"])
+        .doc(
+            "server",
+            "2.8.13",
+            "Depends on subcommand.",
+            "A container for latency diagnostics commands",
+        ),
+    CommandSpec::new("waitaof", 4, &[F::NOSCRIPT], diagnostics::parse_waitaof)
+        .acl(&["@slow", "@connection"])
+        .doc(
+            "generic",
+            "7.2.0",
+            "O(1)",
+            "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.",
+        ),
     CommandSpec::new(
         "command",
         -1,

@@ -43,6 +43,8 @@ pub(crate) struct Checkpoints<T> {
     pub last_started_ms: u64,
     pub completed: u64,
     pub failed: u64,
+    /// The last checkpoint failed (INFO `rdb_last_bgsave_status:err`).
+    pub last_failed: bool,
 }
 
 impl<T> Checkpoints<T> {
@@ -56,6 +58,7 @@ impl<T> Checkpoints<T> {
             last_started_ms: now_ms,
             completed: 0,
             failed: 0,
+            last_failed: false,
         }
     }
 

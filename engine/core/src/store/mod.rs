@@ -20,7 +20,9 @@
 pub mod checkpoint;
 pub mod clients;
 pub mod gate;
+pub mod host;
 mod messages;
+pub mod stats;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -28,10 +30,12 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use crate::backend::{BackendStatus, CheckpointReport, LogEntry, SyncPolicy};
+use crate::command::config::{self, PubSubLimits};
 use crate::command::databases::{self, DbCommand};
-use crate::command::server::{
-    render_config_get, render_info, ClientCommand, InfoFigures, ShutdownMode,
-};
+use crate::command::diagnostics::{self, LatencyCommand, SlowLogCommand};
+use crate::command::info::{render_info, InfoFigures};
+use crate::command::server::{ClientCommand, ShutdownMode};
+use crate::command::table;
 use crate::command::txn::{Emptying, SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
@@ -46,6 +50,8 @@ pub use gate::Release;
 use checkpoint::Checkpoints;
 use clients::{Clients, Peer, SessionControl};
 use gate::{DurabilityGate, Waiting};
+use host::SharedHost;
+use stats::{LatencyMonitor, SlowLog, Stats};
 
 /// What the store needs to know about the server it runs in.
 #[derive(Debug, Clone)]
@@ -64,6 +70,56 @@ pub struct StoreSettings {
     pub recovery: String,
     /// Keyspace notifications (`notify-keyspace-events`; CONFIG SET changes it).
     pub notify_keyspace_events: NotifyFlags,
+    /// The output limit of clients with subscriptions (the sessions apply it).
+    pub pubsub: PubSubLimits,
+    /// The password clients must AUTH with (the sessions check it; CONFIG GET shows it).
+    pub requirepass: Option<String>,
+    /// Commands taking at least this many µs go to the slow log (negative: none; 0: all).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps.
+    pub slowlog_max_len: u64,
+    /// Latency events of at least this many ms are recorded (0: none).
+    pub latency_monitor_threshold: u64,
+    /// The monotonic clock, the process's figures and the configuration file.
+    pub host: SharedHost,
+}
+
+/// Redis's defaults for what MooDB's configuration adds to the store's settings.
+pub const SLOWLOG_LOG_SLOWER_THAN: i64 = 10_000;
+pub const SLOWLOG_MAX_LEN: u64 = 128;
+
+impl Default for StoreSettings {
+    /// Defaults everywhere (Redis's where Redis has one) and a [`host::FakeHost`] whose clock
+    /// stands still: for tests and tools; the server passes its own host.
+    fn default() -> Self {
+        StoreSettings {
+            sync: SyncPolicy::Always,
+            checkpoint: CheckpointConfig::default(),
+            limits: Limits::default(),
+            databases: 16,
+            backend: String::new(),
+            data_dir: PathBuf::from("moodb-data"),
+            port: 6380,
+            process_id: 0,
+            recovery: String::new(),
+            notify_keyspace_events: NotifyFlags::default(),
+            pubsub: PubSubLimits::default(),
+            requirepass: None,
+            slowlog_log_slower_than: SLOWLOG_LOG_SLOWER_THAN,
+            slowlog_max_len: SLOWLOG_MAX_LEN,
+            latency_monitor_threshold: 0,
+            host: host::FakeHost::stepping(0),
+        }
+    }
+}
+
+/// Settings for unit tests: the defaults with a fake clock stepping 1 µs per reading.
+#[cfg(test)]
+pub(crate) fn test_settings() -> StoreSettings {
+    StoreSettings {
+        host: host::FakeHost::stepping(1000),
+        ..StoreSettings::default()
+    }
 }
 
 /// A checkpoint to run: every database as of `lsn` (an O(1) clone each).
@@ -74,15 +130,6 @@ pub struct CheckpointStart {
     pub records: Vec<LogEntry>,
     pub lsn: Lsn,
     pub state: Databases,
-}
-
-#[derive(Debug, Default)]
-struct Stats {
-    connected: u64,
-    connections: u64,
-    commands: u64,
-    writes: u64,
-    expired: u64,
 }
 
 /// Keys with a TTL looked at per round of [`Store::expire_cycle`] (Redis's
@@ -127,6 +174,17 @@ pub struct Store<T> {
     status: BackendStatus,
     checkpoints: Checkpoints<T>,
     stats: Stats,
+    slowlog: SlowLog,
+    latency: LatencyMonitor,
+    /// CONFIG SET changed the settings since [`Store::take_settings_change`].
+    settings_changed: bool,
+    /// The last time passed in (execute, tick), for events reported without one (fsyncs).
+    now_ms: u64,
+    used_memory_peak: u64,
+    /// The backend's fsync figures already looked at for the latency monitor.
+    fsyncs_seen: (u64, std::time::Duration),
+    /// This run's id (INFO `run_id`, `master_replid`): 40 hex digits drawn at start.
+    run_id: String,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
     /// Channel and pattern subscriptions.
@@ -169,6 +227,8 @@ impl<T> Store<T> {
     ) -> Self {
         let mut dbs = state.into();
         dbs.grow_to(settings.databases);
+        let fsyncs_seen = (status.fsyncs, status.fsync_total);
+        let run_id = run_id(now_ms, settings.process_id);
         Store {
             dbs,
             selected: HashMap::new(),
@@ -190,6 +250,13 @@ impl<T> Store<T> {
             checkpoints: Checkpoints::new(status.last_checkpoint_lsn, now_ms),
             status,
             stats: Stats::default(),
+            slowlog: SlowLog::default(),
+            latency: LatencyMonitor::default(),
+            settings_changed: false,
+            now_ms,
+            used_memory_peak: 0,
+            fsyncs_seen,
+            run_id,
             txns: Transactions::new(),
             pubsub: PubSub::new(),
             held_pushes: VecDeque::new(),
@@ -338,6 +405,7 @@ impl<T> Store<T> {
     /// Records through `lsn` are durable (synced under `always`; appended under the other
     /// policies): moves every batch that may now leave into `out`.
     pub fn on_durable(&mut self, lsn: Lsn, status: BackendStatus, out: &mut Vec<Release<T>>) {
+        self.note_fsyncs(&status);
         self.status = status;
         self.gate.release(lsn, self.last_lsn, out);
         self.release_pushes();
@@ -427,11 +495,13 @@ impl<T> Store<T> {
         let failure = match result {
             Ok(report) => {
                 c.completed += 1;
+                c.last_failed = false;
                 c.last_lsn = Some(report.lsn);
                 None
             }
             Err(err) => {
                 c.failed += 1;
+                c.last_failed = true;
                 c.last_lsn = lsn.or(c.last_lsn);
                 Some(Frame::from(ReplyError::CheckpointFailed {
                     cause: err.to_string(),
@@ -576,7 +646,113 @@ impl<T> Store<T> {
         now_ms: u64,
         save: &mut bool,
     ) -> (Frame, Lsn) {
+        self.now_ms = now_ms;
+        let start = self.settings.host.monotonic_ns();
+        let (reply, wait) = self.execute_request(session, proto, request, now_ms, save);
+        let micros = self.settings.host.monotonic_ns().saturating_sub(start) / 1000;
+        self.account(session, request, &reply, micros, now_ms);
+        (reply, wait)
+    }
+
+    /// Counts one executed request as Redis does: `total_commands_processed`, its command's
+    /// calls, µs and failed or rejected calls (rejected: unknown, wrong arity), the error
+    /// reply's kind; then the slow log and the `command` / `fast-command` latency events.
+    /// Commands queued by MULTI are counted when EXEC runs (as EXEC).
+    fn account(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        reply: &Frame,
+        micros: u64,
+        now_ms: u64,
+    ) {
+        let error = match reply {
+            Frame::Error(text) => Some(text.as_str()),
+            Frame::Simple(s) if s == "QUEUED" => return,
+            _ => None,
+        };
+        if let Some(text) = error {
+            self.stats.note_error(text);
+        }
+        let Some((name, rest)) = request.split_first() else {
+            return;
+        };
+        let Some(spec) = table::lookup(name) else {
+            self.stats.rejected_calls += 1;
+            return;
+        };
+        let rejected = !spec.arity_fits(request.len());
+        let stat = match rest.first() {
+            Some(sub)
+                if CONTAINERS.contains(&spec.name)
+                    && !error.is_some_and(|e| e.starts_with("ERR unknown subcommand")) =>
+            {
+                let sub = String::from_utf8_lossy(&sub[..sub.len().min(32)]).to_lowercase();
+                self.stats.command(&format!("{}|{sub}", spec.name))
+            }
+            _ => self.stats.command(spec.name),
+        };
+        if rejected {
+            stat.rejected += 1;
+            self.stats.rejected_calls += 1;
+            return;
+        }
+        stat.calls += 1;
+        stat.usec += micros;
+        if error.is_some() {
+            stat.failed += 1;
+        }
         self.stats.commands += 1;
+        if !spec.is(table::Flags::SKIP_SLOWLOG) {
+            let s = &self.settings;
+            let mut args: Vec<Bytes>;
+            let request = if spec.name == "config" && request.len() > 3 {
+                // CONFIG SET's secrets stay out of the log, as in Redis.
+                args = request.to_vec();
+                for i in (2..args.len().saturating_sub(1)).step_by(2) {
+                    if config::is_secret(&args[i]) {
+                        args[i + 1] = Bytes::from_static(b"(redacted)");
+                    }
+                }
+                &args[..]
+            } else {
+                request
+            };
+            let client = self.clients.get(session);
+            self.slowlog.note(
+                s.slowlog_log_slower_than,
+                s.slowlog_max_len,
+                micros,
+                now_ms / 1000,
+                request,
+                client
+                    .map(|c| Bytes::from(c.peer.addr.clone()))
+                    .unwrap_or_default(),
+                client.and_then(|c| c.name.clone()).unwrap_or_default(),
+            );
+            let event = if spec.is(table::Flags::FAST) {
+                "fast-command"
+            } else {
+                "command"
+            };
+            self.latency.note(
+                s.latency_monitor_threshold,
+                event,
+                micros / 1000,
+                now_ms / 1000,
+            );
+        }
+    }
+
+    /// Executes one request; see [`Store::execute_one`].
+    fn execute_request(
+        &mut self,
+        session: SessionId,
+        proto: Protocol,
+        request: &[Bytes],
+        now_ms: u64,
+        save: &mut bool,
+    ) -> (Frame, Lsn) {
         // (`is_empty` first: no hash lookup per request while nobody subscribes.)
         if proto == Protocol::Resp2
             && !self.pubsub.is_empty()
@@ -605,7 +781,11 @@ impl<T> Store<T> {
                 }
                 let ctx = self.context(now_ms);
                 let op = self.notifying().then(|| cmd.op.clone());
+                let reads = !cmd.is_write();
                 let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
+                if reads {
+                    self.note_lookups(db, &applied.access, now_ms);
+                }
                 let mut wait = match applied.record {
                     // The newest LSN: it covers whatever the write read, no lookup needed.
                     Some(record) => {
@@ -632,6 +812,7 @@ impl<T> Store<T> {
                 (applied.reply, wait)
             }
             Command::Server(ServerCommand::PubSub(cmd)) => (self.pubsub_command(session, cmd), 0),
+            Command::Server(ServerCommand::WaitAof { numlocal, .. }) => self.waitaof(numlocal),
             Command::Server(cmd) => (self.server_command(session, cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
             Command::Db(cmd) => {
@@ -683,30 +864,6 @@ impl<T> Store<T> {
             })
             .max()
             .unwrap_or(0)
-    }
-
-    /// CONFIG SET: every parameter is checked before any is changed, as Redis does.
-    fn config_set(&mut self, pairs: Vec<(String, Bytes)>) -> Frame {
-        let mut notify = None;
-        for (name, value) in &pairs {
-            match name.as_str() {
-                "notify-keyspace-events" => match NotifyFlags::parse(value) {
-                    Some(flags) => notify = Some(flags),
-                    None => {
-                        return ReplyError::ConfigSetFailed {
-                            name: name.clone(),
-                            reason: "Invalid event class character. Use 'Ag$lshzxeKEtmdn'.",
-                        }
-                        .into()
-                    }
-                },
-                _ => return ReplyError::ConfigSetUnknown { name: name.clone() }.into(),
-            }
-        }
-        if let Some(flags) = notify {
-            self.settings.notify_keyspace_events = flags;
-        }
-        Frame::ok()
     }
 
     fn transaction_command(
@@ -800,6 +957,11 @@ impl<T> Store<T> {
                         Frame::Array(frames)
                     }
                 }
+                Command::Server(ServerCommand::WaitAof { numlocal, .. }) => {
+                    let (reply, lsn) = self.waitaof(numlocal);
+                    wait = wait.max(lsn);
+                    reply
+                }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
                 Command::Server(cmd) => self.server_command(session, cmd, now_ms, &mut false),
                 // Only UNWATCH is queued; EXEC drops the watches anyway.
@@ -879,9 +1041,37 @@ impl<T> Store<T> {
                 Frame::ok()
             }
             ServerCommand::Info(sections) => render_info(&self.info_figures(now_ms), &sections),
-            ServerCommand::ConfigGet(patterns) => {
-                render_config_get(&self.config_params(), &patterns)
+            ServerCommand::ConfigGet(patterns) => config::config_get(&self.settings, &patterns),
+            ServerCommand::ConfigRewrite => match self.settings.host.rewrite_config(&self.settings)
+            {
+                Ok(()) => Frame::ok(),
+                Err(reason) => ReplyError::ConfigRewrite { reason }.into(),
+            },
+            ServerCommand::ConfigResetStat => {
+                self.stats.reset();
+                Frame::ok()
             }
+            ServerCommand::SlowLog(cmd) => match cmd {
+                SlowLogCommand::Get(count) => diagnostics::render_slowlog(&self.slowlog, count),
+                SlowLogCommand::Len => Frame::Integer(self.slowlog.len() as i64),
+                SlowLogCommand::Reset => {
+                    self.slowlog.reset();
+                    Frame::ok()
+                }
+            },
+            ServerCommand::Latency(cmd) => match cmd {
+                LatencyCommand::Latest => diagnostics::render_latest(&self.latency),
+                LatencyCommand::History(event) => {
+                    diagnostics::render_history(&self.latency, &event)
+                }
+                LatencyCommand::Reset(events) => Frame::Integer(self.latency.reset(&events) as i64),
+                LatencyCommand::Doctor => diagnostics::render_doctor(
+                    &self.latency,
+                    self.settings.latency_monitor_threshold,
+                ),
+            },
+            // Answered in `execute_request` (it may wait).
+            ServerCommand::WaitAof { .. } => Frame::Null,
             ServerCommand::Save => {
                 *save = true;
                 Frame::ok()
@@ -890,7 +1080,15 @@ impl<T> Store<T> {
                 self.checkpoints.bgsave_requested = true;
                 Frame::Simple("Background saving started".into())
             }
-            ServerCommand::ConfigSet(pairs) => self.config_set(pairs),
+            ServerCommand::ConfigSet(pairs) => match config::config_set(&self.settings, &pairs) {
+                Ok(next) => {
+                    self.slowlog.trim(next.slowlog_max_len);
+                    self.settings = next;
+                    self.settings_changed = true;
+                    Frame::ok()
+                }
+                Err(err) => err.into(),
+            },
             // Answered in `execute_one` (it needs the session).
             ServerCommand::PubSub(_) => Frame::Null,
             ServerCommand::LastSave => Frame::Integer(
@@ -901,49 +1099,95 @@ impl<T> Store<T> {
         }
     }
 
-    fn config_params(&self) -> Vec<(&'static str, String)> {
-        let s = &self.settings;
-        let fsync = match s.sync {
-            SyncPolicy::Always => "always",
-            SyncPolicy::Every(_) => "everysec",
-            SyncPolicy::Never => "no",
-        };
-        vec![
-            ("save", String::new()),
-            ("appendonly", "yes".into()),
-            ("appendfsync", fsync.into()),
-            ("port", s.port.to_string()),
-            ("databases", s.databases.to_string()),
-            ("dir", s.data_dir.display().to_string()),
-            ("maxmemory", "0".into()),
-            (
-                "notify-keyspace-events",
-                s.notify_keyspace_events.to_string(),
+    /// WAITAOF: under `always` every acknowledged write is synced, so the reply waits for
+    /// the last write applied and then says `[1, 0]` truthfully; under `every:<ms>` it says
+    /// whether that write is synced now (no waiting); under `never` (Redis: appendonly no)
+    /// numlocal is refused. There are no replicas: the second figure is 0 and the call never
+    /// blocks for them.
+    fn waitaof(&self, numlocal: u8) -> (Frame, Lsn) {
+        let reply = |local: i64| Frame::Array(vec![Frame::Integer(local), Frame::Integer(0)]);
+        match self.settings.sync {
+            SyncPolicy::Always => (reply(1), self.last_lsn),
+            SyncPolicy::Every(_) => (
+                reply(i64::from(self.status.durable_lsn >= self.last_lsn)),
+                0,
             ),
-            ("proto-max-bulk-len", s.limits.max_bulk_len.to_string()),
-            ("moodb-backend", s.backend.clone()),
-            ("moodb-sync", s.sync.to_string()),
-            (
-                "moodb-checkpoint-log-bytes",
-                s.checkpoint.log_bytes.to_string(),
-            ),
-            (
-                "moodb-checkpoint-interval-ms",
-                s.checkpoint.interval_ms.to_string(),
-            ),
-        ]
+            SyncPolicy::Never if numlocal > 0 => (ReplyError::WaitAofNoAof.into(), 0),
+            SyncPolicy::Never => (reply(0), 0),
+        }
+    }
+
+    /// Keyspace hits and misses of a read command: each key it read, live or not.
+    fn note_lookups(&mut self, db: u16, access: &Access, now_ms: u64) {
+        if let Access::Keys(keys) = access {
+            let ks = self.dbs.db_mut(db);
+            let hits = keys
+                .iter()
+                .filter(|k| ks.get_live(k, now_ms).is_some())
+                .count() as u64;
+            self.stats.keyspace_hits += hits;
+            self.stats.keyspace_misses += keys.len() as u64 - hits;
+        }
+    }
+
+    /// The settings after a CONFIG SET changed them (once per change), for the caller to
+    /// hand on to what applies them outside the store (sessions, listener, WAL writer).
+    pub fn take_settings_change(&mut self) -> Option<&StoreSettings> {
+        std::mem::take(&mut self.settings_changed).then_some(&self.settings)
+    }
+
+    /// The store's settings as they are now.
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    /// The caller's periodic tick (the server: every 100 ms, with the active expiry): the
+    /// ops-per-second sample and the memory peak.
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+        self.stats.sample(now_ms);
+        self.used_memory_peak = self.used_memory_peak.max(stats::estimate_memory(&self.dbs));
+    }
+
+    /// Notes the fsyncs the backend did since the last look as `aof-fsync-always` latency
+    /// events (under `always`; the average of the new ones, exact for one sync per group).
+    fn note_fsyncs(&mut self, status: &BackendStatus) {
+        let (count, total) = self.fsyncs_seen;
+        self.fsyncs_seen = (status.fsyncs, status.fsync_total);
+        let new = status.fsyncs.saturating_sub(count);
+        if new == 0 || self.settings.sync != SyncPolicy::Always {
+            return;
+        }
+        let ms = status.fsync_total.saturating_sub(total).as_millis() as u64 / new;
+        self.latency.note(
+            self.settings.latency_monitor_threshold,
+            "aof-fsync-always",
+            ms,
+            self.now_ms / 1000,
+        );
     }
 
     fn info_figures(&self, now_ms: u64) -> InfoFigures {
         let st = &self.status;
         let c = &self.checkpoints;
+        let s = &self.settings;
+        let used_memory = stats::estimate_memory(&self.dbs);
         InfoFigures {
-            process_id: self.settings.process_id,
-            tcp_port: self.settings.port,
+            process_id: s.process_id,
+            run_id: self.run_id.clone(),
+            tcp_port: s.port,
+            now_ms,
             uptime_s: now_ms.saturating_sub(self.started_ms) / 1000,
-            backend: self.settings.backend.clone(),
-            sync: self.settings.sync.to_string(),
-            data_dir: self.settings.data_dir.display().to_string(),
+            backend: s.backend.clone(),
+            sync: s.sync.to_string(),
+            aof_enabled: s.sync != SyncPolicy::Never,
+            data_dir: s.data_dir.display().to_string(),
+            recovery: s.recovery.clone(),
+            connected_clients: self.stats.connected,
+            maxclients: s.limits.max_clients,
+            used_memory,
+            used_memory_peak: self.used_memory_peak.max(used_memory),
+            resources: s.host.resources(),
             keys: self.dbs.len() as u64,
             expires: self
                 .dbs
@@ -965,19 +1209,56 @@ impl<T> Store<T> {
             checkpoint_in_progress: c.running.is_some(),
             checkpoints_completed: c.completed,
             checkpoints_failed: c.failed,
+            last_checkpoint_failed: c.last_failed,
             fsyncs: st.fsyncs,
             fsync_total_us: st.fsync_total.as_micros() as u64,
             fsync_max_us: st.fsync_max.as_micros() as u64,
             storage_error: self.storage_error.as_ref().map(ToString::to_string),
-            connected_clients: self.stats.connected,
             total_connections: self.stats.connections,
+            total_commands: self.stats.commands,
+            ops_per_sec: self.stats.ops_per_sec(),
+            keyspace_hits: self.stats.keyspace_hits,
+            keyspace_misses: self.stats.keyspace_misses,
             pubsub_channels: self.pubsub.channel_count() as u64,
             pubsub_patterns: self.pubsub.numpat() as u64,
-            total_commands: self.stats.commands,
+            total_error_replies: self.stats.error_replies,
+            rejected_calls: self.stats.rejected_calls,
             total_writes: self.stats.writes,
-            recovery: self.settings.recovery.clone(),
+            commands: self
+                .stats
+                .commands_by_name
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
+            errors: self
+                .stats
+                .errors_by_kind
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
+}
+
+/// The commands whose figures Redis 7 keeps per subcommand (`config|get`).
+const CONTAINERS: &[&str] = &[
+    "config", "client", "command", "slowlog", "latency", "pubsub", "object",
+];
+
+/// 40 hex digits from the start time and the process id (splitmix64): different for each
+/// run, as Redis's random run id.
+fn run_id(now_ms: u64, pid: u32) -> String {
+    let mut x = now_ms ^ (u64::from(pid) << 32);
+    let mut out = String::with_capacity(40);
+    while out.len() < 40 {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out.push_str(&format!("{:016x}", z ^ (z >> 31)));
+    }
+    out.truncate(40);
+    out
 }
 
 /// The reply to a write after the storage failed.

@@ -88,6 +88,11 @@ pub struct SessionNamed {
     pub name: bytes::Bytes,
 }
 
+/// Store owner → WAL writer: CONFIG SET changed the sync policy.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSync(pub moodb_core::backend::SyncPolicy);
+
 /// Session → store owner: the connection closed; forget its transaction and watches.
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -40,6 +40,7 @@ use super::{
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
 use crate::config::PubSubLimits;
+use crate::live::LiveConfig;
 use moodb_core::command::server::{self, HelloOption};
 use moodb_core::command::table::{self, session_command, Flags, SessionCommand};
 use moodb_core::command::txn::SessionId;
@@ -140,6 +141,9 @@ pub struct Session {
     /// Reply bytes in the write buffer.
     pending_out: Pending,
     config: Arc<SessionConfig>,
+    /// Where CONFIG SET's changes to `config` come from, and the change last seen.
+    live: Arc<LiveConfig>,
+    live_seen: u64,
     authenticated: bool,
     /// The protocol after every request read so far (HELLO changes it).
     proto: Protocol,
@@ -186,9 +190,11 @@ impl Session {
     pub fn start(
         stream: TcpStream,
         store: Addr<StoreOwner>,
-        config: Arc<SessionConfig>,
+        live: Arc<LiveConfig>,
         slot: ClientSlot,
     ) -> Addr<Session> {
+        let live_seen = live.generation();
+        let config = live.get();
         // Replies are written as soon as they are ready: no Nagle delay.
         let _ = stream.set_nodelay(true);
         let peer = stream
@@ -223,6 +229,8 @@ impl Session {
                 reset_at: Vec::new(),
                 monitoring: false,
                 config,
+                live,
+                live_seen,
                 last_active: Instant::now(),
                 peer,
                 laddr,
@@ -382,6 +390,7 @@ impl Session {
 
     /// Checks the output limits; a client past one is disconnected (false).
     fn output_fits(&mut self, ctx: &mut Context<Self>) -> bool {
+        self.live.refresh(&mut self.live_seen, &mut self.config);
         let pending = self.pending_out.get() + self.held_push_bytes;
         let max = self.config.limits.max_output_buffer;
         let over = if max > 0 && pending > max {
@@ -439,21 +448,27 @@ impl Actor for Session {
             },
             control: ctx.address().recipient(),
         });
+        // Checked every second (more often for a short timeout), also while it is 0: CONFIG
+        // SET timeout applies to connected clients too.
         let idle = self.config.limits.idle_timeout_s;
-        if idle > 0 {
-            let timeout = Duration::from_secs(idle);
-            let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-            ctx.run_interval(every, move |s, ctx| {
-                // As in Redis, a client with subscriptions (or a monitor) is never idle.
-                let waiting = s.next_out != s.next_seq
-                    || s.pending_out.get() > 0
-                    || s.subscriptions > 0
-                    || s.monitoring;
-                if !waiting && s.last_active.elapsed() >= timeout {
-                    ctx.stop();
-                }
-            });
-        }
+        let every = if idle > 0 {
+            (Duration::from_secs(idle) / 4)
+                .clamp(Duration::from_millis(100), Duration::from_secs(1))
+        } else {
+            Duration::from_secs(1)
+        };
+        ctx.run_interval(every, move |s, ctx| {
+            s.live.refresh(&mut s.live_seen, &mut s.config);
+            let idle = s.config.limits.idle_timeout_s;
+            // As in Redis, a client with subscriptions (or a monitor) is never idle.
+            let waiting = s.next_out != s.next_seq
+                || s.pending_out.get() > 0
+                || s.subscriptions > 0
+                || s.monitoring;
+            if idle > 0 && !waiting && s.last_active.elapsed() >= Duration::from_secs(idle) {
+                ctx.stop();
+            }
+        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -467,6 +482,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
             return;
         }
         self.last_active = Instant::now();
+        self.live.refresh(&mut self.live_seen, &mut self.config);
         match item {
             Ok(mut requests) => {
                 // The usual case: nothing for the session itself to answer, so the decoded

@@ -21,10 +21,13 @@ use moodb_core::store::clients::SessionControl;
 use moodb_core::store::{Release, Store, StoreSettings};
 use tokio::sync::Notify;
 
+use super::session::SessionConfig;
 use super::{
     Append, Appended, Batch, CheckpointDone, Control, Replies, SessionClosed, SessionNamed,
-    SessionOpened, Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
+    SessionOpened, SetSync, Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
 };
+use crate::auth::Password;
+use crate::live::LiveConfig;
 
 /// Where a batch's replies go: the session and the batch's number in its stream.
 pub struct ReplyTo {
@@ -48,6 +51,8 @@ pub struct StoreOwner {
     /// Told once SHUTDOWN may proceed (the listener loop then syncs the log and exits).
     exit: Option<Arc<Notify>>,
     exiting: bool,
+    /// Where CONFIG SET's changes for the sessions and the listener go.
+    live: Option<Arc<LiveConfig>>,
 }
 
 impl StoreOwner {
@@ -69,6 +74,7 @@ impl StoreOwner {
             controls: HashMap::new(),
             exit: None,
             exiting: false,
+            live: None,
         }
     }
 
@@ -109,6 +115,33 @@ impl StoreOwner {
         true
     }
 
+    /// Connects the sessions' shared configuration, which CONFIG SET changes.
+    pub fn set_live(&mut self, live: Arc<LiveConfig>) {
+        self.live = Some(live);
+    }
+
+    /// Hands what CONFIG SET changed to those who apply it: the sessions and the listener
+    /// (limits, password, Pub/Sub limit), the WAL writer (sync policy). The store applies the
+    /// rest itself (checkpoint triggers, notifications, slow log, latency monitor).
+    fn apply_settings_change(&mut self) {
+        let Some(s) = self.store.take_settings_change() else {
+            return;
+        };
+        if let Some(live) = &self.live {
+            live.set(SessionConfig {
+                limits: s.limits,
+                password: s
+                    .requirepass
+                    .as_deref()
+                    .map(|p| Password::new(p.as_bytes())),
+                pubsub: s.pubsub,
+            });
+        }
+        let sync = s.sync;
+        self.checkpoint_interval_ms = s.checkpoint.interval_ms;
+        self.send_wal(SetSync(sync));
+    }
+
     /// Connects the WAL writer (created after the store owner, since each holds the other's
     /// address).
     pub fn set_wal(&mut self, wal: Addr<WalWriter>) {
@@ -138,6 +171,7 @@ impl StoreOwner {
     /// Runs the store's active expiry cycle and sends its DELETE records at once (unless a
     /// flush is already scheduled, which will take them).
     fn expire_cycle(&mut self) {
+        self.store.tick(now_ms());
         if self.store.expire_cycle(now_ms()) > 0 && !self.flush_scheduled {
             self.flush_tick();
         }
@@ -232,6 +266,7 @@ impl Handler<Batch> for StoreOwner {
             self.released.push(release);
         }
         self.send_released();
+        self.apply_settings_change();
         self.send_controls(batch.seq);
         self.maybe_exit();
         if self.store.wants_flush() && !self.flush_scheduled {

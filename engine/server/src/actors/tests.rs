@@ -35,6 +35,7 @@ impl Backend for MemBackend {
     fn name(&self) -> &'static str {
         "mem"
     }
+    fn set_sync_policy(&mut self, _: SyncPolicy) {}
     fn recover(&mut self) -> Result<Recovered, StorageError> {
         Ok(Recovered {
             state: Databases::default(),
@@ -102,6 +103,7 @@ fn settings() -> StoreSettings {
         port: 0,
         process_id: std::process::id(),
         recovery: String::new(),
+        ..StoreSettings::default()
     }
 }
 

@@ -26,8 +26,8 @@ use moodb_core::group_commit::GroupCommit;
 use moodb_core::record::Lsn;
 
 use super::{
-    Append, Appended, CheckpointDone, CheckpointWritten, Snapshotter, StartCheckpoint, StoreOwner,
-    SyncNow, WriteCheckpoint,
+    Append, Appended, CheckpointDone, CheckpointWritten, SetSync, Snapshotter, StartCheckpoint,
+    StoreOwner, SyncNow, WriteCheckpoint,
 };
 
 /// Under the `server::ack_before_write` failpoint (a deliberately broken build for the crash
@@ -75,6 +75,8 @@ pub struct WalWriter {
     last_group: usize,
     /// A checkpoint that waits for the group in flight.
     checkpoint_waiting: Option<StartCheckpoint>,
+    /// The `every:<ms>` timer, while that is the policy.
+    every_timer: Option<SpawnHandle>,
 }
 
 impl WalWriter {
@@ -97,6 +99,24 @@ impl WalWriter {
             in_flight: false,
             last_group: 0,
             checkpoint_waiting: None,
+            every_timer: None,
+        }
+    }
+
+    /// Starts the `every:<ms>` sync timer if that is the policy.
+    fn start_every_timer(&mut self, ctx: &mut Context<Self>) {
+        if let SyncPolicy::Every(period) = self.sync {
+            let timer = ctx.run_interval(period.max(Duration::from_millis(1)), |w, _| {
+                let mut log = lock(&w.log);
+                if log.unsynced() {
+                    if let Err(err) = log.sync() {
+                        let status = log.status();
+                        drop(log);
+                        w.report(Err(err), status);
+                    }
+                }
+            });
+            self.every_timer = Some(timer);
         }
     }
 
@@ -168,18 +188,7 @@ impl Actor for WalWriter {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let SyncPolicy::Every(period) = self.sync {
-            ctx.run_interval(period.max(Duration::from_millis(1)), |w, _| {
-                let mut log = lock(&w.log);
-                if log.unsynced() {
-                    if let Err(err) = log.sync() {
-                        let status = log.status();
-                        drop(log);
-                        w.report(Err(err), status);
-                    }
-                }
-            });
-        }
+        self.start_every_timer(ctx);
     }
 }
 
@@ -226,6 +235,32 @@ impl Handler<GroupCommitted> for WalWriter {
         }
         // What arrived during the sync is the next group: commit it now.
         self.commit(ctx);
+    }
+}
+
+impl Handler<SetSync> for WalWriter {
+    type Result = ();
+
+    /// The new policy holds for the groups appended from now on (a group in flight holds the
+    /// log: this waits for it). Switching to `always` syncs what came before at once.
+    fn handle(&mut self, msg: SetSync, ctx: &mut Context<Self>) {
+        if msg.0 == self.sync {
+            return;
+        }
+        self.sync = msg.0;
+        if let Some(timer) = self.every_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        self.start_every_timer(ctx);
+        let mut log = lock(&self.log);
+        log.set_sync_policy(msg.0);
+        if msg.0 == SyncPolicy::Always && log.unsynced() {
+            if let Err(err) = log.sync() {
+                let status = log.status();
+                drop(log);
+                self.report(Err(err), status);
+            }
+        }
     }
 }
 
