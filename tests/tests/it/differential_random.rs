@@ -124,7 +124,7 @@ impl Side {
             let is_marker = match &frame {
                 Frame::Bulk(b) => &b[..] == marker.as_bytes(),
                 Frame::Array(items) | Frame::Push(items) => {
-                    items.len() == 2 && items[1] == Frame::bulk(marker.to_string())
+                    items.len() == 2 && items[1] == Frame::bulk(marker)
                 }
                 _ => false,
             };
@@ -288,14 +288,14 @@ fn unsubscribe_all(frames: &[Vec<u8>], pong: &[u8]) -> Vec<u8> {
 /// Whether two compared forms agree under `cmp`.
 fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
     if let Cmp::Ttl(tolerance) = cmp {
-        let num = |b: &[u8]| {
-            std::str::from_utf8(b)
-                .ok()
-                .and_then(|s| s.strip_prefix("ttl "))
-                .and_then(|s| s.parse::<i64>().ok())
+        // "ttl N", then what the subscriber got (compared exactly).
+        let split = |b: &[u8]| -> Option<(i64, Vec<u8>)> {
+            let s = std::str::from_utf8(b).ok()?.strip_prefix("ttl ")?;
+            let end = s.find(' ').unwrap_or(s.len());
+            Some((s[..end].parse().ok()?, s[end..].as_bytes().to_vec()))
         };
-        if let (Some(a), Some(b)) = (num(ours), num(theirs)) {
-            return (a - b).abs() <= tolerance;
+        if let (Some((a, rest_a)), Some((b, rest_b))) = (split(ours), split(theirs)) {
+            return (a - b).abs() <= tolerance && rest_a == rest_b;
         }
     }
     ours == theirs
@@ -463,7 +463,18 @@ const CHANNEL_PATTERNS: &[&str] = &[
     "__keyevent@0__:*",
     "__keyspace@1__:k?",
 ];
-const DBS: &[&str] = &["0", "1", "2", "0", "1", "16", "-1", "abc", ""];
+const DBS: &[&str] = &[
+    "0",
+    "1",
+    "2",
+    "0",
+    "1",
+    "16",
+    "-1",
+    "abc",
+    "",
+    "99999999999",
+];
 
 struct Gen {
     rng: StdRng,
@@ -921,7 +932,8 @@ impl Gen {
             }
             6 => (self.cmd("PUBSUB", vec!["NUMPAT".into()]), Cmp::Exact),
             _ => {
-                let sub = self.pick(&["NOSUCH", "numpat", "NUMPAT"]);
+                // Not HELP alone: "Deliberately absent", no sharded pub/sub.
+                let sub = self.pick(&["NOSUCH", "numpat", "NUMPAT", "HELP"]);
                 let rest = vec![sub, "x".into()];
                 (self.cmd("PUBSUB", rest), Cmp::Exact)
             }
