@@ -297,7 +297,7 @@ fn agree(cmp: Cmp, ours: &[u8], theirs: &[u8]) -> bool {
         let split = |b: &[u8]| -> Option<(i64, Vec<u8>)> {
             let s = std::str::from_utf8(b).ok()?.strip_prefix("ttl ")?;
             let end = s.find(' ').unwrap_or(s.len());
-            Some((s[..end].parse().ok()?, s[end..].as_bytes().to_vec()))
+            Some((s[..end].parse().ok()?, s.as_bytes()[end..].to_vec()))
         };
         if let (Some((a, rest_a)), Some((b, rest_b))) = (split(ours), split(theirs)) {
             return (a - b).abs() <= tolerance && rest_a == rest_b;
