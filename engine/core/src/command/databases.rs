@@ -54,7 +54,7 @@ fn db_command(cmd: DbCommand) -> Result<Command, Frame> {
 fn parse_index(arg: &[u8]) -> Result<i64, Frame> {
     let n = parse_i64(arg)?;
     if i32::try_from(n).is_err() {
-        return Err(ReplyError::NotInteger.into());
+        return Err(ReplyError::IntOutOfRange.into());
     }
     Ok(n)
 }

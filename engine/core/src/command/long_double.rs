@@ -405,7 +405,7 @@ mod tests {
             "1.2.3",
             "1\0",
             "1\0abc",
-            "-1\0\00x10",
+            "-1\0\x000x10",
         ] {
             assert_eq!(LongDouble::parse(bad.as_bytes()), None, "{bad:?}");
         }
