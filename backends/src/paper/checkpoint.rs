@@ -25,7 +25,7 @@
 use std::io;
 
 use bytes::Bytes;
-use moodb_core::{Databases, Lsn, Value};
+use moodb_core::{Databases, Lsn, Value, ValueRef};
 
 use super::log::{u32_at, u64_at};
 
@@ -161,7 +161,7 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
 
     /// Adds one entry of database `db` (entries of one database are best added together: a
     /// change of database ends the block).
-    pub fn add(&mut self, db: u16, key: &[u8], value: &Value) -> io::Result<()> {
+    pub fn add(&mut self, db: u16, key: &[u8], value: impl EntryValue) -> io::Result<()> {
         if db != self.block_db {
             if self.version == CHECKPOINT_VERSION_1 {
                 return Err(io::Error::new(
@@ -175,9 +175,10 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         let b = &mut self.block;
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
         b.extend_from_slice(key);
-        b.extend_from_slice(&(value.data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&value.data);
-        b.extend_from_slice(&value.expires_at_ms.unwrap_or(0).to_le_bytes());
+        let data = value.data();
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(&value.expires_at_ms().unwrap_or(0).to_le_bytes());
         self.count += 1;
         self.added += 1;
         if self.block.len() >= BLOCK_TARGET {
@@ -208,24 +209,49 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
     }
 }
 
+/// What a checkpoint entry's value is written from: the key space's [`ValueRef`] or an owned
+/// [`Value`].
+pub trait EntryValue {
+    fn data(&self) -> &[u8];
+    fn expires_at_ms(&self) -> Option<u64>;
+}
+
+impl EntryValue for ValueRef<'_> {
+    fn data(&self) -> &[u8] {
+        self.data
+    }
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+}
+
+impl EntryValue for &Value {
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+}
+
 /// Writes a whole checkpoint of `entries` (database, key, value; exactly `key_count` of them)
 /// into a buffer.
-pub fn encode_checkpoint<'a>(
+pub fn encode_checkpoint<K: AsRef<[u8]>, V: EntryValue>(
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
-    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
+    entries: impl Iterator<Item = (u16, K, V)>,
 ) -> io::Result<Vec<u8>> {
     encode_checkpoint_version(CHECKPOINT_VERSION, lsn, created_unix_ms, key_count, entries)
 }
 
 /// [`encode_checkpoint`] in format `version` (tests write version 1 files with it).
-pub fn encode_checkpoint_version<'a>(
+pub fn encode_checkpoint_version<K: AsRef<[u8]>, V: EntryValue>(
     version: u32,
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
-    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
+    entries: impl Iterator<Item = (u16, K, V)>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let sink = |b: &[u8]| {
@@ -235,7 +261,7 @@ pub fn encode_checkpoint_version<'a>(
     let mut writer =
         CheckpointWriter::with_version(sink, version, lsn, created_unix_ms, key_count)?;
     for (db, key, value) in entries {
-        writer.add(db, key, value)?;
+        writer.add(db, key.as_ref(), value)?;
     }
     writer.finish()?;
     Ok(out)
