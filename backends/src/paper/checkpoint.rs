@@ -333,9 +333,10 @@ impl<'a> CheckpointReader<'a> {
     /// Verifies the whole file and builds the databases it holds.
     pub fn load(&self) -> Result<Databases, CheckpointError> {
         let mut state = Databases::default();
-        for entry in self.entries() {
-            let (db, key, value) = entry?;
-            state.db_mut(db).insert(key, value);
+        let mut entries = self.entries();
+        // Straight from the file's bytes into the key space: one copy per entry.
+        while let Some((db, key, value, expires_at_ms)) = entries.step_raw()? {
+            state.db_mut(db).put(key, value, expires_at_ms);
         }
         self.verify_footer()?;
         Ok(state)
@@ -383,8 +384,8 @@ pub struct CheckpointEntries<'a> {
     done: bool,
 }
 
-impl CheckpointEntries<'_> {
-    fn field(&mut self, n: usize, what: &str) -> Result<&[u8], CheckpointError> {
+impl<'a> CheckpointEntries<'a> {
+    fn field(&mut self, n: usize, what: &str) -> Result<&'a [u8], CheckpointError> {
         if self.block_end - self.at < n {
             return Err(bad(
                 self.at,
@@ -397,6 +398,23 @@ impl CheckpointEntries<'_> {
     }
 
     fn step(&mut self) -> Result<Option<(u16, Bytes, Value)>, CheckpointError> {
+        Ok(self.step_raw()?.map(|(db, key, data, expires_at_ms)| {
+            (
+                db,
+                Bytes::copy_from_slice(key),
+                Value {
+                    data: Bytes::copy_from_slice(data),
+                    expires_at_ms,
+                },
+            )
+        }))
+    }
+
+    /// The next entry as slices of the file: database, key, value, expiry.
+    #[allow(clippy::type_complexity)]
+    fn step_raw(
+        &mut self,
+    ) -> Result<Option<(u16, &'a [u8], &'a [u8], Option<u64>)>, CheckpointError> {
         let footer = self.bytes.len() - FOOTER_LEN;
         while self.block_left == 0 {
             if self.at != self.block_end {
@@ -453,20 +471,13 @@ impl CheckpointEntries<'_> {
             self.block_left = count;
         }
         let klen = u32_at(self.field(4, "key length")?, 0) as usize;
-        let key = Bytes::copy_from_slice(self.field(klen, "key")?);
+        let key = self.field(klen, "key")?;
         let vlen = u32_at(self.field(4, "value length")?, 0) as usize;
-        let data = Bytes::copy_from_slice(self.field(vlen, "value")?);
+        let data = self.field(vlen, "value")?;
         let exp = u64_at(self.field(8, "expiry")?, 0);
         self.block_left -= 1;
         self.seen += 1;
-        Ok(Some((
-            self.db,
-            key,
-            Value {
-                data,
-                expires_at_ms: (exp != 0).then_some(exp),
-            },
-        )))
+        Ok(Some((self.db, key, data, (exp != 0).then_some(exp))))
     }
 }
 

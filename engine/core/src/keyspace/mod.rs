@@ -153,11 +153,6 @@ impl Keyspace {
         self.map.len() == 0
     }
 
-    /// Makes room for `additional` more keys (recovery, from a checkpoint's key count).
-    pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional);
-    }
-
     /// The value of `key`, whether or not it has expired.
     pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         self.map.get(key).map(ValueRef::of)
@@ -211,8 +206,9 @@ impl Keyspace {
         self.put(&key, &value.data, value.expires_at_ms);
     }
 
-    /// Stores copies of `key` and `value`, keeping the expiry index in step.
-    fn put(&mut self, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
+    /// Inserts or replaces `key` with copies of `key` and `value` (recovery loads a checkpoint
+    /// straight from the file's bytes with it), keeping the expiry index in step.
+    pub fn put(&mut self, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
         let old = self.map.insert(Entry::new(key, value, expires_at_ms));
         let old_at = old.and_then(|e| e.expires_at_ms());
         if old_at != expires_at_ms {

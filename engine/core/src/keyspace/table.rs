@@ -161,22 +161,6 @@ impl Table {
         };
     }
 
-    /// Makes room for `additional` more keys in a table that is still one small segment
-    /// (recovery sizing the table from a checkpoint's key count): the segment grows once
-    /// instead of doubling step by step. Larger tables grow by splitting anyway.
-    pub fn reserve(&mut self, additional: usize) {
-        if self.depth == 0 {
-            let want = (self.len + additional).min(SEGMENT_MAX);
-            let hasher = &self.hasher;
-            let segment = Arc::make_mut(&mut Arc::make_mut(&mut self.dir).segments[0]);
-            let extra = want.saturating_sub(segment.map.len());
-            segment.map.reserve(extra, |e| {
-                use std::hash::BuildHasher;
-                hasher.hash_one(e.key())
-            });
-        }
-    }
-
     /// Splits the segment at directory slot `slot` by its next hash bit: the low half takes
     /// its index, the high half a new one.
     fn split(&mut self, slot: usize) {
