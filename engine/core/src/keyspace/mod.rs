@@ -662,6 +662,72 @@ mod tests {
     }
 
     #[test]
+    fn random_writes_match_a_model_and_snapshots_stay_frozen() {
+        use std::collections::BTreeMap;
+        type Model = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+        let check = |ks: &Keyspace, model: &Model| {
+            assert_eq!(ks.len(), model.len());
+            assert_eq!(
+                ks.volatile_len(),
+                model.values().filter(|(_, at)| at.is_some()).count()
+            );
+            for (k, (v, at)) in model {
+                let got = ks.get(k).expect("key present");
+                assert_eq!((got.data, got.expires_at_ms), (&v[..], *at));
+            }
+            let mut keys: Vec<&[u8]> = ks.iter().map(|(k, _)| k).collect();
+            keys.sort_unstable();
+            assert!(keys.iter().copied().eq(model.keys().map(|k| &k[..])));
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut ks = Keyspace::new();
+        let mut model = Model::new();
+        let mut snapshots: Vec<(Keyspace, Model)> = Vec::new();
+        for round in 0..40_000u64 {
+            let key = format!("k{}", next(12_000)).into_bytes();
+            match next(10) {
+                0..=5 => {
+                    let value = vec![b'v'; next(300) as usize];
+                    let at = (next(3) == 0).then(|| next(1000));
+                    ks.apply(&Record::Set {
+                        key: Bytes::from(key.clone()),
+                        value: Bytes::from(value.clone()),
+                        expires_at_ms: at,
+                    });
+                    model.insert(key, (value, at));
+                }
+                6 => {
+                    let value = vec![b'u'; next(20) as usize];
+                    ks.apply(&Record::Update {
+                        key: Bytes::from(key.clone()),
+                        value: Bytes::from(value.clone()),
+                    });
+                    if let Some(slot) = model.get_mut(&key) {
+                        *slot = (value, None);
+                    }
+                }
+                _ => {
+                    let removed = ks.remove(&key).map(|v| (v.data.to_vec(), v.expires_at_ms));
+                    assert_eq!(removed, model.remove(&key));
+                }
+            }
+            if round % 5_000 == 0 {
+                snapshots.push((ks.clone(), model.clone()));
+            }
+        }
+        check(&ks, &model);
+        for (snapshot, frozen) in &snapshots {
+            check(snapshot, frozen);
+        }
+    }
+
+    #[test]
     fn iter_yields_every_key_once_with_its_value() {
         let mut ks = Keyspace::new();
         ks.extend((0..1000u32).map(|i| (b(&i.to_string()), Value::new(b(&(i * 2).to_string())))));
