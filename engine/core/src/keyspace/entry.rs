@@ -95,24 +95,33 @@ impl Entry {
     fn layout(&self) -> Layout {
         let b = self.bytes();
         let tag = b[0];
-        let mut len = 0usize;
-        let mut shift = 0;
-        let mut i = 1;
-        loop {
-            let byte = b[i];
-            i += 1;
-            len |= usize::from(byte & 0x7f) << shift;
-            if byte & 0x80 == 0 {
-                break;
+        // Keys under 128 bytes (nearly all) have a one-byte length.
+        let (len, mut i) = if b[1] & 0x80 == 0 {
+            (usize::from(b[1]), 2)
+        } else {
+            let mut len = 0usize;
+            let mut shift = 0;
+            let mut i = 1;
+            loop {
+                let byte = b[i];
+                i += 1;
+                len |= usize::from(byte & 0x7f) << shift;
+                if byte & 0x80 == 0 {
+                    break (len, i);
+                }
+                shift += 7;
             }
-            shift += 7;
-        }
-        let expires_at_ms = (tag & HAS_EXPIRY != 0).then(|| {
-            let mut at = [0u8; 8];
-            at.copy_from_slice(&b[i..i + 8]);
+        };
+        let expires_at_ms = if tag & HAS_EXPIRY != 0 {
+            let at = b
+                .get(i..i + 8)
+                .and_then(|s| <[u8; 8]>::try_from(s).ok())
+                .map(u64::from_le_bytes);
             i += 8;
-            u64::from_le_bytes(at)
-        });
+            at
+        } else {
+            None
+        };
         Layout {
             expires_at_ms,
             key_start: i,
