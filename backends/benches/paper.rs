@@ -88,8 +88,10 @@ fn keyspace_lookups(ks: &Keyspace, keys: u64) -> f64 {
     best
 }
 
-/// What handing a GET's value to a reply costs, per key, for `ks`'s first 100,000 keys: a
-/// `Bytes` sharing the entry (as GET does) against a copy of the value.
+/// What handing a GET's value to a reply costs, per key, for `ks`'s first 100,000 keys:
+/// `ValueRef::bytes` (a copy up to `SHARE_ABOVE` bytes, else a `Bytes` sharing the entry;
+/// sharing cost 150–200 ns against 11 ns for a copy of 100 B when it was always shared)
+/// against a plain copy of the value.
 fn reply_handles(ks: &Keyspace) -> (f64, f64) {
     let keys: Vec<Vec<u8>> = (0..100_000u64)
         .map(|i| format!("key:{i:012}").into_bytes())
@@ -287,7 +289,7 @@ fn main() -> Result<(), BenchError> {
     );
     let (shared, copied) = reply_handles(&ks);
     println!(
-        "keyspace: a GET's reply value: Bytes sharing the entry {shared:.0} ns, a copy {copied:.0} ns"
+        "keyspace: a GET's reply value: ValueRef::bytes {shared:.0} ns, a plain copy {copied:.0} ns"
     );
     let (clone, write, p999, slowest, walk) = keyspace_snapshot(&mut ks, keys);
     println!(
