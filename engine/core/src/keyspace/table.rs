@@ -1,10 +1,11 @@
 //! The segmented hash table behind a key space: extendible hashing over small open-addressing
 //! tables, copy-on-write by segment so a snapshot is a pointer copy.
 //!
-//! A key's 64-bit hash (foldhash, seeded per process) picks a segment from its bits 56 down
-//! (the directory's top `depth` bits of `hash << 7`), and the segment, a `hashbrown::HashTable`
-//! of 8-byte [`Entry`] pointers, probes with the low bits and the top 7 (its control bytes):
-//! a lookup is one hash and one short probe. A segment holds at most [`SEGMENT_MAX`] entries;
+//! A key's 64-bit hash (foldhash, seeded per process from address-space randomization; as with
+//! `imbl`'s `RandomState` before, iteration order differs between runs, the state never) picks
+//! a segment from its bits 56 down (the directory's top `depth` bits of `hash << 7`), and the
+//! segment, a `hashbrown::HashTable` of 8-byte [`Entry`] pointers, probes with the low bits and
+//! the top 7 (its control bytes): a lookup is one hash and one short probe. A segment holds at most [`SEGMENT_MAX`] entries;
 //! a full one splits in two by its next hash bit (extendible hashing, as in Dragonfly's
 //! dashtable), doubling the directory when it is as deep as the segment. No write rehashes or
 //! copies more than one segment.
@@ -30,6 +31,12 @@ use super::entry::Entry;
 /// take ~1,500 segments (a 2,048-slot directory).
 const SEGMENT_BUCKETS: usize = 1024;
 pub const SEGMENT_MAX: usize = SEGMENT_BUCKETS / 8 * 7;
+
+/// The deepest a segment splits: 2^24 directory slots (64 MiB), room for billions of keys.
+/// Keys whose hashes agree on all 24 segment bits (only with a broken or attacked hash) stay in
+/// one segment that grows past [`SEGMENT_MAX`] like any `hashbrown` table: slower, never an
+/// endless split or a directory that eats memory.
+const MAX_DEPTH: u32 = 24;
 
 #[derive(Clone, Default)]
 struct Segment {
@@ -115,6 +122,7 @@ impl Table {
             let index = self.dir.slots[slot] as usize;
             let segment = &self.dir.segments[index];
             if segment.map.len() >= SEGMENT_MAX
+                && segment.depth < MAX_DEPTH
                 && segment.map.find(hash, |e| e.key() == entry.key()).is_none()
             {
                 self.split(slot);
