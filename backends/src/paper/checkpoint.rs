@@ -334,9 +334,19 @@ impl<'a> CheckpointReader<'a> {
     pub fn load(&self) -> Result<Databases, CheckpointError> {
         let mut state = Databases::default();
         let mut entries = self.entries();
+        // The first database met is sized for every key of the file (usually the only one),
+        // trusting the header's count no further than the entries the file can hold (16 bytes
+        // each at the least: the lengths and the expiry).
+        let keys = self.header.key_count.min(self.bytes.len() as u64 / 16);
+        let mut sized = false;
         // Straight from the file's bytes into the key space: one copy per entry.
         while let Some((db, key, value, expires_at_ms)) = entries.step_raw()? {
-            state.db_mut(db).put(key, value, expires_at_ms);
+            let ks = state.db_mut(db);
+            if !sized {
+                ks.reserve(keys as usize);
+                sized = true;
+            }
+            ks.put(key, value, expires_at_ms);
         }
         self.verify_footer()?;
         Ok(state)

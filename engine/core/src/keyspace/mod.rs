@@ -178,6 +178,12 @@ impl Keyspace {
         self.map.len() == 0
     }
 
+    /// Sizes an empty key space for about `keys` keys (recovery, from a checkpoint's key
+    /// count), so loading them splits no segment; a key space holding keys is left as it is.
+    pub fn reserve(&mut self, keys: usize) {
+        self.map.reserve(keys);
+    }
+
     /// The value of `key`, whether or not it has expired.
     pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         self.map.get(key).map(ValueRef::of)
