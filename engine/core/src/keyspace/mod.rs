@@ -3,20 +3,25 @@
 //! on applying writes.
 //!
 //! Layout, chosen by measurement (`cargo bench -p moodb-backends --bench paper`, 1,000,000 keys
-//! of 16 B with 100 B values; medians of 4 runs on a loaded 2-core machine, and callgrind
-//! instruction counts at 200,000 keys; `bench/results-2026-12-01.md`, "Packed key space"): each
-//! key is one packed [`entry`] (key, value and expiry in one allocation: a 144 B glibc chunk)
-//! in a segmented hash [`table`] (~19 B per key of buckets, control bytes and directory),
-//! copy-on-write by segment.
+//! of 16 B with 100 B values, release, runs alternating before/after; callgrind instruction
+//! counts at 200,000 keys; all figures in `bench/results-2026-12-01.md`, "Packed key space"):
+//! each key is one packed [`entry`] (key, value and expiry in one allocation: a 144 B glibc
+//! chunk) in a segmented hash [`table`] (~19 B per key of buckets, control bytes and
+//! directory), copy-on-write by segment.
 //!
-//! | 1M keys | HAMT (before) | packed (now) |
+//! | 1M keys (quiet run; instructions) | HAMT (before) | packed (now) |
 //! |---|---|---|
 //! | resident | 316 B/key | 163 B/key (redis 221) |
-//! | GET lookup | 1.8 µs, 400 instructions | 0.32 µs, ~250 instructions |
-//! | insert, one by one | 2.3 µs, 1,410 instructions | 1.2 µs, 1,110 instructions |
+//! | GET lookup | 650–690 ns; 400 instructions | 148–174 ns; ~250 instructions |
+//! | insert one by one | 0.58–0.62 µs; 1,413 instructions | 0.63–0.70 µs; 1,114 instructions |
 //! | snapshot clone | < 1 µs | < 1 µs |
-//! | a write while a snapshot is held | 2.3 µs mean | 1.6 µs mean, 99.9th percentile 56 µs (a segment copy) |
-//! | recovery instructions, checkpoint / log | 834 M / 742 M | 674 M / 690 M |
+//! | a write while a snapshot is held | 1.15–1.3 µs | 0.69 µs; 99.9th percentile 8–13 µs |
+//! | recovery, log / checkpoint (instructions) | 742 M / 834 M | 638 M / see the results |
+//!
+//! An insert costs fewer instructions but no less time: a segment split rehashes its keys,
+//! and each rehash reads a key through its pointer (a cache miss the HAMT never pays). Storing
+//! the hash beside the pointer would cost 8 B per slot (~175 B/key); recovery from a
+//! checkpoint avoids the splits instead by sizing the table from the file's key count.
 //!
 //! Before: an `imbl` HAMT of `triomphe::Arc<(Bytes, Value)>` with SipHash: three allocations
 //! per key plus ~76 B of trie nodes, and a lookup that walks nodes. Measured and not kept then:

@@ -177,9 +177,10 @@ impl Table {
         if self.len != 0 || self.depth != 0 {
             return;
         }
-        // Segments end up 3/8 to 7/8 full after splits; aim at 3/4 so the load does not
-        // split again.
-        let segments = keys.div_ceil(SEGMENT_MAX / 4 * 3).max(1);
+        // A power of two of segments, each half to fully loaded on average: no more buckets
+        // per key than splits leave (aiming at 3/4 doubled the table at 200,000 keys, +12 B
+        // per key), and only a segment loaded above the mean by chance splits during the load.
+        let segments = keys.div_ceil(SEGMENT_MAX).max(1);
         let depth = segments.next_power_of_two().trailing_zeros().min(MAX_DEPTH);
         if depth == 0 {
             return;
