@@ -6,4 +6,5 @@ pub mod actors;
 pub mod auth;
 pub mod codec;
 pub mod config;
+pub mod replication;
 pub mod server;
