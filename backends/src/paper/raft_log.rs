@@ -367,7 +367,7 @@ impl PaperRaftLog {
             }
         }
         let firsts: Vec<Lsn> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
-        let purged = self.last_purged.map_or(0, |p| p.index);
+        let purged = self.last_purged.map(|p| p.index);
         let mut last_index: Option<Lsn> = None;
         for (i, first) in firsts.iter().copied().enumerate() {
             let is_last = i + 1 == firsts.len();
@@ -421,7 +421,7 @@ impl PaperRaftLog {
                         }
                         last_in_segment = Some(index);
                         last_index = Some(index);
-                        if index > purged {
+                        if purged.is_none_or(|p| index > p) {
                             self.entries.insert(
                                 index,
                                 Held {
