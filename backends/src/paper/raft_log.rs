@@ -406,7 +406,6 @@ impl PaperRaftLog {
                 match parse_frame(&bytes[at..]) {
                     Ok(p) => {
                         let index = p.record.id.index;
-                        let expected_min = last_in_segment.map_or(first, |l| l + 1);
                         let in_order = match last_in_segment {
                             Some(l) => index == l + 1,
                             None => index >= first,
@@ -415,7 +414,8 @@ impl PaperRaftLog {
                             return Err(corrupt(
                                 at,
                                 format!(
-                                    "record index {index} out of order (expected {expected_min})"
+                                    "record index {index} out of order (after {last_index:?}, \
+                                     in the segment from {first})"
                                 ),
                             ));
                         }
@@ -480,12 +480,11 @@ impl PaperRaftLog {
     /// Starts the segment `first` and makes it the active one. Segments from `first` on hold
     /// no entry by now (an append truncates first); they go, so names keep index order.
     fn start_segment(&mut self, first: Lsn) -> Result<(), StorageError> {
-        let stale: Vec<Lsn> = self
-            .segments
-            .range(first..)
-            .map(|(f, _)| *f)
-            .rev()
-            .collect();
+        // Below the purge point (openraft's storage suite does it) nothing held is left at
+        // all, so every segment is stale.
+        let below_purge = self.last_purged.is_some_and(|p| first <= p.index);
+        let from = if below_purge { 0 } else { first };
+        let stale: Vec<Lsn> = self.segments.range(from..).map(|(f, _)| *f).rev().collect();
         for seg in stale {
             let path = self.dir.join(segment_name(seg));
             self.fs
@@ -660,14 +659,14 @@ impl PaperRaftLog {
         // The purge point first: entries at or below it are then ignored whatever is left.
         write_small_file(&*self.fs, &self.dir, PURGED_NAME, &encode_log_id(&upto))?;
         self.last_purged = Some(upto);
-        let keep = self.entries.split_off(&(upto.index + 1));
+        let keep = self.entries.split_off(&(upto.index.saturating_add(1)));
         self.entries = keep;
         // A segment goes when the next one starts at or below the first entry kept; the
         // active one stays (its purged entries are ignored).
         let firsts: Vec<Lsn> = self.segments.keys().copied().collect();
         let mut removed = false;
         for pair in firsts.windows(2) {
-            if pair[1] <= upto.index + 1 {
+            if pair[1] <= upto.index.saturating_add(1) {
                 let path = self.dir.join(segment_name(pair[0]));
                 self.fs
                     .remove(&path)

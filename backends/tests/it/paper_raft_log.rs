@@ -279,3 +279,21 @@ fn damage_in_an_older_segment_refuses_to_open_naming_the_file() {
         other => panic!("expected Corrupt naming {first:?}, got {other:?}"),
     }
 }
+
+#[test]
+fn an_append_below_the_purge_point_reopens_without_stale_segments() {
+    // openraft's storage suite does this after a state machine ran ahead of an empty log.
+    let fs = SimFs::new();
+    let mut log = open(&fs).unwrap();
+    log.append(&(0..3).map(|i| record(1, i)).collect::<Vec<_>>())
+        .unwrap();
+    let upto = record(1, 2).id;
+    log.purge(upto).unwrap();
+    log.append(&[record(2, 1)]).unwrap();
+    log.append(&[record(2, 2), record(2, 3)]).unwrap();
+    drop(log);
+    let log = open(&fs.crash_image(0)).unwrap_or_else(|e| panic!("reopen: {e}"));
+    assert_eq!(log.state().last_purged, Some(upto));
+    // Entries at or below the purge point are not kept across a restart; the rest is.
+    assert_eq!(held(&log), vec![record(2, 3)]);
+}
