@@ -297,3 +297,28 @@ fn an_append_below_the_purge_point_reopens_without_stale_segments() {
     // Entries at or below the purge point are not kept across a restart; the rest is.
     assert_eq!(held(&log), vec![record(2, 3)]);
 }
+
+#[test]
+fn an_append_batch_costs_one_sync_however_many_entries_it_holds() {
+    let fs = SimFs::new();
+    let mut log = PaperRaftLog::open_with(Box::new(fs.clone()), Path::new(DIR), 1 << 20).unwrap();
+    log.append(&[record(1, 0)]).unwrap(); // the segment exists: no header or directory sync
+                                          // The second sync from now fails: a batch of 64 that synced twice would fail.
+    fs.inject(Fault {
+        op: FaultOp::Sync,
+        nth: 1,
+        kind: FaultKind::Eio,
+    });
+    let batch: Vec<_> = (1..=64).map(|i| record(1, i)).collect();
+    log.append(&batch).unwrap();
+    let next: Vec<_> = (65..=66).map(|i| record(1, i)).collect();
+    assert!(
+        log.append(&next).is_err(),
+        "the next batch's sync is the failing one"
+    );
+    // After the failure the log refuses writes, and what was synced reopens whole.
+    assert!(log.append(&[record(1, 67)]).is_err());
+    fs.clear_fault();
+    let reopened = open(&fs.crash_image(0)).unwrap();
+    assert_eq!(reopened.state().last.map(|l| l.index), Some(64));
+}
