@@ -31,6 +31,9 @@ use super::fs::{Fs, FsFile};
 /// log's fdatasync) never waits behind one long flush.
 const ZERO_PIECE: usize = 1 << 20;
 
+/// How much nicer than the server the thread writing a spare is.
+const SPARE_NICE: i32 = 10;
+
 /// How spare segments are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SpareMode {
@@ -111,6 +114,9 @@ impl Spares {
                 let spawned = std::thread::Builder::new()
                     .name("moodb-spare".into())
                     .spawn(move || {
+                        // Zeros can wait for requests: this thread alone gets nicer (Linux
+                        // nice values are per thread); a refusal changes nothing else.
+                        let _ = rustix::process::nice(SPARE_NICE);
                         // The backend may be gone by now: then nobody wants the spare.
                         let _ = tx.send(make(&*fs, &path, len));
                     });

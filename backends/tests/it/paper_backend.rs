@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use bytes::Bytes;
 use moodb_backends::paper::files::SPARE_NAME;
-use moodb_backends::paper::fs::StdFs;
+use moodb_backends::paper::fs::{Fs, StdFs};
 use moodb_backends::paper::log::LogScanner;
 use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
@@ -380,6 +380,30 @@ fn the_log_rolls_onto_pre_zeroed_spares_and_recovers_whole() {
     assert_eq!(segments(dir).len(), 1, "{:?}", segments(dir));
     let again = open(dir, &options).recover().unwrap();
     assert_eq!(&again.state, model.current());
+}
+
+/// `StdFs::read` skips copying a zero tail but returns exactly what `std::fs::read` does.
+#[test]
+fn reading_a_file_with_a_zero_tail_gives_every_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    let mib = 1 << 20;
+    for (len, data) in [
+        (0, 0..0),
+        (10, 0..0),
+        (10, 0..10),
+        (mib + 7, 3..5),
+        (3 * mib, 0..mib),
+        (3 * mib, mib - 1..mib + 1),
+        (3 * mib + 100, 2 * mib + 50..2 * mib + 51),
+        (3 * mib, 3 * mib - 1..3 * mib),
+    ] {
+        let mut bytes = vec![0u8; len];
+        bytes[data.clone()].iter_mut().for_each(|b| *b = 0xa5);
+        std::fs::write(&path, &bytes).unwrap();
+        let read = StdFs.read(&path).unwrap();
+        assert!(read == bytes, "len {len}, data {data:?}");
+    }
 }
 
 proptest! {

@@ -79,7 +79,7 @@ impl Conn {
 
 /// How a reply is compared.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Check {
+pub(crate) enum Check {
     /// Byte for byte.
     Exact,
     /// Only the reply's type (its first byte): the value depends on the clock or on chance.
@@ -87,7 +87,7 @@ enum Check {
 }
 
 /// Runs every case on both servers, in RESP2 and in RESP3, and collects the differences.
-fn compare(cases: &[(Check, &[&str])]) {
+pub(crate) fn compare(cases: &[(Check, &[&str])]) {
     compare_in(cases, 2);
     compare_in(cases, 3);
 }

@@ -34,7 +34,9 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
-use super::{Batch, Replies, SessionClosed, SessionNamed, SessionOpened, StoreOwner};
+use super::{
+    Batch, Control, Peer, Replies, SessionClosed, SessionNamed, SessionOpened, StoreOwner,
+};
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
 use crate::config::PubSubLimits;
@@ -145,9 +147,17 @@ pub struct Session {
     wire_proto: WireProtocol,
     /// Batches whose reply is a HELLO's: the protocol to write in from that reply on.
     switch_at: BTreeMap<u64, Protocol>,
+    /// Batches that are a RESET: from its reply on, no subscriptions and no MONITOR.
+    reset_at: Vec<u64>,
+    /// The session sent MONITOR: its output is bounded as a Pub/Sub client's.
+    monitoring: bool,
     /// Last request read or reply written, for the idle timeout.
     last_active: Instant,
     peer: String,
+    /// The server's address the client connected to, and the socket's descriptor (CLIENT
+    /// LIST's `laddr` and `fd`).
+    laddr: String,
+    fd: i64,
     _slot: ClientSlot,
     /// Number given to the next batch.
     next_seq: u64,
@@ -184,6 +194,10 @@ impl Session {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let laddr = stream
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, RespCodec::new(config.limits)));
@@ -206,9 +220,13 @@ impl Session {
                 proto: Protocol::default(),
                 wire_proto,
                 switch_at: BTreeMap::new(),
+                reset_at: Vec::new(),
+                monitoring: false,
                 config,
                 last_active: Instant::now(),
                 peer,
+                laddr,
+                fd,
                 _slot: slot,
                 next_seq: 0,
                 next_out: 0,
@@ -313,6 +331,11 @@ impl Session {
         if let Some(proto) = self.switch_at.remove(&self.next_out) {
             self.wire_proto.set(proto);
         }
+        if self.reset_at.first() == Some(&self.next_out) {
+            self.reset_at.remove(0);
+            self.subscriptions = 0;
+            self.monitoring = false;
+        }
         self.write_frames(frames);
         if let Some(pushes) = self.pushes_after.remove(&self.next_out) {
             let held: usize = pushes.iter().map(approx_len).sum();
@@ -363,7 +386,7 @@ impl Session {
         let max = self.config.limits.max_output_buffer;
         let over = if max > 0 && pending > max {
             Some(format!("limits.max_output_buffer ({max})"))
-        } else if self.subscriptions > 0 || self.held_push_bytes > 0 {
+        } else if self.subscriptions > 0 || self.monitoring || self.held_push_bytes > 0 {
             self.pubsub_over(pending)
         } else {
             None
@@ -407,15 +430,25 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.store.do_send(SessionOpened);
+        self.store.do_send(SessionOpened {
+            session: self.id,
+            peer: Peer {
+                addr: self.peer.clone(),
+                laddr: self.laddr.clone(),
+                fd: self.fd,
+            },
+            control: ctx.address().recipient(),
+        });
         let idle = self.config.limits.idle_timeout_s;
         if idle > 0 {
             let timeout = Duration::from_secs(idle);
             let every = (timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
             ctx.run_interval(every, move |s, ctx| {
-                // As in Redis, a client with subscriptions is never idle.
-                let waiting =
-                    s.next_out != s.next_seq || s.pending_out.get() > 0 || s.subscriptions > 0;
+                // As in Redis, a client with subscriptions (or a monitor) is never idle.
+                let waiting = s.next_out != s.next_seq
+                    || s.pending_out.get() > 0
+                    || s.subscriptions > 0
+                    || s.monitoring;
                 if !waiting && s.last_active.elapsed() >= timeout {
                     ctx.stop();
                 }
@@ -462,6 +495,17 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                             let (reply, ok) = auth::auth(&request, password);
                             self.authenticated |= ok;
                             self.reply_here(reply, ctx);
+                            continue;
+                        }
+                        Some(SessionCommand::Reset) => {
+                            // The session's part: RESP2 and, with a password, not
+                            // authenticated; the store resets the rest in order.
+                            self.send_batch(&mut batch, ctx);
+                            self.proto = Protocol::Resp2;
+                            self.authenticated = password.is_none();
+                            self.switch_at.insert(self.next_seq, Protocol::Resp2);
+                            self.reset_at.push(self.next_seq);
+                            self.send_batch(&mut vec![request], ctx);
                             continue;
                         }
                         Some(SessionCommand::Hello) => {
@@ -531,6 +575,28 @@ impl Handler<Replies> for Session {
             self.ready.insert(msg.seq, msg.frames);
         }
         self.write_ready(ctx);
+    }
+}
+
+impl Handler<Control> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            Control::Monitor => self.monitoring = true,
+            // Killed by another client: gone at once, as Redis frees it.
+            Control::Close { after_seq: None } => ctx.stop(),
+            Control::Close {
+                after_seq: Some(seq),
+            } => {
+                if seq < self.next_out {
+                    self.writer.close();
+                    self.close_after = Some(seq);
+                } else if self.close_after.is_none_or(|c| c > seq) {
+                    self.close_after = Some(seq);
+                }
+            }
+        }
     }
 }
 
