@@ -11,6 +11,7 @@ pub mod group_commit;
 pub mod keyspace;
 pub mod pubsub;
 pub mod record;
+pub mod replicated;
 pub mod resp;
 pub mod store;
 
