@@ -540,3 +540,32 @@ fn shutdown_closes_the_connection_without_a_reply_in_redis_too() {
     w.send(&["SHUTDOWN", "NOSAVE"]);
     assert!(w.closed());
 }
+
+#[test]
+fn a_monitor_that_never_reads_is_bounded_as_a_subscriber() {
+    use moodb_tests::raw::{request, Raw};
+    let moodb = TestServer::start(ServerOptions {
+        config: Some("(pubsub: (hard_bytes: 4194304))".into()),
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let mut monitor = Raw::connect(moodb.addr).unwrap();
+    monitor.send(&request(&[b"MONITOR"])).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let mut c = moodb.connect().unwrap();
+    let value = "v".repeat(256 << 10);
+    // 200 lines of 256 KiB: 50 MB for a monitor that reads none of it.
+    for i in 0..200 {
+        let _: () = q(&mut c, &["SET", &format!("k{i}"), &value]).unwrap();
+    }
+    let got = monitor.drain_to_close(Duration::from_secs(20)).unwrap();
+    assert!(got < 200 * (256 << 10), "all {got} bytes were sent");
+    assert!(
+        moodb.stderr().contains("pubsub.hard_bytes"),
+        "{}",
+        moodb.stderr()
+    );
+    // The writer and the server go on.
+    let v: Option<String> = q(&mut c, &["GET", "k199"]).unwrap();
+    assert_eq!(v.map(|v| v.len()), Some(256 << 10));
+}
