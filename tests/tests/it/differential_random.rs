@@ -564,6 +564,17 @@ impl Gen {
                     args.push(self.pick(&["extra", "NX", "0", "EX", "GET"]));
                 }
             }
+            // A truncated `PUBSUB HELP x`: ARCHITECTURE.md, "Deliberately absent", no sharded
+            // pub/sub (its help has no SHARD lines).
+            let pubsub_help = ["PUBSUB", "HELP"];
+            if args.len() == 2
+                && args
+                    .iter()
+                    .zip(pubsub_help)
+                    .all(|(a, w)| a.eq_ignore_ascii_case(w))
+            {
+                continue;
+            }
             let upper = args[0].to_ascii_uppercase();
             match upper.as_str() {
                 "MULTI" if args.len() == 1 => self.in_multi = true,
