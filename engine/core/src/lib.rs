@@ -12,6 +12,7 @@ pub mod keyspace;
 pub mod pubsub;
 pub mod record;
 pub mod replicated;
+pub mod repr;
 pub mod resp;
 pub mod store;
 

@@ -644,23 +644,10 @@ pub fn monitor_line(now_us: u64, db: u16, addr: &str, request: &[Bytes]) -> Stri
     out
 }
 
-/// Redis's `sdscatrepr`: a double-quoted string with `\\`, `\"`, `\n`, `\r`, `\t`, `\a`,
-/// `\b` escaped, other printable ASCII as itself and every other byte as `\xhh`.
+/// Redis's `sdscatrepr`: a double-quoted string, escaped as [`crate::repr::escape_into`] does.
 fn repr(bytes: &[u8], out: &mut String) {
     out.push('"');
-    for &b in bytes {
-        match b {
-            b'\\' => out.push_str("\\\\"),
-            b'"' => out.push_str("\\\""),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x07 => out.push_str("\\a"),
-            0x08 => out.push_str("\\b"),
-            b' '..=b'~' => out.push(b as char),
-            _ => out.push_str(&format!("\\x{b:02x}")),
-        }
-    }
+    crate::repr::escape_into(bytes, out);
     out.push('"');
 }
 
