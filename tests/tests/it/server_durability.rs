@@ -207,3 +207,38 @@ fn every_sync_mode_and_backend_serves_and_survives_a_clean_restart() {
         assert_all_present(&s, &acked.lock().unwrap());
     }
 }
+
+/// With every fdatasync slowed by the `wal::fsync_slow` failpoint, no write's reply leaves
+/// before its sync has ended: one at a time, and a pipelined batch whose last request reads
+/// the key its own writes made (the read waits for them too).
+#[test]
+fn replies_are_held_until_a_slowed_sync_ends() {
+    use moodb_core::failpoint::FSYNC_SLOW_DELAY;
+    use std::time::Instant;
+    let s = TestServer::start(ServerOptions {
+        env: vec![("MOODB_FAILPOINTS".into(), "wal::fsync_slow=on".into())],
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let mut con = s.connect().unwrap();
+    for i in 0..5 {
+        let start = Instant::now();
+        let _: () = cmd("SET").arg("k").arg(i).query(&mut con).unwrap();
+        let took = start.elapsed();
+        assert!(took >= FSYNC_SLOW_DELAY, "SET answered after {took:?}");
+    }
+    let mut pipe = redis::pipe();
+    for i in 0..16 {
+        pipe.cmd("SET").arg(format!("p{i}")).arg(i).ignore();
+    }
+    pipe.cmd("GET").arg("p15");
+    let start = Instant::now();
+    let (value,): (String,) = pipe.query(&mut con).unwrap();
+    let took = start.elapsed();
+    assert_eq!(value, "15");
+    assert!(
+        took >= FSYNC_SLOW_DELAY,
+        "the batch answered after {took:?}"
+    );
+    assert!(info_field(&mut con, "moodb_fsync_count") >= 6);
+}
