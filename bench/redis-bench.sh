@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Benchmarks `moodb serve` against `redis-server --appendonly yes` with the matching
 # appendfsync, one after the other in the same run, with redis-benchmark: SET and GET at
-# -c 50, with -P 1 and -P 16. Prints requests/s for each and the ratio moodb/redis, and the
-# server's CPU time per request (user + system, from /proc/<pid>/stat, in microseconds).
+# -c 50, with -P 1 and -P 16, and SET from one client (-c 1 -P 1, N1 requests). Prints
+# requests/s for each and the ratio moodb/redis, and the server's CPU time per request (user +
+# system, from /proc/<pid>/stat, in microseconds).
 #
 # Usage: bench/redis-bench.sh [sync]    sync: always (default) | every:1000 | never
-# Environment: N (requests per test, default 200000), R (key space, 100000), D (value bytes, 64),
+# Environment: N (requests per test, default 200000), N1 (requests of the one-client test,
+#              20000), R (key space, 100000), D (value bytes, 64),
 #              MOODB (path of the moodb binary; default: cargo build --release).
 # This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
 SYNC=${1:-always}
 N=${N:-200000}
+N1=${N1:-20000}
 R=${R:-100000}
 D=${D:-64}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,14 +45,14 @@ TICKS=$(getconf CLK_TCK)
 # cpu_ticks PID -> utime + stime of the process so far, in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# bench PID PORT PIPELINE TEST -> "requests/s cpu-us-per-request"
+# bench PID PORT PIPELINE TEST [CLIENTS REQUESTS] -> "requests/s cpu-us-per-request"
 bench() {
-    local before after rps
+    local before after rps c=${5:-50} n=${6:-$N}
     before=$(cpu_ticks "$1")
-    rps=$(redis-benchmark -h 127.0.0.1 -p "$2" -c 50 -n "$N" -r "$R" -d "$D" -P "$3" -t "$4" --csv 2>/dev/null \
+    rps=$(redis-benchmark -h 127.0.0.1 -p "$2" -c "$c" -n "$n" -r "$R" -d "$D" -P "$3" -t "$4" --csv 2>/dev/null \
         | awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }')
     after=$(cpu_ticks "$1")
-    echo "$rps $(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$N" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
+    echo "$rps $(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
 }
 
 run_all() {
@@ -59,6 +62,7 @@ run_all() {
             echo "$t P$p $(bench "$pid" "$port" "$p" "$t")" >> "$out"
         done
     done
+    echo "set c1 $(bench "$pid" "$port" 1 set 1 "$N1")" >> "$out"
 }
 
 # moodb
@@ -84,7 +88,7 @@ if command -v redis-server >/dev/null; then
     run_all "${PIDS[1]}" "$RPORT" "$WORK/redis.txt"
 fi
 
-echo "redis-benchmark -c 50 -n $N -r $R -d $D; moodb --sync $SYNC vs redis appendfsync $FSYNC"
+echo "redis-benchmark -c 50 -n $N (-c 1: -n $N1) -r $R -d $D; moodb --sync $SYNC vs redis appendfsync $FSYNC"
 printf "%-8s %14s %14s %8s %12s %12s\n" test "moodb req/s" "redis req/s" ratio "moodb cpu/req" "redis cpu/req"
 while read -r t p m mc; do
     if [[ $HAVE_REDIS == 1 ]]; then
@@ -94,5 +98,6 @@ while read -r t p m mc; do
     else
         r="-"; rc="-"; ratio="-"
     fi
-    printf "%-8s %14s %14s %8s %10sus %10sus\n" "${t^^} -$p" "$m" "$r" "$ratio" "$mc" "$rc"
+    case "$p" in c1) label="${t^^} -c1" ;; *) label="${t^^} -$p" ;; esac
+    printf "%-8s %14s %14s %8s %10sus %10sus\n" "$label" "$m" "$r" "$ratio" "$mc" "$rc"
 done < "$WORK/moodb.txt"

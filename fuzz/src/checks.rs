@@ -25,7 +25,7 @@ use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{
     encode_record, LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN, LOG_VERSION, RECORD_HEADER_LEN,
 };
-use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
 use moodb_core::resp::encode::encode_request;
 use moodb_core::resp::{decode_frame, decode_request, encode, Frame, Limits, Protocol, Request};
@@ -372,6 +372,7 @@ fn open(fs: &SimFs, salvage: bool) -> PaperBackend {
     };
     let tuning = PaperTuning {
         prealloc_bytes: 512,
+        spare: SpareMode::Off,
     };
     PaperBackend::open_with(
         Arc::new(fs.clone()),

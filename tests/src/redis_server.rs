@@ -19,6 +19,12 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts redis-server and waits until it answers PING; `None` if it is not installed.
     pub fn start() -> Option<RedisServer> {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with further configuration on the command line, e.g.
+    /// `["--notify-keyspace-events", "KEA"]`.
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
         let data = tempfile::tempdir().ok()?;
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -27,6 +33,7 @@ impl RedisServer {
         let mut cmd = Command::new("redis-server");
         cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
             .arg("--dir")
             .arg(data.path());
         let process = match Process::scratch_dir().and_then(|dir| Process::spawn(cmd, dir)) {

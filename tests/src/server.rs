@@ -351,6 +351,22 @@ impl TestServer {
             .map(|r| r.process.id())
     }
 
+    /// Waits up to `timeout` for the process to exit by itself (SHUTDOWN); its exit status,
+    /// or `None` if it is still running then (or was never started).
+    pub fn wait_exit(&mut self, timeout: std::time::Duration) -> Option<ExitStatus> {
+        let running = self.running.as_mut()?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = running.process.exit_status() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.running

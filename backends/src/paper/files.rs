@@ -8,6 +8,7 @@
 //! | `checkpoint-<lsn:020>.tmp` | a checkpoint being written; recovery removes it |
 //! | `log-<first_lsn:020>.damaged` | the original of a segment salvage cut, kept for inspection |
 //! | `log-<first_lsn:020>.discarded` | a segment salvage set aside because it came after damage |
+//! | `log-spare` | a segment of zeros made ahead of need (`spare.rs`); recovery removes it |
 //!
 //! An LSN is written as exactly 20 decimal digits (`u64::MAX` has 20), so the names of one kind
 //! sort by LSN, and [`FileKind::parse`] accepts nothing else. Recovery reads only logs and
@@ -19,6 +20,9 @@ use moodb_core::Lsn;
 pub const LOG_PREFIX: &str = "log-";
 /// The prefix of a checkpoint's name (and of its `.tmp` while it is written).
 pub const CHECKPOINT_PREFIX: &str = "checkpoint-";
+/// The name of the spare segment: zeros, no header yet, no record (not a [`FileKind`]: it
+/// carries no LSN).
+pub const SPARE_NAME: &str = "log-spare";
 /// The suffix of a checkpoint being written.
 pub const TMP_SUFFIX: &str = ".tmp";
 /// The suffix of the original of a segment that salvage cut.

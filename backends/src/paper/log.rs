@@ -196,6 +196,28 @@ pub struct LogScanner<'a> {
     nonzero_end: usize,
 }
 
+/// Offset after the last non-zero byte of `bytes` (0 if every byte is zero). A segment is
+/// mostly its preallocated zero tail, so this looks at 64 bytes at a time (an OR the compiler
+/// vectorises) and only the last non-zero block byte by byte: a byte-at-a-time scan took
+/// ~100 ms of an empty 64 MiB segment's recovery.
+pub(crate) fn nonzero_end(bytes: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let last_nonzero = |block: &[u8]| block.iter().rposition(|b| *b != 0);
+    let whole = bytes.len() - bytes.len() % BLOCK;
+    if let Some(p) = last_nonzero(&bytes[whole..]) {
+        return whole + p + 1;
+    }
+    let mut end = whole;
+    while end > 0 {
+        let block = &bytes[end - BLOCK..end];
+        if block.iter().fold(0u8, |acc, b| acc | b) != 0 {
+            return end - BLOCK + last_nonzero(block).map_or(0, |p| p + 1);
+        }
+        end -= BLOCK;
+    }
+    0
+}
+
 /// Why bytes at an offset are not a valid record.
 enum Bad {
     /// Only zeros from here on: the clean end.
@@ -213,7 +235,7 @@ impl<'a> LogScanner<'a> {
             at: LOG_HEADER_LEN,
             last_lsn: None,
             end: None,
-            nonzero_end: bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1),
+            nonzero_end: nonzero_end(bytes),
         })
     }
 
@@ -353,6 +375,30 @@ impl Iterator for LogScanner<'_> {
             Err(Bad::Damage(reason)) => {
                 self.end = Some(self.classify(self.at, reason));
                 None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nonzero_end;
+
+    #[test]
+    fn nonzero_end_agrees_with_a_byte_by_byte_scan() {
+        let naive = |b: &[u8]| b.iter().rposition(|x| *x != 0).map_or(0, |p| p + 1);
+        for len in [0, 1, 63, 64, 65, 127, 128, 129, 1000, 4096] {
+            let zeros = vec![0u8; len];
+            assert_eq!(nonzero_end(&zeros), 0, "len {len}");
+            for at in [0, 1, 62, 63, 64, 65, 100, 999, 4095] {
+                if at >= len {
+                    continue;
+                }
+                for fill in [0..=at, at..=at] {
+                    let mut bytes = zeros.clone();
+                    bytes[fill.clone()].iter_mut().for_each(|b| *b = 0x5a);
+                    assert_eq!(nonzero_end(&bytes), naive(&bytes), "len {len} at {fill:?}");
+                }
             }
         }
     }

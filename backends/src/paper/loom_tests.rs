@@ -18,7 +18,7 @@ use loom::sync::atomic::{AtomicU64, Ordering};
 use moodb_core::{Backend, CheckpointJob, Databases, LogEntry, Lsn, Record, SyncPolicy};
 
 use super::fs::SimFs;
-use super::{PaperBackend, PaperTuning};
+use super::{PaperBackend, PaperTuning, SpareMode};
 use crate::BackendOptions;
 
 fn set(k: &str, v: &str) -> Record {
@@ -36,6 +36,7 @@ fn open(fs: &SimFs) -> PaperBackend {
     };
     let tuning = PaperTuning {
         prealloc_bytes: 512,
+        spare: SpareMode::Off,
     };
     PaperBackend::open_with(
         std::sync::Arc::new(fs.clone()),

@@ -6,10 +6,13 @@
 //! - `checkpoint-<lsn:020>`: the whole state after record `lsn`.
 //! - `checkpoint-<lsn:020>.tmp`: a checkpoint being written; recovery removes it.
 //! - `log-<first_lsn:020>.damaged` and `.discarded`: what salvage keeps for inspection.
+//! - `log-spare`: zeros, made ahead of need to become the next segment ([`spare`]).
 //!
 //! Protocol. `append` encodes all its entries into one buffer, writes it with one write and,
-//! under `sync = always`, one fdatasync (group commit). `begin_checkpoint(lsn)` syncs the log,
-//! starts `log-<lsn+1>` (header synced, directory synced) and returns a job; the job writes
+//! under `sync = always`, one fdatasync (group commit); first, if the active segment is full or
+//! was not a spare and a spare is ready, it moves on to the spare. `begin_checkpoint(lsn)` syncs
+//! the log, starts `log-<lsn+1>` (the spare if ready; header synced, directory synced) and
+//! returns a job; the job writes
 //! the temporary checkpoint, fsyncs it, renames it into place, fsyncs the directory, and only
 //! then deletes the older checkpoints and the segments that start at or below `lsn`.
 //! Recovery takes the newest checkpoint `C`, replays every segment that may hold records
@@ -31,11 +34,13 @@ pub mod files;
 pub mod fs;
 pub mod log;
 mod recovery;
+pub mod spare;
 
 #[cfg(all(test, feature = "loom"))]
 mod loom_tests;
 
 pub use files::FileKind;
+pub use spare::SpareMode;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -51,18 +56,23 @@ use moodb_core::{
 use crate::BackendOptions;
 use fs::{Fs, FsFile, StdFs};
 use log::LogHeader;
+use spare::Spares;
 
 /// Tuning of the paper engine that is not part of the common options.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PaperTuning {
-    /// The log file is grown (fallocate) this many bytes at a time.
+    /// The log file is grown (fallocate) this many bytes at a time; a spare segment has this
+    /// size.
     pub prealloc_bytes: u64,
+    /// Whether and how pre-zeroed spare segments are made (see [`spare`]).
+    pub spare: SpareMode,
 }
 
 impl Default for PaperTuning {
     fn default() -> Self {
         PaperTuning {
             prealloc_bytes: 64 << 20,
+            spare: SpareMode::Background,
         }
     }
 }
@@ -79,6 +89,9 @@ struct ActiveLog {
     allocated: u64,
     /// Offset up to which the data is synced.
     synced_len: u64,
+    /// Whether the file was a spare: zeros written and synced up to `allocated`, so a sync of
+    /// an append below it changes no metadata.
+    zeroed: bool,
 }
 
 /// The paper backend. Open with [`PaperBackend::open`], then call [`Backend::recover`].
@@ -89,6 +102,9 @@ pub struct PaperBackend {
     options: BackendOptions,
     tuning: PaperTuning,
     log: Option<ActiveLog>,
+    spares: Spares,
+    /// Log bytes in the segments before the active one, since the last checkpoint began.
+    earlier_log_bytes: u64,
     /// The first failed write or sync; every later write is refused with it.
     poisoned: Option<StorageError>,
     last_lsn: Lsn,
@@ -131,12 +147,15 @@ impl PaperBackend {
     ) -> Result<Self, StorageError> {
         fs.create_dir_all(dir)
             .context(|| format!("create data directory {}", dir.display()))?;
+        let spares = Spares::new(tuning.spare, fs.clone(), dir, tuning.prealloc_bytes);
         Ok(PaperBackend {
             fs,
             dir: dir.to_path_buf(),
             options: options.clone(),
             tuning,
             log: None,
+            spares,
+            earlier_log_bytes: 0,
             poisoned: None,
             last_lsn: 0,
             durable_lsn: 0,
@@ -204,9 +223,82 @@ impl PaperBackend {
         }
     }
 
-    /// Creates a new, empty, durable log segment starting at `first_lsn`.
-    fn create_log(&self, first_lsn: Lsn) -> Result<ActiveLog, StorageError> {
+    /// Starts the new, empty, durable log segment `log-<first_lsn>`: the spare if one is ready,
+    /// else a file created and preallocated now.
+    fn start_segment(&mut self, first_lsn: Lsn) -> Result<ActiveLog, StorageError> {
+        if let Some(spare) = self.spares.take() {
+            if let Some(log) = self.adopt_spare(spare, first_lsn)? {
+                return Ok(log);
+            }
+        }
         create_log_file(&*self.fs, &self.dir, first_lsn, self.tuning.prealloc_bytes)
+    }
+
+    /// Makes the spare `log-<first_lsn>`: header written and synced (an overwrite of zeros),
+    /// renamed, directory synced. `None` if the spare could not be used before the rename (the
+    /// caller creates a segment instead); an error if the rename may not be durable.
+    fn adopt_spare(
+        &mut self,
+        mut file: Box<dyn FsFile>,
+        first_lsn: Lsn,
+    ) -> Result<Option<ActiveLog>, StorageError> {
+        let spare = self.spares.path().to_path_buf();
+        let path = self.dir.join(FileKind::Log(first_lsn).name());
+        let header = LogHeader {
+            version: log::LOG_VERSION,
+            first_lsn,
+        };
+        let prepared = file
+            .write_all_at(&header.encode(), 0)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| self.fs.rename(&spare, &path));
+        if prepared.is_err() {
+            return Ok(None);
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        Ok(Some(ActiveLog {
+            file,
+            path,
+            first_lsn,
+            len: log::LOG_HEADER_LEN as u64,
+            allocated: self.spares.segment_len().max(log::LOG_HEADER_LEN as u64),
+            synced_len: log::LOG_HEADER_LEN as u64,
+            zeroed: true,
+        }))
+    }
+
+    /// The log bytes after which a segment wants a spare to follow it.
+    fn spare_after(&self) -> u64 {
+        (self.tuning.prealloc_bytes / 8).min(1 << 20)
+    }
+
+    /// Before appending `n` bytes starting at `first_lsn`: moves on to a ready spare if the
+    /// active segment is full or was not pre-zeroed, syncing what the old segment still holds
+    /// unsynced (its records stay where they are: recovery replays every segment in order).
+    fn roll_to_spare(&mut self, first_lsn: Lsn, n: u64) -> Result<(), StorageError> {
+        let after = self.spare_after();
+        let Some(log) = self.log.as_ref() else {
+            return Ok(());
+        };
+        let full = log.len + n > log.allocated;
+        if !(full || (!log.zeroed && log.len >= after)) {
+            return Ok(());
+        }
+        let Some(spare) = self.spares.take() else {
+            return Ok(());
+        };
+        self.sync_log()?;
+        let next = match self.adopt_spare(spare, first_lsn) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(self.poison(e)),
+        };
+        if let Some(old) = self.log.replace(next) {
+            self.earlier_log_bytes += old.len;
+        }
+        Ok(())
     }
 }
 
@@ -239,6 +331,7 @@ fn create_log_file(
         len: log::LOG_HEADER_LEN as u64,
         allocated,
         synced_len: log::LOG_HEADER_LEN as u64,
+        zeroed: false,
     })
 }
 
@@ -301,7 +394,9 @@ impl Backend for PaperBackend {
             prev = entry.lsn;
         }
         let n = self.buf.len() as u64;
+        self.roll_to_spare(entries[0].lsn, n)?;
         let chunk = self.tuning.prealloc_bytes.max(1);
+        let spare_after = self.spare_after();
         let Some(log) = self.log.as_mut() else {
             return Err(StorageError::InvalidInput("no active log".into()));
         };
@@ -314,6 +409,8 @@ impl Backend for PaperBackend {
                 .context(|| format!("preallocate {} to {want} bytes", log.path.display()));
             if result.is_ok() {
                 log.allocated = want;
+                // The new extents are unwritten: a spare is worth moving to.
+                log.zeroed = false;
             }
         }
         if result.is_ok() {
@@ -325,6 +422,9 @@ impl Backend for PaperBackend {
             return Err(self.poison(e));
         }
         log.len += n;
+        if log.len >= spare_after {
+            self.spares.request();
+        }
         self.last_lsn = prev;
         let synced = match self.options.sync {
             SyncPolicy::Always => true,
@@ -356,8 +456,11 @@ impl Backend for PaperBackend {
         self.sync_log()?;
         let needs_new_log = self.log.as_ref().is_some_and(|l| l.first_lsn != lsn + 1);
         if needs_new_log {
-            match self.create_log(lsn + 1) {
-                Ok(log) => self.log = Some(log),
+            match self.start_segment(lsn + 1) {
+                Ok(log) => {
+                    self.log = Some(log);
+                    self.earlier_log_bytes = 0;
+                }
                 Err(e) => return Err(self.poison(e)),
             }
         }
@@ -384,7 +487,7 @@ impl Backend for PaperBackend {
     fn status(&self) -> BackendStatus {
         BackendStatus {
             name: "paper",
-            log_bytes: self.log.as_ref().map_or(0, |l| l.len),
+            log_bytes: self.earlier_log_bytes + self.log.as_ref().map_or(0, |l| l.len),
             last_checkpoint_lsn: self.last_checkpoint.map(|(lsn, _)| lsn),
             last_checkpoint_unix_ms: self.last_checkpoint.map(|(_, ms)| ms),
             fsyncs: self.fsyncs,

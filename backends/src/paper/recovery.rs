@@ -23,7 +23,7 @@ use moodb_core::error::IoContext;
 use moodb_core::{Databases, Lsn, Recovered, RecoveryReport, StorageError};
 
 use super::checkpoint::CheckpointReader;
-use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX};
+use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX, SPARE_NAME};
 use super::fs::Fs;
 use super::log::{LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN, LOG_VERSION};
 use super::{create_log_file, ActiveLog, PaperTuning};
@@ -97,6 +97,11 @@ fn list_data_dir(fs: &dyn Fs, dir: &Path) -> Result<Listing, StorageError> {
     let mut listing = Listing::default();
     let mut checkpoints = Vec::new();
     for name in &names {
+        if name == SPARE_NAME {
+            // A spare holds no record, and may be incomplete: made afresh when wanted.
+            listing.leftovers.push(dir.join(name));
+            continue;
+        }
         match FileKind::parse(name) {
             Some(FileKind::Log(first)) => listing.logs.push(first),
             Some(FileKind::Checkpoint(lsn)) => checkpoints.push(lsn),
@@ -537,6 +542,7 @@ fn open_segment(
         len: valid_end,
         allocated,
         synced_len: valid_end,
+        zeroed: false,
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use moodb_backends::paper::fs::SimFs;
-use moodb_backends::paper::{PaperBackend, PaperTuning};
+use moodb_backends::paper::{PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, Databases, LogEntry, Lsn, Record};
 use proptest::prelude::*;
@@ -18,15 +18,30 @@ pub fn dir() -> PathBuf {
     PathBuf::from(DIR)
 }
 
-/// Small preallocation chunks so simulated files stay small but still have a zero tail.
+/// Small preallocation chunks so simulated files stay small but still have a zero tail; no
+/// spare segments, so a history without checkpoints stays in one segment.
 pub fn tuning() -> PaperTuning {
     PaperTuning {
         prealloc_bytes: 512,
+        spare: SpareMode::Off,
+    }
+}
+
+/// As [`tuning`], with spare segments made inline: histories roll from segment to segment
+/// (every 512 bytes), deterministically.
+pub fn rolling_tuning() -> PaperTuning {
+    PaperTuning {
+        spare: SpareMode::Inline,
+        ..tuning()
     }
 }
 
 pub fn open_sim(fs: &SimFs, options: &BackendOptions) -> PaperBackend {
-    PaperBackend::open_with(Arc::new(fs.clone()), Path::new(DIR), options, tuning()).unwrap()
+    open_sim_with(fs, options, tuning())
+}
+
+pub fn open_sim_with(fs: &SimFs, options: &BackendOptions, tuning: PaperTuning) -> PaperBackend {
+    PaperBackend::open_with(Arc::new(fs.clone()), Path::new(DIR), options, tuning).unwrap()
 }
 
 pub fn salvage() -> BackendOptions {

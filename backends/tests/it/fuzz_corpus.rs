@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use moodb_backends::paper::fs::{Fs, SimFs};
-use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record};
 
@@ -165,6 +165,7 @@ fn sample_directory(checkpoint_after: usize) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new("/db");
     let tuning = PaperTuning {
         prealloc_bytes: 512,
+        spare: SpareMode::Off,
     };
     let mut backend = PaperBackend::open_with(
         Arc::new(fs.clone()),

@@ -4,10 +4,15 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 use bytes::Bytes;
-use moodb_backends::paper::{FileKind, PaperBackend};
+use moodb_backends::paper::files::SPARE_NAME;
+use moodb_backends::paper::fs::{Fs, StdFs};
+use moodb_backends::paper::log::LogScanner;
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record, StorageError, SyncPolicy};
 use proptest::prelude::*;
@@ -298,6 +303,106 @@ fn sync_policies_never_and_every_defer_the_sync() {
         assert_eq!(backend.status().durable_lsn, u64::from(synced));
         backend.sync().unwrap();
         assert_eq!(backend.status().durable_lsn, 1);
+    }
+}
+
+/// The log files in `dir`: (first LSN, file length), ascending.
+fn segments(dir: &Path) -> Vec<(u64, u64)> {
+    let mut logs: Vec<(u64, u64)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            match FileKind::parse(e.file_name().to_str()?) {
+                Some(FileKind::Log(first)) => Some((first, e.metadata().unwrap().len())),
+                _ => None,
+            }
+        })
+        .collect();
+    logs.sort_unstable();
+    logs
+}
+
+/// Spare segments on real files: a thread zeroes one ahead of need, the log moves on to it
+/// (when the active segment was not pre-zeroed or is full), the segment sizes add up in
+/// `log_bytes`, recovery replays every segment and removes a leftover spare, and a checkpoint
+/// supersedes the rolled segments.
+#[test]
+fn the_log_rolls_onto_pre_zeroed_spares_and_recovers_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tuning = PaperTuning {
+        prealloc_bytes: 64 << 10,
+        spare: SpareMode::Background,
+    };
+    let options = BackendOptions::default();
+    let mut backend = PaperBackend::open_with(Arc::new(StdFs), dir, &options, tuning).unwrap();
+    backend.recover().unwrap();
+    let mut model = Model::default();
+    let value = "v".repeat(200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while segments(dir).len() < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "no spare taken in 30 s: {:?}",
+            segments(dir)
+        );
+        let group: Vec<Record> = (0..10).map(|i| set(&format!("k{i}"), &value)).collect();
+        append_groups(&mut backend, &mut model, &[group]);
+    }
+    let logs = segments(dir);
+    // Every segment after the first was a spare: made at the spare size.
+    assert!(
+        logs[1..].iter().all(|(_, len)| *len >= 64 << 10),
+        "{logs:?}"
+    );
+    let valid: u64 = logs
+        .iter()
+        .map(|(first, _)| {
+            let bytes = std::fs::read(dir.join(FileKind::Log(*first).name())).unwrap();
+            LogScanner::new(&bytes).unwrap().finish().valid_end()
+        })
+        .sum();
+    assert_eq!(backend.status().log_bytes, valid);
+    drop(backend);
+
+    std::fs::write(dir.join(SPARE_NAME), b"half a spare").unwrap();
+    let mut backend = open(dir, &options);
+    let recovered = backend.recover().unwrap();
+    assert_eq!(recovered.last_lsn, model.last_lsn());
+    assert_eq!(&recovered.state, model.current());
+    assert!(
+        !dir.join(SPARE_NAME).exists(),
+        "recovery removes a leftover spare"
+    );
+
+    let job = backend.begin_checkpoint(model.last_lsn()).unwrap().unwrap();
+    job.write(model.current()).unwrap();
+    assert_eq!(segments(dir).len(), 1, "{:?}", segments(dir));
+    let again = open(dir, &options).recover().unwrap();
+    assert_eq!(&again.state, model.current());
+}
+
+/// `StdFs::read` skips copying a zero tail but returns exactly what `std::fs::read` does.
+#[test]
+fn reading_a_file_with_a_zero_tail_gives_every_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("f");
+    let mib = 1 << 20;
+    for (len, data) in [
+        (0, 0..0),
+        (10, 0..0),
+        (10, 0..10),
+        (mib + 7, 3..5),
+        (3 * mib, 0..mib),
+        (3 * mib, mib - 1..mib + 1),
+        (3 * mib + 100, 2 * mib + 50..2 * mib + 51),
+        (3 * mib, 3 * mib - 1..3 * mib),
+    ] {
+        let mut bytes = vec![0u8; len];
+        bytes[data.clone()].iter_mut().for_each(|b| *b = 0xa5);
+        std::fs::write(&path, &bytes).unwrap();
+        let read = StdFs.read(&path).unwrap();
+        assert!(read == bytes, "len {len}, data {data:?}");
     }
 }
 

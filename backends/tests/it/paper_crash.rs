@@ -6,8 +6,10 @@
 use crate::common::*;
 use bytes::Bytes;
 use moodb_backends::paper::files::TMP_SUFFIX;
+use moodb_backends::paper::fs::Fs;
 use moodb_backends::paper::fs::{Fault, FaultKind, FaultOp, SimFs, SimRng};
 use moodb_backends::paper::PaperBackend;
+use moodb_backends::paper::{FileKind, PaperTuning};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, CheckpointJob, Lsn, Record, StorageError};
 
@@ -17,16 +19,22 @@ fn recover_image(image: &SimFs) -> moodb_core::Recovered {
         .unwrap_or_else(|e| panic!("recovery of a crash image failed: {e}"))
 }
 
-/// Runs `steps` fs operations into a checkpoint switch, then cuts the power.
+/// Runs `steps` fs operations into a checkpoint switch, then cuts the power; with and without
+/// a spare segment to become the switch's new segment.
 #[test]
 fn a_crash_between_any_two_steps_of_the_checkpoint_switch_recovers_the_same_state() {
+    checkpoint_switch_crashes(tuning());
+    checkpoint_switch_crashes(rolling_tuning());
+}
+
+fn checkpoint_switch_crashes(tuning: PaperTuning) {
     let groups: Vec<Vec<Record>> = (0..6)
         .map(|i| vec![set(&format!("k{i}"), "v"), set("shared", &i.to_string())])
         .collect();
     let mut k = 0u64;
     loop {
         let fs = SimFs::new();
-        let mut backend = open_sim(&fs, &BackendOptions::default());
+        let mut backend = open_sim_with(&fs, &BackendOptions::default(), tuning);
         backend.recover().unwrap();
         let mut model = Model::default();
         append_groups(&mut backend, &mut model, &groups[..3]);
@@ -105,14 +113,23 @@ struct Coverage {
     unacked_lost: u64,
     from_checkpoint: u64,
     torn_tail: u64,
+    /// Histories (without a checkpoint) that moved on to a spare segment.
+    rolled: u64,
 }
 
 /// One seed: random appends, syncs and checkpoints, a power cut at a random operation, then
 /// recovery must hold every acknowledged record, a prefix of the history, nothing partial.
+/// Odd seeds make spare segments, so their histories also roll from segment to segment.
 fn power_cut(seed: u64, cov: &mut Coverage) {
     let mut rng = SimRng::new(seed);
     let fs = SimFs::new();
-    let mut backend = open_sim(&fs, &BackendOptions::default());
+    let tuning = if seed % 2 == 1 {
+        rolling_tuning()
+    } else {
+        tuning()
+    };
+    let mut backend = open_sim_with(&fs, &BackendOptions::default(), tuning);
+    let mut checkpoints = 0;
     backend.recover().unwrap();
     fs.inject(Fault {
         op: FaultOp::Any,
@@ -125,7 +142,10 @@ fn power_cut(seed: u64, cov: &mut Coverage) {
     for _ in 0..12 {
         match rng.below(10) {
             0 | 1 if pending.is_none() => match backend.begin_checkpoint(model.last_lsn()) {
-                Ok(job) => pending = job.map(|j| (j, model.last_lsn())),
+                Ok(job) => {
+                    checkpoints += 1;
+                    pending = job.map(|j| (j, model.last_lsn()));
+                }
                 Err(_) => break,
             },
             2 if pending.is_some() => {
@@ -156,8 +176,14 @@ fn power_cut(seed: u64, cov: &mut Coverage) {
         }
     }
     let attempted = model.last_lsn();
+    let segments = fs
+        .list_dir(&dir())
+        .unwrap()
+        .iter()
+        .filter(|name| matches!(FileKind::parse(name), Some(FileKind::Log(_))))
+        .count();
     let image = fs.crash_image(seed.wrapping_add(1));
-    let recovered = open_sim(&image, &BackendOptions::default())
+    let recovered = open_sim_with(&image, &BackendOptions::default(), tuning)
         .recover()
         .unwrap_or_else(|e| panic!("seed {seed}: recovery failed: {e}"));
     let got = recovered.last_lsn;
@@ -179,6 +205,7 @@ fn power_cut(seed: u64, cov: &mut Coverage) {
     cov.unacked_lost += u64::from(got < attempted);
     cov.from_checkpoint += u64::from(recovered.report.checkpoint.is_some());
     cov.torn_tail += u64::from(recovered.report.bytes_truncated > 0);
+    cov.rolled += u64::from(checkpoints == 0 && segments > 1);
 }
 
 #[test]
@@ -195,6 +222,7 @@ fn ten_thousand_seeded_power_cuts_lose_nothing_acknowledged() {
         ("lost an unacknowledged append", cov.unacked_lost),
         ("recovered from a checkpoint", cov.from_checkpoint),
         ("cut a torn tail", cov.torn_tail),
+        ("rolled to a spare segment", cov.rolled),
     ] {
         assert!(n >= 100, "only {n} of 10000 seeds {what}: {cov:?}");
     }

@@ -63,6 +63,14 @@ impl PubSub {
         self.sessions.get(&session).map_or(0, Subscriptions::count)
     }
 
+    /// How many channels and how many patterns `session` is subscribed to (CLIENT LIST's
+    /// `sub` and `psub`).
+    pub fn counts(&self, session: SessionId) -> (usize, usize) {
+        self.sessions
+            .get(&session)
+            .map_or((0, 0), |s| (s.channels.len(), s.patterns.len()))
+    }
+
     /// `SUBSCRIBE channel ...`: one confirmation per channel.
     pub fn subscribe(&mut self, session: SessionId, channels: &[Bytes]) -> Vec<Frame> {
         self.add(session, channels, Kind::Channel)

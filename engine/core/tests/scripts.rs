@@ -23,7 +23,8 @@
 //!   among its replies).
 //! - `# ...` and blank lines are copied to the transcript as they are.
 //!
-//! Replies print as redis-cli prints them, INFO's text raw (redis-cli does so too). The keys
+//! Replies print as redis-cli prints them, INFO's and CLIENT INFO / LIST's text raw
+//! (redis-cli does so too). The keys
 //! of a KEYS or SCAN reply print sorted: their order is the hash map's, which varies.
 
 // Test code may panic on failure.
@@ -126,9 +127,16 @@ impl Runner {
         let request = split_args(rest);
         let tag = self.next_tag;
         self.next_tag += 1;
-        if request
+        let client_text = request
             .first()
-            .is_some_and(|n| n.eq_ignore_ascii_case(b"INFO"))
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"CLIENT"))
+            && request.get(1).is_some_and(|s| {
+                s.eq_ignore_ascii_case(b"INFO") || s.eq_ignore_ascii_case(b"LIST")
+            });
+        if client_text
+            || request
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"INFO"))
         {
             self.raw.insert(tag);
         }
@@ -467,5 +475,6 @@ scripts!(
     durability,
     databases,
     pubsub,
+    clients,
     introspection
 );

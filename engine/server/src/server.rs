@@ -1,6 +1,6 @@
 //! Server start-up and shutdown: bind the listener, start the actors on one arbiter (the
-//! snapshotter on a thread of its own), accept connections, and on SIGINT/SIGTERM sync the
-//! log and return.
+//! snapshotter on a thread of its own), accept connections, and on SIGINT/SIGTERM or SHUTDOWN
+//! sync the log and return.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -153,8 +153,11 @@ impl Server {
                 .map(|p| Password::new(p.as_bytes())),
         });
         let live = Arc::clone(&sessions);
+        let exit = Arc::new(tokio::sync::Notify::new());
+        let exit_for_owner = Arc::clone(&exit);
         let store = StoreOwner::create(move |ctx| {
             let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
+            owner.set_exit(exit_for_owner);
             let log = GroupCommit::new(backend);
             let wal = WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
             owner.set_wal(wal);
@@ -191,6 +194,8 @@ impl Server {
                 },
                 _ = tokio::signal::ctrl_c() => break,
                 _ = terminate.recv() => break,
+                // SHUTDOWN (after its checkpoint, unless NOSAVE).
+                _ = exit.notified() => break,
             }
         }
         eprintln!("moodb: shutting down: syncing the log");

@@ -245,3 +245,79 @@ fn error_replies_are_redis_7s_byte_for_byte() {
         );
     }
 }
+
+/// A Frame's elements (array, set or push).
+fn items(f: &moodb_core::resp::Frame) -> &[moodb_core::resp::Frame] {
+    use moodb_core::resp::Frame;
+    match f {
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => v,
+        other => panic!("not an aggregate: {other:?}"),
+    }
+}
+
+fn name_of(entry: &moodb_core::resp::Frame) -> String {
+    use moodb_core::resp::Frame;
+    match &items(entry)[0] {
+        Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
+        other => panic!("no name: {other:?}"),
+    }
+}
+
+/// COMMAND and COMMAND INFO print Redis 7.0.15's whole ten-field entry for every command
+/// MooDB shares with it, in RESP2 and RESP3 (where flags, tips, key specs and subcommands
+/// are sets): name, arity, flags, key positions, ACL categories, tips and key specs equal;
+/// each of MooDB's subcommand entries equals Redis's of that name (MooDB lists only the
+/// subcommands it has, in table order; Redis lists all of them, in hash order). COMMAND's
+/// entries are COMMAND INFO's.
+#[test]
+fn command_entries_are_redis_7s_ten_fields() {
+    use crate::resp3::Wire;
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let moodb = TestServer::start(ServerOptions::default()).unwrap();
+    for proto in ["2", "3"] {
+        let mut ours = Wire::connect(moodb.addr);
+        let mut theirs = Wire::connect(redis.addr());
+        ours.ask(&["HELLO", proto]);
+        theirs.ask(&["HELLO", proto]);
+        let (_, all) = ours.ask(&["COMMAND"]);
+        let (_, listed) = ours.ask(&["COMMAND", "LIST"]);
+        assert_eq!(items(&all).len(), items(&listed).len());
+        let mut compared = 0;
+        for entry in items(&all) {
+            let name = name_of(entry);
+            let (_, info) = ours.ask(&["COMMAND", "INFO", &name]);
+            assert_eq!(
+                &items(&info)[0],
+                entry,
+                "RESP{proto} {name}: COMMAND vs INFO"
+            );
+            let (_, t) = theirs.ask(&["COMMAND", "INFO", &name]);
+            let t = &items(&t)[0];
+            if *t == moodb_core::resp::Frame::Null {
+                continue; // MooDB's own (UPDATE, CAS, DELETE)
+            }
+            let (o, t) = (items(entry), items(t));
+            assert_eq!((o.len(), t.len()), (10, 10), "RESP{proto} {name}");
+            assert_eq!(&o[..9], &t[..9], "RESP{proto} {name}");
+            assert_eq!(
+                std::mem::discriminant(&o[9]),
+                std::mem::discriminant(&t[9]),
+                "RESP{proto} {name}: subcommands' type"
+            );
+            for sub in items(&o[9]) {
+                let sub_name = name_of(sub);
+                let theirs_sub = items(&t[9]).iter().find(|s| name_of(s) == sub_name);
+                // CLIENT SETINFO and NO-TOUCH are Redis 7.2's.
+                if ["client|setinfo", "client|no-touch"].contains(&sub_name.as_str()) {
+                    assert!(theirs_sub.is_none());
+                    continue;
+                }
+                assert_eq!(Some(sub), theirs_sub, "RESP{proto} {sub_name}");
+            }
+            compared += 1;
+        }
+        assert!(compared > 70, "only {compared} commands compared");
+    }
+}

@@ -7,9 +7,11 @@
 mod abuse;
 mod architecture;
 mod auth;
+mod clients_redis;
 mod command_table_redis;
 mod commands_redis;
 mod databases;
+mod differential_random;
 mod expiry;
 mod failing_storage;
 mod info_config;

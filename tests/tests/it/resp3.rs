@@ -52,6 +52,23 @@ impl Wire {
         }
     }
 
+    /// Whether the server closes the connection without sending anything more (waits up to
+    /// the read timeout).
+    pub(crate) fn closed(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return false;
+        }
+        let mut chunk = [0u8; 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => true,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                false
+            }
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        }
+    }
+
     pub(crate) fn ask(&mut self, words: &[&str]) -> (Vec<u8>, Frame) {
         self.send(words);
         self.reply()

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::StdFs;
-use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning};
+use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
 use moodb_core::{Backend, LogEntry, Record, Value};
 
@@ -94,6 +94,7 @@ fn append_all(backend: &mut PaperBackend, first_lsn: u64, groups: &[Vec<Record>]
 fn open_backend(dir: &Path) -> PaperBackend {
     let tuning = PaperTuning {
         prealloc_bytes: 4096,
+        spare: SpareMode::Off,
     };
     let mut backend =
         PaperBackend::open_with(Arc::new(StdFs), dir, &BackendOptions::default(), tuning).unwrap();

@@ -31,6 +31,11 @@ pub enum DbCommand {
         to: Bytes,
         db: i64,
         replace: bool,
+        /// Indexes of earlier DB options, checked before `db` (Redis checks each in order).
+        earlier: Vec<i64>,
+        /// An option after a DB option was a syntax error: answered after the indexes are
+        /// checked, as Redis parses the options in order.
+        syntax_error: bool,
     },
 }
 
@@ -186,8 +191,16 @@ fn run(
             to,
             db,
             replace,
+            earlier,
+            syntax_error,
         } => {
+            for earlier in earlier {
+                index(earlier, count)?;
+            }
             let dst = index(db, count)?;
+            if syntax_error {
+                return Err(super::syntax_error());
+            }
             if dst == src && from == to {
                 return Err(ReplyError::SameObject.into());
             }

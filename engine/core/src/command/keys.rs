@@ -28,6 +28,9 @@ pub struct ScanArgs {
     pub cursor: u64,
     pub pattern: Option<Bytes>,
     pub count: usize,
+    /// TYPE named a type other than string: the keys are visited (the cursor advances as
+    /// without it) but none is returned.
+    pub other_type: bool,
 }
 
 /// `DEL key [key ...]` (and DELETE).
@@ -61,19 +64,38 @@ pub fn parse_flushdb(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Comma
     data(spec, DataOp::FlushDb)
 }
 
+/// A SCAN cursor as Redis 7.0 reads it (`strtoul`, refusing a leading space, trailing bytes
+/// and overflow): so `""` is 0, `+5` and `007` are 5 and 7, and `-1` wraps to `u64::MAX`.
+fn scan_cursor(arg: &[u8]) -> Option<u64> {
+    if arg.is_empty() {
+        return Some(0);
+    }
+    if matches!(arg[0], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        return None;
+    }
+    let (negative, digits) = match arg[0] {
+        b'-' => (true, &arg[1..]),
+        b'+' => (false, &arg[1..]),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if negative { n.wrapping_neg() } else { n })
+}
+
 /// Parses `SCAN cursor [MATCH pattern] [COUNT n] [TYPE string]`.
 pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     let [cursor, rest @ ..] = rest else {
         return Err(wrong_arity(spec.name));
     };
-    let cursor = std::str::from_utf8(cursor)
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-        .ok_or(ReplyError::InvalidCursor)?;
+    let cursor = scan_cursor(cursor).ok_or(ReplyError::InvalidCursor)?;
     let mut args = ScanArgs {
         cursor,
         pattern: None,
         count: 10,
+        other_type: false,
     };
     let mut opts = rest.chunks(2);
     for pair in opts.by_ref() {
@@ -90,8 +112,7 @@ pub fn parse_scan(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
                 args.count = usize::try_from(n).unwrap_or(usize::MAX);
             }
             // Every value is a string.
-            b"TYPE" if value.eq_ignore_ascii_case(b"string") => {}
-            b"TYPE" => args.count = 0,
+            b"TYPE" => args.other_type = !value.eq_ignore_ascii_case(b"string"),
             _ => return Err(syntax_error()),
         }
     }
@@ -175,7 +196,9 @@ pub(super) fn scan(ks: &Keyspace, args: ScanArgs, now_ms: u64) -> Applied {
     };
     let keys = page
         .into_iter()
-        .filter(|(_, k)| args.pattern.as_ref().is_none_or(|p| glob::matches(p, k)))
+        .filter(|(_, k)| {
+            !args.other_type && args.pattern.as_ref().is_none_or(|p| glob::matches(p, k))
+        })
         .map(|(_, k)| Frame::Bulk(k.clone()))
         .collect();
     whole(Frame::Array(vec![
@@ -563,7 +586,8 @@ pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
         return Err(wrong_arity(spec.name));
     };
     let mut replace = false;
-    let mut db = None;
+    let mut dbs = Vec::new();
+    let mut syntax = false;
     let mut i = 0;
     while i < opts.len() {
         match opts[i].to_ascii_uppercase().as_slice() {
@@ -573,20 +597,27 @@ pub fn parse_copy(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
                 if i32::try_from(n).is_err() {
                     return Err(ReplyError::IntOutOfRange.into());
                 }
-                db = Some(n);
+                dbs.push(n);
                 i += 1;
+            }
+            // After a DB option, the store checks its index before this error is answered.
+            _ if !dbs.is_empty() => {
+                syntax = true;
+                break;
             }
             _ => return Err(syntax_error()),
         }
         i += 1;
     }
-    if let Some(db) = db {
+    if let Some(db) = dbs.pop() {
         // Across databases: the store checks the index and the same-object case.
         return Ok(Command::Db(super::DbCommand::CopyTo {
             from: from.clone(),
             to: to.clone(),
             db,
             replace,
+            earlier: dbs,
+            syntax_error: syntax,
         }));
     }
     if from == to {
@@ -712,9 +743,7 @@ pub fn parse_object(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
 
 /// Redis's `string2l`: a canonical decimal i64 (no sign but `-`, no leading zero, not `-0`).
 fn is_canonical_integer(bytes: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(bytes).ok()?;
-    let n: i64 = s.parse().ok()?;
-    (n.to_string() == s).then_some(n)
+    parse_i64(bytes).ok()
 }
 
 pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64) -> Applied {

@@ -10,7 +10,8 @@
 //! Accepted input is `strtold`'s as `string2ld` filters it: an optional sign, then decimal
 //! (`1`, `.5`, `5.`, `1e-3`), hexadecimal (`0x1.8p3`) or `inf`/`infinity`; no leading
 //! space, nothing left over, not NaN, not a range error (overflow, or underflow to zero),
-//! shorter than 5120 bytes. Bytes after a NUL are ignored (C strings end there).
+//! shorter than 5120 bytes, and no NUL (`string2ld` checks that `strtold` read all `slen`
+//! bytes, so a NUL, where the C string ends, leaves bytes unread).
 
 use num_bigint::BigUint;
 use num_integer::Integer;
@@ -56,10 +57,9 @@ impl LongDouble {
         if text.is_empty() || text.len() >= MAX_CHARS {
             return None;
         }
-        let text = match text.iter().position(|&b| b == 0) {
-            Some(nul) => &text[..nul],
-            None => text,
-        };
+        if text.contains(&0) {
+            return None;
+        }
         let (neg, body) = match text.split_first() {
             Some((b'-', rest)) => (true, rest),
             Some((b'+', rest)) => (false, rest),
@@ -390,8 +390,22 @@ mod tests {
     #[test]
     fn what_strtold_and_string2ld_refuse() {
         for bad in [
-            "", " 1", "1 ", "abc", "nan", "-nan", "1e", "0x", ".", "1e5000", "1e-5000", "--1",
+            "",
+            " 1",
+            "1 ",
+            "abc",
+            "nan",
+            "-nan",
+            "1e",
+            "0x",
+            ".",
+            "1e5000",
+            "1e-5000",
+            "--1",
             "1.2.3",
+            "1\0",
+            "1\0abc",
+            "-1\0\x000x10",
         ] {
             assert_eq!(LongDouble::parse(bad.as_bytes()), None, "{bad:?}");
         }

@@ -317,11 +317,12 @@ pub fn syntax_error() -> Frame {
     ReplyError::Syntax.into()
 }
 
-/// Parses a decimal i64 argument, with Redis' error text.
+/// Parses a decimal i64 argument (or stored value) as Redis's `string2ll` does: only the
+/// canonical form, so no `+`, no leading zero, no `-0`, no spaces; with Redis' error text.
 pub fn parse_i64(arg: &[u8]) -> Result<i64, ReplyError> {
     std::str::from_utf8(arg)
         .ok()
-        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| s.parse::<i64>().ok().filter(|n| n.to_string() == s))
         .ok_or(ReplyError::NotInteger)
 }
 

@@ -68,7 +68,13 @@ pub fn parse_pubsub(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         (b"CHANNELS", [pattern]) => cmd(PubSubCommand::Channels(Some(pattern.clone()))),
         (b"NUMSUB", channels) => cmd(PubSubCommand::NumSub(channels.to_vec())),
         (b"NUMPAT", []) => cmd(PubSubCommand::NumPat),
-        (b"CHANNELS" | b"NUMPAT", _) => Err(ReplyError::SubcommandArity {
+        // NUMPAT's arity is fixed (Redis checks it before the command runs); CHANNELS's is
+        // "at least", and CHANNELS itself refuses more than one pattern.
+        (b"NUMPAT", _) => Err(ReplyError::WrongArity {
+            name: "pubsub|numpat",
+        }
+        .into()),
+        (b"CHANNELS", _) => Err(ReplyError::SubcommandArity {
             command: "PUBSUB",
             sub: String::from_utf8_lossy(sub).into_owned(),
         }
@@ -159,6 +165,29 @@ pub fn key_events(op: &super::DataOp, record: &Record, out: &mut Vec<KeyEvent>) 
                 }
             }
         }
+    }
+}
+
+/// The keyspace notifications of a cross-database command `cmd` that succeeded (wrote), run
+/// from database `src`, each with the database it is sent in, as Redis 7 sends them: MOVE
+/// `move_from` in the source and `move_to` in the target, COPY ... DB `copy_to` in the target.
+/// SWAPDB and FLUSHALL send none.
+pub fn db_key_events(cmd: &super::DbCommand, src: u16) -> Vec<(u16, KeyEvent)> {
+    use super::DbCommand as D;
+    let g = NotifyFlags::GENERIC;
+    let ev = |event, key: &Bytes| KeyEvent {
+        class: g,
+        event,
+        key: key.clone(),
+    };
+    let target = |db: i64| u16::try_from(db).unwrap_or(src);
+    match cmd {
+        D::Move { key, db } => vec![
+            (src, ev("move_from", key)),
+            (target(*db), ev("move_to", key)),
+        ],
+        D::CopyTo { to, db, .. } => vec![(target(*db), ev("copy_to", to))],
+        D::Select(_) | D::SwapDb(..) | D::FlushAll => Vec::new(),
     }
 }
 

@@ -130,6 +130,23 @@ pub enum ReplyError {
     /// SETNAME with a space, a line break or another character outside `!`..`~`.
     #[error("ERR Client names cannot contain spaces, newlines or special characters.")]
     BadClientName,
+    #[error("ERR Invalid client ID")]
+    InvalidClientId,
+    #[error("ERR client-id should be greater than 0")]
+    ClientIdRange,
+    #[error("ERR Unknown client type '{name}'")]
+    UnknownClientType { name: String },
+    #[error("ERR No such user '{name}'")]
+    NoSuchUser { name: String },
+    #[error("ERR No such client")]
+    NoSuchClient,
+    /// CLIENT SETINFO (Redis 7.2) with an attribute other than LIB-NAME / LIB-VER.
+    #[error("ERR Unrecognized option '{attr}'")]
+    SetInfoOption { attr: String },
+    #[error("ERR {attr} cannot contain spaces, newlines or special characters.")]
+    SetInfoChars { attr: String },
+    #[error("ERR No shutdown in progress.")]
+    NoShutdown,
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
     /// AUTH sent to a server without `requirepass`.
@@ -140,6 +157,10 @@ pub enum ReplyError {
     AuthNotConfigured,
     #[error("EXECABORT Transaction discarded because of previous errors.")]
     ExecAbort,
+    /// EXEC itself refused (a wrong number of arguments): `reason` is that error's text
+    /// without its `ERR ` kind. The transaction, if any, is discarded and the watches dropped.
+    #[error("EXECABORT Transaction discarded because of: {reason}")]
+    ExecAbortBecause { reason: String },
     #[error("ERR EXEC without MULTI")]
     ExecWithoutMulti,
     #[error("ERR MULTI calls can not be nested")]
@@ -183,6 +204,7 @@ impl ReplyError {
     /// by a space, until the list reaches 128 bytes (the last one cut to fit).
     pub fn unknown_command(name: &[u8], rest: &[Bytes]) -> ReplyError {
         const MAX: usize = 128;
+        let name = c_string(name);
         let name = String::from_utf8_lossy(&name[..name.len().min(MAX)]).into_owned();
         let mut args = Vec::new();
         for arg in rest {
@@ -190,6 +212,7 @@ impl ReplyError {
                 break;
             }
             let room = MAX - args.len();
+            let arg = c_string(arg);
             args.push(b'\'');
             args.extend_from_slice(&arg[..arg.len().min(room)]);
             args.extend_from_slice(b"' ");
@@ -204,8 +227,35 @@ impl ReplyError {
     pub fn unknown_subcommand(command: &'static str, sub: &[u8]) -> ReplyError {
         ReplyError::UnknownSubcommand {
             command,
-            sub: String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned(),
+            sub: String::from_utf8_lossy(&c_string(sub)[..c_string(sub).len().min(128)])
+                .into_owned(),
         }
+    }
+}
+
+/// `bytes` up to its first NUL: Redis quotes arguments with `%.*s`, which stops there.
+fn c_string(bytes: &[u8]) -> &[u8] {
+    bytes.split(|&b| b == 0).next().unwrap_or(bytes)
+}
+
+impl ReplyError {
+    /// Whether `reply`, a parser's error for a command whose own arity fits, is one Redis
+    /// gives when the command is queued after MULTI (and which aborts EXEC): an unknown
+    /// subcommand, or a subcommand's wrong number of arguments (`'container|sub'`). Any other
+    /// error (syntax, a bad number, MSET's odd count) is the command's reply inside EXEC.
+    pub fn refuses_queueing(reply: &Frame) -> bool {
+        let Frame::Error(text) = reply else {
+            return false;
+        };
+        // `SubcommandArity`'s "unknown subcommand or ..." is a runtime error in Redis.
+        let subcommand_arity = text
+            .strip_prefix("ERR wrong number of arguments for '")
+            .is_some_and(|rest| {
+                rest.split('\'')
+                    .next()
+                    .is_some_and(|name| name.contains('|'))
+            });
+        subcommand_arity || text.starts_with("ERR unknown subcommand '")
     }
 }
 
@@ -232,6 +282,10 @@ mod tests {
             "ERR unknown command 'FROB', with args beginning with: 'a' 'b' "
         );
         assert_eq!(
+            text(ReplyError::unknown_command(b"fr\0x", &req(&["k\0x", "b"]))),
+            "ERR unknown command 'fr', with args beginning with: 'k' 'b' "
+        );
+        assert_eq!(
             text(ReplyError::unknown_command(b"frob", &[])),
             "ERR unknown command 'frob', with args beginning with: "
         );
@@ -243,6 +297,23 @@ mod tests {
             Frame::from(ReplyError::ExecAbort),
             Frame::Error("EXECABORT Transaction discarded because of previous errors.".into())
         );
+    }
+
+    #[test]
+    fn only_unknown_names_and_arity_refuse_queueing() {
+        let refuses = |e: ReplyError| ReplyError::refuses_queueing(&e.into());
+        assert!(refuses(ReplyError::WrongArity {
+            name: "pubsub|numpat"
+        }));
+        assert!(!refuses(ReplyError::WrongArity { name: "msetnx" }));
+        assert!(refuses(ReplyError::unknown_subcommand("OBJECT", b"x")));
+        assert!(!refuses(ReplyError::Syntax));
+        assert!(!refuses(ReplyError::NotInteger));
+        assert!(!refuses(ReplyError::SubcommandArity {
+            command: "OBJECT",
+            sub: "x".into()
+        }));
+        assert!(!ReplyError::refuses_queueing(&Frame::ok()));
     }
 
     #[test]

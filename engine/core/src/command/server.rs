@@ -9,6 +9,7 @@ use bytes::Bytes;
 use super::table::{self, CommandSpec};
 use super::{exact, wrong_arity, Command, ReplyError};
 use crate::resp::{Frame, Protocol};
+use crate::store::clients::{ClientType, KillFilter, ReplyMode};
 
 /// A server command, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,19 +37,57 @@ pub enum ServerCommand {
     /// LATENCY LATEST / HISTORY / RESET / DOCTOR.
     Latency(super::diagnostics::LatencyCommand),
     /// WAITAOF numlocal numreplicas timeout (checked).
-    WaitAof { numlocal: u8, numreplicas: u64 },
+    WaitAof {
+        numlocal: u8,
+        numreplicas: u64,
+    },
     /// SUBSCRIBE, PUBLISH, PUBSUB, ...
     PubSub(super::pubsub::PubSubCommand),
     /// CLIENT subcommands that read or change the connection's state in the store.
     Client(ClientCommand),
+    /// `TIME`: the clock the server passed in.
+    Time,
+    /// `RESET`: the store's part (the session resets the protocol and authentication).
+    Reset,
+    /// `MONITOR`.
+    Monitor,
+    Shutdown(ShutdownMode),
 }
 
-/// `CLIENT SETNAME name` (empty: no name), `CLIENT GETNAME`, `CLIENT ID`.
+/// The CLIENT subcommands answered from the store's client registry
+/// (`store/clients.rs`), parsed and checked as Redis 7 checks them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientCommand {
+    /// `CLIENT SETNAME name` (empty: no name).
     SetName(Bytes),
     GetName,
     Id,
+    Info,
+    /// `CLIENT LIST [TYPE type | ID id ...]`.
+    List {
+        kind: Option<ClientType>,
+        ids: Option<Vec<i64>>,
+    },
+    /// `CLIENT SETINFO LIB-NAME | LIB-VER value` (Redis 7.2; empty: none).
+    SetInfo {
+        lib_ver: bool,
+        value: Bytes,
+    },
+    /// `CLIENT KILL ip:port` or `CLIENT KILL filter value ...`.
+    Kill(KillFilter),
+    Reply(ReplyMode),
+    NoEvict(bool),
+    /// `CLIENT NO-TOUCH ON | OFF` (Redis 7.2; MooDB keeps no access times, so only the flag).
+    NoTouch(bool),
+}
+
+/// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE]`: whether to checkpoint first (`SAVE` or neither:
+/// MooDB's persistence is always on, as Redis saves when save points are configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownMode {
+    pub save: bool,
+    /// `FORCE`: exit even if the checkpoint fails.
+    pub force: bool,
 }
 
 fn reply(f: Frame) -> Result<Command, Frame> {
@@ -212,29 +251,214 @@ fn sub(rest: &[Bytes]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-/// `CLIENT SETNAME | SETINFO | GETNAME | ID | INFO | LIST | ...`: fixed answers.
+/// `CLIENT subcommand ...`: every subcommand's arity and arguments are checked here, as Redis
+/// 7 checks them; the store answers from its client registry.
 pub fn parse_client(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
     let client = |cmd| Ok(Command::Server(ServerCommand::Client(cmd)));
-    let reply = match sub(rest).as_slice() {
+    // Arity of each subcommand (the words after CLIENT included, as Redis counts them).
+    let arity = |name: &'static str, n: i64| {
+        let argc = rest.len() as i64 + 1;
+        let fits = if n >= 0 { argc == n } else { argc >= -n };
+        if fits {
+            Ok(())
+        } else {
+            Err(wrong_arity(name))
+        }
+    };
+    let on_off = |v: &Bytes| {
+        if v.eq_ignore_ascii_case(b"on") {
+            Ok(true)
+        } else if v.eq_ignore_ascii_case(b"off") {
+            Ok(false)
+        } else {
+            Err(Frame::from(ReplyError::Syntax))
+        }
+    };
+    match sub(rest).as_slice() {
         b"SETNAME" => {
-            return match rest {
-                [_, name] if valid_client_name(name) => {
-                    client(ClientCommand::SetName(name.clone()))
-                }
-                [_, _] => Err(ReplyError::BadClientName.into()),
-                _ => Err(wrong_arity("client|setname")),
+            arity("client|setname", 3)?;
+            if valid_client_name(&rest[1]) {
+                client(ClientCommand::SetName(rest[1].clone()))
+            } else {
+                Err(ReplyError::BadClientName.into())
             }
         }
-        b"GETNAME" if rest.len() == 1 => return client(ClientCommand::GetName),
-        b"GETNAME" => return Err(wrong_arity("client|getname")),
-        b"ID" if rest.len() == 1 => return client(ClientCommand::Id),
-        b"ID" => return Err(wrong_arity("client|id")),
-        b"SETINFO" | b"REPLY" | b"NO-EVICT" | b"NO-TOUCH" => Frame::ok(),
-        // A verbatim string in RESP3, as Redis 7 answers them.
-        b"INFO" | b"LIST" => Frame::verbatim_text(&b"id=1 name= db=0\n"[..]),
-        _ => return Err(unknown_sub("CLIENT", rest)),
+        b"GETNAME" => arity("client|getname", 2).and_then(|()| client(ClientCommand::GetName)),
+        b"ID" => arity("client|id", 2).and_then(|()| client(ClientCommand::Id)),
+        b"INFO" => arity("client|info", 2).and_then(|()| client(ClientCommand::Info)),
+        b"LIST" => {
+            arity("client|list", -2)?;
+            parse_client_list(&rest[1..]).and_then(client)
+        }
+        b"SETINFO" => {
+            arity("client|setinfo", 4)?;
+            let (attr, value) = (&rest[1], &rest[2]);
+            let text = || String::from_utf8_lossy(attr).into_owned();
+            let lib_ver = if attr.eq_ignore_ascii_case(b"lib-name") {
+                false
+            } else if attr.eq_ignore_ascii_case(b"lib-ver") {
+                true
+            } else {
+                return Err(ReplyError::SetInfoOption { attr: text() }.into());
+            };
+            if !valid_client_name(value) {
+                return Err(ReplyError::SetInfoChars { attr: text() }.into());
+            }
+            client(ClientCommand::SetInfo {
+                lib_ver,
+                value: value.clone(),
+            })
+        }
+        b"KILL" => {
+            arity("client|kill", -3)?;
+            parse_client_kill(&rest[1..]).and_then(client)
+        }
+        b"REPLY" => {
+            arity("client|reply", 3)?;
+            let mode = match rest[1].to_ascii_uppercase().as_slice() {
+                b"ON" => ReplyMode::On,
+                b"OFF" => ReplyMode::Off,
+                b"SKIP" => ReplyMode::SkipNext,
+                _ => return Err(ReplyError::Syntax.into()),
+            };
+            client(ClientCommand::Reply(mode))
+        }
+        b"NO-EVICT" => {
+            arity("client|no-evict", 3)?;
+            client(ClientCommand::NoEvict(on_off(&rest[1])?))
+        }
+        b"NO-TOUCH" => {
+            arity("client|no-touch", 3)?;
+            client(ClientCommand::NoTouch(on_off(&rest[1])?))
+        }
+        _ => Err(unknown_sub("CLIENT", rest)),
+    }
+}
+
+/// The arguments after `CLIENT LIST`.
+fn parse_client_list(args: &[Bytes]) -> Result<ClientCommand, Frame> {
+    match args {
+        [] => Ok(ClientCommand::List {
+            kind: None,
+            ids: None,
+        }),
+        [word, name] if word.eq_ignore_ascii_case(b"type") => Ok(ClientCommand::List {
+            kind: Some(client_type(name)?),
+            ids: None,
+        }),
+        [word, ids @ ..] if word.eq_ignore_ascii_case(b"id") && !ids.is_empty() => {
+            let ids = ids
+                .iter()
+                .map(|id| parse_i64(id).ok_or(ReplyError::InvalidClientId))
+                .collect::<Result<Vec<i64>, ReplyError>>()?;
+            Ok(ClientCommand::List {
+                kind: None,
+                ids: Some(ids),
+            })
+        }
+        _ => Err(ReplyError::Syntax.into()),
+    }
+}
+
+fn client_type(name: &Bytes) -> Result<ClientType, Frame> {
+    ClientType::parse(name).ok_or_else(|| {
+        ReplyError::UnknownClientType {
+            name: String::from_utf8_lossy(name).into_owned(),
+        }
+        .into()
+    })
+}
+
+/// A decimal integer as Redis's `string2ll` reads it.
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    let t = std::str::from_utf8(b).ok()?;
+    t.parse::<i64>().ok().filter(|n| n.to_string() == t)
+}
+
+/// The arguments after `CLIENT KILL`: the old form `ip:port`, or filter/value pairs.
+fn parse_client_kill(args: &[Bytes]) -> Result<ClientCommand, Frame> {
+    if let [addr] = args {
+        return Ok(ClientCommand::Kill(KillFilter {
+            addr: Some(addr.clone()),
+            old_form: true,
+            ..KillFilter::default()
+        }));
+    }
+    let mut filter = KillFilter {
+        skipme: true,
+        ..KillFilter::default()
     };
-    Ok(Command::Server(ServerCommand::Reply(reply)))
+    let mut i = 0;
+    while i < args.len() {
+        let Some(value) = args.get(i + 1) else {
+            return Err(ReplyError::Syntax.into());
+        };
+        match args[i].to_ascii_lowercase().as_slice() {
+            b"id" => {
+                let id = parse_i64(value)
+                    .filter(|&id| id >= 1)
+                    .ok_or(ReplyError::ClientIdRange)?;
+                filter.id = Some(id as u64);
+            }
+            b"type" => filter.kind = Some(client_type(value)?),
+            b"addr" => filter.addr = Some(value.clone()),
+            b"laddr" => filter.laddr = Some(value.clone()),
+            // One user, `default`: it matches every client.
+            b"user" if &value[..] == b"default" => {}
+            b"user" => {
+                return Err(ReplyError::NoSuchUser {
+                    name: String::from_utf8_lossy(value).into_owned(),
+                }
+                .into())
+            }
+            b"skipme" if value.eq_ignore_ascii_case(b"yes") => filter.skipme = true,
+            b"skipme" if value.eq_ignore_ascii_case(b"no") => filter.skipme = false,
+            _ => return Err(ReplyError::Syntax.into()),
+        }
+        i += 2;
+    }
+    Ok(ClientCommand::Kill(filter))
+}
+
+/// `TIME`.
+pub fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::Time))
+}
+
+/// `RESET`: the session resets its own part (protocol, authentication) and sends it on.
+pub fn parse_reset(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::Reset))
+}
+
+/// `MONITOR`.
+pub fn parse_monitor(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::Monitor))
+}
+
+/// `SHUTDOWN [NOSAVE | SAVE] [NOW] [FORCE] [ABORT]`, with Redis 7.0's checks; ABORT answers
+/// that no shutdown is in progress (one never waits here).
+pub fn parse_shutdown(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let (mut nosave, mut save, mut force, mut abort, mut now) = (false, false, false, false, false);
+    for arg in rest {
+        match arg.to_ascii_lowercase().as_slice() {
+            b"nosave" => nosave = true,
+            b"save" => save = true,
+            b"now" => now = true,
+            b"force" => force = true,
+            b"abort" => abort = true,
+            _ => return Err(ReplyError::Syntax.into()),
+        }
+    }
+    if (abort && (nosave || save || now || force)) || (nosave && save) {
+        return Err(ReplyError::Syntax.into());
+    }
+    if abort {
+        return Err(ReplyError::NoShutdown.into());
+    }
+    Ok(Command::Server(ServerCommand::Shutdown(ShutdownMode {
+        save: !nosave,
+        force,
+    })))
 }
 
 #[cfg(test)]
@@ -253,8 +477,13 @@ mod tests {
 
     #[test]
     fn what_real_clients_send_is_answered() {
-        let ok = Ok(ServerCommand::Reply(Frame::ok()));
-        assert_eq!(server(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]), ok);
+        assert_eq!(
+            server(&["CLIENT", "SETINFO", "LIB-NAME", "redis-rs"]),
+            Ok(ServerCommand::Client(ClientCommand::SetInfo {
+                lib_ver: false,
+                value: Bytes::from_static(b"redis-rs")
+            }))
+        );
         // CLIENT SETNAME / GETNAME / ID are answered by the store from the connection's state.
         assert_eq!(
             server(&["client", "setname", "x"]),

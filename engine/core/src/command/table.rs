@@ -18,12 +18,13 @@
 //! `DataCommand::apply`); a server command's parser may answer at once with
 //! `ServerCommand::Reply`. Nothing else lists commands.
 //!
-//! Departures from Redis, all deliberate: COMMAND prints the old six-field entries (name,
-//! arity, flags, first, last, step) while COMMAND INFO prints Redis 7's ten; the flags MooDB
-//! uses itself (`NO_AUTH`, `NOT_QUEUED`, `NO_MULTI`) are not printed; there are no subcommand
-//! entries, command tips or argument docs; MooDB's own commands (UPDATE, CAS, DELETE) give
-//! MooDB's version as "since"; OBJECT's row names its key (position 2, as Redis's
-//! subcommand entries do) where Redis's container entry has none.
+//! COMMAND and COMMAND INFO print Redis 7.0's ten-field entries (name, arity, flags, first,
+//! last, step, ACL categories, tips, key specs, subcommands), equal to redis-server 7.0.15's
+//! for every command both have (`tests/tests/it/command_table_redis.rs`). Departures, all
+//! deliberate: a container lists only the subcommands MooDB has, in table order (Redis: all,
+//! in hash order), and CLIENT SETINFO / NO-TOUCH are described as in Redis 7.2; the flag
+//! MooDB uses itself (`NOT_QUEUED`) is not printed; there are no argument docs; MooDB's own
+//! commands (UPDATE, CAS, DELETE) give MooDB's version as "since".
 
 use bytes::Bytes;
 
@@ -52,25 +53,34 @@ impl Flags {
     pub const STALE: Flags = Flags(1 << 6);
     pub const SKIP_SLOWLOG: Flags = Flags(1 << 7);
     pub const FAST: Flags = Flags(1 << 8);
-    // MooDB's own, not printed.
-    /// May be sent before AUTH.
+    pub const PUBSUB: Flags = Flags(1 << 9);
+    pub const NO_ASYNC_LOADING: Flags = Flags(1 << 10);
+    pub const ALLOW_BUSY: Flags = Flags(1 << 11);
+    /// May be sent before AUTH (Redis's `no_auth`).
     pub const NO_AUTH: Flags = Flags(1 << 16);
+    /// Refused inside MULTI (SAVE: its reply waits for a checkpoint; Redis's `no_multi`).
+    pub const NO_MULTI: Flags = Flags(1 << 18);
+    // MooDB's own, not printed.
     /// Runs at once even inside MULTI instead of being queued (MULTI, EXEC, DISCARD, WATCH).
     pub const NOT_QUEUED: Flags = Flags(1 << 17);
-    /// Refused inside MULTI (SAVE: its reply waits for a checkpoint).
-    pub const NO_MULTI: Flags = Flags(1 << 18);
 
-    /// The printed flags with their Redis words, in Redis' order.
-    const WORDS: [(Flags, &'static str); 9] = [
+    /// The printed flags with their Redis words, in Redis 7.0's order
+    /// (`addReplyCommandFlags`).
+    const WORDS: [(Flags, &'static str); 14] = [
         (Flags::WRITE, "write"),
         (Flags::READONLY, "readonly"),
         (Flags::DENYOOM, "denyoom"),
         (Flags::ADMIN, "admin"),
+        (Flags::PUBSUB, "pubsub"),
         (Flags::NOSCRIPT, "noscript"),
         (Flags::LOADING, "loading"),
         (Flags::STALE, "stale"),
         (Flags::SKIP_SLOWLOG, "skip_slowlog"),
         (Flags::FAST, "fast"),
+        (Flags::NO_AUTH, "no_auth"),
+        (Flags::NO_ASYNC_LOADING, "no_async_loading"),
+        (Flags::NO_MULTI, "no_multi"),
+        (Flags::ALLOW_BUSY, "allow_busy"),
     ];
 
     /// The union of `flags`.
@@ -108,6 +118,37 @@ pub enum SessionCommand {
     /// `HELLO [protover [AUTH user pass] [SETNAME name]]`: the connection's protocol, before
     /// and after authentication.
     Hello,
+    /// `RESET`: the session resets the protocol (RESP2) and authentication, then sends it to
+    /// the store, which resets the rest (MULTI, WATCH, subscriptions, database, name, ...).
+    Reset,
+}
+
+/// One key spec of COMMAND INFO: a key at `index`, then up to `lastkey` (relative: 0 is
+/// that one key, negative from the end) every `keystep`.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    pub notes: &'static str,
+    pub flags: &'static [&'static str],
+    pub index: i64,
+    pub lastkey: i64,
+    pub keystep: i64,
+}
+
+impl KeySpec {
+    const fn one(index: i64, flags: &'static [&'static str]) -> KeySpec {
+        KeySpec {
+            notes: "",
+            flags,
+            index,
+            lastkey: 0,
+            keystep: 1,
+        }
+    }
+
+    const fn notes(mut self, notes: &'static str) -> KeySpec {
+        self.notes = notes;
+        self
+    }
 }
 
 /// One row of the table.
@@ -126,6 +167,15 @@ pub struct CommandSpec {
     pub key_flags: &'static [&'static str],
     /// ACL categories COMMAND INFO prints (`@read`, `@string`, ...).
     pub acl: &'static [&'static str],
+    /// Command tips COMMAND INFO prints (`nondeterministic_output`, ...).
+    pub tips: &'static [&'static str],
+    /// Key specs, when they are not the one range spec `keys` describes (several keys with
+    /// different flags, or notes).
+    pub key_specs: &'static [KeySpec],
+    /// A container's subcommands (CLIENT INFO, CONFIG GET, ...): their own rows, named
+    /// `container|sub`, printed as COMMAND INFO's last field and naming the command in
+    /// CLIENT LIST's `cmd=`. Parsing stays the container's parser's.
+    pub subcommands: &'static [CommandSpec],
     /// Answered by the session, not the store owner.
     pub session: Option<SessionCommand>,
     pub parse: Parser,
@@ -149,6 +199,9 @@ impl CommandSpec {
             key_step: 0,
             key_flags: &[],
             acl: &[],
+            tips: &[],
+            key_specs: &[],
+            subcommands: &[],
             session: None,
             parse,
             group: "",
@@ -174,6 +227,21 @@ impl CommandSpec {
 
     const fn acl(mut self, acl: &'static [&'static str]) -> Self {
         self.acl = acl;
+        self
+    }
+
+    const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
+        self
+    }
+
+    const fn specs(mut self, specs: &'static [KeySpec]) -> Self {
+        self.key_specs = specs;
+        self
+    }
+
+    const fn subs(mut self, subs: &'static [CommandSpec]) -> Self {
+        self.subcommands = subs;
         self
     }
 
@@ -214,6 +282,163 @@ impl CommandSpec {
 use Flags as F;
 use SessionCommand as S;
 
+/// A subcommand's row: parsed by its container's parser, so `parse` is the container's.
+const fn sub(name: &'static str, arity: i64, flags: &[Flags], parse: Parser) -> CommandSpec {
+    CommandSpec::new(name, arity, flags, parse)
+}
+
+const CONN_FLAGS: &[Flags] = &[F::NOSCRIPT, F::LOADING, F::STALE];
+const CONN_ADMIN_FLAGS: &[Flags] = &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE];
+const CONN_ACL: &[&str] = &["@slow", "@connection"];
+const CONN_ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous", "@connection"];
+
+/// CLIENT's subcommands MooDB has, as Redis 7.0 describes them (SETINFO and NO-TOUCH as 7.2).
+const CLIENT_SUBS: &[CommandSpec] = &[
+    sub("client|getname", 2, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+    sub("client|id", 2, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+    sub("client|info", 2, CONN_FLAGS, server::parse_client)
+        .acl(CONN_ACL)
+        .tips(&["nondeterministic_output"]),
+    sub("client|kill", -3, CONN_ADMIN_FLAGS, server::parse_client).acl(CONN_ADMIN_ACL),
+    sub("client|list", -2, CONN_ADMIN_FLAGS, server::parse_client)
+        .acl(CONN_ADMIN_ACL)
+        .tips(&["nondeterministic_output"]),
+    sub("client|no-evict", 3, CONN_ADMIN_FLAGS, server::parse_client).acl(CONN_ADMIN_ACL),
+    sub("client|no-touch", 3, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+    sub("client|reply", 3, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+    sub("client|setinfo", 4, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+    sub("client|setname", 3, CONN_FLAGS, server::parse_client).acl(CONN_ACL),
+];
+
+const COMMAND_FLAGS: &[Flags] = &[F::LOADING, F::STALE];
+
+/// COMMAND's subcommands.
+const COMMAND_SUBS: &[CommandSpec] = &[
+    sub("command|count", 2, COMMAND_FLAGS, server::parse_command).acl(CONN_ACL),
+    sub("command|docs", -2, COMMAND_FLAGS, server::parse_command)
+        .acl(CONN_ACL)
+        .tips(&["nondeterministic_output_order"]),
+    sub("command|info", -2, COMMAND_FLAGS, server::parse_command)
+        .acl(CONN_ACL)
+        .tips(&["nondeterministic_output_order"]),
+    sub("command|list", -2, COMMAND_FLAGS, server::parse_command)
+        .acl(CONN_ACL)
+        .tips(&["nondeterministic_output_order"]),
+];
+
+const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
+
+/// CONFIG's subcommands.
+const CONFIG_SUBS: &[CommandSpec] = &[
+    sub("config|get", -3, CONN_ADMIN_FLAGS, config::parse_config).acl(ADMIN_ACL),
+    sub(
+        "config|resetstat",
+        2,
+        CONN_ADMIN_FLAGS,
+        config::parse_config,
+    )
+    .acl(ADMIN_ACL),
+    sub("config|rewrite", 2, CONN_ADMIN_FLAGS, config::parse_config).acl(ADMIN_ACL),
+    sub("config|set", -4, CONN_ADMIN_FLAGS, config::parse_config)
+        .acl(ADMIN_ACL)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+];
+
+const SLOWLOG_FLAGS: &[Flags] = &[F::ADMIN, F::LOADING, F::STALE];
+const HELP_FLAGS: &[Flags] = &[F::LOADING, F::STALE];
+
+/// SLOWLOG's subcommands, as Redis 7.0 describes them.
+const SLOWLOG_SUBS: &[CommandSpec] = &[
+    sub("slowlog|get", -2, SLOWLOG_FLAGS, diagnostics::parse_slowlog)
+        .acl(ADMIN_ACL)
+        .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+    sub("slowlog|help", 2, HELP_FLAGS, diagnostics::parse_slowlog).acl(&["@slow"]),
+    sub("slowlog|len", 2, SLOWLOG_FLAGS, diagnostics::parse_slowlog)
+        .acl(ADMIN_ACL)
+        .tips(&[
+            "request_policy:all_nodes",
+            "response_policy:agg_sum",
+            "nondeterministic_output",
+        ]),
+    sub(
+        "slowlog|reset",
+        2,
+        SLOWLOG_FLAGS,
+        diagnostics::parse_slowlog,
+    )
+    .acl(ADMIN_ACL)
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+];
+
+const LATENCY_FLAGS: &[Flags] = &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE];
+const LATENCY_TIPS: &[&str] = &[
+    "nondeterministic_output",
+    "request_policy:all_nodes",
+    "response_policy:special",
+];
+
+/// LATENCY's subcommands MooDB has, as Redis 7.0 describes them.
+const LATENCY_SUBS: &[CommandSpec] = &[
+    sub(
+        "latency|doctor",
+        2,
+        LATENCY_FLAGS,
+        diagnostics::parse_latency,
+    )
+    .acl(ADMIN_ACL)
+    .tips(LATENCY_TIPS),
+    sub("latency|help", 2, HELP_FLAGS, diagnostics::parse_latency).acl(&["@slow"]),
+    sub(
+        "latency|history",
+        3,
+        LATENCY_FLAGS,
+        diagnostics::parse_latency,
+    )
+    .acl(ADMIN_ACL)
+    .tips(LATENCY_TIPS),
+    sub(
+        "latency|latest",
+        2,
+        LATENCY_FLAGS,
+        diagnostics::parse_latency,
+    )
+    .acl(ADMIN_ACL)
+    .tips(LATENCY_TIPS),
+    sub(
+        "latency|reset",
+        -2,
+        LATENCY_FLAGS,
+        diagnostics::parse_latency,
+    )
+    .acl(ADMIN_ACL)
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+];
+
+/// An OBJECT subcommand: reads the key at position 2.
+const fn object_sub(name: &'static str) -> CommandSpec {
+    sub(name, 3, &[F::READONLY], keys::parse_object)
+        .keys(2, 2, 1, &["RO"])
+        .acl(&["@keyspace", "@read", "@slow"])
+        .tips(&["nondeterministic_output"])
+}
+
+/// OBJECT's subcommands.
+const OBJECT_SUBS: &[CommandSpec] = &[
+    object_sub("object|encoding"),
+    object_sub("object|freq"),
+    object_sub("object|idletime"),
+    object_sub("object|refcount"),
+];
+
+const PUBSUB_FLAGS: &[Flags] = &[F::PUBSUB, F::LOADING, F::STALE];
+
+/// PUBSUB's subcommands.
+const PUBSUB_SUBS: &[CommandSpec] = &[
+    sub("pubsub|channels", -2, PUBSUB_FLAGS, pubsub::parse_pubsub).acl(&["@pubsub", "@slow"]),
+    sub("pubsub|numpat", 2, PUBSUB_FLAGS, pubsub::parse_pubsub).acl(&["@pubsub", "@slow"]),
+    sub("pubsub|numsub", -2, PUBSUB_FLAGS, pubsub::parse_pubsub).acl(&["@pubsub", "@slow"]),
+];
+
 const ROWS: &[CommandSpec] = &[
     // strings
     CommandSpec::new("get", 2, &[F::READONLY, F::FAST], strings::parse_get)
@@ -223,7 +448,9 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("set", -3, &[F::WRITE, F::DENYOOM], strings::parse_set)
         .keys(1, 1, 1, &["RW", "access", "update", "variable_flags"])
         .acl(&["@write", "@string", "@slow"])
-        .doc("string", "1.0.0", "O(1)", "Set the string value of a key"),
+        .specs(&[KeySpec::one(1, &["RW", "access", "update", "variable_flags"])
+        .notes("RW and ACCESS due to the optional `GET` argument")])
+    .doc("string", "1.0.0", "O(1)", "Set the string value of a key"),
     CommandSpec::new("update", 3, &[F::WRITE, F::DENYOOM], strings::parse_update)
         .keys(1, 1, 1, &["RW", "update"])
         .acl(&["@write", "@string", "@slow"])
@@ -324,7 +551,8 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("mget", -2, &[F::READONLY, F::FAST], strings::parse_mget)
         .keys(1, -1, 1, &["RO", "access"])
         .acl(&["@read", "@string", "@fast"])
-        .doc(
+        .tips(&["request_policy:multi_shard"])
+    .doc(
             "string",
             "1.0.0",
             "O(N) where N is the number of keys to retrieve.",
@@ -333,7 +561,8 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("mset", -3, &[F::WRITE, F::DENYOOM], strings::parse_mset)
         .keys(1, -1, 2, &["OW", "update"])
         .acl(&["@write", "@string", "@slow"])
-        .doc(
+        .tips(&["request_policy:multi_shard", "response_policy:all_succeeded"])
+    .doc(
             "string",
             "1.0.1",
             "O(N) where N is the number of keys to set.",
@@ -342,7 +571,8 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("msetnx", -3, &[F::WRITE, F::DENYOOM], strings::parse_msetnx)
         .keys(1, -1, 2, &["OW", "insert"])
         .acl(&["@write", "@string", "@slow"])
-        .doc(
+        .tips(&["request_policy:multi_shard", "response_policy:agg_min"])
+    .doc(
             "string",
             "1.0.1",
             "O(N) where N is the number of keys to set.",
@@ -406,7 +636,9 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("getex", -2, &[F::WRITE, F::FAST], strings::parse_getex)
         .keys(1, 1, 1, &["RW", "access", "update"])
         .acl(&["@write", "@string", "@fast"])
-        .doc(
+        .specs(&[KeySpec::one(1, &["RW", "access", "update"])
+        .notes("RW and UPDATE because it changes the TTL")])
+    .doc(
             "string",
             "6.2.0",
             "O(1)",
@@ -471,7 +703,8 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("del", -2, &[F::WRITE], keys::parse_del)
         .keys(1, -1, 1, &["RM", "delete"])
         .acl(&["@keyspace", "@write", "@slow"])
-        .doc(
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .doc(
             "generic",
             "1.0.0",
             "O(N) where N is the number of keys that will be removed.",
@@ -489,11 +722,13 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("unlink", -2, &[F::WRITE, F::FAST], keys::parse_del)
         .keys(1, -1, 1, &["RM", "delete"])
         .acl(&["@keyspace", "@write", "@fast"])
-        .doc("generic", "4.0.0", "O(1) for each key removed regardless of its size.", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .doc("generic", "4.0.0", "O(1) for each key removed regardless of its size.", "Delete a key asynchronously in another thread. Otherwise it is just as DEL, but non blocking."),
     CommandSpec::new("touch", -2, &[F::READONLY, F::FAST], keys::parse_touch)
         .keys(1, -1, 1, &["RO"])
         .acl(&["@keyspace", "@read", "@fast"])
-        .doc("generic", "3.2.1", "O(N) where N is the number of keys that will be touched.", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .doc("generic", "3.2.1", "O(N) where N is the number of keys that will be touched.", "Alters the last access time of a key(s). Returns the number of existing keys specified."),
     CommandSpec::new("expire", -3, &[F::WRITE, F::FAST], keys::parse_expire)
         .keys(1, 1, 1, &["RW", "update"])
         .acl(&["@keyspace", "@write", "@fast"])
@@ -513,11 +748,13 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("ttl", 2, &[F::READONLY, F::FAST], keys::parse_ttl)
         .keys(1, 1, 1, &["RO", "access"])
         .acl(&["@keyspace", "@read", "@fast"])
-        .doc("generic", "1.0.0", "O(1)", "Get the time to live for a key in seconds"),
+        .tips(&["nondeterministic_output"])
+    .doc("generic", "1.0.0", "O(1)", "Get the time to live for a key in seconds"),
     CommandSpec::new("pttl", 2, &[F::READONLY, F::FAST], keys::parse_pttl)
         .keys(1, 1, 1, &["RO", "access"])
         .acl(&["@keyspace", "@read", "@fast"])
-        .doc("generic", "2.6.0", "O(1)", "Get the time to live for a key in milliseconds"),
+        .tips(&["nondeterministic_output"])
+    .doc("generic", "2.6.0", "O(1)", "Get the time to live for a key in milliseconds"),
     CommandSpec::new("expiretime", 2, &[F::READONLY, F::FAST], keys::parse_expiretime)
         .keys(1, 1, 1, &["RO", "access"])
         .acl(&["@keyspace", "@read", "@fast"])
@@ -535,7 +772,7 @@ const ROWS: &[CommandSpec] = &[
         .acl(&["@keyspace", "@read", "@fast"])
         .doc("generic", "1.0.0", "O(1)", "Determine the type stored at key"),
     CommandSpec::new("move", 3, &[F::WRITE, F::FAST], databases::parse_move)
-        .keys(1, 1, 1, &["RW", "access", "delete"])
+        .keys(1, 1, 1, &["RW", "access", "update"])
         .acl(&["@keyspace", "@write", "@fast"])
         .doc("generic", "1.0.0", "O(1)", "Move a key to another database"),
     CommandSpec::new("swapdb", 3, &[F::WRITE, F::FAST], databases::parse_swapdb)
@@ -544,26 +781,40 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new("rename", 3, &[F::WRITE], keys::parse_rename)
         .keys(1, 2, 1, &["RW", "access", "delete"])
         .acl(&["@keyspace", "@write", "@slow"])
-        .doc("generic", "1.0.0", "O(1)", "Rename a key"),
+        .specs(&[
+        KeySpec::one(1, &["RW", "access", "delete"]),
+        KeySpec::one(2, &["OW", "update"]),
+    ])
+    .doc("generic", "1.0.0", "O(1)", "Rename a key"),
     CommandSpec::new("renamenx", 3, &[F::WRITE, F::FAST], keys::parse_renamenx)
         .keys(1, 2, 1, &["RW", "access", "delete"])
         .acl(&["@keyspace", "@write", "@fast"])
-        .doc("generic", "1.0.0", "O(1)", "Rename a key, only if the new key does not exist"),
+        .specs(&[
+        KeySpec::one(1, &["RW", "access", "delete"]),
+        KeySpec::one(2, &["OW", "insert"]),
+    ])
+    .doc("generic", "1.0.0", "O(1)", "Rename a key, only if the new key does not exist"),
     CommandSpec::new("copy", -3, &[F::WRITE, F::DENYOOM], keys::parse_copy)
         .keys(1, 2, 1, &["RO", "access"])
         .acl(&["@keyspace", "@write", "@slow"])
-        .doc("generic", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "Copy a key"),
+        .specs(&[
+        KeySpec::one(1, &["RO", "access"]),
+        KeySpec::one(2, &["OW", "update"]),
+    ])
+    .doc("generic", "6.2.0", "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.", "Copy a key"),
     CommandSpec::new("randomkey", 1, &[F::READONLY], keys::parse_randomkey)
         .acl(&["@keyspace", "@read", "@slow"])
-        .doc("generic", "1.0.0", "O(N) (MooDB: a pass over the key space)", "Return a random key from the keyspace"),
+        .tips(&["request_policy:all_shards", "nondeterministic_output"])
+    .doc("generic", "1.0.0", "O(N) (MooDB: a pass over the key space)", "Return a random key from the keyspace"),
     CommandSpec::new("object", -2, &[], keys::parse_object)
-        .keys(2, 2, 1, &["RO"])
-        .acl(&["@keyspace", "@read", "@slow"])
-        .doc("generic", "2.2.3", "Depends on subcommand.", "A container for object introspection commands"),
+        .acl(&["@slow"])
+        .subs(OBJECT_SUBS)
+    .doc("generic", "2.2.3", "Depends on subcommand.", "A container for object introspection commands"),
     CommandSpec::new("exists", -2, &[F::READONLY, F::FAST], keys::parse_exists)
         .keys(1, -1, 1, &["RO"])
         .acl(&["@keyspace", "@read", "@fast"])
-        .doc(
+        .tips(&["request_policy:multi_shard", "response_policy:agg_sum"])
+    .doc(
             "generic",
             "1.0.0",
             "O(N) where N is the number of keys to check.",
@@ -571,7 +822,8 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("keys", 2, &[F::READONLY], keys::parse_keys)
         .acl(&["@keyspace", "@read", "@slow", "@dangerous"])
-        .doc(
+        .tips(&["request_policy:all_shards", "nondeterministic_output_order"])
+    .doc(
             "generic",
             "1.0.0",
             "O(N) with N being the number of keys in the database",
@@ -579,7 +831,8 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("scan", -2, &[F::READONLY], keys::parse_scan)
         .acl(&["@keyspace", "@read", "@slow"])
-        .doc(
+        .tips(&["nondeterministic_output", "request_policy:special"])
+    .doc(
             "generic",
             "2.8.0",
             "O(N) over the key space for every call",
@@ -587,7 +840,8 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("dbsize", 1, &[F::READONLY, F::FAST], keys::parse_dbsize)
         .acl(&["@keyspace", "@read", "@fast"])
-        .doc(
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
+    .doc(
             "server",
             "1.0.0",
             "O(1)",
@@ -595,7 +849,8 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("flushdb", -1, &[F::WRITE], keys::parse_flushdb)
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
-        .doc(
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+    .doc(
             "server",
             "1.0.0",
             "O(N) where N is the number of keys in the selected database",
@@ -603,7 +858,8 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("flushall", -1, &[F::WRITE], databases::parse_flushall)
         .acl(&["@keyspace", "@write", "@slow", "@dangerous"])
-        .doc(
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+    .doc(
             "server",
             "1.0.0",
             "O(N) where N is the total number of keys in all databases",
@@ -612,12 +868,13 @@ const ROWS: &[CommandSpec] = &[
     // server
     CommandSpec::new("ping", -1, &[F::FAST], server::parse_ping)
         .acl(&["@fast", "@connection"])
-        .doc("connection", "1.0.0", "O(1)", "Ping the server"),
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
+    .doc("connection", "1.0.0", "O(1)", "Ping the server"),
     // pub/sub
     CommandSpec::new(
         "subscribe",
         -2,
-        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        &[F::PUBSUB, F::NOSCRIPT, F::LOADING, F::STALE],
         pubsub::parse_subscribe,
     )
     .acl(&["@pubsub", "@slow"])
@@ -630,7 +887,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "unsubscribe",
         -1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        &[F::PUBSUB, F::NOSCRIPT, F::LOADING, F::STALE],
         pubsub::parse_unsubscribe,
     )
     .acl(&["@pubsub", "@slow"])
@@ -643,7 +900,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "psubscribe",
         -2,
-        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        &[F::PUBSUB, F::NOSCRIPT, F::LOADING, F::STALE],
         pubsub::parse_psubscribe,
     )
     .acl(&["@pubsub", "@slow"])
@@ -656,7 +913,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "punsubscribe",
         -1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE],
+        &[F::PUBSUB, F::NOSCRIPT, F::LOADING, F::STALE],
         pubsub::parse_punsubscribe,
     )
     .acl(&["@pubsub", "@slow"])
@@ -669,7 +926,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "publish",
         3,
-        &[F::LOADING, F::STALE, F::FAST],
+        &[F::PUBSUB, F::LOADING, F::STALE, F::FAST],
         pubsub::parse_publish,
     )
     .acl(&["@pubsub", "@fast"])
@@ -681,18 +938,20 @@ const ROWS: &[CommandSpec] = &[
     ),
     CommandSpec::new("pubsub", -2, &[], pubsub::parse_pubsub)
         .acl(&["@slow"])
-        .doc(
+        .subs(PUBSUB_SUBS)
+    .doc(
             "pubsub",
             "2.8.0",
             "Depends on subcommand.",
             "A container for Pub/Sub commands (CHANNELS, NUMSUB, NUMPAT)",
         ),
-    CommandSpec::new("echo", 2, &[F::FAST], server::parse_echo)
+    CommandSpec::new("echo", 2, &[F::LOADING, F::STALE, F::FAST], server::parse_echo)
         .acl(&["@fast", "@connection"])
         .doc("connection", "1.0.0", "O(1)", "Echo the given string"),
     CommandSpec::new("info", -1, &[F::LOADING, F::STALE], server::parse_info)
         .acl(&["@slow", "@dangerous"])
-        .doc(
+        .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
+    .doc(
             "server",
             "1.0.0",
             "O(1)",
@@ -701,10 +960,11 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "config",
         -2,
-        &[F::ADMIN, F::LOADING, F::STALE],
+        &[],
         config::parse_config,
     )
-    .acl(&["@admin", "@slow", "@dangerous"])
+    .acl(&["@slow"])
+    .subs(CONFIG_SUBS)
     .doc(
         "server",
         "2.0.0",
@@ -713,6 +973,7 @@ const ROWS: &[CommandSpec] = &[
     ),
     CommandSpec::new("slowlog", -2, &[], diagnostics::parse_slowlog)
         .acl(&["@slow"])
+        .subs(SLOWLOG_SUBS)
         .doc(
             "server",
             "2.2.12",
@@ -721,6 +982,7 @@ const ROWS: &[CommandSpec] = &[
         ),
     CommandSpec::new("latency", -2, &[], diagnostics::parse_latency)
         .acl(&["@slow"])
+        .subs(LATENCY_SUBS)
         .doc(
             "server",
             "2.8.13",
@@ -742,15 +1004,18 @@ const ROWS: &[CommandSpec] = &[
         server::parse_command,
     )
     .acl(&["@slow", "@connection"])
+    .tips(&["nondeterministic_output_order"])
+    .subs(COMMAND_SUBS)
     .doc(
         "server",
         "2.8.13",
         "O(N) where N is the total number of commands",
         "Get array of command details",
     ),
-    CommandSpec::new("client", -2, &[F::LOADING, F::STALE], server::parse_client)
+    CommandSpec::new("client", -2, &[], server::parse_client)
         .acl(&["@slow"])
-        .doc(
+        .subs(CLIENT_SUBS)
+    .doc(
             "connection",
             "2.4.0",
             "Depends on subcommand.",
@@ -772,7 +1037,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "save",
         1,
-        &[F::ADMIN, F::NOSCRIPT, F::NO_MULTI],
+        &[F::ADMIN, F::NOSCRIPT, F::NO_ASYNC_LOADING, F::NO_MULTI],
         server::parse_save,
     )
     .acl(&["@admin", "@slow", "@dangerous"])
@@ -782,7 +1047,7 @@ const ROWS: &[CommandSpec] = &[
         "O(N) where N is the total number of keys",
         "Synchronously save the dataset to disk",
     ),
-    CommandSpec::new("bgsave", -1, &[F::ADMIN, F::NOSCRIPT], server::parse_bgsave)
+    CommandSpec::new("bgsave", -1, &[F::ADMIN, F::NOSCRIPT, F::NO_ASYNC_LOADING], server::parse_bgsave)
         .acl(&["@admin", "@slow", "@dangerous"])
         .doc(
             "server",
@@ -790,15 +1055,55 @@ const ROWS: &[CommandSpec] = &[
             "O(1)",
             "Asynchronously save the dataset to disk",
         ),
-    CommandSpec::new("lastsave", 1, &[F::FAST], server::parse_lastsave)
+    CommandSpec::new("lastsave", 1, &[F::LOADING, F::STALE, F::FAST], server::parse_lastsave)
         .acl(&["@admin", "@fast", "@dangerous"])
-        .doc(
+        .tips(&["nondeterministic_output"])
+    .doc(
             "server",
             "1.0.0",
             "O(1)",
             "Get the UNIX time stamp of the last successful save to disk",
         ),
-    CommandSpec::new("quit", -1, &[F::FAST, F::NO_AUTH], server::parse_quit)
+    CommandSpec::new("time", 1, &[F::LOADING, F::STALE, F::FAST], server::parse_time)
+        .acl(&["@fast"])
+        .tips(&["nondeterministic_output"])
+    .doc("server", "2.6.0", "O(1)", "Return the current server time"),
+    CommandSpec::new(
+        "monitor",
+        1,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE],
+        server::parse_monitor,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "",
+        "Listen for all requests received by the server in real time",
+    ),
+    CommandSpec::new(
+        "shutdown",
+        -1,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE, F::NO_MULTI, F::ALLOW_BUSY],
+        server::parse_shutdown,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "1.0.0",
+        "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)",
+        "Synchronously save the dataset to disk and then shut down the server",
+    ),
+    CommandSpec::new(
+        "reset",
+        1,
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH, F::ALLOW_BUSY, F::NOT_QUEUED],
+        server::parse_reset,
+    )
+    .acl(&["@fast", "@connection"])
+    .session(S::Reset)
+    .doc("connection", "6.2.0", "O(1)", "Reset the connection"),
+    CommandSpec::new("quit", -1, &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH, F::ALLOW_BUSY], server::parse_quit)
         .acl(&["@fast", "@connection"])
         .session(S::Quit)
         .doc("connection", "1.0.0", "O(1)", "Close the connection"),
@@ -806,7 +1111,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "multi",
         1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NOT_QUEUED],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::ALLOW_BUSY, F::NOT_QUEUED],
         txn::parse_multi,
     )
     .acl(&["@fast", "@transaction"])
@@ -838,7 +1143,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "discard",
         1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NOT_QUEUED],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::ALLOW_BUSY, F::NOT_QUEUED],
         txn::parse_discard,
     )
     .acl(&["@fast", "@transaction"])
@@ -851,7 +1156,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "watch",
         -2,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NOT_QUEUED],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::ALLOW_BUSY, F::NOT_QUEUED],
         txn::parse_watch,
     )
     .keys(1, -1, 1, &["RO"])
@@ -865,7 +1170,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "unwatch",
         1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::ALLOW_BUSY],
         txn::parse_unwatch,
     )
     .acl(&["@fast", "@transaction"])
@@ -879,7 +1184,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "auth",
         -2,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH, F::ALLOW_BUSY],
         server::parse_auth,
     )
     .acl(&["@fast", "@connection"])
@@ -888,7 +1193,7 @@ const ROWS: &[CommandSpec] = &[
     CommandSpec::new(
         "hello",
         -1,
-        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH],
+        &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST, F::NO_AUTH, F::ALLOW_BUSY],
         server::parse_hello,
     )
     .acl(&["@fast", "@connection"])
@@ -1029,8 +1334,8 @@ fn map(pairs: Vec<(&str, Frame)>) -> Frame {
     Frame::map(pairs)
 }
 
-/// COMMAND's entry: name, arity, flags, first key, last key, step.
-pub fn command_entry(spec: &CommandSpec) -> Frame {
+/// The first six fields of a command's entry: name, arity, flags, first key, last key, step.
+fn command_entry(spec: &CommandSpec) -> Frame {
     Frame::Array(vec![
         Frame::bulk(spec.name),
         Frame::Integer(spec.arity),
@@ -1046,22 +1351,35 @@ pub fn command_entry(spec: &CommandSpec) -> Frame {
     ])
 }
 
-/// COMMAND INFO's entry, Redis 7's ten fields: COMMAND's six, then ACL categories, tips,
-/// key specs and subcommands. In RESP3 Redis 7.0 sends the last four as sets (subcommands
-/// too, when there are none).
+/// COMMAND's and COMMAND INFO's entry, Redis 7's ten fields: name, arity, flags, first key,
+/// last key, step, ACL categories, tips, key specs and subcommands (each its own entry). In
+/// RESP3 Redis 7.0 sends flags, categories, tips and key specs as sets, and the subcommands
+/// as an array (an empty set when there are none).
 pub fn info_entry(spec: &CommandSpec) -> Frame {
     let Frame::Array(mut fields) = command_entry(spec) else {
         return Frame::Null;
     };
     fields.push(words(spec.acl));
-    fields.push(Frame::Set(Vec::new()));
+    // Tips are bulk strings (flags and categories simple ones).
+    fields.push(Frame::Set(spec.tips.iter().map(Frame::bulk).collect()));
     fields.push(Frame::Set(key_specs(spec)));
-    fields.push(Frame::Set(Vec::new()));
+    // Redis 7.0 sends no subcommands as an empty set, but subcommands as an array.
+    if spec.subcommands.is_empty() {
+        fields.push(Frame::Set(Vec::new()));
+    } else {
+        fields.push(Frame::Array(
+            spec.subcommands.iter().map(info_entry).collect(),
+        ));
+    }
     Frame::Array(fields)
 }
 
-/// The key specs of a command with keys at fixed positions: one range spec, as Redis gives.
+/// The key specs of a command: its own list, or for keys at fixed positions one range spec,
+/// as Redis gives.
 fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
+    if !spec.key_specs.is_empty() {
+        return spec.key_specs.iter().map(key_spec).collect();
+    }
     if spec.first_key == 0 {
         return Vec::new();
     }
@@ -1071,30 +1389,43 @@ fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
     } else {
         spec.last_key
     };
-    vec![map(vec![
-        ("flags", words(spec.key_flags)),
-        (
-            "begin_search",
-            map(vec![
-                ("type", Frame::bulk("index")),
-                ("spec", map(vec![("index", Frame::Integer(spec.first_key))])),
-            ]),
-        ),
-        (
-            "find_keys",
-            map(vec![
-                ("type", Frame::bulk("range")),
-                (
-                    "spec",
-                    map(vec![
-                        ("lastkey", Frame::Integer(last)),
-                        ("keystep", Frame::Integer(spec.key_step)),
-                        ("limit", Frame::Integer(0)),
-                    ]),
-                ),
-            ]),
-        ),
-    ])]
+    vec![key_spec(&KeySpec {
+        notes: "",
+        flags: spec.key_flags,
+        index: spec.first_key,
+        lastkey: last,
+        keystep: spec.key_step,
+    })]
+}
+
+fn key_spec(k: &KeySpec) -> Frame {
+    let mut fields = Vec::with_capacity(4);
+    if !k.notes.is_empty() {
+        fields.push(("notes", Frame::bulk(k.notes)));
+    }
+    fields.push(("flags", words(k.flags)));
+    fields.push((
+        "begin_search",
+        map(vec![
+            ("type", Frame::bulk("index")),
+            ("spec", map(vec![("index", Frame::Integer(k.index))])),
+        ]),
+    ));
+    fields.push((
+        "find_keys",
+        map(vec![
+            ("type", Frame::bulk("range")),
+            (
+                "spec",
+                map(vec![
+                    ("lastkey", Frame::Integer(k.lastkey)),
+                    ("keystep", Frame::Integer(k.keystep)),
+                    ("limit", Frame::Integer(0)),
+                ]),
+            ),
+        ]),
+    ));
+    map(fields)
 }
 
 /// COMMAND DOCS' value for one command: summary, since, group, complexity.
@@ -1110,7 +1441,7 @@ pub fn docs_entry(spec: &CommandSpec) -> Frame {
 /// COMMAND's subcommands; `rest` is every argument after `COMMAND`.
 pub fn render_command(rest: &[Bytes]) -> Result<Frame, Frame> {
     let Some((sub, names)) = rest.split_first() else {
-        return Ok(Frame::Array(TABLE.iter().map(command_entry).collect()));
+        return Ok(Frame::Array(TABLE.iter().map(info_entry).collect()));
     };
     Ok(match sub.to_ascii_uppercase().as_slice() {
         b"COUNT" => Frame::Integer(TABLE.len() as i64),
@@ -1224,7 +1555,7 @@ mod tests {
         assert_eq!(all.len(), TABLE.len());
         assert!(all
             .iter()
-            .all(|e| matches!(e, Frame::Array(f) if f.len() == 6)));
+            .all(|e| matches!(e, Frame::Array(f) if f.len() == 10)));
     }
 
     #[test]
@@ -1334,7 +1665,7 @@ mod tests {
     #[test]
     fn flags_say_who_answers_and_what_may_run_before_auth() {
         let spec = |n: &str| lookup(n.as_bytes()).map(|s| (s.is(Flags::NO_AUTH), s.session));
-        // Before AUTH: only AUTH, HELLO (which may carry AUTH) and QUIT.
+        // Before AUTH: only AUTH, HELLO (which may carry AUTH), QUIT and RESET.
         assert_eq!(spec("auth"), Some((true, Some(SessionCommand::Auth))));
         assert_eq!(spec("QUIT"), Some((true, Some(SessionCommand::Quit))));
         assert_eq!(spec("hello"), Some((true, Some(SessionCommand::Hello))));
@@ -1345,7 +1676,8 @@ mod tests {
             .filter(|c| c.is(Flags::NO_AUTH))
             .map(|c| c.name)
             .collect();
-        assert_eq!(before_auth, ["quit", "auth", "hello"]);
+        assert_eq!(before_auth, ["reset", "quit", "auth", "hello"]);
+        assert_eq!(session_command(b"RESET"), Some(SessionCommand::Reset));
         assert_eq!(session_command(b"Quit"), Some(SessionCommand::Quit));
         assert_eq!(session_command(b"GET"), None);
         assert_eq!(session_command(b"INCR"), None);

@@ -4,13 +4,15 @@
 //! owner feeds it every record it applies ([`Transactions::touch`]) and runs the commands
 //! [`Transactions::exec`] hands back in one go, joining their writes into one `Record::Txn`.
 //!
-//! - A command sent after MULTI is parsed and queued (`+QUEUED`); one that fails to parse
-//!   (unknown command, wrong arity, syntax) is answered with its error and makes EXEC fail
-//!   whole with `-EXECABORT`.
+//! - A command sent after MULTI is parsed and queued (`+QUEUED`); an unknown command or a
+//!   wrong number of arguments is answered with its error and makes EXEC fail whole with
+//!   `-EXECABORT`; any other parse error (syntax, not an integer, ...) is queued as that
+//!   error, which EXEC's array then holds in the command's place, as in Redis.
 //! - A watched key *changed* since WATCH (a write record names it, a FLUSHDB ran, or it was
-//!   live at WATCH and has expired since) makes EXEC answer a nil array and run nothing. A
-//!   FLUSHDB dirties every watcher, whether or not its key existed (conservative: an optimistic
-//!   transaction may always be retried).
+//!   live at WATCH and has expired since) makes EXEC answer a nil array and run nothing.
+//!   FLUSHDB, FLUSHALL and SWAPDB dirty, as Redis 7's `touchAllWatchedKeysInDb`, only the
+//!   watchers of keys that exist when they run (for SWAPDB: in either database); the store
+//!   calls [`Transactions::emptying`] before it runs them, since afterwards the keys are gone.
 //! - EXEC, DISCARD and a closed connection drop the session's watches.
 //! - Departures from Redis: SAVE cannot be queued (its reply waits for a checkpoint; BGSAVE
 //!   can), and AUTH and QUIT are answered by the session at once, never queued.
@@ -20,7 +22,7 @@ use std::collections::{HashMap, HashSet};
 use bytes::Bytes;
 
 use super::table::{self, CommandSpec, Flags};
-use super::{Command, ReplyError};
+use super::{Command, DataOp, DbCommand, ReplyError, ServerCommand};
 use crate::keyspace::{Databases, Keyspace};
 use crate::record::Record;
 use crate::resp::Frame;
@@ -96,6 +98,35 @@ impl SessionTxn {
     }
 }
 
+/// A command about to empty or swap databases (see [`Transactions::emptying`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emptying {
+    /// FLUSHDB of this database.
+    Db(u16),
+    /// SWAPDB of two databases.
+    Swap(u16, u16),
+    /// FLUSHALL.
+    All,
+}
+
+impl Emptying {
+    /// What the data command `op`, run in database `db`, empties.
+    pub fn of_data(op: &DataOp, db: u16) -> Option<Emptying> {
+        matches!(op, DataOp::FlushDb).then_some(Emptying::Db(db))
+    }
+
+    /// What `cmd` empties or swaps, with `count` databases (`None` for invalid indexes: the
+    /// command will fail and touch nothing).
+    pub fn of_db(cmd: &DbCommand, count: usize) -> Option<Emptying> {
+        let index = |i: i64| u16::try_from(i).ok().filter(|d| usize::from(*d) < count);
+        match cmd {
+            DbCommand::SwapDb(a, b) => Some(Emptying::Swap(index(*a)?, index(*b)?)),
+            DbCommand::FlushAll => Some(Emptying::All),
+            _ => None,
+        }
+    }
+}
+
 /// Every session's transaction state and the table of watched keys; see the module doc.
 #[derive(Debug, Default)]
 pub struct Transactions {
@@ -114,6 +145,19 @@ impl Transactions {
         self.sessions
             .get(&session)
             .is_some_and(|s| s.queue.is_some())
+    }
+
+    /// How many commands `session` has queued, when it is in MULTI (CLIENT LIST's `multi`).
+    pub fn queued(&self, session: SessionId) -> Option<usize> {
+        self.sessions
+            .get(&session)
+            .and_then(|s| s.queue.as_ref())
+            .map(|q| q.commands.len())
+    }
+
+    /// Whether a key `session` watches changed (CLIENT LIST's flag `d`).
+    pub fn is_dirty(&self, session: SessionId) -> bool {
+        self.sessions.get(&session).is_some_and(|s| s.dirty)
     }
 
     /// Number of keys watched by any session (for INFO and tests).
@@ -164,15 +208,35 @@ impl Transactions {
         request: &[Bytes],
         parsed: Result<Command, Frame>,
     ) -> Result<Command, Frame> {
+        let spec = request.first().and_then(|name| table::lookup(name));
+        if let (Some(spec), Err(Frame::Error(text))) = (spec, &parsed) {
+            if spec.name == "exec" {
+                // Redis answers an EXEC it refuses (wrong arity) with EXECABORT and discards
+                // the transaction and the watches, inside MULTI or not.
+                let reason = text.strip_prefix("ERR ").unwrap_or(text).to_string();
+                self.end(session);
+                return Err(ReplyError::ExecAbortBecause { reason }.into());
+            }
+        }
         if !self.in_multi(session) {
             return parsed;
         }
-        let spec = request.first().and_then(|name| table::lookup(name));
         let flagged = |f: Flags| spec.is_some_and(|s| s.is(f));
         match parsed {
             Ok(cmd) if flagged(Flags::NOT_QUEUED) => Ok(cmd),
             Ok(_) if flagged(Flags::NO_MULTI) => {
                 Err(self.queue(session, Err(ReplyError::NotAllowedInMulti.into())))
+            }
+            // Redis refuses at queueing time only an unknown command or subcommand or a wrong
+            // number of arguments by the table; any other error (syntax, a bad number, an
+            // out-of-range database, MSET's odd count) is queued and becomes that command's
+            // reply inside EXEC's array.
+            Err(err)
+                if spec.is_some_and(|s| s.arity_fits(request.len()))
+                    && !ReplyError::refuses_queueing(&err) =>
+            {
+                let queued = Ok(Command::Server(ServerCommand::Reply(err)));
+                Err(self.queue(session, queued))
             }
             other => Err(self.queue(session, other)),
         }
@@ -257,6 +321,39 @@ impl Transactions {
         }
     }
 
+    /// Before `what` runs on `dbs` at `now_ms`: dirties the watchers of the keys it will empty
+    /// that exist now (for SWAPDB, a key watched in either database that exists in either),
+    /// as Redis 7's `touchAllWatchedKeysInDb`. SWAPDB of a database with itself changes
+    /// nothing.
+    pub fn emptying(&mut self, what: Emptying, dbs: &Databases, now_ms: u64) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let exists = |db: u16, key: &Bytes| {
+            dbs.get(db)
+                .and_then(|ks| ks.get_live(key, now_ms))
+                .is_some()
+        };
+        let mut dirty = Vec::new();
+        for ((db, key), sessions) in &self.watchers {
+            let hit = match what {
+                Emptying::Db(d) => *db == d && exists(d, key),
+                Emptying::All => exists(*db, key),
+                Emptying::Swap(a, b) => {
+                    a != b && (*db == a || *db == b) && (exists(a, key) || exists(b, key))
+                }
+            };
+            if hit {
+                dirty.extend(sessions.iter().copied());
+            }
+        }
+        for id in dirty {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.dirty = true;
+            }
+        }
+    }
+
     /// Notes that `record` was applied: every session watching a key it changes is dirtied.
     pub fn touch(&mut self, record: &Record) {
         if self.watchers.is_empty() {
@@ -276,21 +373,10 @@ impl Transactions {
                     }
                 }
             }
-            // FLUSHDB dirties the watchers of its database, SWAPDB those of both (as Redis
-            // 7 does), FLUSHALL every watcher.
-            Record::Clear => self.dirty_watchers(|d| d == db),
-            Record::SwapDb { a, b } => self.dirty_watchers(|d| d == *a || d == *b),
-            Record::ClearAll => self.dirty_watchers(|_| true),
+            // FLUSHDB, SWAPDB and FLUSHALL: `emptying` saw the keys before they ran.
+            Record::Clear | Record::SwapDb { .. } | Record::ClearAll => {}
             Record::InDb { db, record } => self.touch_in(*db, record),
             Record::Txn(ops) => ops.iter().for_each(|op| self.touch_in(db, op)),
-        }
-    }
-
-    fn dirty_watchers(&mut self, of_db: impl Fn(u16) -> bool) {
-        for s in self.sessions.values_mut() {
-            if s.watched.iter().any(|((d, _), _)| of_db(*d)) {
-                s.dirty = true;
-            }
         }
     }
 
@@ -488,16 +574,30 @@ mod tests {
     }
 
     #[test]
-    fn flushdb_and_expiry_dirty_watchers() {
+    fn flushdb_of_an_existing_key_and_expiry_dirty_watchers() {
         let mut t = Transactions::new();
         let mut ks = Keyspace::new();
+        // A FLUSHDB of a key that does not exist changes nothing watched (Redis 7).
         t.watch(1, 0, vec![key("gone")], &ks, 0);
-        t.touch(&Record::Clear);
+        t.emptying(Emptying::Db(0), &Databases::from(ks.clone()), 0);
         t.multi(1);
-        assert_eq!(
-            t.exec(1, &Databases::from(ks.clone()), 0),
-            Err(Frame::NullArray)
-        );
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Ok(vec![]));
+        ks.insert(key("here"), Value::new("x"));
+        t.watch(1, 0, vec![key("here")], &ks, 0);
+        t.emptying(Emptying::Swap(0, 0), &Databases::from(ks.clone()), 0);
+        t.emptying(Emptying::Db(1), &Databases::from(ks.clone()), 0);
+        t.multi(1);
+        assert_eq!(t.exec(1, &Databases::from(ks.clone()), 0), Ok(vec![]));
+        for what in [Emptying::Db(0), Emptying::All, Emptying::Swap(0, 1)] {
+            t.watch(1, 0, vec![key("here")], &ks, 0);
+            t.emptying(what, &Databases::from(ks.clone()), 0);
+            t.multi(1);
+            assert_eq!(
+                t.exec(1, &Databases::from(ks.clone()), 0),
+                Err(Frame::NullArray),
+                "{what:?}"
+            );
+        }
 
         let mut v = Value::new("x");
         v.expires_at_ms = Some(100);

@@ -18,6 +18,7 @@
 //! none. Every applied record is shown to [`Transactions::touch`] so WATCH sees every change.
 
 pub mod checkpoint;
+pub mod clients;
 pub mod gate;
 pub mod host;
 mod messages;
@@ -33,9 +34,9 @@ use crate::command::config::{self, PubSubLimits};
 use crate::command::databases::{self, DbCommand};
 use crate::command::diagnostics::{self, LatencyCommand, SlowLogCommand};
 use crate::command::info::{render_info, InfoFigures};
-use crate::command::server::ClientCommand;
+use crate::command::server::{ClientCommand, ShutdownMode};
 use crate::command::table;
-use crate::command::txn::{SessionId, Transactions};
+use crate::command::txn::{Emptying, SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
 use crate::keyspace::Databases;
@@ -47,6 +48,7 @@ pub use checkpoint::CheckpointConfig;
 pub use gate::Release;
 
 use checkpoint::Checkpoints;
+use clients::{Clients, Peer, SessionControl};
 use gate::{DurabilityGate, Waiting};
 use host::SharedHost;
 use stats::{LatencyMonitor, SlowLog, Stats};
@@ -143,8 +145,21 @@ pub struct Store<T> {
     /// Each session's selected database, when it is not 0 (as the transaction state is kept
     /// per session): database-0-only clients cost one lookup in an empty map.
     selected: HashMap<SessionId, u16>,
-    /// Each named connection's name (CLIENT SETNAME, HELLO ... SETNAME).
-    client_names: HashMap<SessionId, Bytes>,
+    /// What the store knows of each connection (name, addresses, last command, flags).
+    clients: Clients,
+    /// The clock of the batch executing (Unix µs), for TIME and MONITOR.
+    now_us: u64,
+    /// Bytes of the arguments of the request executing (`argv-mem`).
+    argv_len: u64,
+    /// The reply of the request executing is not sent (SHUTDOWN's).
+    no_reply: bool,
+    /// SHUTDOWN asked for; `shutdown_ready` once the caller may exit (after its checkpoint
+    /// when it saves).
+    shutdown: Option<ShutdownMode>,
+    shutdown_in_checkpoint: bool,
+    shutdown_ready: bool,
+    /// What the caller is to do to sessions (CLIENT KILL, MONITOR): [`Store::take_controls`].
+    controls: Vec<(SessionId, SessionControl)>,
     settings: StoreSettings,
     started_ms: u64,
     /// LSN of the last write applied.
@@ -161,8 +176,6 @@ pub struct Store<T> {
     stats: Stats,
     slowlog: SlowLog,
     latency: LatencyMonitor,
-    /// Each connection's address (`ip:port`), for the slow log.
-    client_addrs: HashMap<SessionId, Bytes>,
     /// CONFIG SET changed the settings since [`Store::take_settings_change`].
     settings_changed: bool,
     /// The last time passed in (execute, tick), for events reported without one (fsyncs).
@@ -219,7 +232,14 @@ impl<T> Store<T> {
         Store {
             dbs,
             selected: HashMap::new(),
-            client_names: HashMap::new(),
+            clients: Clients::default(),
+            now_us: now_ms * 1000,
+            argv_len: 0,
+            no_reply: false,
+            shutdown: None,
+            shutdown_in_checkpoint: false,
+            shutdown_ready: false,
+            controls: Vec::new(),
             settings,
             started_ms: now_ms,
             last_lsn,
@@ -232,7 +252,6 @@ impl<T> Store<T> {
             stats: Stats::default(),
             slowlog: SlowLog::default(),
             latency: LatencyMonitor::default(),
-            client_addrs: HashMap::new(),
             settings_changed: false,
             now_ms,
             used_memory_peak: 0,
@@ -302,35 +321,51 @@ impl<T> Store<T> {
         to: T,
         now_ms: u64,
     ) -> Option<Release<T>> {
-        self.execute_in(session, Protocol::Resp2, requests, to, now_ms)
+        self.execute_in(session, Protocol::Resp2, requests, to, now_ms * 1000)
     }
 
     /// [`Store::execute`] for a session speaking `proto` (a RESP2 session that has
-    /// subscriptions may send only the subscription commands, PING, QUIT and RESET). Messages
-    /// for the session itself go into its replies; those for others are taken with
-    /// [`Store::take_pushes`].
+    /// subscriptions may send only the subscription commands, PING, QUIT and RESET), at
+    /// `now_us` (Unix µs: TIME and MONITOR show it). Messages for the session itself go into
+    /// its replies; those for others are taken with [`Store::take_pushes`].
     pub fn execute_in<R: AsRef<[Bytes]>>(
         &mut self,
         session: SessionId,
         proto: Protocol,
         requests: &[R],
         to: T,
-        now_ms: u64,
+        now_us: u64,
     ) -> Option<Release<T>> {
+        let now_ms = now_us / 1000;
+        if self.clients.is_killed(session) {
+            // CLIENT KILL closed it: what it sent after that is not run (nor answered).
+            return None;
+        }
+        if self.clients.get(session).is_none() {
+            // A caller that does not report connections (golden scripts, the bench).
+            self.clients.open(session, Peer::default(), now_ms);
+        }
+        self.now_us = now_us;
         let mut frames = Vec::with_capacity(requests.len());
         let mut wait_lsn = 0;
         let mut saves = Vec::new();
         self.executing = session;
         for request in requests {
+            let request = request.as_ref();
             let mut save = false;
-            let (reply, wait) =
-                self.execute_one(session, proto, request.as_ref(), now_ms, &mut save);
+            let command = self.clients.touch(session, request, proto, now_ms);
+            self.argv_len = request.iter().map(|a| a.len() as u64).sum();
+            let (reply, wait) = self.execute_one(session, proto, request, now_ms, &mut save);
+            self.after_request(session, request, command, &reply);
             frames.append(&mut self.own_pushes);
             let wait = wait.max(std::mem::take(&mut self.own_wait));
+            let dropped = self.clients.drops_reply(session) || std::mem::take(&mut self.no_reply);
             if save {
                 saves.push(frames.len());
+                frames.push(reply);
+            } else if !dropped {
+                frames.push(reply);
             }
-            frames.push(reply);
             wait_lsn = wait_lsn.max(wait);
         }
         let waiting = Waiting {
@@ -428,6 +463,8 @@ impl<T> Store<T> {
         }
         let lsn = self.last_lsn;
         self.checkpoints.start(lsn, now_ms);
+        // A SHUTDOWN waiting for a checkpoint is among the saves this one answers.
+        self.shutdown_in_checkpoint |= self.shutdown.is_some_and(|m| m.save);
         Some(CheckpointStart {
             records: self.take_records(),
             lsn,
@@ -444,8 +481,17 @@ impl<T> Store<T> {
         out: &mut Vec<Release<T>>,
     ) {
         self.status = status;
+        let lsn = self.checkpoints.running.take();
+        if std::mem::take(&mut self.shutdown_in_checkpoint) {
+            // SHUTDOWN goes on after its checkpoint (or despite a failed one with FORCE);
+            // after a failure without FORCE it is called off and answers the failure.
+            if result.is_ok() || self.shutdown.is_some_and(|m| m.force) {
+                self.shutdown_ready = true;
+            } else {
+                self.shutdown = None;
+            }
+        }
         let c = &mut self.checkpoints;
-        let lsn = c.running.take();
         let failure = match result {
             Ok(report) => {
                 c.completed += 1;
@@ -473,10 +519,28 @@ impl<T> Store<T> {
         self.gate.release(0, self.last_lsn, out);
     }
 
-    /// A client connected.
-    pub fn session_opened(&mut self) {
+    /// A client connected at `now_ms`, from `peer`.
+    pub fn session_opened(&mut self, session: SessionId, peer: Peer, now_ms: u64) {
         self.stats.connected += 1;
         self.stats.connections += 1;
+        self.clients.open(session, peer, now_ms);
+    }
+
+    /// What to do to sessions since the last call: close those CLIENT KILL closed (the
+    /// killing session itself after its reply), bound the output of new monitors.
+    pub fn take_controls(&mut self) -> Vec<(SessionId, SessionControl)> {
+        std::mem::take(&mut self.controls)
+    }
+
+    /// SHUTDOWN was executed and its checkpoint (if it saves) is done: the caller syncs the
+    /// log and exits.
+    pub fn shutdown_ready(&self) -> bool {
+        self.shutdown_ready
+    }
+
+    /// How many connections the store knows (for INFO clients).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
     }
 
     /// A client's connection closed: forget its transaction and watches.
@@ -484,9 +548,10 @@ impl<T> Store<T> {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
         self.selected.remove(&session);
-        self.client_names.remove(&session);
-        self.client_addrs.remove(&session);
         self.pubsub.session_closed(session);
+        if !self.clients.closed_after_kill(session) {
+            self.clients.close(session);
+        }
     }
 
     /// Gives `record` the next LSN and queues it to be logged; returns the LSN.
@@ -616,17 +681,22 @@ impl<T> Store<T> {
             self.stats.rejected_calls += 1;
             return;
         };
-        let rejected = !spec.arity_fits(request.len());
-        let stat = match rest.first() {
-            Some(sub)
-                if CONTAINERS.contains(&spec.name)
-                    && !error.is_some_and(|e| e.starts_with("ERR unknown subcommand")) =>
-            {
-                let sub = String::from_utf8_lossy(&sub[..sub.len().min(32)]).to_lowercase();
-                self.stats.command(&format!("{}|{sub}", spec.name))
-            }
-            _ => self.stats.command(spec.name),
+        // A known subcommand is counted under its own row (`config|get`), as in Redis 7,
+        // and its own arity says whether it was rejected.
+        let row = match rest.first() {
+            Some(sub) if !spec.subcommands.is_empty() => spec
+                .subcommands
+                .iter()
+                .find(|s| {
+                    s.name
+                        .split_once('|')
+                        .is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(sub))
+                })
+                .unwrap_or(spec),
+            _ => spec,
         };
+        let rejected = !row.arity_fits(request.len());
+        let stat = self.stats.command(row.name);
         if rejected {
             stat.rejected += 1;
             self.stats.rejected_calls += 1;
@@ -653,14 +723,17 @@ impl<T> Store<T> {
             } else {
                 request
             };
+            let client = self.clients.get(session);
             self.slowlog.note(
                 s.slowlog_log_slower_than,
                 s.slowlog_max_len,
                 micros,
                 now_ms / 1000,
                 request,
-                self.client_addrs.get(&session).cloned().unwrap_or_default(),
-                self.client_names.get(&session).cloned().unwrap_or_default(),
+                client
+                    .map(|c| Bytes::from(c.peer.addr.clone()))
+                    .unwrap_or_default(),
+                client.and_then(|c| c.name.clone()).unwrap_or_default(),
             );
             let event = if spec.is(table::Flags::FAST) {
                 "fast-command"
@@ -708,6 +781,9 @@ impl<T> Store<T> {
                     }
                 }
                 let db = self.selected_db(session);
+                if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                    self.txns.emptying(what, &self.dbs, now_ms);
+                }
                 let ctx = self.context(now_ms);
                 let op = self.notifying().then(|| cmd.op.clone());
                 let reads = !cmd.is_write();
@@ -757,6 +833,7 @@ impl<T> Store<T> {
                     Some(record) => self.log(record),
                     None => self.reads_dependency(&applied.reads),
                 };
+                self.publish_events();
                 if wait > self.gate.released_lsn() {
                     if let Some(refusal) = self.refusal() {
                         return (refusal, 0);
@@ -767,8 +844,19 @@ impl<T> Store<T> {
         }
     }
 
+    /// Runs `cmd` from database `*db`; notes its keyspace events (published by the caller).
     fn db_command(&mut self, cmd: DbCommand, db: &mut u16, now_ms: u64) -> databases::DbApplied {
-        databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms)
+        if let Some(what) = Emptying::of_db(&cmd, self.settings.databases) {
+            self.txns.emptying(what, &self.dbs, now_ms);
+        }
+        let events = self
+            .notifying()
+            .then(|| command::pubsub::db_key_events(&cmd, *db));
+        let applied = databases::apply(cmd, &mut self.dbs, db, self.settings.databases, now_ms);
+        if let (Some(events), Some(_)) = (events, &applied.record) {
+            self.events.extend(events);
+        }
+        applied
     }
 
     /// The LSN a reply that read these (database, key)s waits for.
@@ -829,6 +917,9 @@ impl<T> Store<T> {
         for cmd in commands {
             let reply = match cmd {
                 Command::Data(cmd) => {
+                    if let Some(what) = Emptying::of_data(&cmd.op, db) {
+                        self.txns.emptying(what, &self.dbs, now_ms);
+                    }
                     let ctx = self.context(now_ms);
                     let op = self.notifying().then(|| cmd.op.clone());
                     let applied = cmd.apply_in(self.dbs.db_mut(db), &ctx);
@@ -902,10 +993,12 @@ impl<T> Store<T> {
     /// Names connection `session` (`name` empty: no name), as CLIENT SETNAME does; the
     /// session calls it for HELLO ... SETNAME.
     pub fn set_client_name(&mut self, session: SessionId, name: Bytes) {
-        if name.is_empty() {
-            self.client_names.remove(&session);
-        } else {
-            self.client_names.insert(session, name);
+        if self.clients.get(session).is_none() {
+            self.clients
+                .open(session, Peer::default(), self.now_us / 1000);
+        }
+        if let Some(c) = self.clients.get_mut(session) {
+            c.name = (!name.is_empty()).then_some(name);
         }
     }
 
@@ -923,11 +1016,34 @@ impl<T> Store<T> {
                 Frame::ok()
             }
             ServerCommand::Client(ClientCommand::GetName) => self
-                .client_names
-                .get(&session)
-                .map_or(Frame::Null, |name| Frame::Bulk(name.clone())),
+                .clients
+                .get(session)
+                .and_then(|c| c.name.clone())
+                .map_or(Frame::Null, Frame::Bulk),
             ServerCommand::Client(ClientCommand::Id) => {
                 Frame::Integer(i64::try_from(session).unwrap_or(i64::MAX))
+            }
+            ServerCommand::Client(cmd) => self.client_command(session, cmd, now_ms),
+            ServerCommand::Time => Frame::Array(vec![
+                Frame::bulk((self.now_us / 1_000_000).to_string()),
+                Frame::bulk((self.now_us % 1_000_000).to_string()),
+            ]),
+            ServerCommand::Reset => self.reset(session),
+            ServerCommand::Monitor => {
+                self.clients.start_monitor(session);
+                self.controls.push((session, SessionControl::Monitor));
+                Frame::ok()
+            }
+            ServerCommand::Shutdown(mode) => {
+                self.shutdown = Some(mode);
+                if mode.save && self.storage_error.is_none() {
+                    // Waits for a checkpoint, as SAVE does; the caller exits after it.
+                    *save = true;
+                } else {
+                    self.shutdown_ready = true;
+                    self.no_reply = true;
+                }
+                Frame::ok()
             }
             ServerCommand::Info(sections) => render_info(&self.info_figures(now_ms), &sections),
             ServerCommand::ConfigGet(patterns) => config::config_get(&self.settings, &patterns),
@@ -1038,11 +1154,6 @@ impl<T> Store<T> {
         self.used_memory_peak = self.used_memory_peak.max(stats::estimate_memory(&self.dbs));
     }
 
-    /// Connection `session` comes from `addr` (`ip:port`), for the slow log.
-    pub fn set_client_addr(&mut self, session: SessionId, addr: Bytes) {
-        self.client_addrs.insert(session, addr);
-    }
-
     /// Notes the fsyncs the backend did since the last look as `aof-fsync-always` latency
     /// events (under `always`; the average of the new ones, exact for one sync per group).
     fn note_fsyncs(&mut self, status: &BackendStatus) {
@@ -1133,11 +1244,6 @@ impl<T> Store<T> {
         }
     }
 }
-
-/// The commands whose figures Redis 7 keeps per subcommand (`config|get`).
-const CONTAINERS: &[&str] = &[
-    "config", "client", "command", "slowlog", "latency", "pubsub", "object",
-];
 
 /// 40 hex digits from the start time and the process id (splitmix64): different for each
 /// run, as Redis's random run id.

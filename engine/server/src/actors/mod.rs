@@ -26,6 +26,7 @@ use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::resp::{Frame, Protocol, Request};
 
+pub use moodb_core::store::clients::Peer;
 pub use moodb_core::store::StoreSettings;
 pub use session::Session;
 pub use snapshotter::Snapshotter;
@@ -58,10 +59,25 @@ pub struct Replies {
     pub push: bool,
 }
 
-/// Session → store owner: a connection opened.
+/// Session → store owner: a connection opened, from `peer`; `control` reaches the session
+/// for CLIENT KILL and MONITOR.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct SessionOpened;
+pub struct SessionOpened {
+    pub session: SessionId,
+    pub peer: Peer,
+    pub control: Recipient<Control>,
+}
+
+/// Store owner → session: close (CLIENT KILL; with `after_seq`, once that batch's replies
+/// are written), or it is now a monitor (MONITOR: its output is bounded as a Pub/Sub
+/// client's).
+#[derive(Message, Debug, Clone, Copy)]
+#[rtype(result = "()")]
+pub enum Control {
+    Close { after_seq: Option<u64> },
+    Monitor,
+}
 
 /// Session → store owner: HELLO ... SETNAME named the connection (empty: no name), as CLIENT
 /// SETNAME does in the store.
@@ -70,14 +86,6 @@ pub struct SessionOpened;
 pub struct SessionNamed {
     pub session: SessionId,
     pub name: bytes::Bytes,
-}
-
-/// Session → store owner: the connection's peer address (`ip:port`), for the slow log.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct SessionAddress {
-    pub session: SessionId,
-    pub addr: bytes::Bytes,
 }
 
 /// Store owner → WAL writer: CONFIG SET changed the sync policy.

@@ -35,7 +35,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::{
-    Batch, Replies, SessionAddress, SessionClosed, SessionNamed, SessionOpened, StoreOwner,
+    Batch, Control, Peer, Replies, SessionClosed, SessionNamed, SessionOpened, StoreOwner,
 };
 use crate::auth::{self, Password};
 use crate::codec::RespCodec;
@@ -151,9 +151,17 @@ pub struct Session {
     wire_proto: WireProtocol,
     /// Batches whose reply is a HELLO's: the protocol to write in from that reply on.
     switch_at: BTreeMap<u64, Protocol>,
+    /// Batches that are a RESET: from its reply on, no subscriptions and no MONITOR.
+    reset_at: Vec<u64>,
+    /// The session sent MONITOR: its output is bounded as a Pub/Sub client's.
+    monitoring: bool,
     /// Last request read or reply written, for the idle timeout.
     last_active: Instant,
     peer: String,
+    /// The server's address the client connected to, and the socket's descriptor (CLIENT
+    /// LIST's `laddr` and `fd`).
+    laddr: String,
+    fd: i64,
     _slot: ClientSlot,
     /// Number given to the next batch.
     next_seq: u64,
@@ -192,6 +200,10 @@ impl Session {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let laddr = stream
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let fd = i64::from(std::os::fd::AsRawFd::as_raw_fd(&stream));
         let (read, write) = stream.into_split();
         Session::create(move |ctx| {
             ctx.add_stream(FramedRead::new(read, RespCodec::new(config.limits)));
@@ -214,11 +226,15 @@ impl Session {
                 proto: Protocol::default(),
                 wire_proto,
                 switch_at: BTreeMap::new(),
+                reset_at: Vec::new(),
+                monitoring: false,
                 config,
                 live,
                 live_seen,
                 last_active: Instant::now(),
                 peer,
+                laddr,
+                fd,
                 _slot: slot,
                 next_seq: 0,
                 next_out: 0,
@@ -323,6 +339,11 @@ impl Session {
         if let Some(proto) = self.switch_at.remove(&self.next_out) {
             self.wire_proto.set(proto);
         }
+        if self.reset_at.first() == Some(&self.next_out) {
+            self.reset_at.remove(0);
+            self.subscriptions = 0;
+            self.monitoring = false;
+        }
         self.write_frames(frames);
         if let Some(pushes) = self.pushes_after.remove(&self.next_out) {
             let held: usize = pushes.iter().map(approx_len).sum();
@@ -374,7 +395,7 @@ impl Session {
         let max = self.config.limits.max_output_buffer;
         let over = if max > 0 && pending > max {
             Some(format!("limits.max_output_buffer ({max})"))
-        } else if self.subscriptions > 0 || self.held_push_bytes > 0 {
+        } else if self.subscriptions > 0 || self.monitoring || self.held_push_bytes > 0 {
             self.pubsub_over(pending)
         } else {
             None
@@ -418,10 +439,14 @@ impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.store.do_send(SessionOpened);
-        self.store.do_send(SessionAddress {
+        self.store.do_send(SessionOpened {
             session: self.id,
-            addr: self.peer.clone().into(),
+            peer: Peer {
+                addr: self.peer.clone(),
+                laddr: self.laddr.clone(),
+                fd: self.fd,
+            },
+            control: ctx.address().recipient(),
         });
         // Checked every second (more often for a short timeout), also while it is 0: CONFIG
         // SET timeout applies to connected clients too.
@@ -435,9 +460,11 @@ impl Actor for Session {
         ctx.run_interval(every, move |s, ctx| {
             s.live.refresh(&mut s.live_seen, &mut s.config);
             let idle = s.config.limits.idle_timeout_s;
-            // As in Redis, a client with subscriptions is never idle.
-            let waiting =
-                s.next_out != s.next_seq || s.pending_out.get() > 0 || s.subscriptions > 0;
+            // As in Redis, a client with subscriptions (or a monitor) is never idle.
+            let waiting = s.next_out != s.next_seq
+                || s.pending_out.get() > 0
+                || s.subscriptions > 0
+                || s.monitoring;
             if idle > 0 && !waiting && s.last_active.elapsed() >= Duration::from_secs(idle) {
                 ctx.stop();
             }
@@ -484,6 +511,17 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                             let (reply, ok) = auth::auth(&request, password);
                             self.authenticated |= ok;
                             self.reply_here(reply, ctx);
+                            continue;
+                        }
+                        Some(SessionCommand::Reset) => {
+                            // The session's part: RESP2 and, with a password, not
+                            // authenticated; the store resets the rest in order.
+                            self.send_batch(&mut batch, ctx);
+                            self.proto = Protocol::Resp2;
+                            self.authenticated = password.is_none();
+                            self.switch_at.insert(self.next_seq, Protocol::Resp2);
+                            self.reset_at.push(self.next_seq);
+                            self.send_batch(&mut vec![request], ctx);
                             continue;
                         }
                         Some(SessionCommand::Hello) => {
@@ -553,6 +591,28 @@ impl Handler<Replies> for Session {
             self.ready.insert(msg.seq, msg.frames);
         }
         self.write_ready(ctx);
+    }
+}
+
+impl Handler<Control> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) {
+        match msg {
+            Control::Monitor => self.monitoring = true,
+            // Killed by another client: gone at once, as Redis frees it.
+            Control::Close { after_seq: None } => ctx.stop(),
+            Control::Close {
+                after_seq: Some(seq),
+            } => {
+                if seq < self.next_out {
+                    self.writer.close();
+                    self.close_after = Some(seq);
+                } else if self.close_after.is_none_or(|c| c > seq) {
+                    self.close_after = Some(seq);
+                }
+            }
+        }
     }
 }
 

@@ -17,11 +17,13 @@ use moodb_core::backend::BackendStatus;
 use moodb_core::command::txn::SessionId;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
+use moodb_core::store::clients::SessionControl;
 use moodb_core::store::{Release, Store, StoreSettings};
+use tokio::sync::Notify;
 
 use super::session::SessionConfig;
 use super::{
-    Append, Appended, Batch, CheckpointDone, Replies, SessionAddress, SessionClosed, SessionNamed,
+    Append, Appended, Batch, CheckpointDone, Control, Replies, SessionClosed, SessionNamed,
     SessionOpened, SetSync, Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
 };
 use crate::auth::Password;
@@ -44,6 +46,11 @@ pub struct StoreOwner {
     /// Each session's address and the number of its last batch executed, for Pub/Sub
     /// messages (written after that batch's replies).
     sessions: HashMap<SessionId, (Recipient<Replies>, u64)>,
+    /// Each open session's control address (CLIENT KILL, MONITOR).
+    controls: HashMap<SessionId, Recipient<Control>>,
+    /// Told once SHUTDOWN may proceed (the listener loop then syncs the log and exits).
+    exit: Option<Arc<Notify>>,
+    exiting: bool,
     /// Where CONFIG SET's changes for the sessions and the listener go.
     live: Option<Arc<LiveConfig>>,
 }
@@ -64,6 +71,9 @@ impl StoreOwner {
             flush_scheduled: false,
             released: Vec::new(),
             sessions: HashMap::new(),
+            controls: HashMap::new(),
+            exit: None,
+            exiting: false,
             live: None,
         }
     }
@@ -93,6 +103,43 @@ impl StoreOwner {
         let sync = s.sync;
         self.checkpoint_interval_ms = s.checkpoint.interval_ms;
         self.send_wal(SetSync(sync));
+    }
+
+    /// Where SHUTDOWN tells the server to stop.
+    pub fn set_exit(&mut self, exit: Arc<Notify>) {
+        self.exit = Some(exit);
+    }
+
+    /// Passes on what the store decided about sessions (`seq`: the batch just executed).
+    fn send_controls(&mut self, seq: u64) {
+        for (id, control) in self.store.take_controls() {
+            let control = match control {
+                SessionControl::Close => Control::Close { after_seq: None },
+                SessionControl::CloseAfterReply => Control::Close {
+                    after_seq: Some(seq),
+                },
+                SessionControl::Monitor => Control::Monitor,
+            };
+            if let Some(to) = self.controls.get(&id) {
+                to.do_send(control);
+            }
+        }
+    }
+
+    /// After SHUTDOWN (and its checkpoint): tells the server to stop, once. Replies still
+    /// held are not sent (SHUTDOWN's own has none).
+    fn maybe_exit(&mut self) -> bool {
+        if !self.store.shutdown_ready() {
+            return false;
+        }
+        if !self.exiting {
+            self.exiting = true;
+            eprintln!("moodb: SHUTDOWN received");
+            if let Some(exit) = &self.exit {
+                exit.notify_one();
+            }
+        }
+        true
     }
 
     /// Connects the WAL writer (created after the store owner, since each holds the other's
@@ -214,12 +261,14 @@ impl Handler<Batch> for StoreOwner {
         };
         if let Some(release) =
             self.store
-                .execute_in(batch.session, batch.proto, &batch.requests, to, now_ms())
+                .execute_in(batch.session, batch.proto, &batch.requests, to, now_us())
         {
             self.released.push(release);
         }
         self.send_released();
         self.apply_settings_change();
+        self.send_controls(batch.seq);
+        self.maybe_exit();
         if self.store.wants_flush() && !self.flush_scheduled {
             self.flush_scheduled = true;
             ctx.notify(FlushTick);
@@ -264,6 +313,10 @@ impl Handler<CheckpointDone> for StoreOwner {
         }
         self.store
             .on_checkpoint_done(msg.result, msg.status, &mut self.released);
+        if self.maybe_exit() {
+            self.released.clear();
+            return;
+        }
         self.send_released();
         self.maybe_checkpoint();
     }
@@ -272,8 +325,9 @@ impl Handler<CheckpointDone> for StoreOwner {
 impl Handler<SessionOpened> for StoreOwner {
     type Result = ();
 
-    fn handle(&mut self, _: SessionOpened, _: &mut Context<Self>) {
-        self.store.session_opened();
+    fn handle(&mut self, msg: SessionOpened, _: &mut Context<Self>) {
+        self.store.session_opened(msg.session, msg.peer, now_ms());
+        self.controls.insert(msg.session, msg.control);
     }
 }
 
@@ -285,20 +339,13 @@ impl Handler<SessionNamed> for StoreOwner {
     }
 }
 
-impl Handler<SessionAddress> for StoreOwner {
-    type Result = ();
-
-    fn handle(&mut self, msg: SessionAddress, _: &mut Context<Self>) {
-        self.store.set_client_addr(msg.session, msg.addr);
-    }
-}
-
 impl Handler<SessionClosed> for StoreOwner {
     type Result = ();
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
         self.store.session_closed(msg.0);
         self.sessions.remove(&msg.0);
+        self.controls.remove(&msg.0);
     }
 }
 
@@ -319,7 +366,12 @@ impl Handler<Shutdown> for StoreOwner {
 
 /// Wall-clock time in Unix milliseconds (expiry is absolute).
 pub fn now_ms() -> u64 {
+    now_us() / 1000
+}
+
+/// Wall-clock time in Unix microseconds (TIME, MONITOR).
+pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_micros() as u64)
 }
