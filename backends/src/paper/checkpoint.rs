@@ -25,7 +25,7 @@
 use std::io;
 
 use bytes::Bytes;
-use moodb_core::{Databases, Lsn, Value};
+use moodb_core::{Databases, Lsn, Value, ValueRef};
 
 use super::log::{u32_at, u64_at};
 
@@ -161,7 +161,7 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
 
     /// Adds one entry of database `db` (entries of one database are best added together: a
     /// change of database ends the block).
-    pub fn add(&mut self, db: u16, key: &[u8], value: &Value) -> io::Result<()> {
+    pub fn add(&mut self, db: u16, key: &[u8], value: impl EntryValue) -> io::Result<()> {
         if db != self.block_db {
             if self.version == CHECKPOINT_VERSION_1 {
                 return Err(io::Error::new(
@@ -175,9 +175,10 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         let b = &mut self.block;
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
         b.extend_from_slice(key);
-        b.extend_from_slice(&(value.data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&value.data);
-        b.extend_from_slice(&value.expires_at_ms.unwrap_or(0).to_le_bytes());
+        let data = value.data();
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+        b.extend_from_slice(&value.expires_at_ms().unwrap_or(0).to_le_bytes());
         self.count += 1;
         self.added += 1;
         if self.block.len() >= BLOCK_TARGET {
@@ -208,24 +209,49 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
     }
 }
 
+/// What a checkpoint entry's value is written from: the key space's [`ValueRef`] or an owned
+/// [`Value`].
+pub trait EntryValue {
+    fn data(&self) -> &[u8];
+    fn expires_at_ms(&self) -> Option<u64>;
+}
+
+impl EntryValue for ValueRef<'_> {
+    fn data(&self) -> &[u8] {
+        self.data
+    }
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+}
+
+impl EntryValue for &Value {
+    fn data(&self) -> &[u8] {
+        &self.data
+    }
+    fn expires_at_ms(&self) -> Option<u64> {
+        self.expires_at_ms
+    }
+}
+
 /// Writes a whole checkpoint of `entries` (database, key, value; exactly `key_count` of them)
 /// into a buffer.
-pub fn encode_checkpoint<'a>(
+pub fn encode_checkpoint<K: AsRef<[u8]>, V: EntryValue>(
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
-    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
+    entries: impl Iterator<Item = (u16, K, V)>,
 ) -> io::Result<Vec<u8>> {
     encode_checkpoint_version(CHECKPOINT_VERSION, lsn, created_unix_ms, key_count, entries)
 }
 
 /// [`encode_checkpoint`] in format `version` (tests write version 1 files with it).
-pub fn encode_checkpoint_version<'a>(
+pub fn encode_checkpoint_version<K: AsRef<[u8]>, V: EntryValue>(
     version: u32,
     lsn: Lsn,
     created_unix_ms: u64,
     key_count: u64,
-    entries: impl Iterator<Item = (u16, &'a Bytes, &'a Value)>,
+    entries: impl Iterator<Item = (u16, K, V)>,
 ) -> io::Result<Vec<u8>> {
     let mut out = Vec::new();
     let sink = |b: &[u8]| {
@@ -235,7 +261,7 @@ pub fn encode_checkpoint_version<'a>(
     let mut writer =
         CheckpointWriter::with_version(sink, version, lsn, created_unix_ms, key_count)?;
     for (db, key, value) in entries {
-        writer.add(db, key, value)?;
+        writer.add(db, key.as_ref(), value)?;
     }
     writer.finish()?;
     Ok(out)
@@ -307,9 +333,20 @@ impl<'a> CheckpointReader<'a> {
     /// Verifies the whole file and builds the databases it holds.
     pub fn load(&self) -> Result<Databases, CheckpointError> {
         let mut state = Databases::default();
-        for entry in self.entries() {
-            let (db, key, value) = entry?;
-            state.db_mut(db).insert(key, value);
+        let mut entries = self.entries();
+        // The first database met is sized for every key of the file (usually the only one),
+        // trusting the header's count no further than the entries the file can hold (16 bytes
+        // each at the least: the lengths and the expiry).
+        let keys = self.header.key_count.min(self.bytes.len() as u64 / 16);
+        let mut sized = false;
+        // Straight from the file's bytes into the key space: one copy per entry.
+        while let Some((db, key, value, expires_at_ms)) = entries.step_raw()? {
+            let ks = state.db_mut(db);
+            if !sized {
+                ks.reserve(keys as usize);
+                sized = true;
+            }
+            ks.put(key, value, expires_at_ms);
         }
         self.verify_footer()?;
         Ok(state)
@@ -357,8 +394,8 @@ pub struct CheckpointEntries<'a> {
     done: bool,
 }
 
-impl CheckpointEntries<'_> {
-    fn field(&mut self, n: usize, what: &str) -> Result<&[u8], CheckpointError> {
+impl<'a> CheckpointEntries<'a> {
+    fn field(&mut self, n: usize, what: &str) -> Result<&'a [u8], CheckpointError> {
         if self.block_end - self.at < n {
             return Err(bad(
                 self.at,
@@ -371,6 +408,23 @@ impl CheckpointEntries<'_> {
     }
 
     fn step(&mut self) -> Result<Option<(u16, Bytes, Value)>, CheckpointError> {
+        Ok(self.step_raw()?.map(|(db, key, data, expires_at_ms)| {
+            (
+                db,
+                Bytes::copy_from_slice(key),
+                Value {
+                    data: Bytes::copy_from_slice(data),
+                    expires_at_ms,
+                },
+            )
+        }))
+    }
+
+    /// The next entry as slices of the file: database, key, value, expiry.
+    #[allow(clippy::type_complexity)]
+    fn step_raw(
+        &mut self,
+    ) -> Result<Option<(u16, &'a [u8], &'a [u8], Option<u64>)>, CheckpointError> {
         let footer = self.bytes.len() - FOOTER_LEN;
         while self.block_left == 0 {
             if self.at != self.block_end {
@@ -427,20 +481,13 @@ impl CheckpointEntries<'_> {
             self.block_left = count;
         }
         let klen = u32_at(self.field(4, "key length")?, 0) as usize;
-        let key = Bytes::copy_from_slice(self.field(klen, "key")?);
+        let key = self.field(klen, "key")?;
         let vlen = u32_at(self.field(4, "value length")?, 0) as usize;
-        let data = Bytes::copy_from_slice(self.field(vlen, "value")?);
+        let data = self.field(vlen, "value")?;
         let exp = u64_at(self.field(8, "expiry")?, 0);
         self.block_left -= 1;
         self.seen += 1;
-        Ok(Some((
-            self.db,
-            key,
-            Value {
-                data,
-                expires_at_ms: (exp != 0).then_some(exp),
-            },
-        )))
+        Ok(Some((self.db, key, data, (exp != 0).then_some(exp))))
     }
 }
 

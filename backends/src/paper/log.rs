@@ -25,6 +25,7 @@
 //! A length of 0 followed only by zero bytes is the end of the log: the log is preallocated, so
 //! its tail reads as zeros.
 
+use bytes::Bytes;
 use moodb_core::{failpoint, Lsn, Record};
 
 pub const LOG_MAGIC: &[u8; 8] = b"MOODBLOG";
@@ -194,6 +195,8 @@ pub struct LogScanner<'a> {
     /// Offset after the last non-zero byte: from here on the file is its zero tail. Computed
     /// once, so that probing every offset after damage stays linear.
     nonzero_end: usize,
+    /// `bytes` as a `Bytes`: records' keys and values are then slices of it, not copies.
+    shared: Option<&'a Bytes>,
 }
 
 /// Offset after the last non-zero byte of `bytes` (0 if every byte is zero). A segment is
@@ -236,7 +239,16 @@ impl<'a> LogScanner<'a> {
             last_lsn: None,
             end: None,
             nonzero_end: nonzero_end(bytes),
+            shared: None,
         })
+    }
+
+    /// [`LogScanner::new`] whose records share `bytes` (recovery's replay: no copy per key or
+    /// value before the key space copies what it keeps).
+    pub fn new_shared(bytes: &'a Bytes) -> Result<Self, String> {
+        let mut scanner = LogScanner::new(bytes)?;
+        scanner.shared = Some(bytes);
+        Ok(scanner)
     }
 
     pub fn header(&self) -> LogHeader {
@@ -291,8 +303,12 @@ impl<'a> LogScanner<'a> {
                 "record lsn {lsn} out of order (expected at least {min_lsn})"
             )));
         }
-        let record = Record::decode(&frame[RECORD_HEADER_LEN..])
-            .map_err(|e| Bad::Damage(format!("record lsn {lsn} has a bad payload: {e}")))?;
+        let payload = &frame[RECORD_HEADER_LEN..];
+        let record = match self.shared {
+            Some(whole) => Record::decode_shared(&whole.slice_ref(payload)),
+            None => Record::decode(payload),
+        }
+        .map_err(|e| Bad::Damage(format!("record lsn {lsn} has a bad payload: {e}")))?;
         Ok(ScannedRecord {
             offset: at as u64,
             len: frame.len() as u64,

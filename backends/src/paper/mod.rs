@@ -33,6 +33,7 @@ pub mod checkpoint;
 pub mod files;
 pub mod fs;
 pub mod log;
+pub mod raft_log;
 mod recovery;
 pub mod spare;
 

@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use bytes::Bytes;
 use moodb_core::error::IoContext;
 use moodb_core::{Databases, Lsn, Recovered, RecoveryReport, StorageError};
 
@@ -254,6 +255,7 @@ impl Replay {
             let Some(bytes) = read_segment(fs, &path, first, is_last, &mut self.report)? else {
                 return Ok(None);
             };
+            let bytes = Bytes::from(bytes);
             let end = self.apply_segment(&path, &bytes)?;
             let tail = end_of_segment(options, &path, &end, is_last, &mut self.report)?;
             if let Tail::Salvage(_) = tail {
@@ -313,8 +315,8 @@ impl Replay {
     /// Applies the records of one segment (`bytes`, header already checked) that follow the
     /// checkpoint, and returns how the scan ended. Fails if LSNs do not increase or a record
     /// has the last LSN, 2^64-1.
-    fn apply_segment(&mut self, path: &Path, bytes: &[u8]) -> Result<LogEnd, StorageError> {
-        let mut scanner = LogScanner::new(bytes).map_err(|r| corrupt(path, 0, r))?;
+    fn apply_segment(&mut self, path: &Path, bytes: &Bytes) -> Result<LogEnd, StorageError> {
+        let mut scanner = LogScanner::new_shared(bytes).map_err(|r| corrupt(path, 0, r))?;
         for rec in scanner.by_ref() {
             if rec.lsn <= self.checkpoint_lsn {
                 continue;

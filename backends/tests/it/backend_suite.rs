@@ -209,10 +209,7 @@ fn a_transaction_is_recovered_whole() {
         ])]);
         s.append(vec![Record::Txn(vec![])]);
         s.reopen();
-        assert_eq!(
-            s.model.db0().get(b"to").map(|v| v.data.clone()),
-            Some(b("6"))
-        );
+        assert_eq!(s.model.db0().get(b"to").map(|v| v.bytes()), Some(b("6")));
     });
 }
 

@@ -9,4 +9,5 @@ mod paper_backend;
 mod paper_crash;
 mod paper_fuzz_findings;
 mod paper_golden;
+mod paper_raft_log;
 mod paper_torn;

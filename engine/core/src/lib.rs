@@ -11,6 +11,7 @@ pub mod group_commit;
 pub mod keyspace;
 pub mod pubsub;
 pub mod record;
+pub mod replicated;
 pub mod resp;
 pub mod store;
 
@@ -20,6 +21,6 @@ pub use backend::{
 };
 pub use error::StorageError;
 pub use group_commit::GroupCommit;
-pub use keyspace::{Databases, Keyspace, Value};
+pub use keyspace::{Databases, Keyspace, Value, ValueRef};
 pub use record::{Lsn, Record};
 pub use store::{Release, Store, StoreSettings};

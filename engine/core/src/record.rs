@@ -194,11 +194,23 @@ impl Record {
         out
     }
 
-    /// Decodes one record that must span the whole of `payload`.
+    /// Decodes one record that must span the whole of `payload`; its keys and values are
+    /// copies.
     pub fn decode(payload: &[u8]) -> Result<Record, RecordDecodeError> {
+        Self::decode_from(payload, None)
+    }
+
+    /// [`Record::decode`] whose keys and values are slices of `payload` (no copy): recovery
+    /// replays a whole log file read into one `Bytes`, and the key space copies what it keeps.
+    pub fn decode_shared(payload: &Bytes) -> Result<Record, RecordDecodeError> {
+        Self::decode_from(payload, Some(payload))
+    }
+
+    fn decode_from(payload: &[u8], shared: Option<&Bytes>) -> Result<Record, RecordDecodeError> {
         let mut reader = Reader {
             buf: payload,
             at: 0,
+            shared,
         };
         let record = reader.record(true)?;
         if reader.at != payload.len() {
@@ -222,6 +234,8 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
+    /// `buf` as a `Bytes`, when fields may be slices of it instead of copies.
+    shared: Option<&'a Bytes>,
 }
 
 impl Reader<'_> {
@@ -264,7 +278,12 @@ impl Reader<'_> {
 
     fn bytes(&mut self, what: &'static str) -> Result<Bytes, RecordDecodeError> {
         let len = self.u32(what)? as usize;
-        Ok(Bytes::copy_from_slice(self.take(len, what)?))
+        let shared = self.shared;
+        let field = self.take(len, what)?;
+        Ok(match shared {
+            Some(whole) => whole.slice_ref(field),
+            None => Bytes::copy_from_slice(field),
+        })
     }
 
     fn record(&mut self, allow_txn: bool) -> Result<Record, RecordDecodeError> {
@@ -382,12 +401,15 @@ mod tests {
         fn encode_then_decode_is_identity(r in record()) {
             let bytes = r.to_bytes();
             prop_assert_eq!(bytes.len(), r.encoded_len());
+            let shared = Bytes::from(bytes.clone());
+            prop_assert_eq!(Record::decode_shared(&shared), Ok(r.clone()));
             prop_assert_eq!(Record::decode(&bytes), Ok(r));
         }
 
         #[test]
         fn decode_of_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Record::decode(&bytes);
+            let _ = Record::decode_shared(&Bytes::from(bytes));
         }
 
         #[test]

@@ -8,4 +8,5 @@ pub mod codec;
 pub mod config;
 pub mod host;
 pub mod live;
+pub mod replication;
 pub mod server;

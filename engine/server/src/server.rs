@@ -144,6 +144,8 @@ impl Server {
         // The WAL writer's sync thread: busy groups are written and synced there while the
         // event loop goes on (see actors/wal_writer.rs).
         let syncer = SyncArbiter::start(1, || Syncer);
+        let exit = Arc::new(tokio::sync::Notify::new());
+        let exit_for_owner = Arc::clone(&exit);
         let sessions = LiveConfig::new(SessionConfig {
             limits: config.limits,
             pubsub: config.pubsub,
@@ -153,8 +155,6 @@ impl Server {
                 .map(|p| Password::new(p.as_bytes())),
         });
         let live = Arc::clone(&sessions);
-        let exit = Arc::new(tokio::sync::Notify::new());
-        let exit_for_owner = Arc::clone(&exit);
         let store = StoreOwner::create(move |ctx| {
             let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
             owner.set_exit(exit_for_owner);

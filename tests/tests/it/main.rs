@@ -21,6 +21,8 @@ mod linearizability_checker;
 mod linearizability_moodb;
 mod linearizability_redis;
 mod pubsub;
+mod raft_cluster;
+mod raft_storage;
 mod ready_file;
 mod real_clients;
 mod resp3;

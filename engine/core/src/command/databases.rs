@@ -54,7 +54,7 @@ fn db_command(cmd: DbCommand) -> Result<Command, Frame> {
 fn parse_index(arg: &[u8]) -> Result<i64, Frame> {
     let n = parse_i64(arg)?;
     if i32::try_from(n).is_err() {
-        return Err(ReplyError::NotInteger.into());
+        return Err(ReplyError::IntOutOfRange.into());
     }
     Ok(n)
 }
@@ -165,7 +165,7 @@ fn run(
             let live = |db: u16| {
                 dbs.get(db)
                     .and_then(|ks| ks.get_live(&key, now_ms))
-                    .cloned()
+                    .map(|v| v.to_value())
             };
             let Some(value) = live(src) else {
                 return Ok(read(Frame::Integer(0), reads));
@@ -208,7 +208,7 @@ fn run(
             let Some(value) = dbs
                 .get(src)
                 .and_then(|ks| ks.get_live(&from, now_ms))
-                .cloned()
+                .map(|v| v.to_value())
             else {
                 return Ok(read(Frame::Integer(0), reads));
             };

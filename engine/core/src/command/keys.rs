@@ -18,7 +18,7 @@ use super::{
     data, exact, glob, parse_i64, read, syntax_error, write, wrong_arity, Access, Applied, Command,
     CommandSpec, DataOp, ReplyError, ServerCommand,
 };
-use crate::keyspace::{Keyspace, Value};
+use crate::keyspace::{Keyspace, ValueRef};
 use crate::record::Record;
 use crate::resp::Frame;
 
@@ -160,7 +160,7 @@ pub(super) fn keys(ks: &Keyspace, pattern: &[u8], now_ms: u64) -> Applied {
     let found = ks
         .iter()
         .filter(|(k, v)| !v.is_expired(now_ms) && (all || glob::matches(pattern, k)))
-        .map(|(k, _)| Frame::Bulk(k.clone()))
+        .map(|(k, _)| Frame::Bulk(Bytes::copy_from_slice(k)))
         .collect();
     whole(Frame::Array(found))
 }
@@ -180,7 +180,7 @@ fn scan_position(key: &[u8]) -> u64 {
 /// a page boundary), whatever writes happen in between. Each call costs one pass over the
 /// key space.
 pub(super) fn scan(ks: &Keyspace, args: ScanArgs, now_ms: u64) -> Applied {
-    let mut page: Vec<(u64, &Bytes)> = ks
+    let mut page: Vec<(u64, &[u8])> = ks
         .iter()
         .filter(|(_, v)| !v.is_expired(now_ms))
         .map(|(k, _)| (scan_position(k), k))
@@ -199,7 +199,7 @@ pub(super) fn scan(ks: &Keyspace, args: ScanArgs, now_ms: u64) -> Applied {
         .filter(|(_, k)| {
             !args.other_type && args.pattern.as_ref().is_none_or(|p| glob::matches(p, k))
         })
-        .map(|(_, k)| Frame::Bulk(k.clone()))
+        .map(|(_, k)| Frame::Bulk(Bytes::copy_from_slice(k)))
         .collect();
     whole(Frame::Array(vec![
         Frame::Bulk(Bytes::from(next.to_string())),
@@ -384,7 +384,7 @@ pub(super) fn expire(
     } else {
         Record::Set {
             key: key.clone(),
-            value: old.data.clone(),
+            value: old.bytes(),
             expires_at_ms: Some(when as u64),
         }
     };
@@ -466,18 +466,18 @@ pub fn parse_pexpiretime(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<C
 pub(super) fn ttl(ks: &Keyspace, key: Bytes, kind: TtlKind, now_ms: u64) -> Applied {
     let reply = match ks.get_live(&key, now_ms) {
         None => -2,
-        Some(Value {
+        Some(ValueRef {
             expires_at_ms: None,
             ..
         }) => -1,
-        Some(Value {
+        Some(ValueRef {
             expires_at_ms: Some(at),
             ..
         }) => {
             let t = if kind.absolute {
-                *at as i64
+                at as i64
             } else {
-                (*at as i64).saturating_sub(now_ms as i64)
+                (at as i64).saturating_sub(now_ms as i64)
             }
             .max(0);
             if kind.ms {
@@ -499,13 +499,15 @@ pub fn parse_persist(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Comma
 
 pub(super) fn persist(ks: &mut Keyspace, key: Bytes, now_ms: u64) -> Applied {
     match ks.get_live(&key, now_ms) {
-        Some(Value {
-            data,
-            expires_at_ms: Some(_),
-        }) => {
+        Some(
+            value @ ValueRef {
+                expires_at_ms: Some(_),
+                ..
+            },
+        ) => {
             let record = Record::Set {
                 key: key.clone(),
-                value: data.clone(),
+                value: value.bytes(),
                 expires_at_ms: None,
             };
             write(ks, record, Frame::Integer(1), vec![key])
@@ -559,7 +561,7 @@ pub fn parse_renamenx(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Comm
 /// otherwise one TXN record [DELETE from, SET to value expiry].
 pub(super) fn rename(ks: &mut Keyspace, from: Bytes, to: Bytes, nx: bool, now_ms: u64) -> Applied {
     let keys = vec![from.clone(), to.clone()];
-    let Some(value) = ks.get_live(&from, now_ms).cloned() else {
+    let Some(value) = ks.get_live(&from, now_ms).map(|v| v.to_value()) else {
         return read(ReplyError::NoSuchKey.into(), keys);
     };
     let done = if nx { Frame::Integer(1) } else { Frame::ok() };
@@ -641,7 +643,7 @@ pub(super) fn copy(
     now_ms: u64,
 ) -> Applied {
     let keys = vec![from.clone(), to.clone()];
-    let Some(value) = ks.get_live(&from, now_ms).cloned() else {
+    let Some(value) = ks.get_live(&from, now_ms).map(|v| v.to_value()) else {
         return read(Frame::Integer(0), keys);
     };
     if !replace && ks.get_live(&to, now_ms).is_some() {
@@ -676,7 +678,7 @@ pub(super) fn randomkey(ks: &Keyspace, random: u64, now_ms: u64) -> Applied {
         .iter()
         .filter(|(_, v)| !v.is_expired(now_ms))
         .nth(n)
-        .map(|(k, _)| k.clone());
+        .map(|(k, _)| Bytes::copy_from_slice(k));
     whole(key.map_or(Frame::Null, Frame::Bulk))
 }
 
@@ -751,7 +753,7 @@ pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64)
         return read(Frame::Null, vec![key]);
     };
     let int = (value.data.len() <= 20)
-        .then(|| is_canonical_integer(&value.data))
+        .then(|| is_canonical_integer(value.data))
         .flatten();
     let reply = match query {
         ObjectQuery::Encoding => Frame::bulk(match int {

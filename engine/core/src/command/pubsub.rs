@@ -68,6 +68,16 @@ pub fn parse_pubsub(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         (b"CHANNELS", [pattern]) => cmd(PubSubCommand::Channels(Some(pattern.clone()))),
         (b"NUMSUB", channels) => cmd(PubSubCommand::NumSub(channels.to_vec())),
         (b"NUMPAT", []) => cmd(PubSubCommand::NumPat),
+        (b"HELP", []) => Ok(Command::Server(ServerCommand::Reply(Frame::Array(
+            PUBSUB_HELP
+                .iter()
+                .map(|l| Frame::Simple((*l).into()))
+                .collect(),
+        )))),
+        (b"HELP", _) => Err(ReplyError::WrongArity {
+            name: "pubsub|help",
+        }
+        .into()),
         // NUMPAT's arity is fixed (Redis checks it before the command runs); CHANNELS's is
         // "at least", and CHANNELS itself refuses more than one pattern.
         (b"NUMPAT", _) => Err(ReplyError::WrongArity {
@@ -82,6 +92,21 @@ pub fn parse_pubsub(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
         _ => Err(ReplyError::unknown_subcommand("PUBSUB", sub).into()),
     }
 }
+
+/// PUBSUB HELP: Redis 7.0's text without the sharded subcommands, which MooDB does not have
+/// (ARCHITECTURE.md, "Deliberately absent").
+const PUBSUB_HELP: &[&str] = &[
+    "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "CHANNELS [<pattern>]",
+    "    Return the currently active channels matching a <pattern> (default: '*').",
+    "NUMPAT",
+    "    Return number of subscriptions to patterns.",
+    "NUMSUB [<channel> ...]",
+    "    Return the number of subscribers for the specified channels, excluding",
+    "    pattern subscriptions(default: no channels).",
+    "HELP",
+    "    Prints this help.",
+];
 
 /// The commands a RESP2 client may send while subscribed (Redis 7's list).
 pub fn allowed_when_subscribed(name: &str) -> bool {

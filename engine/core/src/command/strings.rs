@@ -469,8 +469,8 @@ pub fn parse_lcs(spec: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, 
     data(spec, DataOp::Lcs(args))
 }
 
-fn value_or_nil(v: Option<&crate::keyspace::Value>) -> Frame {
-    v.map_or(Frame::Null, |v| Frame::Bulk(v.data.clone()))
+fn value_or_nil(v: Option<crate::keyspace::ValueRef<'_>>) -> Frame {
+    v.map_or(Frame::Null, |v| Frame::Bulk(v.bytes()))
 }
 
 pub(super) fn get(ks: &Keyspace, key: Bytes, now_ms: u64) -> Applied {
@@ -525,7 +525,7 @@ pub(super) fn getdel(ks: &mut Keyspace, key: Bytes, now_ms: u64) -> Applied {
     let Some(old) = ks.get_live(&key, now_ms) else {
         return read(Frame::Null, vec![key]);
     };
-    let reply = Frame::Bulk(old.data.clone());
+    let reply = Frame::Bulk(old.bytes());
     write(ks, Record::Delete { key: key.clone() }, reply, vec![key])
 }
 
@@ -535,12 +535,12 @@ pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: 
     let Some(old) = ks.get_live(&key, now_ms) else {
         return read(Frame::Null, vec![key]);
     };
-    let reply = Frame::Bulk(old.data.clone());
+    let reply = Frame::Bulk(old.bytes());
     let record = match expiry {
         GetExExpiry::Unchanged => None,
         GetExExpiry::Persist => old.expires_at_ms.map(|_| Record::Set {
             key: key.clone(),
-            value: old.data.clone(),
+            value: old.bytes(),
             expires_at_ms: None,
         }),
         GetExExpiry::Set { unit, arg } => match parse_expiry(unit, &arg, "getex")
@@ -550,7 +550,7 @@ pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: 
             Ok(Some(at)) if at <= now_ms => Some(Record::Delete { key: key.clone() }),
             Ok(at) => Some(Record::Set {
                 key: key.clone(),
-                value: old.data.clone(),
+                value: old.bytes(),
                 expires_at_ms: at,
             }),
         },
@@ -566,7 +566,7 @@ pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: 
 pub(super) fn getrange(ks: &Keyspace, key: Bytes, start: i64, end: i64, now_ms: u64) -> Applied {
     let data = ks
         .get_live(&key, now_ms)
-        .map_or_else(Bytes::new, |v| v.data.clone());
+        .map_or_else(Bytes::new, |v| v.bytes());
     let len = data.len() as i64;
     let reply = if start < 0 && end < 0 && start > end {
         Frame::Bulk(Bytes::new())
@@ -610,7 +610,7 @@ pub(super) fn setrange(
     let offset = offset as usize;
     let mut out = BytesMut::zeroed(total.max(old_len));
     if let Some(old) = old {
-        out[..old_len].copy_from_slice(&old.data);
+        out[..old_len].copy_from_slice(old.data);
     }
     out[offset..total].copy_from_slice(&value);
     let len = out.len() as i64;
@@ -628,7 +628,7 @@ pub(super) fn incr_by_float(ks: &mut Keyspace, key: Bytes, by: Bytes, now_ms: u6
     let old = ks.get_live(&key, now_ms);
     let current = match old {
         None => Some(LongDouble::ZERO),
-        Some(v) => LongDouble::parse(&v.data),
+        Some(v) => LongDouble::parse(v.data),
     };
     let (Some(current), Some(by)) = (current, LongDouble::parse(&by)) else {
         return read(ReplyError::NotFloat.into(), vec![key]);
@@ -652,7 +652,7 @@ pub(super) fn lcs(ks: &Keyspace, args: LcsArgs, ctx: &Context) -> Applied {
     let keys = vec![args.a.clone(), args.b.clone()];
     let get = |k: &Bytes| {
         ks.get_live(k, ctx.now_ms)
-            .map_or_else(Bytes::new, |v| v.data.clone())
+            .map_or_else(Bytes::new, |v| v.bytes())
     };
     let (a, b) = (get(&args.a), get(&args.b));
     let (alen, blen) = (a.len(), b.len());
@@ -775,7 +775,7 @@ pub(super) fn append(ks: &mut Keyspace, key: Bytes, value: Bytes, ctx: &Context)
     let expires_at_ms = old.and_then(|v| v.expires_at_ms);
     let mut joined = BytesMut::with_capacity(old.map_or(0, |v| v.data.len()) + value.len());
     if let Some(old) = old {
-        joined.extend_from_slice(&old.data);
+        joined.extend_from_slice(old.data);
     }
     joined.extend_from_slice(&value);
     let len = joined.len() as i64;
@@ -796,7 +796,7 @@ pub(super) fn incr_by(ks: &mut Keyspace, key: Bytes, by: i64, now_ms: u64) -> Ap
     let old = ks.get_live(&key, now_ms);
     let current = match old {
         None => 0,
-        Some(v) => match parse_i64(&v.data) {
+        Some(v) => match parse_i64(v.data) {
             Ok(n) => n,
             Err(e) => return read(e.into(), vec![key]),
         },

@@ -328,6 +328,66 @@ const COMMAND_SUBS: &[CommandSpec] = &[
 
 const ADMIN_ACL: &[&str] = &["@admin", "@slow", "@dangerous"];
 
+/// SLOWLOG's subcommands, as Redis 7.0 describes them.
+const SLOWLOG_SUBS: &[CommandSpec] = &[
+    sub("slowlog|get", -2, ADMIN_FLAGS, diagnostics::parse_slowlog)
+        .acl(ADMIN_ACL)
+        .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
+    sub(
+        "slowlog|help",
+        2,
+        &[F::LOADING, F::STALE],
+        diagnostics::parse_slowlog,
+    )
+    .acl(&["@slow"]),
+    sub("slowlog|len", 2, ADMIN_FLAGS, diagnostics::parse_slowlog)
+        .acl(ADMIN_ACL)
+        .tips(&[
+            "request_policy:all_nodes",
+            "response_policy:agg_sum",
+            "nondeterministic_output",
+        ]),
+    sub("slowlog|reset", 2, ADMIN_FLAGS, diagnostics::parse_slowlog)
+        .acl(ADMIN_ACL)
+        .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+];
+
+/// LATENCY's subcommands (not GRAPH nor HISTOGRAM), as Redis 7.0 describes them.
+const LATENCY_SUBS: &[CommandSpec] = &[
+    latency_sub("latency|doctor", 2),
+    sub(
+        "latency|help",
+        2,
+        &[F::LOADING, F::STALE],
+        diagnostics::parse_latency,
+    )
+    .acl(&["@slow"]),
+    latency_sub("latency|history", 3),
+    latency_sub("latency|latest", 2),
+    sub(
+        "latency|reset",
+        -2,
+        CONN_ADMIN_FLAGS,
+        diagnostics::parse_latency,
+    )
+    .acl(ADMIN_ACL)
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
+];
+
+/// A LATENCY subcommand that reports (nondeterministic, answered per node).
+const fn latency_sub(name: &'static str, arity: i64) -> CommandSpec {
+    sub(name, arity, CONN_ADMIN_FLAGS, diagnostics::parse_latency)
+        .acl(ADMIN_ACL)
+        .tips(&[
+            "nondeterministic_output",
+            "request_policy:all_nodes",
+            "response_policy:special",
+        ])
+}
+
+/// Flags of an administrative subcommand that scripts may run.
+const ADMIN_FLAGS: &[Flags] = &[F::ADMIN, F::LOADING, F::STALE];
+
 /// CONFIG's subcommands.
 const CONFIG_SUBS: &[CommandSpec] = &[
     sub("config|get", -3, CONN_ADMIN_FLAGS, config::parse_config).acl(ADMIN_ACL),
@@ -342,76 +402,6 @@ const CONFIG_SUBS: &[CommandSpec] = &[
     sub("config|set", -4, CONN_ADMIN_FLAGS, config::parse_config)
         .acl(ADMIN_ACL)
         .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-];
-
-const SLOWLOG_FLAGS: &[Flags] = &[F::ADMIN, F::LOADING, F::STALE];
-const HELP_FLAGS: &[Flags] = &[F::LOADING, F::STALE];
-
-/// SLOWLOG's subcommands, as Redis 7.0 describes them.
-const SLOWLOG_SUBS: &[CommandSpec] = &[
-    sub("slowlog|get", -2, SLOWLOG_FLAGS, diagnostics::parse_slowlog)
-        .acl(ADMIN_ACL)
-        .tips(&["request_policy:all_nodes", "nondeterministic_output"]),
-    sub("slowlog|help", 2, HELP_FLAGS, diagnostics::parse_slowlog).acl(&["@slow"]),
-    sub("slowlog|len", 2, SLOWLOG_FLAGS, diagnostics::parse_slowlog)
-        .acl(ADMIN_ACL)
-        .tips(&[
-            "request_policy:all_nodes",
-            "response_policy:agg_sum",
-            "nondeterministic_output",
-        ]),
-    sub(
-        "slowlog|reset",
-        2,
-        SLOWLOG_FLAGS,
-        diagnostics::parse_slowlog,
-    )
-    .acl(ADMIN_ACL)
-    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
-];
-
-const LATENCY_FLAGS: &[Flags] = &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE];
-const LATENCY_TIPS: &[&str] = &[
-    "nondeterministic_output",
-    "request_policy:all_nodes",
-    "response_policy:special",
-];
-
-/// LATENCY's subcommands MooDB has, as Redis 7.0 describes them.
-const LATENCY_SUBS: &[CommandSpec] = &[
-    sub(
-        "latency|doctor",
-        2,
-        LATENCY_FLAGS,
-        diagnostics::parse_latency,
-    )
-    .acl(ADMIN_ACL)
-    .tips(LATENCY_TIPS),
-    sub("latency|help", 2, HELP_FLAGS, diagnostics::parse_latency).acl(&["@slow"]),
-    sub(
-        "latency|history",
-        3,
-        LATENCY_FLAGS,
-        diagnostics::parse_latency,
-    )
-    .acl(ADMIN_ACL)
-    .tips(LATENCY_TIPS),
-    sub(
-        "latency|latest",
-        2,
-        LATENCY_FLAGS,
-        diagnostics::parse_latency,
-    )
-    .acl(ADMIN_ACL)
-    .tips(LATENCY_TIPS),
-    sub(
-        "latency|reset",
-        -2,
-        LATENCY_FLAGS,
-        diagnostics::parse_latency,
-    )
-    .acl(ADMIN_ACL)
-    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"]),
 ];
 
 /// An OBJECT subcommand: reads the key at position 2.

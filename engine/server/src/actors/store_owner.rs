@@ -78,33 +78,6 @@ impl StoreOwner {
         }
     }
 
-    /// Connects the sessions' shared configuration, which CONFIG SET changes.
-    pub fn set_live(&mut self, live: Arc<LiveConfig>) {
-        self.live = Some(live);
-    }
-
-    /// Hands what CONFIG SET changed to those who apply it: the sessions and the listener
-    /// (limits, password, Pub/Sub limit), the WAL writer (sync policy). The store applies the
-    /// rest itself (checkpoint triggers, notifications, slow log, latency monitor).
-    fn apply_settings_change(&mut self) {
-        let Some(s) = self.store.take_settings_change() else {
-            return;
-        };
-        if let Some(live) = &self.live {
-            live.set(SessionConfig {
-                limits: s.limits,
-                password: s
-                    .requirepass
-                    .as_deref()
-                    .map(|p| Password::new(p.as_bytes())),
-                pubsub: s.pubsub,
-            });
-        }
-        let sync = s.sync;
-        self.checkpoint_interval_ms = s.checkpoint.interval_ms;
-        self.send_wal(SetSync(sync));
-    }
-
     /// Where SHUTDOWN tells the server to stop.
     pub fn set_exit(&mut self, exit: Arc<Notify>) {
         self.exit = Some(exit);
@@ -140,6 +113,33 @@ impl StoreOwner {
             }
         }
         true
+    }
+
+    /// Connects the sessions' shared configuration, which CONFIG SET changes.
+    pub fn set_live(&mut self, live: Arc<LiveConfig>) {
+        self.live = Some(live);
+    }
+
+    /// Hands what CONFIG SET changed to those who apply it: the sessions and the listener
+    /// (limits, password, Pub/Sub limit), the WAL writer (sync policy). The store applies the
+    /// rest itself (checkpoint triggers, notifications, slow log, latency monitor).
+    fn apply_settings_change(&mut self) {
+        let Some(s) = self.store.take_settings_change() else {
+            return;
+        };
+        if let Some(live) = &self.live {
+            live.set(SessionConfig {
+                limits: s.limits,
+                password: s
+                    .requirepass
+                    .as_deref()
+                    .map(|p| Password::new(p.as_bytes())),
+                pubsub: s.pubsub,
+            });
+        }
+        let sync = s.sync;
+        self.checkpoint_interval_ms = s.checkpoint.interval_ms;
+        self.send_wal(SetSync(sync));
     }
 
     /// Connects the WAL writer (created after the store owner, since each holds the other's

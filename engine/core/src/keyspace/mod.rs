@@ -1,32 +1,58 @@
-//! The in-memory key space: binary-safe keys mapped to values with an optional expiry. It is a
-//! persistent map, so a clone is O(1) and the snapshotter can write a consistent view while the
-//! store owner goes on applying writes.
+//! The in-memory key space: binary-safe keys mapped to values with an optional expiry. A clone
+//! is a consistent snapshot in O(1), so the snapshotter can write it while the store owner goes
+//! on applying writes.
 //!
 //! Layout, chosen by measurement (`cargo bench -p moodb-backends --bench paper`, 1,000,000 keys
-//! of 16 B with 100 B values): the HAMT (`imbl`) holds one pointer per key, to a reference-counted
-//! `(key, value)` pair, not the pair itself. A HAMT node reserves all 32 (or 16) of its slots, so
-//! with the 80-byte pair inline the nodes cost ~356 B per key; with an 8-byte pointer ~76 B. The
-//! map takes ~316 B/key resident instead of ~500 (key 32 + value 112 + pair 96 + nodes 76, glibc
-//! chunk sizes), inserts ~1.5x faster, and copying a node shared with a snapshot only bumps
-//! reference counts (cloning a `Vec`-backed `Bytes` allocates). The pointer is a
-//! `triomphe::Arc` (no weak count: 16 B less per key than `std::sync::Arc`).
-//! Measured and not kept: foldhash instead of SipHash (no gain beyond noise: the time goes to
-//! node allocation, not hashing), mimalloc (-14 B/key but slower inserts), sorting a checkpoint's
-//! entries into hash order before inserting, and decoding on a second thread while inserting
-//! (no gain while the other core is busy).
-//! Going below ~220 B/key needs a different `Value` (key, value and expiry in one allocation
-//! instead of two `Bytes` and an `Option<u64>`, 80 B before any heap byte).
+//! of 16 B with 100 B values, release, runs alternating before/after; callgrind instruction
+//! counts at 200,000 keys; all figures in `bench/results-2026-12-01.md`, "Packed key space"):
+//! each key is one packed [`entry`] (key, value and expiry in one allocation: a 144 B glibc
+//! chunk) in a segmented hash [`table`] (~19 B per key of buckets, control bytes and
+//! directory), copy-on-write by segment.
+//!
+//! | 1M keys (quiet run; instructions) | HAMT (before) | packed (now) |
+//! |---|---|---|
+//! | resident | 316 B/key | 163 B/key (redis 221) |
+//! | GET lookup | 650–690 ns; 400 instructions | 148–174 ns; ~250 instructions |
+//! | insert one by one | 0.58–0.62 µs; 1,413 instructions | 0.63–0.70 µs; 1,114 instructions |
+//! | snapshot clone | < 1 µs | < 1 µs |
+//! | a write while a snapshot is held | 1.15–1.3 µs | 0.69 µs; 99.9th percentile 8–13 µs |
+//! | recovery, log / checkpoint (instructions) | 742 M / 834 M | 638 M / see the results |
+//!
+//! An insert costs fewer instructions but no less time: a segment split rehashes its keys,
+//! and each rehash reads a key through its pointer (a cache miss the HAMT never pays). Storing
+//! the hash beside the pointer would cost 8 B per slot (~175 B/key); recovery from a
+//! checkpoint avoids the splits instead by sizing the table from the file's key count.
+//!
+//! Before: an `imbl` HAMT of `triomphe::Arc<(Bytes, Value)>` with SipHash: three allocations
+//! per key plus ~76 B of trie nodes, and a lookup that walks nodes. Measured and not kept then:
+//! foldhash in the HAMT (the time went to node allocation), mimalloc (-14 B/key, slower
+//! inserts), sorting a checkpoint into hash order, decoding on a second thread. Measured and
+//! not kept now: `triomphe::ThinArc` with the key length and expiry in its typed header (16 B
+//! more per entry: 160 B chunks instead of 144); one `HashTable` for the whole key space (its
+//! snapshot would be a full copy, and its growth rehashes every key at once); a `Bytes`
+//! sharing the entry for every GET reply (150–200 ns against 11 ns for copying 100 B: replies
+//! copy values up to [`SHARE_ABOVE`]); an own unsafe allocation with a 4-byte count (8 B per
+//! key, not worth unsafe code). A snapshot walk is slower (0.16 s against 0.10 s for 1M keys:
+//! every entry is a pointer to follow) but runs on the snapshotter, not the store owner.
+//!
+//! Readers get a [`ValueRef`]: the value's bytes as a slice and its expiry; [`ValueRef::bytes`]
+//! hands a reply a `Bytes`, copied when the value is small and sharing the entry when it is
+//! large.
 
-use std::borrow::Borrow;
+mod entry;
+mod table;
+
 use std::fmt;
-use std::hash::{Hash, Hasher};
 
 use bytes::Bytes;
-use triomphe::Arc;
 
 use crate::record::Record;
+pub use entry::Stored;
+use entry::{Entry, ValueOwner};
+use table::Table;
 
-/// A stored value and its absolute expiry time, if it has one.
+/// A value and its absolute expiry time, if it has one, owned: what callers build and what
+/// [`Keyspace::remove`] gives back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Value {
     pub data: Bytes,
@@ -49,48 +75,82 @@ impl Value {
     }
 }
 
-/// One key and its value behind a shared pointer: the map's element. It hashes and compares as
-/// its key bytes alone, so the map finds it from a `&[u8]`.
-#[derive(Clone)]
-struct Entry(Arc<(Bytes, Value)>);
+/// A stored value as the key space lends it: its bytes and expiry, decoded from the packed
+/// entry once. Cheap to copy; [`ValueRef::bytes`] and [`ValueRef::to_value`] give owned
+/// `Bytes` (a copy of a small value, a handle sharing the entry for a large one).
+#[derive(Clone, Copy)]
+pub struct ValueRef<'a> {
+    entry: &'a Entry,
+    pub data: &'a [u8],
+    /// Unix time in milliseconds after which the key no longer exists.
+    pub expires_at_ms: Option<u64>,
+}
 
-impl Entry {
-    fn new(key: Bytes, value: Value) -> Self {
-        Entry(Arc::new((key, value)))
+impl<'a> ValueRef<'a> {
+    fn of(entry: &'a Entry) -> Self {
+        let (_, Stored::Inline(data), expires_at_ms) = entry.parts();
+        ValueRef {
+            entry,
+            data,
+            expires_at_ms,
+        }
     }
 
-    fn key(&self) -> &Bytes {
-        &self.0 .0
+    /// Whether the value has expired at `now_ms` (Unix milliseconds).
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        self.expires_at_ms.is_some_and(|at| at <= now_ms)
     }
 
-    fn value(&self) -> &Value {
-        &self.0 .1
+    /// The value's bytes as a `Bytes`: a copy up to [`SHARE_ABOVE`] bytes, else a handle
+    /// sharing the entry (no copy of the value).
+    pub fn bytes(&self) -> Bytes {
+        value_bytes(self.entry, self.data)
     }
 
-    /// The value, without copying it when no snapshot shares this entry.
-    fn into_value(self) -> Value {
-        Arc::try_unwrap(self.0).map_or_else(|shared| shared.1.clone(), |(_, value)| value)
+    /// An owned copy of the handle: [`Value`] with [`ValueRef::bytes`].
+    pub fn to_value(&self) -> Value {
+        Value {
+            data: self.bytes(),
+            expires_at_ms: self.expires_at_ms,
+        }
     }
 }
 
-impl PartialEq for Entry {
+/// Values up to this many bytes are copied into the `Bytes` a reply gets; larger ones are
+/// shared with the entry. Measured (`cargo bench -p moodb-backends --bench paper`, 100 B
+/// values): a copy costs ~11 ns, a `Bytes::from_owner` handle ~150–200 ns (its allocation, two
+/// atomic counts and the indirect drop). 4 KiB is an estimate of the crossover (a 4 KiB copy
+/// at memory speed is ~100–200 ns), not measured itself.
+pub const SHARE_ABOVE: usize = 4096;
+
+fn value_bytes(entry: &Entry, data: &[u8]) -> Bytes {
+    if data.len() <= SHARE_ABOVE {
+        Bytes::copy_from_slice(data)
+    } else {
+        Bytes::from_owner(ValueOwner(entry.clone()))
+    }
+}
+
+impl PartialEq for ValueRef<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
+        self.data == other.data && self.expires_at_ms == other.expires_at_ms
     }
 }
 
-impl Eq for Entry {}
+impl Eq for ValueRef<'_> {}
 
-impl Hash for Entry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash exactly as the `[u8]` it borrows as.
-        self.key().as_ref().hash(state);
+impl PartialEq<Value> for ValueRef<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        self.data == other.data && self.expires_at_ms == other.expires_at_ms
     }
 }
 
-impl Borrow<[u8]> for Entry {
-    fn borrow(&self) -> &[u8] {
-        self.key()
+impl fmt::Debug for ValueRef<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value")
+            .field("data", &Bytes::copy_from_slice(self.data))
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
     }
 }
 
@@ -102,11 +162,11 @@ impl Borrow<[u8]> for Entry {
 /// Keys with a TTL are also in `expiries`, ordered by expiry time: the active cycle takes the
 /// soonest-expiring keys from its front, and DBSIZE counts the expired ones there. It is a
 /// persistent B-tree (`imbl::OrdSet`), so the key space still clones in O(1) for a
-/// checkpoint; it costs about 60 B per key with a TTL (the time, the key's `Bytes` handle
-/// sharing the key's bytes, and the tree node) and nothing for keys without one.
+/// checkpoint; it costs about 60 B per key with a TTL (the time, a copy of the key in a
+/// `Bytes`, and the tree node) and nothing for keys without one.
 #[derive(Clone, Default)]
 pub struct Keyspace {
-    map: imbl::HashMap<Entry, ()>,
+    map: Table,
     expiries: imbl::OrdSet<(u64, Bytes)>,
 }
 
@@ -121,16 +181,22 @@ impl Keyspace {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.len() == 0
+    }
+
+    /// Sizes an empty key space for about `keys` keys (recovery, from a checkpoint's key
+    /// count), so loading them splits no segment; a key space holding keys is left as it is.
+    pub fn reserve(&mut self, keys: usize) {
+        self.map.reserve(keys);
     }
 
     /// The value of `key`, whether or not it has expired.
-    pub fn get(&self, key: &[u8]) -> Option<&Value> {
-        self.map.get_key_value(key).map(|(e, ())| e.value())
+    pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
+        self.map.get(key).map(ValueRef::of)
     }
 
     /// The value of `key` if it exists and has not expired at `now_ms`.
-    pub fn get_live(&self, key: &[u8], now_ms: u64) -> Option<&Value> {
+    pub fn get_live(&self, key: &[u8], now_ms: u64) -> Option<ValueRef<'_>> {
         self.get(key).filter(|v| !v.is_expired(now_ms))
     }
 
@@ -174,83 +240,80 @@ impl Keyspace {
 
     /// Inserts or replaces `key` (used by recovery to load a checkpoint, and by tests).
     pub fn insert(&mut self, key: Bytes, value: Value) {
-        self.unindex(&key);
-        if let Some(at) = value.expires_at_ms {
-            self.expiries.insert((at, key.clone()));
+        self.put(&key, &value.data, value.expires_at_ms);
+    }
+
+    /// Inserts or replaces `key` with copies of `key` and `value` (recovery loads a checkpoint
+    /// straight from the file's bytes with it), keeping the expiry index in step.
+    pub fn put(&mut self, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
+        let old = self.map.insert(Entry::new(key, value, expires_at_ms));
+        let old_at = old.and_then(|e| e.expires_at_ms());
+        if old_at != expires_at_ms {
+            let key = Bytes::copy_from_slice(key);
+            if let Some(at) = old_at {
+                self.expiries.remove(&(at, key.clone()));
+            }
+            if let Some(at) = expires_at_ms {
+                self.expiries.insert((at, key));
+            }
         }
-        self.map.insert(Entry::new(key, value), ());
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
-        let value = self
-            .map
-            .remove_with_key(key)
-            .map(|(e, ())| e.into_value())?;
-        if let Some(at) = value.expires_at_ms {
+        let entry = self.map.remove(key)?;
+        let expires_at_ms = entry.expires_at_ms();
+        if let Some(at) = expires_at_ms {
             self.expiries.remove(&(at, Bytes::copy_from_slice(key)));
         }
-        Some(value)
-    }
-
-    /// Drops `key`'s entry from the expiry index, if it has one.
-    fn unindex(&mut self, key: &Bytes) {
-        if self.expiries.is_empty() {
-            return;
-        }
-        if let Some(at) = self.get(key).and_then(|v| v.expires_at_ms) {
-            self.expiries.remove(&(at, key.clone()));
-        }
+        let data = value_bytes(&entry, entry.inline_value());
+        Some(Value {
+            data,
+            expires_at_ms,
+        })
     }
 
     /// Every key and value, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Bytes, &Value)> {
-        self.map.keys().map(|e| (e.key(), e.value()))
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], ValueRef<'_>)> {
+        self.map.iter().map(|e| (e.key(), ValueRef::of(e)))
     }
 
     /// Applies one record. Replaying the records of a history in LSN order rebuilds the state
-    /// that history produced. The map stores its own copies of the record's keys and values:
-    /// a `Bytes` the server decoded is a slice of a session's read buffer, and keeping it would
-    /// keep that whole buffer alive for as long as the key lives.
+    /// that history produced. The map stores its own copies of the record's keys and values
+    /// (each entry is one new allocation): a `Bytes` the server decoded is a slice of a
+    /// session's read buffer, and keeping it would keep that whole buffer alive for as long as
+    /// the key lives.
     pub fn apply(&mut self, record: &Record) {
-        self.apply_owned(detached(record));
-    }
-
-    /// Applies one record, moving its keys and values into the map (recovery's replay).
-    pub fn apply_owned(&mut self, record: Record) {
         match record {
             Record::Set {
                 key,
                 value,
                 expires_at_ms,
-            } => self.insert(
-                key,
-                Value {
-                    data: value,
-                    expires_at_ms,
-                },
-            ),
+            } => self.put(key, value, *expires_at_ms),
             Record::Update { key, value } => {
-                self.unindex(&key);
-                // Take the entry out to reuse its key without cloning it, then put it back.
-                if let Some((old, ())) = self.map.remove_with_key(&key[..]) {
-                    let (key, _) = Arc::try_unwrap(old.0).unwrap_or_else(|s| (*s).clone());
-                    self.insert(key, Value::new(value));
+                if self.map.get(key).is_some() {
+                    self.put(key, value, None);
                 }
             }
             Record::Delete { key } => {
-                self.remove(&key);
+                self.remove(key);
             }
             Record::Clear | Record::ClearAll => {
                 self.map.clear();
                 self.expiries.clear();
             }
-            Record::Txn(ops) => ops.into_iter().for_each(|op| self.apply_owned(op)),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
             // Which database a record names is [`Databases`]'s business: a lone key space
             // applies the record inside, and a swap does not change it.
-            Record::InDb { record, .. } => self.apply_owned(*record),
+            Record::InDb { record, .. } => self.apply(record),
             Record::SwapDb { .. } => {}
         }
+    }
+
+    /// Applies one record (recovery's replay). The entry copies the bytes either way, so this
+    /// is [`Keyspace::apply`] taking ownership.
+    pub fn apply_owned(&mut self, record: Record) {
+        self.apply(&record);
     }
 }
 
@@ -328,7 +391,7 @@ impl Databases {
     }
 
     /// Every key and value with its database, database by database.
-    pub fn entries(&self) -> impl Iterator<Item = (u16, &Bytes, &Value)> {
+    pub fn entries(&self) -> impl Iterator<Item = (u16, &[u8], ValueRef<'_>)> {
         self.iter()
             .flat_map(|(db, ks)| ks.iter().map(move |(k, v)| (db, k, v)))
     }
@@ -403,7 +466,9 @@ impl Eq for Keyspace {}
 
 impl fmt::Debug for Keyspace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.iter()).finish()
+        f.debug_map()
+            .entries(self.iter().map(|(k, v)| (Bytes::copy_from_slice(k), v)))
+            .finish()
     }
 }
 
@@ -420,35 +485,6 @@ impl Extend<(Bytes, Value)> for Keyspace {
         for (key, value) in iter {
             self.insert(key, value);
         }
-    }
-}
-
-/// A copy of `record` whose keys and values own exactly their bytes.
-fn detached(record: &Record) -> Record {
-    let copy = |b: &Bytes| Bytes::copy_from_slice(b);
-    match record {
-        Record::Set {
-            key,
-            value,
-            expires_at_ms,
-        } => Record::Set {
-            key: copy(key),
-            value: copy(value),
-            expires_at_ms: *expires_at_ms,
-        },
-        Record::Update { key, value } => Record::Update {
-            key: copy(key),
-            value: copy(value),
-        },
-        Record::Delete { key } => Record::Delete { key: key.clone() },
-        Record::Clear => Record::Clear,
-        Record::Txn(ops) => Record::Txn(ops.iter().map(detached).collect()),
-        Record::InDb { db, record } => Record::InDb {
-            db: *db,
-            record: Box::new(detached(record)),
-        },
-        Record::SwapDb { a, b } => Record::SwapDb { a: *a, b: *b },
-        Record::ClearAll => Record::ClearAll,
     }
 }
 
@@ -504,7 +540,7 @@ mod tests {
         let (key, value) = ks.iter().next().expect("one key");
         assert!(!range.contains(&(key.as_ptr() as usize)));
         assert!(!range.contains(&(value.data.as_ptr() as usize)));
-        assert_eq!(&value.data[..], b"xxxxxxx");
+        assert_eq!(value.data, b"xxxxxxx");
     }
 
     fn b(s: &str) -> Bytes {
@@ -528,7 +564,7 @@ mod tests {
             key: b("a"),
             value: b("2"),
         });
-        assert_eq!(ks.get(b"a"), Some(&Value::new(b("2"))));
+        assert_eq!(ks.get(b"a").map(|v| v.to_value()), Some(Value::new(b("2"))));
     }
 
     #[test]
@@ -548,7 +584,7 @@ mod tests {
             Record::Delete { key: b("a") },
         ]));
         assert_eq!(ks.len(), 1);
-        assert_eq!(ks.get(b"b"), Some(&Value::new(b("2"))));
+        assert_eq!(ks.get(b"b").map(|v| v.to_value()), Some(Value::new(b("2"))));
     }
 
     #[test]
@@ -618,13 +654,21 @@ mod tests {
         assert_eq!(snapshot.len(), 100);
         for i in 0..100 {
             assert_eq!(
-                snapshot.get(format!("k{i}").as_bytes()),
-                Some(&Value::new(b("v")))
+                snapshot
+                    .get(format!("k{i}").as_bytes())
+                    .map(|v| v.to_value()),
+                Some(Value::new(b("v")))
             );
         }
         assert_eq!(ks.len(), 98);
-        assert_eq!(ks.get(b"k1"), Some(&Value::new(b("new"))));
-        assert_eq!(ks.get(b"k4"), Some(&Value::new(b("four"))));
+        assert_eq!(
+            ks.get(b"k1").map(|v| v.to_value()),
+            Some(Value::new(b("new")))
+        );
+        assert_eq!(
+            ks.get(b"k4").map(|v| v.to_value()),
+            Some(Value::new(b("four")))
+        );
         assert!(ks.get(b"k2").is_none() && ks.get(b"k3").is_none());
     }
 
@@ -651,6 +695,88 @@ mod tests {
     }
 
     #[test]
+    fn random_writes_match_a_model_and_snapshots_stay_frozen() {
+        use std::collections::BTreeMap;
+        type Model = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+        let check = |ks: &Keyspace, model: &Model| {
+            assert_eq!(ks.len(), model.len());
+            assert_eq!(
+                ks.volatile_len(),
+                model.values().filter(|(_, at)| at.is_some()).count()
+            );
+            for (k, (v, at)) in model {
+                let got = ks.get(k).expect("key present");
+                assert_eq!((got.data, got.expires_at_ms), (&v[..], *at));
+            }
+            let mut keys: Vec<&[u8]> = ks.iter().map(|(k, _)| k).collect();
+            keys.sort_unstable();
+            assert!(keys.iter().copied().eq(model.keys().map(|k| &k[..])));
+        };
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut ks = Keyspace::new();
+        let mut model = Model::new();
+        let mut snapshots: Vec<(Keyspace, Model)> = Vec::new();
+        for round in 0..40_000u64 {
+            let key = format!("k{}", next(12_000)).into_bytes();
+            match next(10) {
+                0..=5 => {
+                    let value = vec![b'v'; next(300) as usize];
+                    let at = (next(3) == 0).then(|| next(1000));
+                    ks.apply(&Record::Set {
+                        key: Bytes::from(key.clone()),
+                        value: Bytes::from(value.clone()),
+                        expires_at_ms: at,
+                    });
+                    model.insert(key, (value, at));
+                }
+                6 => {
+                    let value = vec![b'u'; next(20) as usize];
+                    ks.apply(&Record::Update {
+                        key: Bytes::from(key.clone()),
+                        value: Bytes::from(value.clone()),
+                    });
+                    if let Some(slot) = model.get_mut(&key) {
+                        *slot = (value, None);
+                    }
+                }
+                _ => {
+                    let removed = ks.remove(&key).map(|v| (v.data.to_vec(), v.expires_at_ms));
+                    assert_eq!(removed, model.remove(&key));
+                }
+            }
+            if round % 5_000 == 0 {
+                snapshots.push((ks.clone(), model.clone()));
+            }
+        }
+        check(&ks, &model);
+        for (snapshot, frozen) in &snapshots {
+            check(snapshot, frozen);
+        }
+    }
+
+    #[test]
+    fn large_values_are_shared_with_their_entry_small_ones_copied() {
+        let mut ks = Keyspace::new();
+        let big = vec![b'b'; SHARE_ABOVE + 1];
+        ks.insert(b("big"), Value::new(big.clone()));
+        ks.insert(b("small"), Value::new(b("s")));
+        let held = ks.get(b"big").expect("present");
+        let (shared, copied) = (held.bytes(), ks.get(b"small").expect("present").bytes());
+        assert_eq!(shared.as_ptr(), held.data.as_ptr());
+        assert_eq!((&shared[..], &copied[..]), (&big[..], &b"s"[..]));
+        // The shared handle outlives the key.
+        let removed = ks.remove(b"big").expect("present");
+        ks.apply(&Record::Clear);
+        assert_eq!((&shared[..], &removed.data[..]), (&big[..], &big[..]));
+    }
+
+    #[test]
     fn iter_yields_every_key_once_with_its_value() {
         let mut ks = Keyspace::new();
         ks.extend((0..1000u32).map(|i| (b(&i.to_string()), Value::new(b(&(i * 2).to_string())))));
@@ -658,7 +784,7 @@ mod tests {
             .iter()
             .map(|(k, v)| {
                 let parse = |x: &[u8]| std::str::from_utf8(x).unwrap().parse::<u32>().unwrap();
-                (parse(k), parse(&v.data))
+                (parse(k), parse(v.data))
             })
             .collect();
         seen.sort_unstable();

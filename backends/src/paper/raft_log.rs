@@ -1,0 +1,795 @@
+//! The raft log of the paper engine ([`PaperRaftLog`], the core's [`RaftLog`]): segments of
+//! records that carry their raft log id, the vote and the purge point in small files replaced
+//! atomically, and [`PaperSnapshotCodec`], raft snapshots in the checkpoint format.
+//! FORMAT.md draws the bytes; ARCHITECTURE.md says why this is a segment kind of its own.
+//!
+//! Files (in the raft log's directory):
+//!
+//! | name | what |
+//! |---|---|
+//! | `raftlog-<first_index:020>` | a segment: entries with index ≥ `first_index` |
+//! | `raft-vote` | the vote last saved (written to `.tmp`, fsynced, renamed, directory fsynced) |
+//! | `raft-purged` | the log id of the last purged entry (same switch) |
+//!
+//! Segment header (32 bytes): magic `MOODBRFT`, u32 version (1), u32 0, u64 first index,
+//! u32 0, u32 CRC32C of bytes 0..28. Record (44-byte header, then the payload):
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 4 | frame length: header + payload (≥ 44) |
+//! | 4 | 4 | CRC32C of bytes 0..4 and 8.. (the whole frame but this field) |
+//! | 8 | 8 | index (the LSN) |
+//! | 16 | 8 | term of the leader that proposed it |
+//! | 24 | 8 | node id of that leader |
+//! | 32 | 8 | index of the first record of the `append` (group) that wrote it |
+//! | 40 | 1 | kind: 0 blank, 1 record (`Record::encode`), 2 membership (opaque bytes) |
+//! | 41 | 3 | 0 |
+//! | 44 | n | payload |
+//!
+//! Small file (`raft-vote`, `raft-purged`): magic `MOODBRSF`, u32 version (1), u32 payload
+//! length, payload, u32 CRC32C of everything before it. `raft-purged`'s payload is term, node,
+//! index (three u64).
+//!
+//! Recovery reads every segment; a damaged last segment whose damage is followed by nothing
+//! valid, or only by records of the same unfinished group, is a torn tail and is cut; any
+//! other damage refuses to open, naming file and offset. Entries up to the purge point that a
+//! power cut left behind are ignored and their segments removed by the next purge.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use moodb_core::error::IoContext;
+use moodb_core::replicated::{
+    RaftLog, RaftLogId, RaftLogState, RaftPayload, RaftRecord, SnapshotCodec,
+};
+use moodb_core::{Databases, Lsn, Record, StorageError};
+
+use super::checkpoint::{encode_checkpoint, CheckpointReader};
+use super::fs::{Fs, FsFile};
+use super::log::{u32_at, u64_at};
+
+pub const RAFT_LOG_MAGIC: &[u8; 8] = b"MOODBRFT";
+pub const RAFT_LOG_VERSION: u32 = 1;
+pub const RAFT_SEGMENT_PREFIX: &str = "raftlog-";
+pub const RAFT_HEADER_LEN: usize = 32;
+pub const RAFT_RECORD_HEADER_LEN: usize = 44;
+pub const SMALL_FILE_MAGIC: &[u8; 8] = b"MOODBRSF";
+pub const VOTE_NAME: &str = "raft-vote";
+pub const PURGED_NAME: &str = "raft-purged";
+/// A segment is closed and a new one started once it holds this many bytes.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+const MAX_FRAME: usize = 1 << 30;
+
+const KIND_BLANK: u8 = 0;
+const KIND_RECORD: u8 = 1;
+const KIND_MEMBERSHIP: u8 = 2;
+
+/// The name of the segment whose first index is `first`.
+pub fn segment_name(first: Lsn) -> String {
+    format!("{RAFT_SEGMENT_PREFIX}{first:020}")
+}
+
+fn parse_segment_name(name: &str) -> Option<Lsn> {
+    let digits = name.strip_prefix(RAFT_SEGMENT_PREFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn segment_header(first: Lsn) -> [u8; RAFT_HEADER_LEN] {
+    let mut out = [0u8; RAFT_HEADER_LEN];
+    out[0..8].copy_from_slice(RAFT_LOG_MAGIC);
+    out[8..12].copy_from_slice(&RAFT_LOG_VERSION.to_le_bytes());
+    out[16..24].copy_from_slice(&first.to_le_bytes());
+    let crc = crc32c::crc32c(&out[0..28]);
+    out[28..32].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn check_segment_header(bytes: &[u8], first: Lsn) -> Result<(), String> {
+    if bytes.len() < RAFT_HEADER_LEN {
+        return Err(format!(
+            "file is {} bytes, shorter than the {RAFT_HEADER_LEN}-byte raft log header",
+            bytes.len()
+        ));
+    }
+    if &bytes[0..8] != RAFT_LOG_MAGIC {
+        return Err("bad magic: not a MooDB raft log segment".into());
+    }
+    if u32_at(bytes, 28) != crc32c::crc32c(&bytes[0..28]) {
+        return Err("raft log header checksum mismatch".into());
+    }
+    let version = u32_at(bytes, 8);
+    if version != RAFT_LOG_VERSION {
+        return Err(format!(
+            "raft log format version {version}, this build reads version {RAFT_LOG_VERSION}"
+        ));
+    }
+    if u64_at(bytes, 16) != first {
+        return Err(format!(
+            "header says first index {}, the name says {first}",
+            u64_at(bytes, 16)
+        ));
+    }
+    Ok(())
+}
+
+/// Appends the frame of `record`, written by the group whose first index is `group_first`.
+pub fn encode_raft_record(out: &mut Vec<u8>, record: &RaftRecord, group_first: Lsn) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; RAFT_RECORD_HEADER_LEN]);
+    let kind = match &record.payload {
+        RaftPayload::Blank => KIND_BLANK,
+        RaftPayload::Record(r) => {
+            r.encode(out);
+            KIND_RECORD
+        }
+        RaftPayload::Membership(m) => {
+            out.extend_from_slice(m);
+            KIND_MEMBERSHIP
+        }
+    };
+    let len = (out.len() - start) as u32;
+    let frame = &mut out[start..];
+    frame[0..4].copy_from_slice(&len.to_le_bytes());
+    frame[8..16].copy_from_slice(&record.id.index.to_le_bytes());
+    frame[16..24].copy_from_slice(&record.id.term.to_le_bytes());
+    frame[24..32].copy_from_slice(&record.id.node.to_le_bytes());
+    frame[32..40].copy_from_slice(&group_first.to_le_bytes());
+    frame[40] = kind;
+    let crc = frame_crc(frame);
+    frame[4..8].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn frame_crc(frame: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&frame[0..4]), &frame[8..])
+}
+
+/// A frame parsed at an offset: the record, its group's first index and its length.
+struct Parsed {
+    record: RaftRecord,
+    group_first: Lsn,
+    len: usize,
+}
+
+fn parse_frame(bytes: &[u8]) -> Result<Parsed, String> {
+    if bytes.len() < RAFT_RECORD_HEADER_LEN {
+        return Err(format!(
+            "incomplete record header ({} of {RAFT_RECORD_HEADER_LEN} bytes)",
+            bytes.len()
+        ));
+    }
+    let len = u32_at(bytes, 0) as usize;
+    if !(RAFT_RECORD_HEADER_LEN..=MAX_FRAME).contains(&len) {
+        return Err(format!("invalid record length {len}"));
+    }
+    if bytes.len() < len {
+        return Err(format!(
+            "incomplete record: length {len} but {} bytes left",
+            bytes.len()
+        ));
+    }
+    let frame = &bytes[..len];
+    if u32_at(frame, 4) != frame_crc(frame) {
+        return Err("record checksum mismatch".into());
+    }
+    let id = RaftLogId {
+        index: u64_at(frame, 8),
+        term: u64_at(frame, 16),
+        node: u64_at(frame, 24),
+    };
+    let body = &frame[RAFT_RECORD_HEADER_LEN..];
+    let payload = match frame[40] {
+        KIND_BLANK if body.is_empty() => RaftPayload::Blank,
+        KIND_RECORD => RaftPayload::Record(
+            Record::decode(body)
+                .map_err(|e| format!("record index {} has a bad payload: {e}", id.index))?,
+        ),
+        KIND_MEMBERSHIP => RaftPayload::Membership(body.to_vec()),
+        kind => return Err(format!("record index {} has unknown kind {kind}", id.index)),
+    };
+    Ok(Parsed {
+        record: RaftRecord { id, payload },
+        group_first: u64_at(frame, 32),
+        len,
+    })
+}
+
+/// Writes `payload` as the small file `name` in `dir`: `.tmp`, fsync, rename, directory fsync,
+/// so a power cut leaves the old content or the new one.
+fn write_small_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+    payload: &[u8],
+) -> Result<(), StorageError> {
+    let mut bytes = Vec::with_capacity(payload.len() + 20);
+    bytes.extend_from_slice(SMALL_FILE_MAGIC);
+    bytes.extend_from_slice(&1u32.to_le_bytes());
+    bytes.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(payload);
+    let crc = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&crc.to_le_bytes());
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = fs
+        .create(&tmp)
+        .context(|| format!("create {}", tmp.display()))?;
+    file.write_all_at(&bytes, 0)
+        .context(|| format!("write {}", tmp.display()))?;
+    file.sync_all()
+        .context(|| format!("fsync {}", tmp.display()))?;
+    drop(file);
+    fs.rename(&tmp, &path)
+        .context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+    fs.sync_dir(dir)
+        .context(|| format!("fsync directory {}", dir.display()))
+}
+
+/// Reads the small file `name`, if it exists.
+fn read_small_file(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+    let path = dir.join(name);
+    let bytes = match fs.read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(format!("read {}", path.display()), e)),
+    };
+    let corrupt = |offset: u64, reason: &str| StorageError::Corrupt {
+        file: path.clone(),
+        offset,
+        reason: reason.into(),
+    };
+    if bytes.len() < 20 || &bytes[0..8] != SMALL_FILE_MAGIC {
+        return Err(corrupt(0, "not a MooDB raft state file"));
+    }
+    let len = u32_at(&bytes, 12) as usize;
+    if bytes.len() != 20 + len {
+        return Err(corrupt(12, "length does not match the file size"));
+    }
+    if u32_at(&bytes, 16 + len) != crc32c::crc32c(&bytes[..16 + len]) {
+        return Err(corrupt((16 + len) as u64, "checksum mismatch"));
+    }
+    Ok(Some(bytes[16..16 + len].to_vec()))
+}
+
+fn encode_log_id(id: &RaftLogId) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24);
+    out.extend_from_slice(&id.term.to_le_bytes());
+    out.extend_from_slice(&id.node.to_le_bytes());
+    out.extend_from_slice(&id.index.to_le_bytes());
+    out
+}
+
+/// One segment: its first index (its name) and the offset where the next record goes.
+#[derive(Debug)]
+struct Segment {
+    end: u64,
+}
+
+/// An entry held in memory, with the segment and offset of its frame.
+#[derive(Debug, Clone)]
+struct Held {
+    record: RaftRecord,
+    segment: Lsn,
+    offset: u64,
+}
+
+/// What opening the raft log found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RaftLogRecovery {
+    pub entries: u64,
+    /// Bytes of a torn tail cut off the last segment.
+    pub bytes_truncated: u64,
+}
+
+/// The paper engine's raft log. Every entry not purged is also held in memory (the log is
+/// purged at each snapshot), so reads never touch the disk.
+#[derive(Debug)]
+pub struct PaperRaftLog {
+    fs: Box<dyn Fs>,
+    dir: PathBuf,
+    segment_bytes: u64,
+    segments: BTreeMap<Lsn, Segment>,
+    /// The last segment, open for appending.
+    active: Option<(Lsn, Box<dyn FsFile>)>,
+    entries: BTreeMap<Lsn, Held>,
+    last_purged: Option<RaftLogId>,
+    vote: Option<Vec<u8>>,
+    failed: Option<StorageError>,
+    recovery: RaftLogRecovery,
+}
+
+impl PaperRaftLog {
+    /// Opens (creating if needed) the raft log in `dir`, recovering what is there.
+    pub fn open(fs: Box<dyn Fs>, dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(fs, dir, DEFAULT_SEGMENT_BYTES)
+    }
+
+    /// [`PaperRaftLog::open`] with segments closed after `segment_bytes` (tests use small ones).
+    pub fn open_with(
+        fs: Box<dyn Fs>,
+        dir: &Path,
+        segment_bytes: u64,
+    ) -> Result<Self, StorageError> {
+        fs.create_dir_all(dir)
+            .context(|| format!("create directory {}", dir.display()))?;
+        let mut log = PaperRaftLog {
+            fs,
+            dir: dir.to_path_buf(),
+            segment_bytes: segment_bytes.max(RAFT_HEADER_LEN as u64 + 1),
+            segments: BTreeMap::new(),
+            active: None,
+            entries: BTreeMap::new(),
+            last_purged: None,
+            vote: None,
+            failed: None,
+            recovery: RaftLogRecovery::default(),
+        };
+        log.vote = read_small_file(&*log.fs, dir, VOTE_NAME)?;
+        log.last_purged = match read_small_file(&*log.fs, dir, PURGED_NAME)? {
+            None => None,
+            Some(b) if b.len() == 24 => Some(RaftLogId {
+                term: u64_at(&b, 0),
+                node: u64_at(&b, 8),
+                index: u64_at(&b, 16),
+            }),
+            Some(_) => {
+                return Err(StorageError::Corrupt {
+                    file: dir.join(PURGED_NAME),
+                    offset: 16,
+                    reason: "the purged log id is not 24 bytes".into(),
+                })
+            }
+        };
+        log.load_segments()?;
+        Ok(log)
+    }
+
+    /// What opening found.
+    pub fn recovery(&self) -> &RaftLogRecovery {
+        &self.recovery
+    }
+
+    fn load_segments(&mut self) -> Result<(), StorageError> {
+        let names = self
+            .fs
+            .list_dir(&self.dir)
+            .context(|| format!("list {}", self.dir.display()))?;
+        for name in &names {
+            if name.ends_with(".tmp")
+                && (name.starts_with(VOTE_NAME) || name.starts_with(PURGED_NAME))
+            {
+                let path = self.dir.join(name);
+                self.fs
+                    .remove(&path)
+                    .context(|| format!("remove {}", path.display()))?;
+            }
+        }
+        let firsts: Vec<Lsn> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+        let purged = self.last_purged.map(|p| p.index);
+        let mut last_index: Option<Lsn> = None;
+        for (i, first) in firsts.iter().copied().enumerate() {
+            let is_last = i + 1 == firsts.len();
+            let path = self.dir.join(segment_name(first));
+            let bytes = self
+                .fs
+                .read(&path)
+                .context(|| format!("read {}", path.display()))?;
+            let corrupt = |offset: usize, reason: String| StorageError::Corrupt {
+                file: path.clone(),
+                offset: offset as u64,
+                reason,
+            };
+            if let Err(reason) = check_segment_header(&bytes, first) {
+                if is_last && bytes.len() <= RAFT_HEADER_LEN {
+                    // Created but its header never reached the disk (a segment gets records only
+                    // after its header is synced): an empty segment.
+                    self.rewrite_header(first)?;
+                    self.segments.insert(
+                        first,
+                        Segment {
+                            end: RAFT_HEADER_LEN as u64,
+                        },
+                    );
+                    continue;
+                }
+                return Err(corrupt(0, reason));
+            }
+            let mut at = RAFT_HEADER_LEN;
+            let mut last_in_segment: Option<Lsn> = None;
+            let nonzero_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
+            while at < bytes.len() {
+                if at >= nonzero_end {
+                    break; // zero tail: the clean end
+                }
+                match parse_frame(&bytes[at..]) {
+                    Ok(p) => {
+                        let index = p.record.id.index;
+                        let in_order = match last_in_segment {
+                            Some(l) => index == l + 1,
+                            None => index >= first,
+                        };
+                        if !in_order || last_index.is_some_and(|l| index <= l) {
+                            return Err(corrupt(
+                                at,
+                                format!(
+                                    "record index {index} out of order (after {last_index:?}, \
+                                     in the segment from {first})"
+                                ),
+                            ));
+                        }
+                        last_in_segment = Some(index);
+                        last_index = Some(index);
+                        if purged.is_none_or(|p| index > p) {
+                            self.entries.insert(
+                                index,
+                                Held {
+                                    record: p.record,
+                                    segment: first,
+                                    offset: at as u64,
+                                },
+                            );
+                        }
+                        at += p.len;
+                    }
+                    Err(reason) => {
+                        let torn = is_last && only_same_group_after(&bytes, at, last_in_segment);
+                        if !torn {
+                            return Err(corrupt(at, reason));
+                        }
+                        self.recovery.bytes_truncated = (nonzero_end - at) as u64;
+                        let mut file = self
+                            .fs
+                            .open_write(&path)
+                            .context(|| format!("open {}", path.display()))?;
+                        file.set_len(at as u64)
+                            .context(|| format!("truncate {}", path.display()))?;
+                        file.sync_all()
+                            .context(|| format!("fsync {}", path.display()))?;
+                        break;
+                    }
+                }
+            }
+            self.segments.insert(first, Segment { end: at as u64 });
+        }
+        self.recovery.entries = self.entries.len() as u64;
+        if let Some((&first, _)) = self.segments.iter().next_back() {
+            let path = self.dir.join(segment_name(first));
+            let file = self
+                .fs
+                .open_write(&path)
+                .context(|| format!("open {}", path.display()))?;
+            self.active = Some((first, file));
+        }
+        Ok(())
+    }
+
+    fn rewrite_header(&mut self, first: Lsn) -> Result<(), StorageError> {
+        let path = self.dir.join(segment_name(first));
+        let mut file = self
+            .fs
+            .create(&path)
+            .context(|| format!("create {}", path.display()))?;
+        file.write_all_at(&segment_header(first), 0)
+            .context(|| format!("write {}", path.display()))?;
+        file.sync_all()
+            .context(|| format!("fsync {}", path.display()))
+    }
+
+    /// Starts the segment `first` and makes it the active one. Segments from `first` on hold
+    /// no entry by now (an append truncates first); they go, so names keep index order.
+    fn start_segment(&mut self, first: Lsn) -> Result<(), StorageError> {
+        // Below the purge point (openraft's storage suite does it) nothing held is left at
+        // all, so every segment is stale.
+        let below_purge = self.last_purged.is_some_and(|p| first <= p.index);
+        let from = if below_purge { 0 } else { first };
+        let stale: Vec<Lsn> = self.segments.range(from..).map(|(f, _)| *f).rev().collect();
+        for seg in stale {
+            let path = self.dir.join(segment_name(seg));
+            self.fs
+                .remove(&path)
+                .context(|| format!("remove {}", path.display()))?;
+            self.segments.remove(&seg);
+        }
+        self.rewrite_header(first)?;
+        self.fs
+            .sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        let path = self.dir.join(segment_name(first));
+        let file = self
+            .fs
+            .open_write(&path)
+            .context(|| format!("open {}", path.display()))?;
+        self.segments.insert(
+            first,
+            Segment {
+                end: RAFT_HEADER_LEN as u64,
+            },
+        );
+        self.active = Some((first, file));
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(e) => Err(StorageError::poisoned(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs a mutation; a failure poisons the log.
+    fn guarded(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<(), StorageError>,
+    ) -> Result<(), StorageError> {
+        self.check()?;
+        let out = f(self);
+        if let Err(e) = &out {
+            self.failed = Some(e.clone());
+        }
+        out
+    }
+
+    fn do_append(&mut self, records: &[RaftRecord]) -> Result<(), StorageError> {
+        let Some(first) = records.first().map(|r| r.id.index) else {
+            return Ok(());
+        };
+        for pair in records.windows(2) {
+            if pair[1].id.index != pair[0].id.index + 1 {
+                return Err(StorageError::InvalidInput(format!(
+                    "raft log append: index {} after {}",
+                    pair[1].id.index, pair[0].id.index
+                )));
+            }
+        }
+        // Entries at or after `first` are replaced (openraft truncates before it appends, but
+        // an append over held entries means the same).
+        if self.entries.range(first..).next().is_some() {
+            self.do_truncate(first)?;
+        }
+        // A new segment when there is none, when the active one is full, or when the indexes
+        // jump (after a purge past the end), so a segment's records are consecutive.
+        let follows_active = match self.active.as_ref() {
+            None => false,
+            Some((seg, _)) => {
+                let seg_last = self.entries.range(*seg..).next_back().map(|(i, _)| *i);
+                match seg_last {
+                    Some(l) => first == l + 1,
+                    None => first == *seg,
+                }
+            }
+        };
+        let full = self
+            .active
+            .as_ref()
+            .and_then(|(seg, _)| self.segments.get(seg))
+            .is_some_and(|s| s.end >= self.segment_bytes);
+        if !follows_active || full {
+            self.start_segment(first)?;
+        }
+        let Some((seg, file)) = self.active.as_mut() else {
+            return Err(StorageError::InvalidInput(
+                "raft log has no active segment".into(),
+            ));
+        };
+        let seg = *seg;
+        let start = self
+            .segments
+            .get(&seg)
+            .map_or(RAFT_HEADER_LEN as u64, |s| s.end);
+        let mut buf = Vec::new();
+        let mut offsets = Vec::with_capacity(records.len());
+        for r in records {
+            offsets.push(start + buf.len() as u64);
+            encode_raft_record(&mut buf, r, first);
+        }
+        let path = self.dir.join(segment_name(seg));
+        moodb_core::failpoint::io(moodb_core::failpoint::WAL_WRITE)
+            .context(|| format!("write {}", path.display()))?;
+        file.write_all_at(&buf, start)
+            .context(|| format!("write {}", path.display()))?;
+        moodb_core::failpoint::io(moodb_core::failpoint::WAL_FSYNC)
+            .context(|| format!("fdatasync {}", path.display()))?;
+        file.sync_data()
+            .context(|| format!("fdatasync {}", path.display()))?;
+        if let Some(s) = self.segments.get_mut(&seg) {
+            s.end = start + buf.len() as u64;
+        }
+        for (r, offset) in records.iter().zip(offsets) {
+            self.entries.insert(
+                r.id.index,
+                Held {
+                    record: r.clone(),
+                    segment: seg,
+                    offset,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn do_truncate(&mut self, from: Lsn) -> Result<(), StorageError> {
+        let Some(held) = self.entries.get(&from).cloned() else {
+            // Nothing held at or after `from` but maybe later entries.
+            let later: Vec<Lsn> = self.entries.range(from..).map(|(i, _)| *i).collect();
+            if later.is_empty() {
+                return Ok(());
+            }
+            return self.do_truncate(later[0]);
+        };
+        // Newest segments first, so a power cut midway leaves a log without holes.
+        let later: Vec<Lsn> = self
+            .segments
+            .range(held.segment + 1..)
+            .map(|(f, _)| *f)
+            .rev()
+            .collect();
+        for seg in later {
+            let path = self.dir.join(segment_name(seg));
+            self.fs
+                .remove(&path)
+                .context(|| format!("remove {}", path.display()))?;
+            self.segments.remove(&seg);
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        let path = self.dir.join(segment_name(held.segment));
+        let mut file = self
+            .fs
+            .open_write(&path)
+            .context(|| format!("open {}", path.display()))?;
+        file.set_len(held.offset)
+            .context(|| format!("truncate {}", path.display()))?;
+        file.sync_all()
+            .context(|| format!("fsync {}", path.display()))?;
+        if let Some(s) = self.segments.get_mut(&held.segment) {
+            s.end = held.offset;
+        }
+        self.active = Some((held.segment, file));
+        self.entries.split_off(&from);
+        Ok(())
+    }
+
+    fn do_purge(&mut self, upto: RaftLogId) -> Result<(), StorageError> {
+        if self.last_purged.is_some_and(|p| p.index >= upto.index) {
+            return Ok(());
+        }
+        // The purge point first: entries at or below it are then ignored whatever is left.
+        write_small_file(&*self.fs, &self.dir, PURGED_NAME, &encode_log_id(&upto))?;
+        self.last_purged = Some(upto);
+        let keep = self.entries.split_off(&(upto.index.saturating_add(1)));
+        self.entries = keep;
+        // A segment goes when the next one starts at or below the first entry kept; the
+        // active one stays (its purged entries are ignored).
+        let firsts: Vec<Lsn> = self.segments.keys().copied().collect();
+        let mut removed = false;
+        for pair in firsts.windows(2) {
+            if pair[1] <= upto.index.saturating_add(1) {
+                let path = self.dir.join(segment_name(pair[0]));
+                self.fs
+                    .remove(&path)
+                    .context(|| format!("remove {}", path.display()))?;
+                self.segments.remove(&pair[0]);
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs
+                .sync_dir(&self.dir)
+                .context(|| format!("fsync directory {}", self.dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The names of the segments held, oldest first (for tests and tools).
+    pub fn segment_names(&self) -> Vec<String> {
+        self.segments.keys().map(|f| segment_name(*f)).collect()
+    }
+}
+
+/// Whether nothing valid follows `at`, or only records of the group that the last good record
+/// (or the damaged one) belongs to: a torn tail of one unfinished append.
+fn only_same_group_after(bytes: &[u8], at: usize, last_good: Option<Lsn>) -> bool {
+    let mut probe = at + 1;
+    let mut groups = Vec::new();
+    while probe + RAFT_RECORD_HEADER_LEN <= bytes.len() {
+        match parse_frame(&bytes[probe..]) {
+            Ok(p) => {
+                groups.push((p.group_first, p.record.id.index));
+                probe += p.len;
+            }
+            Err(_) => probe += 1,
+        }
+    }
+    let Some((g, _)) = groups.first().copied() else {
+        return true;
+    };
+    let next = last_good.map_or(0, |l| l + 1);
+    g <= next
+        && groups
+            .iter()
+            .all(|(g2, index)| *g2 == g && *index > last_good.unwrap_or(0))
+}
+
+impl RaftLog for PaperRaftLog {
+    fn state(&self) -> RaftLogState {
+        let last = self
+            .entries
+            .values()
+            .next_back()
+            .map(|h| h.record.id)
+            .or(self.last_purged);
+        RaftLogState {
+            last_purged: self.last_purged,
+            last,
+        }
+    }
+
+    fn entries(&self, from: Lsn, until: Lsn) -> Vec<RaftRecord> {
+        if from >= until {
+            return Vec::new();
+        }
+        self.entries
+            .range(from..until)
+            .map(|(_, h)| h.record.clone())
+            .collect()
+    }
+
+    fn append(&mut self, records: &[RaftRecord]) -> Result<(), StorageError> {
+        self.guarded(|log| log.do_append(records))
+    }
+
+    fn truncate(&mut self, from: Lsn) -> Result<(), StorageError> {
+        self.guarded(|log| log.do_truncate(from))
+    }
+
+    fn purge(&mut self, upto: RaftLogId) -> Result<(), StorageError> {
+        self.guarded(|log| log.do_purge(upto))
+    }
+
+    fn vote(&self) -> Option<Vec<u8>> {
+        self.vote.clone()
+    }
+
+    fn save_vote(&mut self, vote: &[u8]) -> Result<(), StorageError> {
+        self.guarded(|log| {
+            write_small_file(&*log.fs, &log.dir, VOTE_NAME, vote)?;
+            log.vote = Some(vote.to_vec());
+            Ok(())
+        })
+    }
+}
+
+/// Raft snapshots in the checkpoint format: its LSN is the snapshot's last applied index.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PaperSnapshotCodec;
+
+impl SnapshotCodec for PaperSnapshotCodec {
+    fn encode(
+        &self,
+        state: &Databases,
+        last_index: Lsn,
+        created_unix_ms: u64,
+    ) -> Result<Vec<u8>, StorageError> {
+        encode_checkpoint(
+            last_index,
+            created_unix_ms,
+            state.len() as u64,
+            state.entries(),
+        )
+        .context(|| "encode a raft snapshot".to_string())
+    }
+
+    fn decode(&self, bytes: &[u8]) -> Result<(Databases, Lsn), StorageError> {
+        let corrupt = |e: super::checkpoint::CheckpointError| StorageError::Corrupt {
+            file: PathBuf::from("<raft snapshot>"),
+            offset: e.offset,
+            reason: e.reason,
+        };
+        let reader = CheckpointReader::new(bytes).map_err(corrupt)?;
+        let state = reader.load().map_err(corrupt)?;
+        Ok((state, reader.header().lsn))
+    }
+}
