@@ -681,17 +681,22 @@ impl<T> Store<T> {
             self.stats.rejected_calls += 1;
             return;
         };
-        let rejected = !spec.arity_fits(request.len());
-        let stat = match rest.first() {
-            Some(sub)
-                if CONTAINERS.contains(&spec.name)
-                    && !error.is_some_and(|e| e.starts_with("ERR unknown subcommand")) =>
-            {
-                let sub = String::from_utf8_lossy(&sub[..sub.len().min(32)]).to_lowercase();
-                self.stats.command(&format!("{}|{sub}", spec.name))
-            }
-            _ => self.stats.command(spec.name),
+        // A known subcommand is counted under its own row (`config|get`), as in Redis 7,
+        // and its own arity says whether it was rejected.
+        let row = match rest.first() {
+            Some(sub) if !spec.subcommands.is_empty() => spec
+                .subcommands
+                .iter()
+                .find(|s| {
+                    s.name
+                        .split_once('|')
+                        .is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(sub))
+                })
+                .unwrap_or(spec),
+            _ => spec,
         };
+        let rejected = !row.arity_fits(request.len());
+        let stat = self.stats.command(row.name);
         if rejected {
             stat.rejected += 1;
             self.stats.rejected_calls += 1;
@@ -1239,11 +1244,6 @@ impl<T> Store<T> {
         }
     }
 }
-
-/// The commands whose figures Redis 7 keeps per subcommand (`config|get`).
-const CONTAINERS: &[&str] = &[
-    "config", "client", "command", "slowlog", "latency", "pubsub", "object",
-];
 
 /// 40 hex digits from the start time and the process id (splitmix64): different for each
 /// run, as Redis's random run id.
