@@ -275,9 +275,10 @@ impl PaperBackend {
         (self.tuning.prealloc_bytes / 8).min(1 << 20)
     }
 
-    /// Before appending `n` bytes starting at `first_lsn`: moves on to a ready spare if the
-    /// active segment is full or was not pre-zeroed, syncing what the old segment still holds
-    /// unsynced (its records stay where they are: recovery replays every segment in order).
+    /// Before appending `n` bytes: moves on to a ready spare, as segment `log-<first_lsn>`, if
+    /// the active segment is full or was not pre-zeroed, syncing what the old segment still
+    /// holds unsynced (its records stay where they are: recovery replays every segment in
+    /// order).
     fn roll_to_spare(&mut self, first_lsn: Lsn, n: u64) -> Result<(), StorageError> {
         let after = self.spare_after();
         let Some(log) = self.log.as_ref() else {
@@ -395,7 +396,9 @@ impl Backend for PaperBackend {
             prev = entry.lsn;
         }
         let n = self.buf.len() as u64;
-        self.roll_to_spare(entries[0].lsn, n)?;
+        // The next segment starts right after the last record (recovery takes a higher first
+        // LSN for a gap), even if this group's first LSN skips some.
+        self.roll_to_spare(self.last_lsn.saturating_add(1), n)?;
         let chunk = self.tuning.prealloc_bytes.max(1);
         let spare_after = self.spare_after();
         let Some(log) = self.log.as_mut() else {
