@@ -1285,6 +1285,37 @@ const SESSION_NAME_LENGTHS: u32 = {
     mask
 };
 
+/// The rows a request names: its command's, and for a container whose second word is a
+/// subcommand MooDB has, that subcommand's own row (`config|get`). Found once per request and
+/// shared by the statistics, the client registry and MONITOR.
+#[derive(Debug, Clone, Copy)]
+pub struct Named {
+    pub spec: &'static CommandSpec,
+    pub sub: Option<&'static CommandSpec>,
+}
+
+impl Named {
+    /// The row that describes the request: the subcommand's if there is one.
+    pub fn row(&self) -> &'static CommandSpec {
+        self.sub.unwrap_or(self.spec)
+    }
+}
+
+/// What `request` names ([`Named`]); `None` for an unknown command.
+pub fn resolve(request: &[Bytes]) -> Option<Named> {
+    let (name, rest) = request.split_first()?;
+    let spec = lookup(name)?;
+    let sub = match rest.first() {
+        Some(word) if !spec.subcommands.is_empty() => spec.subcommands.iter().find(|s| {
+            s.name
+                .split_once('|')
+                .is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(word))
+        }),
+        _ => None,
+    };
+    Some(Named { spec, sub })
+}
+
 /// The row for command `name`, matched case-insensitively.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     if name.len() > MAX_NAME {

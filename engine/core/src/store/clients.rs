@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::Store;
 use crate::command::server::ClientCommand;
-use crate::command::table::{self, Flags};
+use crate::command::table::{self, Flags, Named};
 use crate::command::txn::SessionId;
 use crate::command::ReplyError;
 use crate::resp::{Frame, Protocol};
@@ -87,19 +87,19 @@ impl std::fmt::Display for LastCmd {
 /// administrative. A container with a known subcommand is that subcommand; an unknown
 /// command or subcommand is `None`.
 pub fn command_of(request: &[Bytes]) -> (LastCmd, bool) {
-    let Some(spec) = request.first().and_then(|n| table::lookup(n)) else {
+    named_command(table::resolve(request), request.len())
+}
+
+/// [`command_of`] for a request of `argc` words already resolved to `named`.
+pub fn named_command(named: Option<Named>, argc: usize) -> (LastCmd, bool) {
+    let Some(Named { spec, sub }) = named else {
         return (LastCmd::None, false);
     };
     let admin = spec.is(Flags::ADMIN);
-    let Some(sub) = request.get(1).filter(|_| !spec.subcommands.is_empty()) else {
+    if spec.subcommands.is_empty() || argc < 2 {
         return (LastCmd::Cmd(spec.name), admin);
-    };
-    let found = spec.subcommands.iter().find(|s| {
-        s.name
-            .split_once('|')
-            .is_some_and(|(_, name)| name.as_bytes().eq_ignore_ascii_case(sub))
-    });
-    match found.and_then(|s| s.name.split_once('|').map(|(_, name)| (s, name))) {
+    }
+    match sub.and_then(|s| s.name.split_once('|').map(|(_, name)| (s, name))) {
         Some((s, name)) => (LastCmd::Sub(spec.name, name), admin || s.is(Flags::ADMIN)),
         None => (LastCmd::None, false),
     }
@@ -363,16 +363,18 @@ impl Clients {
         &self.monitors
     }
 
-    /// Notes that `id` is executing `request` at `now_ms`, speaking `resp`; returns the
-    /// command it names and whether that is administrative ([`command_of`]).
+    /// Notes that `id` is executing a request of `argc` words naming `named` at `now_ms`,
+    /// speaking `resp`; returns the command it names and whether that is administrative
+    /// ([`command_of`]).
     pub fn touch(
         &mut self,
         id: SessionId,
-        request: &[Bytes],
+        named: Option<Named>,
+        argc: usize,
         resp: Protocol,
         now_ms: u64,
     ) -> (LastCmd, bool) {
-        let cmd = command_of(request);
+        let cmd = named_command(named, argc);
         if let Some(c) = self.clients.get_mut(&id) {
             c.last_cmd = cmd.0;
             c.last_ms = now_ms;
@@ -568,6 +570,7 @@ impl<T> Store<T> {
         &mut self,
         session: SessionId,
         request: &[Bytes],
+        named: Option<Named>,
         command: (LastCmd, bool),
         reply: &Frame,
     ) {
@@ -605,7 +608,7 @@ impl<T> Store<T> {
                 }
             }
         }
-        let fits = table::lookup(&request[0]).is_some_and(|s| s.arity_fits(request.len()));
+        let fits = named.is_some_and(|n| n.spec.arity_fits(request.len()));
         if fits && !admin {
             self.feed_monitors(session, request);
         }
@@ -668,7 +671,14 @@ mod tests {
     fn a_line_has_redis_7s_fields_in_order() {
         let mut clients = Clients::default();
         clients.open(4, peer(), 10_000);
-        clients.touch(4, &req(&["client", "info"]), Protocol::Resp3, 12_500);
+        let info = req(&["client", "info"]);
+        clients.touch(
+            4,
+            table::resolve(&info),
+            info.len(),
+            Protocol::Resp3,
+            12_500,
+        );
         let c = clients.get(4).unwrap();
         let row = ClientRow {
             argv_mem: 10,
@@ -725,12 +735,12 @@ mod tests {
         let set = req(&["set", "k", "v"]);
         clients.reply_mode_used();
         clients.get_mut(1).unwrap().reply = ReplyMode::SkipNext;
-        clients.touch(1, &set, Protocol::Resp2, 0);
+        clients.touch(1, table::resolve(&set), set.len(), Protocol::Resp2, 0);
         assert!(clients.drops_reply(1));
-        clients.touch(1, &set, Protocol::Resp2, 0);
+        clients.touch(1, table::resolve(&set), set.len(), Protocol::Resp2, 0);
         assert!(!clients.drops_reply(1));
         clients.get_mut(1).unwrap().reply = ReplyMode::Off;
-        clients.touch(1, &set, Protocol::Resp2, 0);
+        clients.touch(1, table::resolve(&set), set.len(), Protocol::Resp2, 0);
         assert!(clients.drops_reply(1));
         // An unknown session (golden scripts, the bench) always gets its replies.
         assert!(!clients.drops_reply(2));

@@ -353,10 +353,13 @@ impl<T> Store<T> {
         for request in requests {
             let request = request.as_ref();
             let mut save = false;
-            let command = self.clients.touch(session, request, proto, now_ms);
+            let named = table::resolve(request);
+            let command = self
+                .clients
+                .touch(session, named, request.len(), proto, now_ms);
             self.argv_len = request.iter().map(|a| a.len() as u64).sum();
-            let (reply, wait) = self.execute_one(session, proto, request, now_ms, &mut save);
-            self.after_request(session, request, command, &reply);
+            let (reply, wait) = self.execute_one(session, proto, request, named, now_ms, &mut save);
+            self.after_request(session, request, named, command, &reply);
             frames.append(&mut self.own_pushes);
             let wait = wait.max(std::mem::take(&mut self.own_wait));
             let dropped = self.clients.drops_reply(session) || std::mem::take(&mut self.no_reply);
@@ -643,6 +646,7 @@ impl<T> Store<T> {
         session: SessionId,
         proto: Protocol,
         request: &[Bytes],
+        named: Option<table::Named>,
         now_ms: u64,
         save: &mut bool,
     ) -> (Frame, Lsn) {
@@ -650,7 +654,7 @@ impl<T> Store<T> {
         let start = self.settings.host.monotonic_ns();
         let (reply, wait) = self.execute_request(session, proto, request, now_ms, save);
         let micros = self.settings.host.monotonic_ns().saturating_sub(start) / 1000;
-        self.account(session, request, &reply, micros, now_ms);
+        self.account(session, request, named, &reply, micros, now_ms);
         (reply, wait)
     }
 
@@ -662,6 +666,7 @@ impl<T> Store<T> {
         &mut self,
         session: SessionId,
         request: &[Bytes],
+        named: Option<table::Named>,
         reply: &Frame,
         micros: u64,
         now_ms: u64,
@@ -674,27 +679,16 @@ impl<T> Store<T> {
         if let Some(text) = error {
             self.stats.note_error(text);
         }
-        let Some((name, rest)) = request.split_first() else {
+        if request.is_empty() {
             return;
-        };
-        let Some(spec) = table::lookup(name) else {
+        }
+        let Some(named) = named else {
             self.stats.rejected_calls += 1;
             return;
         };
         // A known subcommand is counted under its own row (`config|get`), as in Redis 7,
         // and its own arity says whether it was rejected.
-        let row = match rest.first() {
-            Some(sub) if !spec.subcommands.is_empty() => spec
-                .subcommands
-                .iter()
-                .find(|s| {
-                    s.name
-                        .split_once('|')
-                        .is_some_and(|(_, n)| n.as_bytes().eq_ignore_ascii_case(sub))
-                })
-                .unwrap_or(spec),
-            _ => spec,
-        };
+        let (spec, row) = (named.spec, named.row());
         let rejected = !row.arity_fits(request.len());
         let stat = self.stats.command(row.name);
         if rejected {

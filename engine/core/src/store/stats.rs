@@ -78,8 +78,8 @@ pub struct Stats {
     pub error_replies: u64,
     /// Commands refused before running, unknown ones included.
     pub rejected_calls: u64,
-    /// Per command (`get`, `config|get`), in name order for INFO.
-    pub commands_by_name: BTreeMap<Box<str>, CommandStat>,
+    /// Per command (`get`, `config|get`: the table's own names), in name order for INFO.
+    pub commands_by_name: BTreeMap<&'static str, CommandStat>,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`).
     pub errors_by_kind: BTreeMap<Box<str>, u64>,
     ops: OpsSampler,
@@ -98,15 +98,8 @@ impl Stats {
     }
 
     /// The figures of command `name`, created on first use.
-    pub fn command(&mut self, name: &str) -> &mut CommandStat {
-        if !self.commands_by_name.contains_key(name) {
-            self.commands_by_name
-                .insert(name.into(), CommandStat::default());
-        }
-        // Just inserted if it was missing.
-        self.commands_by_name
-            .get_mut(name)
-            .expect("command stat present")
+    pub fn command(&mut self, name: &'static str) -> &mut CommandStat {
+        self.commands_by_name.entry(name).or_default()
     }
 
     /// Takes an ops-per-second sample at `now_ms` (the caller: every 100 ms, as Redis's cron).
