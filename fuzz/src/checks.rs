@@ -530,7 +530,7 @@ fn one_line(frame: &Frame) -> Frame {
     let flat = |s: &str| s.replace(['\r', '\n'], " ");
     let all = |items: &[Frame]| items.iter().map(one_line).collect();
     match frame {
-        Frame::Simple(s) => Frame::Simple(flat(s)),
+        Frame::Simple(s) => Frame::Simple(flat(s).into()),
         Frame::Error(s) => Frame::Error(flat(s)),
         Frame::Array(items) => Frame::Array(all(items)),
         Frame::Set(items) => Frame::Set(all(items)),

@@ -387,7 +387,7 @@ fn sorted_keys(frame: &Frame) -> Frame {
 /// A reply as redis-cli prints it.
 fn render(frame: &Frame) -> String {
     match frame {
-        Frame::Simple(s) => s.clone(),
+        Frame::Simple(s) => s.to_string(),
         Frame::Error(e) => format!("(error) {e}"),
         Frame::Integer(n) => format!("(integer) {n}"),
         Frame::Bulk(b) => quoted(b),

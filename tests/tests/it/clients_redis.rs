@@ -42,7 +42,7 @@ const MOODB_EXTRA: &[&str] = &["lib-name", "lib-ver"];
 fn text(frame: &Frame) -> String {
     match frame {
         Frame::Bulk(b) | Frame::Verbatim { text: b, .. } => String::from_utf8_lossy(b).into(),
-        Frame::Simple(s) => s.clone(),
+        Frame::Simple(s) => s.to_string(),
         other => panic!("not a string: {other:?}"),
     }
 }

@@ -33,7 +33,7 @@ fn upper(rest: &[Bytes]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
-fn help(lines: &[&str]) -> Result<Command, Frame> {
+fn help(lines: &[&'static str]) -> Result<Command, Frame> {
     Ok(Command::Server(ServerCommand::Reply(Frame::Array(
         lines.iter().map(|l| Frame::Simple((*l).into())).collect(),
     ))))

@@ -362,7 +362,7 @@ pub(super) fn expire(
         }
     }
     let Some(old) = ks.get_live(&key, now_ms) else {
-        return read(Frame::Integer(0), vec![key]);
+        return read(Frame::Integer(0), key);
     };
     let current = old.expires_at_ms.map(|at| at as i64);
     let later = current.is_some_and(|c| when > c);
@@ -377,7 +377,7 @@ pub(super) fn expire(
         ExpireIf::HasTtlAndEarlier => current.is_some() && earlier,
     };
     if !applies {
-        return read(Frame::Integer(0), vec![key]);
+        return read(Frame::Integer(0), key);
     }
     let record = if when <= now_ms as i64 {
         Record::Delete { key: key.clone() }
@@ -388,7 +388,7 @@ pub(super) fn expire(
             expires_at_ms: Some(when as u64),
         }
     };
-    write(ks, record, Frame::Integer(1), vec![key])
+    write(ks, record, Frame::Integer(1), key)
 }
 
 /// What TTL and its variants report.
@@ -488,7 +488,7 @@ pub(super) fn ttl(ks: &Keyspace, key: Bytes, kind: TtlKind, now_ms: u64) -> Appl
             }
         }
     };
-    read(Frame::Integer(reply), vec![key])
+    read(Frame::Integer(reply), key)
 }
 
 /// `PERSIST key`.
@@ -510,9 +510,9 @@ pub(super) fn persist(ks: &mut Keyspace, key: Bytes, now_ms: u64) -> Applied {
                 value: value.bytes(),
                 expires_at_ms: None,
             };
-            write(ks, record, Frame::Integer(1), vec![key])
+            write(ks, record, Frame::Integer(1), key)
         }
-        _ => read(Frame::Integer(0), vec![key]),
+        _ => read(Frame::Integer(0), key),
     }
 }
 
@@ -528,7 +528,7 @@ pub(super) fn type_of(ks: &Keyspace, key: Bytes, now_ms: u64) -> Applied {
     } else {
         "none"
     };
-    read(Frame::Simple(name.into()), vec![key])
+    read(Frame::Simple(name.into()), key)
 }
 
 /// `RENAME key newkey`.
@@ -750,7 +750,7 @@ fn is_canonical_integer(bytes: &[u8]) -> Option<i64> {
 
 pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64) -> Applied {
     let Some(value) = ks.get_live(&key, now_ms) else {
-        return read(Frame::Null, vec![key]);
+        return read(Frame::Null, key);
     };
     let int = (value.data.len() <= 20)
         .then(|| is_canonical_integer(value.data))
@@ -769,7 +769,7 @@ pub(super) fn object(ks: &Keyspace, key: Bytes, query: ObjectQuery, now_ms: u64)
         ObjectQuery::Freq => ReplyError::NoLfuPolicy.into(),
         ObjectQuery::IdleTime => Frame::Integer(0),
     };
-    read(reply, vec![key])
+    read(reply, key)
 }
 
 pub(super) fn flushdb(ks: &mut Keyspace) -> Applied {

@@ -181,10 +181,35 @@ impl Context {
 /// What a reply depends on, so that it waits until every write it saw is durable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Access {
+    /// This one key (most commands: no allocation for the list).
+    Key(Bytes),
     /// These keys.
     Keys(Vec<Bytes>),
     /// The whole key space (DBSIZE, KEYS, SCAN).
     All,
+}
+
+impl Access {
+    /// The keys it names (none for the whole key space).
+    pub fn keys(&self) -> &[Bytes] {
+        match self {
+            Access::Key(key) => std::slice::from_ref(key),
+            Access::Keys(keys) => keys,
+            Access::All => &[],
+        }
+    }
+}
+
+impl From<Bytes> for Access {
+    fn from(key: Bytes) -> Self {
+        Access::Key(key)
+    }
+}
+
+impl From<Vec<Bytes>> for Access {
+    fn from(keys: Vec<Bytes>) -> Self {
+        Access::Keys(keys)
+    }
 }
 
 /// The result of applying a data command.
@@ -260,20 +285,20 @@ impl DataCommand {
 }
 
 /// Applies `record` to `ks` and returns the outcome: the only way commands change the state.
-fn write(ks: &mut Keyspace, record: Record, reply: Frame, access: Vec<Bytes>) -> Applied {
+fn write(ks: &mut Keyspace, record: Record, reply: Frame, access: impl Into<Access>) -> Applied {
     ks.apply(&record);
     Applied {
         reply,
         record: Some(record),
-        access: Access::Keys(access),
+        access: access.into(),
     }
 }
 
-fn read(reply: Frame, access: Vec<Bytes>) -> Applied {
+fn read(reply: Frame, access: impl Into<Access>) -> Applied {
     Applied {
         reply,
         record: None,
-        access: Access::Keys(access),
+        access: access.into(),
     }
 }
 

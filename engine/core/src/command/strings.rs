@@ -475,7 +475,7 @@ fn value_or_nil(v: Option<crate::keyspace::ValueRef<'_>>) -> Frame {
 
 pub(super) fn get(ks: &Keyspace, key: Bytes, now_ms: u64) -> Applied {
     let reply = value_or_nil(ks.get_live(&key, now_ms));
-    read(reply, vec![key])
+    read(reply, key)
 }
 
 pub(super) fn set(ks: &mut Keyspace, args: SetArgs, now_ms: u64, command: &'static str) -> Applied {
@@ -490,7 +490,7 @@ pub(super) fn set(ks: &mut Keyspace, args: SetArgs, now_ms: u64, command: &'stat
         SetExpiry::Keep => old.and_then(|v| v.expires_at_ms),
         other => match resolve_expiry(other, now_ms, command) {
             Ok(at) => at,
-            Err(e) => return read(e, vec![args.key]),
+            Err(e) => return read(e, args.key),
         },
     };
     let reply = match (args.get, applies) {
@@ -499,41 +499,41 @@ pub(super) fn set(ks: &mut Keyspace, args: SetArgs, now_ms: u64, command: &'stat
         (false, false) => Frame::Null,
     };
     if !applies {
-        return read(reply, vec![args.key]);
+        return read(reply, args.key);
     }
     let record = Record::Set {
         key: args.key.clone(),
         value: args.value,
         expires_at_ms,
     };
-    write(ks, record, reply, vec![args.key])
+    write(ks, record, reply, args.key)
 }
 
 pub(super) fn setnx(ks: &mut Keyspace, key: Bytes, value: Bytes, now_ms: u64) -> Applied {
     if ks.get_live(&key, now_ms).is_some() {
-        return read(Frame::Integer(0), vec![key]);
+        return read(Frame::Integer(0), key);
     }
     let record = Record::Set {
         key: key.clone(),
         value,
         expires_at_ms: None,
     };
-    write(ks, record, Frame::Integer(1), vec![key])
+    write(ks, record, Frame::Integer(1), key)
 }
 
 pub(super) fn getdel(ks: &mut Keyspace, key: Bytes, now_ms: u64) -> Applied {
     let Some(old) = ks.get_live(&key, now_ms) else {
-        return read(Frame::Null, vec![key]);
+        return read(Frame::Null, key);
     };
     let reply = Frame::Bulk(old.bytes());
-    write(ks, Record::Delete { key: key.clone() }, reply, vec![key])
+    write(ks, Record::Delete { key: key.clone() }, reply, key)
 }
 
 /// GETEX: the value, and the expiry changed as asked; an absolute time already past deletes
 /// the key (as Redis does), PERSIST of a key without a TTL changes nothing.
 pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: u64) -> Applied {
     let Some(old) = ks.get_live(&key, now_ms) else {
-        return read(Frame::Null, vec![key]);
+        return read(Frame::Null, key);
     };
     let reply = Frame::Bulk(old.bytes());
     let record = match expiry {
@@ -546,7 +546,7 @@ pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: 
         GetExExpiry::Set { unit, arg } => match parse_expiry(unit, &arg, "getex")
             .and_then(|expiry| resolve_expiry(expiry, now_ms, "getex"))
         {
-            Err(e) => return read(e, vec![key]),
+            Err(e) => return read(e, key),
             Ok(Some(at)) if at <= now_ms => Some(Record::Delete { key: key.clone() }),
             Ok(at) => Some(Record::Set {
                 key: key.clone(),
@@ -556,8 +556,8 @@ pub(super) fn getex(ks: &mut Keyspace, key: Bytes, expiry: GetExExpiry, now_ms: 
         },
     };
     match record {
-        Some(record) => write(ks, record, reply, vec![key]),
-        None => read(reply, vec![key]),
+        Some(record) => write(ks, record, reply, key),
+        None => read(reply, key),
     }
 }
 
@@ -579,7 +579,7 @@ pub(super) fn getrange(ks: &Keyspace, key: Bytes, start: i64, end: i64, now_ms: 
             Frame::Bulk(data.slice(start as usize..=end as usize))
         }
     };
-    read(reply, vec![key])
+    read(reply, key)
 }
 
 /// Whether a string of `size + append` bytes is within the bulk limit (`checkStringLength`).
@@ -601,11 +601,11 @@ pub(super) fn setrange(
     let old = ks.get_live(&key, ctx.now_ms);
     let old_len = old.map_or(0, |v| v.data.len());
     if value.is_empty() {
-        return read(Frame::Integer(old_len as i64), vec![key]);
+        return read(Frame::Integer(old_len as i64), key);
     }
     let total = match check_length(offset, value.len() as u64, ctx.max_bulk_len) {
         Ok(total) => total,
-        Err(e) => return read(e, vec![key]),
+        Err(e) => return read(e, key),
     };
     let offset = offset as usize;
     let mut out = BytesMut::zeroed(total.max(old_len));
@@ -619,7 +619,7 @@ pub(super) fn setrange(
         value: out.freeze(),
         expires_at_ms: old.and_then(|v| v.expires_at_ms),
     };
-    write(ks, record, Frame::Integer(len), vec![key])
+    write(ks, record, Frame::Integer(len), key)
 }
 
 /// INCRBYFLOAT in Redis's `long double` arithmetic ([`LongDouble`]); the record is a SET of
@@ -631,10 +631,10 @@ pub(super) fn incr_by_float(ks: &mut Keyspace, key: Bytes, by: Bytes, now_ms: u6
         Some(v) => LongDouble::parse(v.data),
     };
     let (Some(current), Some(by)) = (current, LongDouble::parse(&by)) else {
-        return read(ReplyError::NotFloat.into(), vec![key]);
+        return read(ReplyError::NotFloat.into(), key);
     };
     let Ok(sum) = current.add(&by) else {
-        return read(ReplyError::NanOrInfinity.into(), vec![key]);
+        return read(ReplyError::NanOrInfinity.into(), key);
     };
     let value = Bytes::from(sum.to_human_string());
     let record = Record::Set {
@@ -642,7 +642,7 @@ pub(super) fn incr_by_float(ks: &mut Keyspace, key: Bytes, by: Bytes, now_ms: u6
         value: value.clone(),
         expires_at_ms: old.and_then(|v| v.expires_at_ms),
     };
-    write(ks, record, Frame::Bulk(value), vec![key])
+    write(ks, record, Frame::Bulk(value), key)
 }
 
 /// LCS, as Redis 7.0 computes it (the same table walk, so the same matches in the same
@@ -738,13 +738,13 @@ pub(super) fn lcs(ks: &Keyspace, args: LcsArgs, ctx: &Context) -> Applied {
 
 pub(super) fn update(ks: &mut Keyspace, key: Bytes, value: Bytes, now_ms: u64) -> Applied {
     if ks.get_live(&key, now_ms).is_none() {
-        return read(Frame::Null, vec![key]);
+        return read(Frame::Null, key);
     }
     let record = Record::Update {
         key: key.clone(),
         value,
     };
-    write(ks, record, Frame::ok(), vec![key])
+    write(ks, record, Frame::ok(), key)
 }
 
 /// CAS key expected new: swaps in `new` (no expiry) only if the live value is `expected`.
@@ -756,21 +756,21 @@ pub(super) fn cas(
     now_ms: u64,
 ) -> Applied {
     if ks.get_live(&key, now_ms).is_none_or(|v| v.data != expected) {
-        return read(Frame::Integer(0), vec![key]);
+        return read(Frame::Integer(0), key);
     }
     let record = Record::Set {
         key: key.clone(),
         value: new,
         expires_at_ms: None,
     };
-    write(ks, record, Frame::Integer(1), vec![key])
+    write(ks, record, Frame::Integer(1), key)
 }
 
 pub(super) fn append(ks: &mut Keyspace, key: Bytes, value: Bytes, ctx: &Context) -> Applied {
     let old = ks.get_live(&key, ctx.now_ms);
     let old_len = old.map_or(0, |v| v.data.len()) as u64;
     if let Err(e) = check_length(old_len, value.len() as u64, ctx.max_bulk_len) {
-        return read(e, vec![key]);
+        return read(e, key);
     }
     let expires_at_ms = old.and_then(|v| v.expires_at_ms);
     let mut joined = BytesMut::with_capacity(old.map_or(0, |v| v.data.len()) + value.len());
@@ -784,12 +784,12 @@ pub(super) fn append(ks: &mut Keyspace, key: Bytes, value: Bytes, ctx: &Context)
         value: joined.freeze(),
         expires_at_ms,
     };
-    write(ks, record, Frame::Integer(len), vec![key])
+    write(ks, record, Frame::Integer(len), key)
 }
 
 pub(super) fn strlen(ks: &Keyspace, key: Bytes, now_ms: u64) -> Applied {
     let len = ks.get_live(&key, now_ms).map_or(0, |v| v.data.len());
-    read(Frame::Integer(len as i64), vec![key])
+    read(Frame::Integer(len as i64), key)
 }
 
 pub(super) fn incr_by(ks: &mut Keyspace, key: Bytes, by: i64, now_ms: u64) -> Applied {
@@ -798,18 +798,18 @@ pub(super) fn incr_by(ks: &mut Keyspace, key: Bytes, by: i64, now_ms: u64) -> Ap
         None => 0,
         Some(v) => match parse_i64(v.data) {
             Ok(n) => n,
-            Err(e) => return read(e.into(), vec![key]),
+            Err(e) => return read(e.into(), key),
         },
     };
     let Some(new) = current.checked_add(by) else {
-        return read(ReplyError::Overflow.into(), vec![key]);
+        return read(ReplyError::Overflow.into(), key);
     };
     let record = Record::Set {
         key: key.clone(),
         value: Bytes::from(new.to_string()),
         expires_at_ms: old.and_then(|v| v.expires_at_ms),
     };
-    write(ks, record, Frame::Integer(new), vec![key])
+    write(ks, record, Frame::Integer(new), key)
 }
 
 pub(super) fn mget(ks: &Keyspace, keys: Vec<Bytes>, now_ms: u64) -> Applied {
@@ -824,7 +824,7 @@ pub(super) fn mget(ks: &Keyspace, keys: Vec<Bytes>, now_ms: u64) -> Applied {
 /// MSETNX: every pair or none, when no key exists; one record, as MSET.
 pub(super) fn msetnx(ks: &mut Keyspace, pairs: Vec<(Bytes, Bytes)>, now_ms: u64) -> Applied {
     if pairs.iter().any(|(k, _)| ks.get_live(k, now_ms).is_some()) {
-        let keys = pairs.into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<Bytes> = pairs.into_iter().map(|(k, _)| k).collect();
         return read(Frame::Integer(0), keys);
     }
     let mut applied = mset(ks, pairs);

@@ -1346,7 +1346,7 @@ pub fn session_command(name: &[u8]) -> Option<SessionCommand> {
 
 /// Flags, ACL categories, key-spec flags: a set of simple strings, as Redis 7 answers them
 /// (an array in RESP2).
-fn words(words: &[&str]) -> Frame {
+fn words(words: &[&'static str]) -> Frame {
     Frame::Set(words.iter().map(|w| Frame::Simple((*w).into())).collect())
 }
 

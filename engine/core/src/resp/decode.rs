@@ -300,7 +300,7 @@ fn frame_at(buf: &[u8], at: usize, depth: usize) -> Result<Option<(Frame, usize)
     };
     let text = |line: &[u8]| String::from_utf8_lossy(line).into_owned();
     match tag {
-        b'+' => Ok(one_line()?.map(|(l, used)| (Frame::Simple(text(l)), used))),
+        b'+' => Ok(one_line()?.map(|(l, used)| (Frame::Simple(text(l).into()), used))),
         b'-' => Ok(one_line()?.map(|(l, used)| (Frame::Error(text(l)), used))),
         b':' => Ok(int_line(buf, at + 1, MAX_LINE, Count::Integer)?
             .map(|(n, next)| (Frame::Integer(n), next - at))),

@@ -11,6 +11,7 @@ pub mod decode;
 pub mod encode;
 
 use bytes::{Bytes, BytesMut};
+use std::borrow::Cow;
 
 pub use decode::{decode_frame, decode_request, decode_request_resuming, DecodeError, Limits};
 pub use encode::{encode, format_double};
@@ -59,8 +60,8 @@ impl Eq for Float {}
 /// into RESP2 as Redis 7 does when the connection speaks RESP2 (see [`Frame::to_resp2`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Frame {
-    /// `+OK`
-    Simple(String),
+    /// `+OK`: a static text for the fixed replies (OK, QUEUED, PONG), so they cost no allocation.
+    Simple(Cow<'static, str>),
     /// `-ERR message`: the text after `-` (it starts with the error kind, e.g. `ERR`).
     Error(String),
     /// `:42`

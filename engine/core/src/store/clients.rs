@@ -625,7 +625,7 @@ impl<T> Store<T> {
             .clients
             .monitors()
             .iter()
-            .map(|m| (*m, Frame::Simple(line.clone())))
+            .map(|m| (*m, Frame::Simple(line.clone().into())))
             .collect();
         self.deliver(out);
     }

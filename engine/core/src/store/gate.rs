@@ -88,8 +88,9 @@ impl<T> DurabilityGate<T> {
         };
         match access {
             Access::All => last_lsn,
-            Access::Keys(keys) => match self.unreleased.get(usize::from(db)) {
-                Some(map) => keys
+            Access::Key(_) | Access::Keys(_) => match self.unreleased.get(usize::from(db)) {
+                Some(map) => access
+                    .keys()
                     .iter()
                     .filter_map(|k| map.get(k).copied())
                     .fold(clear, Lsn::max),

@@ -573,9 +573,10 @@ impl<T> Store<T> {
     /// the caller to log. After a storage failure nothing can be logged, so nothing is
     /// deleted; readers go on hiding expired keys.
     fn expire_accessed(&mut self, db: u16, access: &Access, now_ms: u64) -> Vec<Record> {
-        let Access::Keys(keys) = access else {
+        let keys = access.keys();
+        if keys.is_empty() {
             return Vec::new();
-        };
+        }
         let ks = self.dbs.db_mut(db);
         if self.storage_error.is_some() || !ks.has_expired(now_ms) {
             return Vec::new();
@@ -658,6 +659,43 @@ impl<T> Store<T> {
         (reply, wait)
     }
 
+    /// Logs a slow request in the slow log (CONFIG SET's secrets redacted, as in Redis).
+    fn note_slow(
+        &mut self,
+        session: SessionId,
+        request: &[Bytes],
+        name: &str,
+        micros: u64,
+        now_ms: u64,
+    ) {
+        let s = &self.settings;
+        let mut args: Vec<Bytes>;
+        let request = if name == "config" && request.len() > 3 {
+            // CONFIG SET's secrets stay out of the log, as in Redis.
+            args = request.to_vec();
+            for i in (2..args.len().saturating_sub(1)).step_by(2) {
+                if config::is_secret(&args[i]) {
+                    args[i + 1] = Bytes::from_static(b"(redacted)");
+                }
+            }
+            &args[..]
+        } else {
+            request
+        };
+        let client = self.clients.get(session);
+        self.slowlog.note(
+            s.slowlog_log_slower_than,
+            s.slowlog_max_len,
+            micros,
+            now_ms / 1000,
+            request,
+            client
+                .map(|c| Bytes::from(c.peer.addr.clone()))
+                .unwrap_or_default(),
+            client.and_then(|c| c.name.clone()).unwrap_or_default(),
+        );
+    }
+
     /// Counts one executed request as Redis does: `total_commands_processed`, its command's
     /// calls, µs and failed or rejected calls (rejected: unknown, wrong arity), the error
     /// reply's kind; then the slow log and the `command` / `fast-command` latency events.
@@ -703,32 +741,10 @@ impl<T> Store<T> {
         }
         self.stats.commands += 1;
         if !spec.is(table::Flags::SKIP_SLOWLOG) {
+            if SlowLog::logs(self.settings.slowlog_log_slower_than, micros) {
+                self.note_slow(session, request, spec.name, micros, now_ms);
+            }
             let s = &self.settings;
-            let mut args: Vec<Bytes>;
-            let request = if spec.name == "config" && request.len() > 3 {
-                // CONFIG SET's secrets stay out of the log, as in Redis.
-                args = request.to_vec();
-                for i in (2..args.len().saturating_sub(1)).step_by(2) {
-                    if config::is_secret(&args[i]) {
-                        args[i + 1] = Bytes::from_static(b"(redacted)");
-                    }
-                }
-                &args[..]
-            } else {
-                request
-            };
-            let client = self.clients.get(session);
-            self.slowlog.note(
-                s.slowlog_log_slower_than,
-                s.slowlog_max_len,
-                micros,
-                now_ms / 1000,
-                request,
-                client
-                    .map(|c| Bytes::from(c.peer.addr.clone()))
-                    .unwrap_or_default(),
-                client.and_then(|c| c.name.clone()).unwrap_or_default(),
-            );
             let event = if spec.is(table::Flags::FAST) {
                 "fast-command"
             } else {
@@ -859,7 +875,7 @@ impl<T> Store<T> {
             .iter()
             .map(|(db, key)| {
                 self.gate
-                    .read_dependency(*db, &Access::Keys(vec![key.clone()]), self.last_lsn)
+                    .read_dependency(*db, &Access::Key(key.clone()), self.last_lsn)
             })
             .max()
             .unwrap_or(0)
@@ -1118,7 +1134,8 @@ impl<T> Store<T> {
 
     /// Keyspace hits and misses of a read command: each key it read, live or not.
     fn note_lookups(&mut self, db: u16, access: &Access, now_ms: u64) {
-        if let Access::Keys(keys) = access {
+        let keys = access.keys();
+        if !keys.is_empty() {
             let ks = self.dbs.db_mut(db);
             let hits = keys
                 .iter()

@@ -180,7 +180,7 @@ impl SlowLog {
         addr: Bytes,
         name: Bytes,
     ) {
-        if threshold_us < 0 || micros < threshold_us as u64 {
+        if !SlowLog::logs(threshold_us, micros) {
             return;
         }
         self.entries.push_front(SlowEntry {
@@ -193,6 +193,12 @@ impl SlowLog {
         });
         self.next_id += 1;
         self.trim(max_len);
+    }
+
+    /// Whether a command that took `micros` is logged under `threshold_us` (negative: never;
+    /// 0: always). Asked before the entry's parts are gathered, so a fast command costs nothing.
+    pub fn logs(threshold_us: i64, micros: u64) -> bool {
+        threshold_us >= 0 && micros >= threshold_us as u64
     }
 
     /// Keeps the newest `max_len` entries.
