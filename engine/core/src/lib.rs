@@ -7,6 +7,7 @@ pub mod backend;
 pub mod command;
 pub mod error;
 pub mod failpoint;
+pub mod fast_map;
 pub mod group_commit;
 pub mod keyspace;
 pub mod pubsub;

@@ -306,10 +306,16 @@ fn read(reply: Frame, access: impl Into<Access>) -> Applied {
 /// [`table`], checks the number of arguments against the row's arity, then runs the row's
 /// parser on the arguments after the name.
 pub fn parse(args: &[Bytes]) -> Result<Command, Frame> {
+    parse_as(args.first().and_then(|name| table::lookup(name)), args)
+}
+
+/// [`parse`] for a request whose row the caller has looked up already (`spec`: `None` for an
+/// unknown command), so a request costs one table lookup.
+pub fn parse_as(spec: Option<&'static CommandSpec>, args: &[Bytes]) -> Result<Command, Frame> {
     let Some((name, rest)) = args.split_first() else {
         return Err(ReplyError::EmptyCommand.into());
     };
-    let Some(spec) = table::lookup(name) else {
+    let Some(spec) = spec else {
         return Err(ReplyError::unknown_command(name, rest).into());
     };
     if !spec.arity_fits(args.len()) {

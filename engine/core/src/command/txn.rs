@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use super::table::{self, CommandSpec, Flags};
 use super::{Command, DataOp, DbCommand, ReplyError, ServerCommand};
+use crate::fast_map::FastMap;
 use crate::keyspace::{Databases, Keyspace};
 use crate::record::Record;
 use crate::resp::Frame;
@@ -130,7 +131,7 @@ impl Emptying {
 /// Every session's transaction state and the table of watched keys; see the module doc.
 #[derive(Debug, Default)]
 pub struct Transactions {
-    sessions: HashMap<SessionId, SessionTxn>,
+    sessions: FastMap<SessionId, SessionTxn>,
     /// Sessions watching each (database, key).
     watchers: HashMap<(u16, Bytes), HashSet<SessionId>>,
 }
@@ -206,9 +207,9 @@ impl Transactions {
         &mut self,
         session: SessionId,
         request: &[Bytes],
+        spec: Option<&'static table::CommandSpec>,
         parsed: Result<Command, Frame>,
     ) -> Result<Command, Frame> {
-        let spec = request.first().and_then(|name| table::lookup(name));
         if let (Some(spec), Err(Frame::Error(text))) = (spec, &parsed) {
             if spec.name == "exec" {
                 // Redis answers an EXEC it refuses (wrong arity) with EXECABORT and discards
@@ -458,7 +459,12 @@ mod tests {
         let mut t = Transactions::new();
         let admit = |t: &mut Transactions, w: &[&str]| {
             let r = req(w);
-            t.admit(1, &r, parse_command(&r))
+            t.admit(
+                1,
+                &r,
+                r.first().and_then(|n| table::lookup(n)),
+                parse_command(&r),
+            )
         };
         // Outside MULTI everything runs.
         assert!(matches!(admit(&mut t, &["save"]), Ok(Command::Server(_))));

@@ -132,6 +132,20 @@ fn int_line(
     max_len: usize,
     what: Count,
 ) -> Result<Option<(i64, usize)>, DecodeError> {
+    // Fast path, one pass: up to 18 digits (no overflow) then CRLF, as every well-formed
+    // count and length is. Anything else (a sign, junk, a long line) takes the general path.
+    let mut n: i64 = 0;
+    let mut at = from;
+    while let Some(&d) = buf.get(at) {
+        if !d.is_ascii_digit() || at - from == 18 {
+            break;
+        }
+        n = n * 10 + i64::from(d - b'0');
+        at += 1;
+    }
+    if at > from && at - from <= max_len && buf.get(at..at + 2) == Some(b"\r\n") {
+        return Ok(Some((n, at + 2)));
+    }
     let too_big = || protocol(format!("too big {} count string", what.short()));
     match find_crlf(buf, from) {
         None if buf.len().saturating_sub(from) > max_len.saturating_add(1) => Err(too_big()),
@@ -196,7 +210,7 @@ fn decode_multibulk(
         };
         if count <= 0 {
             buf.advance(at);
-            return Ok(Some(Vec::new()));
+            return Ok(Some(Request::new()));
         }
         if count as u64 > limits.max_args as u64 {
             return Err(protocol("invalid multibulk length"));

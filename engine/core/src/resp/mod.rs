@@ -11,6 +11,7 @@ pub mod decode;
 pub mod encode;
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 pub use decode::{decode_frame, decode_request, decode_request_resuming, DecodeError, Limits};
@@ -154,8 +155,12 @@ impl Frame {
     }
 }
 
-/// One request: the command name and its arguments, binary safe.
-pub type Request = Vec<Bytes>;
+/// One request: the command name and its arguments, binary safe. Up to three words (GET k,
+/// SET k v, INCR k, DEL k) live inside it, so decoding a request allocates nothing of its own.
+pub type Request = SmallVec<[Bytes; REQUEST_INLINE_ARGS]>;
+
+/// The words a [`Request`] holds without an allocation.
+pub const REQUEST_INLINE_ARGS: usize = 3;
 
 /// Splits a session's read buffer into batches: every complete request in the buffer, in
 /// order, as one batch. It holds at most `limits.max_query_buffer` bytes of a request that has

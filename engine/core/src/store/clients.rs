@@ -7,8 +7,6 @@
 //! Also a request's full command name for `cmd=` (`client|info`, from the command table's
 //! subcommand rows) and whether MONITOR shows it (not administrative commands).
 
-use std::collections::HashMap;
-
 use bytes::Bytes;
 
 use super::Store;
@@ -16,6 +14,7 @@ use crate::command::server::ClientCommand;
 use crate::command::table::{self, Flags, Named};
 use crate::command::txn::SessionId;
 use crate::command::ReplyError;
+use crate::fast_map::FastMap;
 use crate::resp::{Frame, Protocol};
 
 /// A connection's addresses, as the session sees them when it opens.
@@ -269,7 +268,7 @@ pub struct KillFilter {
 /// lists them as Redis does, oldest first).
 #[derive(Debug, Default)]
 pub struct Clients {
-    clients: HashMap<SessionId, Client>,
+    clients: FastMap<SessionId, Client>,
     /// Sessions that sent MONITOR, in id order.
     monitors: Vec<SessionId>,
     /// Sessions killed, whose connection has not reported closing yet: later batches from

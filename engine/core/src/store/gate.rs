@@ -9,11 +9,12 @@
 //! value that a crash could still take back.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
 use crate::command::Access;
+use crate::fast_map::FastMap;
 use crate::record::{Lsn, Record};
 use crate::resp::Frame;
 
@@ -51,7 +52,7 @@ pub(crate) struct DurabilityGate<T> {
     /// Last unreleased write to each key, one map per database (indexed by number, grown on
     /// demand: database 0's lookups cost what they did before databases), and the same in
     /// LSN order for cleaning up.
-    unreleased: Vec<HashMap<Bytes, Lsn>>,
+    unreleased: Vec<FastMap<Bytes, Lsn>>,
     unreleased_order: VecDeque<(Lsn, u16, Bytes)>,
     /// LSN of the last FLUSHDB / FLUSHALL / SWAPDB, which every read depends on until it is
     /// released.
@@ -66,7 +67,7 @@ impl<T> DurabilityGate<T> {
     pub fn new(released_lsn: Lsn) -> Self {
         DurabilityGate {
             released_lsn,
-            unreleased: vec![HashMap::new()],
+            unreleased: vec![FastMap::default()],
             unreleased_order: VecDeque::new(),
             clear_lsn: 0,
             waiting: Vec::new(),
@@ -109,7 +110,7 @@ impl<T> DurabilityGate<T> {
             Record::Set { key, .. } | Record::Update { key, .. } | Record::Delete { key } => {
                 let i = usize::from(db);
                 if self.unreleased.len() <= i {
-                    self.unreleased.resize_with(i + 1, HashMap::new);
+                    self.unreleased.resize_with(i + 1, FastMap::default);
                 }
                 self.unreleased[i].insert(key.clone(), lsn);
                 self.unreleased_order.push_back((lsn, db, key.clone()));
@@ -133,7 +134,7 @@ impl<T> DurabilityGate<T> {
         if released >= last_lsn {
             // Everything is released (the usual case after a group commit): drop the tracking
             // wholesale instead of one hash lookup and removal per key.
-            self.unreleased.iter_mut().for_each(HashMap::clear);
+            self.unreleased.iter_mut().for_each(FastMap::clear);
             self.unreleased_order.clear();
         }
         while let Some((lsn, _, _)) = self.unreleased_order.front() {

@@ -24,7 +24,7 @@ pub mod host;
 mod messages;
 pub mod stats;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use bytes::Bytes;
@@ -39,6 +39,7 @@ use crate::command::table;
 use crate::command::txn::{Emptying, SessionId, Transactions};
 use crate::command::{self, Access, Command, Context, ReplyError, ServerCommand, TxnCommand};
 use crate::error::StorageError;
+use crate::fast_map::FastMap;
 use crate::keyspace::Databases;
 use crate::pubsub::{KeyEvent, NotifyFlags, PubSub};
 use crate::record::{Lsn, Record};
@@ -144,7 +145,7 @@ pub struct Store<T> {
     dbs: Databases,
     /// Each session's selected database, when it is not 0 (as the transaction state is kept
     /// per session): database-0-only clients cost one lookup in an empty map.
-    selected: HashMap<SessionId, u16>,
+    selected: FastMap<SessionId, u16>,
     /// What the store knows of each connection (name, addresses, last command, flags).
     clients: Clients,
     /// The clock of the batch executing (Unix µs), for TIME and MONITOR.
@@ -231,7 +232,7 @@ impl<T> Store<T> {
         let run_id = run_id(now_ms, settings.process_id);
         Store {
             dbs,
-            selected: HashMap::new(),
+            selected: FastMap::default(),
             clients: Clients::default(),
             now_us: now_ms * 1000,
             argv_len: 0,
@@ -653,7 +654,8 @@ impl<T> Store<T> {
     ) -> (Frame, Lsn) {
         self.now_ms = now_ms;
         let start = self.settings.host.monotonic_ns();
-        let (reply, wait) = self.execute_request(session, proto, request, now_ms, save);
+        let (reply, wait) =
+            self.execute_request(session, proto, request, named.map(|n| n.spec), now_ms, save);
         let micros = self.settings.host.monotonic_ns().saturating_sub(start) / 1000;
         self.account(session, request, named, &reply, micros, now_ms);
         (reply, wait)
@@ -765,6 +767,7 @@ impl<T> Store<T> {
         session: SessionId,
         proto: Protocol,
         request: &[Bytes],
+        spec: Option<&'static table::CommandSpec>,
         now_ms: u64,
         save: &mut bool,
     ) -> (Frame, Lsn) {
@@ -778,7 +781,9 @@ impl<T> Store<T> {
             }
         }
         // Inside MULTI: queued, run now or refused, as the command table says.
-        let parsed = self.txns.admit(session, request, command::parse(request));
+        let parsed = self
+            .txns
+            .admit(session, request, spec, command::parse_as(spec, request));
         let cmd = match parsed {
             Ok(cmd) => cmd,
             Err(reply) => return (reply, 0),
@@ -1240,12 +1245,16 @@ impl<T> Store<T> {
             total_error_replies: self.stats.error_replies,
             rejected_calls: self.stats.rejected_calls,
             total_writes: self.stats.writes,
-            commands: self
-                .stats
-                .commands_by_name
-                .iter()
-                .map(|(k, v)| (k.to_string(), *v))
-                .collect(),
+            commands: {
+                let mut commands: Vec<_> = self
+                    .stats
+                    .commands_by_name
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), *v))
+                    .collect();
+                commands.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                commands
+            },
             errors: self
                 .stats
                 .errors_by_kind

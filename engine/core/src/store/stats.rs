@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::fast_map::FastMap;
 use crate::keyspace::Databases;
 
 /// Most arguments a slow-log entry keeps (Redis's `SLOWLOG_ENTRY_MAX_ARGC`).
@@ -78,8 +79,8 @@ pub struct Stats {
     pub error_replies: u64,
     /// Commands refused before running, unknown ones included.
     pub rejected_calls: u64,
-    /// Per command (`get`, `config|get`: the table's own names), in name order for INFO.
-    pub commands_by_name: BTreeMap<&'static str, CommandStat>,
+    /// Per command (`get`, `config|get`: the table's own names); INFO sorts them by name.
+    pub commands_by_name: FastMap<&'static str, CommandStat>,
     /// Error replies by their first word (`ERR`, `WRONGTYPE`).
     pub errors_by_kind: BTreeMap<Box<str>, u64>,
     ops: OpsSampler,

@@ -155,7 +155,7 @@ fn batch(
     Batch {
         session,
         seq,
-        requests,
+        requests: requests.into_iter().map(Into::into).collect(),
         reply_to: reply_to.clone(),
         proto: Default::default(),
     }
