@@ -205,9 +205,17 @@ impl Table {
     /// its index, the high half a new one.
     fn split(&mut self, slot: usize) {
         let index = self.dir.slots[slot] as usize;
-        let old = Arc::clone(&self.dir.segments[index]);
         let mut slot = slot;
         let dir = Arc::make_mut(&mut self.dir);
+        // Taken out of the directory: when no snapshot shares it, its entries move to the
+        // halves without a count touched; a shared one is copied (the snapshot keeps it).
+        let old = std::mem::replace(
+            &mut dir.segments[index],
+            Arc::new(Segment {
+                depth: 0,
+                map: HashTable::new(),
+            }),
+        );
         if old.depth == self.depth {
             dir.slots = dir.slots.iter().flat_map(|&s| [s, s]).collect();
             self.depth += 1;
@@ -229,12 +237,16 @@ impl Table {
             use std::hash::BuildHasher;
             hasher.hash_one(e.key())
         };
-        for entry in old.map.iter() {
-            let hash = rehash(entry);
-            let half = ((segment_bits(hash) >> (63 - old.depth)) & 1) as usize;
-            halves[half].map.insert_unique(hash, entry.clone(), rehash);
+        let old_depth = old.depth;
+        let mut place = |entry: Entry| {
+            let hash = rehash(&entry);
+            let half = ((segment_bits(hash) >> (63 - old_depth)) & 1) as usize;
+            halves[half].map.insert_unique(hash, entry, rehash);
+        };
+        match Arc::try_unwrap(old) {
+            Ok(owned) => owned.map.into_iter().for_each(&mut place),
+            Err(shared) => shared.map.iter().cloned().for_each(&mut place),
         }
-        drop(old);
         // The old segment filled 2^(depth - old.depth) slots from `start`; the upper half of
         // them now names the new segment.
         let span = 1usize << (self.depth - depth + 1);
