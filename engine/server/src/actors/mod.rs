@@ -17,6 +17,8 @@ pub mod snapshotter;
 pub mod store_owner;
 pub mod wal_writer;
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 
 use moodb_core::backend::{BackendStatus, CheckpointJob, CheckpointReport, LogEntry};
@@ -42,7 +44,8 @@ pub struct Batch {
     /// Position of this batch in the session's stream of batches.
     pub seq: u64,
     pub requests: Vec<Request>,
-    pub reply_to: Recipient<Replies>,
+    /// The session's reply address, shared (cloning a `Recipient` allocates).
+    pub reply_to: Arc<Recipient<Replies>>,
     /// The session's protocol when it read these requests (subscribed mode is RESP2's).
     pub proto: Protocol,
 }

@@ -137,6 +137,9 @@ impl AsyncWrite for CountingWrite {
 pub struct Session {
     id: SessionId,
     store: Addr<StoreOwner>,
+    /// Where the store owner sends this session's replies: made once, shared by every batch
+    /// (a fresh `ctx.address().recipient()` per batch cost three allocations).
+    reply_to: Arc<Recipient<Replies>>,
     writer: FramedWrite<Frame, CountingWrite, CountingCodec>,
     /// Reply bytes in the write buffer.
     pending_out: Pending,
@@ -220,6 +223,7 @@ impl Session {
             Session {
                 id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
                 store,
+                reply_to: Arc::new(ctx.address().recipient()),
                 writer,
                 pending_out,
                 authenticated: config.password.is_none(),
@@ -308,14 +312,14 @@ impl Session {
     }
 
     /// Sends `requests` (if any) to the store owner as one batch.
-    fn send_batch(&mut self, requests: &mut Vec<Request>, ctx: &mut Context<Self>) {
+    fn send_batch(&mut self, requests: &mut Vec<Request>) {
         if !requests.is_empty() {
             let seq = self.take_seq();
             self.store.do_send(Batch {
                 session: self.id,
                 seq,
                 requests: std::mem::take(requests),
-                reply_to: ctx.address().recipient(),
+                reply_to: Arc::clone(&self.reply_to),
                 proto: self.proto,
             });
         }
@@ -489,7 +493,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                 // batch goes to the store owner as it is (the codec drops empty requests).
                 let local = |r: &Request| r.first().is_none_or(|n| session_command(n).is_some());
                 if self.authenticated && !requests.iter().any(local) {
-                    self.send_batch(&mut requests, ctx);
+                    self.send_batch(&mut requests);
                     return;
                 }
                 let mut batch = Vec::with_capacity(requests.len());
@@ -502,12 +506,12 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                     let password = config.password.as_ref();
                     match spec.and_then(|s| s.session) {
                         Some(SessionCommand::Quit) => {
-                            self.send_batch(&mut batch, ctx);
+                            self.send_batch(&mut batch);
                             self.close_with(Frame::ok(), ctx);
                             return;
                         }
                         Some(SessionCommand::Auth) => {
-                            self.send_batch(&mut batch, ctx);
+                            self.send_batch(&mut batch);
                             let (reply, ok) = auth::auth(&request, password);
                             self.authenticated |= ok;
                             self.reply_here(reply, ctx);
@@ -516,16 +520,16 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                         Some(SessionCommand::Reset) => {
                             // The session's part: RESP2 and, with a password, not
                             // authenticated; the store resets the rest in order.
-                            self.send_batch(&mut batch, ctx);
+                            self.send_batch(&mut batch);
                             self.proto = Protocol::Resp2;
                             self.authenticated = password.is_none();
                             self.switch_at.insert(self.next_seq, Protocol::Resp2);
                             self.reset_at.push(self.next_seq);
-                            self.send_batch(&mut vec![request], ctx);
+                            self.send_batch(&mut vec![request]);
                             continue;
                         }
                         Some(SessionCommand::Hello) => {
-                            self.send_batch(&mut batch, ctx);
+                            self.send_batch(&mut batch);
                             let (reply, switches) = self.hello(&request);
                             if switches {
                                 // The reply's batch number is the next one taken.
@@ -535,7 +539,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                             continue;
                         }
                         _ if !self.authenticated && !spec.is_some_and(|s| s.is(Flags::NO_AUTH)) => {
-                            self.send_batch(&mut batch, ctx);
+                            self.send_batch(&mut batch);
                             self.reply_here(auth::noauth(), ctx);
                             continue;
                         }
@@ -543,7 +547,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
                     }
                     batch.push(request);
                 }
-                self.send_batch(&mut batch, ctx);
+                self.send_batch(&mut batch);
             }
             Err(DecodeError::Protocol(msg)) => {
                 self.close_with(ReplyError::Protocol(msg).into(), ctx)

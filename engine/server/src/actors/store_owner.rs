@@ -32,7 +32,7 @@ use crate::live::LiveConfig;
 /// Where a batch's replies go: the session and the batch's number in its stream.
 pub struct ReplyTo {
     seq: u64,
-    session: Recipient<Replies>,
+    session: Arc<Recipient<Replies>>,
 }
 
 /// The actor owning the [`Store`]; see the module documentation.
@@ -45,7 +45,7 @@ pub struct StoreOwner {
     released: Vec<Release<ReplyTo>>,
     /// Each session's address and the number of its last batch executed, for Pub/Sub
     /// messages (written after that batch's replies).
-    sessions: HashMap<SessionId, (Recipient<Replies>, u64)>,
+    sessions: HashMap<SessionId, (Arc<Recipient<Replies>>, u64)>,
     /// Each open session's control address (CLIENT KILL, MONITOR).
     controls: HashMap<SessionId, Recipient<Control>>,
     /// Told once SHUTDOWN may proceed (the listener loop then syncs the log and exits).

@@ -156,7 +156,7 @@ fn batch(
         session,
         seq,
         requests: requests.into_iter().map(Into::into).collect(),
-        reply_to: reply_to.clone(),
+        reply_to: std::sync::Arc::new(reply_to.clone()),
         proto: Default::default(),
     }
 }
