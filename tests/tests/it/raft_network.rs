@@ -3,13 +3,15 @@
 //! peers with `PeerNetwork` and answers them with `serve_peers` on a 127.0.0.1:0 listener,
 //! authenticated with the cluster secret. Election, replication and failover after the
 //! leader is killed; a node with the wrong secret refused (and the refusal logged); the
-//! leader isolated by in-test TCP proxies and healed; a new node brought up to date by a
-//! snapshot streamed in chunks after the leader purged its log. Every wait is bounded.
+//! leader isolated by in-test TCP proxies and healed, a follower isolated and healed, a
+//! follower restarted from its directory; a new node brought up to date by a snapshot streamed
+//! in chunks after the leader purged its log; strangers on the peer port, the connection limit
+//! and the frame bounds on both sides. Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +26,8 @@ use moodb_server::replication::{
 use moodb_tests::proxy::Proxy;
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::VoteRequest;
-use openraft::{BasicNode, Config, Raft, Vote};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::{BasicNode, CommittedLeaderId, Config, Entry, EntryPayload, LogId, Raft, Vote};
 
 const WAIT: Duration = Duration::from_secs(10);
 /// The whole of one test, at most.
@@ -39,9 +41,13 @@ struct Node {
     id: NodeId,
     raft: Raft<TypeConfig>,
     sm: StateMachine,
-    server: tokio::task::JoinHandle<()>,
+    /// The peer server task (taken when killed).
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The address peers dial (the proxy's when there is one).
     addr: String,
+    /// The address its peer server listens on.
+    listen: SocketAddr,
+    secret: String,
     proxy: Option<Proxy>,
     /// The address this node's outgoing connections come from.
     source: IpAddr,
@@ -59,10 +65,15 @@ impl Node {
         dbs.db0().get(key.as_bytes()).map(|v| v.data.to_vec())
     }
 
-    /// Kills the node: raft shut down, peer server aborted (its connections close).
+    /// Kills the node: raft shut down, peer server aborted (its listener and connections
+    /// closed when this returns).
     async fn kill(&self) {
         self.raft.shutdown().await.unwrap();
-        self.server.abort();
+        let server = self.server.lock().unwrap().take();
+        if let Some(server) = server {
+            server.abort();
+            assert!(server.await.unwrap_err().is_cancelled());
+        }
     }
 }
 
@@ -87,49 +98,83 @@ fn config() -> Arc<Config> {
 /// Starts node `id` with `secret`; `proxied`: peers reach it through a proxy and it dials
 /// from a loopback address of its own (127.0.0.(10 + id)), so proxies can cut it off.
 async fn start_node(id: NodeId, secret: &str, proxied: bool) -> Node {
-    let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = proxied.then(|| Proxy::start(listener.local_addr().unwrap()).unwrap());
+    boot(id, secret, tempfile::tempdir().unwrap(), listener, proxy).await
+}
+
+/// Starts `node` again after [`Node::kill`]: the same directory (its raft log and vote), the
+/// same address, the same proxy.
+async fn restart(node: Node) -> Node {
+    let Node {
+        id,
+        secret,
+        listen,
+        proxy,
+        _dir: dir,
+        ..
+    } = node;
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    boot(id, &secret, dir, listener, proxy).await
+}
+
+async fn boot(
+    id: NodeId,
+    secret: &str,
+    dir: tempfile::TempDir,
+    listener: tokio::net::TcpListener,
+    proxy: Option<Proxy>,
+) -> Node {
     let listen = listener.local_addr().unwrap();
-    let proxy = proxied.then(|| Proxy::start(listen).unwrap());
     let addr = proxy.as_ref().map_or(listen, |p| p.addr()).to_string();
-    let source: IpAddr = if proxied {
+    let source: IpAddr = if proxy.is_some() {
         format!("127.0.0.{}", 10 + id).parse().unwrap()
     } else {
         "127.0.0.1".parse().unwrap()
     };
     let log: Lines = Arc::default();
     let options = PeerOptions {
-        source_ip: proxied.then_some(source),
-        log: {
-            let log = log.clone();
-            PeerLog::new(move |line| log.lock().unwrap().push(line.to_string()))
-        },
+        source_ip: proxy.is_some().then_some(source),
+        log: collect(&log),
         ..PeerOptions::default()
     };
-    let secret = ClusterSecret::new(secret).unwrap();
+    let cluster_secret = ClusterSecret::new(secret).unwrap();
     let store = PaperRaftLog::open(Box::new(StdFs), dir.path()).unwrap();
     let sm = StateMachine::new(16, Arc::new(PaperSnapshotCodec));
     let raft = Raft::new(
         id,
         config(),
-        PeerNetwork::with_options(id, secret.clone(), options.clone()),
+        PeerNetwork::with_options(id, cluster_secret.clone(), options.clone()),
         LogStore::new(Box::new(store)),
         sm.clone(),
     )
     .await
     .unwrap();
-    let server = tokio::spawn(serve_peers_with(listener, raft.clone(), secret, options));
+    let server = tokio::spawn(serve_peers_with(
+        listener,
+        raft.clone(),
+        cluster_secret,
+        options,
+    ));
     Node {
         id,
         raft,
         sm,
-        server,
+        server: Mutex::new(Some(server)),
         addr,
+        listen,
+        secret: secret.to_string(),
         proxy,
         source,
         log,
         _dir: dir,
     }
+}
+
+/// A log sink that keeps the lines in `lines`.
+fn collect(lines: &Lines) -> PeerLog {
+    let lines = lines.clone();
+    PeerLog::new(move |line| lines.lock().unwrap().push(line.to_string()))
 }
 
 /// Three nodes (ids 1..=3) with `secret`, initialized as one cluster.
@@ -514,5 +559,283 @@ fn a_new_node_is_brought_up_to_date_by_a_snapshot_over_the_network() {
         for n in &nodes {
             n.kill().await;
         }
+    });
+}
+
+#[test]
+fn an_isolated_follower_and_a_restarted_follower_catch_up() {
+    run(async {
+        let mut nodes = cluster("s3cret", true).await;
+        let leader_id = leader_of(&nodes[0].raft, None).await;
+        let followers: Vec<NodeId> = nodes
+            .iter()
+            .map(|n| n.id)
+            .filter(|id| *id != leader_id)
+            .collect();
+        let (cut, other) = (followers[0], followers[1]);
+
+        // One follower cut off both ways: the leader commits with the other.
+        let isolated = node(&nodes, cut);
+        isolated.proxy.as_ref().unwrap().partition();
+        for n in nodes.iter().filter(|n| n.id != cut) {
+            n.proxy.as_ref().unwrap().block(isolated.source);
+        }
+        let mut last = 0;
+        for i in 0..10 {
+            last = node(&nodes, leader_id)
+                .raft
+                .client_write(set(&format!("i{i}"), "during"))
+                .await
+                .unwrap()
+                .data
+                .index;
+        }
+        applied(&node(&nodes, other).raft, last, "the other follower").await;
+        assert_eq!(isolated.value("i0"), None);
+        for n in &nodes {
+            n.proxy.as_ref().unwrap().heal();
+        }
+        applied(&isolated.raft, last, "the isolated follower caught up").await;
+        for i in 0..10 {
+            assert_eq!(
+                isolated.value(&format!("i{i}")).as_deref(),
+                Some(&b"during"[..])
+            );
+        }
+        // A leader again (the cut follower's higher term may have forced an election).
+        let leader_now = leader_of(&isolated.raft, None).await;
+
+        // The other follower is killed, misses writes, restarts from its directory on the
+        // same address; the leader's stale connection to it is replaced.
+        let at = nodes.iter().position(|n| n.id == other).unwrap();
+        let down = nodes.remove(at);
+        down.kill().await;
+        let mut missed = 0;
+        for i in 0..5 {
+            missed = node(&nodes, leader_now)
+                .raft
+                .client_write(set(&format!("d{i}"), "down"))
+                .await
+                .unwrap()
+                .data
+                .index;
+        }
+        let back = restart(down).await;
+        applied(&back.raft, missed, "the restarted follower caught up").await;
+        for i in 0..10 {
+            assert_eq!(
+                back.value(&format!("i{i}")).as_deref(),
+                Some(&b"during"[..])
+            );
+        }
+        for i in 0..5 {
+            assert_eq!(back.value(&format!("d{i}")).as_deref(), Some(&b"down"[..]));
+        }
+        nodes.push(back);
+        for n in &nodes {
+            n.kill().await;
+        }
+    });
+}
+
+/// A connection to `to` from the loopback address `from`.
+async fn connect_from(from: &str, to: SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(from.parse().unwrap(), 0))
+        .unwrap();
+    socket.connect(to).await.unwrap()
+}
+
+/// Reads until the other end closes; bounded by `within`.
+async fn closed_within(stream: &mut tokio::net::TcpStream, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0; 64];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "still open after {within:?}");
+}
+
+/// Waits (bounded) until `lines` holds a line with `what`.
+async fn logged(lines: &Lines, what: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !lines.lock().unwrap().iter().any(|l| l.contains(what)) {
+        assert!(
+            Instant::now() < deadline,
+            "no line with {what:?} in {:?}",
+            lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn append_of(entries: usize, value_len: usize) -> AppendEntriesRequest<TypeConfig> {
+    AppendEntriesRequest {
+        vote: Vote::new(0, 2),
+        prev_log_id: None,
+        entries: (1..=entries as u64)
+            .map(|index| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(0, 2), index),
+                payload: EntryPayload::Normal(set("k", &"v".repeat(value_len))),
+            })
+            .collect(),
+        leader_commit: None,
+    }
+}
+
+#[test]
+fn the_peer_port_refuses_strangers_and_bounds_connections_and_frames() {
+    run(async {
+        let lines: Lines = Arc::default();
+        let secret = ClusterSecret::new("s3cret").unwrap();
+        let options = PeerOptions {
+            handshake_timeout: Duration::from_millis(500),
+            max_connections: 3,
+            max_frame: 64 << 10,
+            log: collect(&lines),
+            ..PeerOptions::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let raft = Raft::new(
+            1,
+            config(),
+            PeerNetwork::with_options(1, secret.clone(), options.clone()),
+            LogStore::new(Box::new(
+                PaperRaftLog::open(Box::new(StdFs), dir.path()).unwrap(),
+            )),
+            StateMachine::new(16, Arc::new(PaperSnapshotCodec)),
+        )
+        .await
+        .unwrap();
+        raft.initialize(BTreeMap::from([(1, BasicNode::new(addr.to_string()))]))
+            .await
+            .unwrap();
+        leader_of(&raft, None).await;
+        let server = tokio::spawn(serve_peers_with(
+            listener,
+            raft.clone(),
+            secret.clone(),
+            options,
+        ));
+
+        // Something that is not a raft peer is closed on and logged.
+        let mut http = connect_from("127.0.0.21", addr).await;
+        tokio::io::AsyncWriteExt::write_all(&mut http, b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        closed_within(&mut http, Duration::from_secs(2)).await;
+        logged(
+            &lines,
+            &format!(
+                "moodb: refused raft peer {}: not a moodb raft peer (an unreadable hello)",
+                http.local_addr().unwrap()
+            ),
+        )
+        .await;
+
+        // Three silent connections fill the limit; a fourth is closed at once; the silent
+        // ones are closed after the handshake timeout.
+        let mut silent = Vec::new();
+        for _ in 0..3 {
+            silent.push(connect_from("127.0.0.22", addr).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut fourth = connect_from("127.0.0.23", addr).await;
+        let started = Instant::now();
+        closed_within(&mut fourth, Duration::from_millis(400)).await;
+        assert!(started.elapsed() < Duration::from_millis(400));
+        logged(
+            &lines,
+            &format!(
+                "moodb: refused raft peer {}: 3 connections already",
+                fourth.local_addr().unwrap()
+            ),
+        )
+        .await;
+        for s in &mut silent {
+            closed_within(s, Duration::from_secs(3)).await;
+        }
+        logged(&lines, ": no handshake within 500ms").await;
+        // One line for the three, the others counted when the next is logged.
+        let about_22 = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("127.0.0.22:"))
+            .count();
+        assert_eq!(about_22, 1, "{:?}", lines.lock().unwrap());
+
+        // An authenticated peer is served once they are gone.
+        let quiet = || PeerOptions {
+            log: PeerLog::new(|_| {}),
+            ..PeerOptions::default()
+        };
+        let node1 = BasicNode::new(addr.to_string());
+        let mut net = PeerNetwork::with_options(2, secret.clone(), quiet());
+        let mut client = net.new_client(1, &node1).await;
+        let answer = client
+            .vote(
+                VoteRequest::new(Vote::new(0, 2), None),
+                RPCOption::new(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+        assert!(!answer.vote_granted, "{answer:?}");
+
+        // The dialer splits a batch too large for its frames and refuses a single entry
+        // that cannot fit; the listener closes on a frame above its own limit.
+        let mut small = PeerNetwork::with_options(
+            2,
+            secret.clone(),
+            PeerOptions {
+                max_frame: 16 << 10,
+                ..quiet()
+            },
+        );
+        let mut client = small.new_client(1, &node1).await;
+        let opt = RPCOption::new(Duration::from_secs(1));
+        match client
+            .append_entries(append_of(100, 1000), opt.clone())
+            .await
+        {
+            Err(RPCError::PayloadTooLarge(p)) => assert_eq!(p.entries_hint(), 50),
+            other => panic!("{other:?}"),
+        }
+        match client
+            .append_entries(append_of(1, 32 << 10), opt.clone())
+            .await
+        {
+            Err(RPCError::Unreachable(u)) => {
+                assert!(u.to_string().contains("exceeds the limit of 16384"), "{u}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut client = net.new_client(1, &node1).await;
+        match client.append_entries(append_of(1, 100 << 10), opt).await {
+            Err(RPCError::Network(_)) => {}
+            other => panic!("{other:?}"),
+        }
+        logged(&lines, "exceeds the limit of 65536").await;
+        // And the node goes on serving.
+        let mut client = net.new_client(1, &node1).await;
+        client
+            .vote(
+                VoteRequest::new(Vote::new(0, 2), None),
+                RPCOption::new(Duration::from_secs(1)),
+            )
+            .await
+            .unwrap();
+
+        raft.shutdown().await.unwrap();
+        server.abort();
     });
 }
