@@ -841,3 +841,73 @@ fn the_peer_port_refuses_strangers_and_bounds_connections_and_frames() {
         server.abort();
     });
 }
+
+#[test]
+fn a_pooled_connection_that_died_while_idle_is_redialed_transparently() {
+    run(async {
+        let secret = ClusterSecret::new("s3cret").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let raft = Raft::new(
+            1,
+            config(),
+            PeerNetwork::new(1, secret.clone()),
+            LogStore::new(Box::new(
+                PaperRaftLog::open(Box::new(StdFs), dir.path()).unwrap(),
+            )),
+            StateMachine::new(16, Arc::new(PaperSnapshotCodec)),
+        )
+        .await
+        .unwrap();
+        let lines: Lines = Arc::default();
+        let options = PeerOptions {
+            log: collect(&lines),
+            ..PeerOptions::default()
+        };
+        let server = tokio::spawn(serve_peers_with(
+            listener,
+            raft.clone(),
+            secret.clone(),
+            options.clone(),
+        ));
+        let mut net = PeerNetwork::with_options(2, secret.clone(), options.clone());
+        let node1 = BasicNode::new(addr.to_string());
+        let vote = |term| VoteRequest::new(Vote::new(term, 2), None);
+        let opt = RPCOption::new(Duration::from_secs(1));
+        // A vote client, dropped after its request: its connection goes to the pool.
+        let granted = net
+            .new_client(1, &node1)
+            .await
+            .vote(vote(1), opt.clone())
+            .await
+            .unwrap();
+        assert!(granted.vote_granted, "{granted:?}");
+
+        // The peer server restarts on the same address: the pooled connection is dead.
+        server.abort();
+        assert!(server.await.unwrap_err().is_cancelled());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let server = tokio::spawn(serve_peers_with(
+            listener,
+            raft.clone(),
+            secret.clone(),
+            options,
+        ));
+        let again = net
+            .new_client(1, &node1)
+            .await
+            .vote(vote(2), opt)
+            .await
+            .unwrap();
+        assert!(again.vote_granted, "{again:?}");
+        assert_eq!(raft.metrics().borrow().current_term, 2);
+        assert!(
+            lines.lock().unwrap().is_empty(),
+            "{:?}",
+            lines.lock().unwrap()
+        );
+        raft.shutdown().await.unwrap();
+        server.abort();
+    });
+}

@@ -68,7 +68,8 @@ pub async fn serve_peers_with(
                 }
                 Err(e) => {
                     // Out of descriptors and the like: transient; do not spin.
-                    shared.options.log.line(&format!("moodb: raft peer accept failed: {e}"));
+                    let nowhere = IpAddr::from([0, 0, 0, 0]);
+                    shared.log_limited(nowhere, &format!("moodb: raft peer accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
