@@ -134,6 +134,17 @@ impl Spiller {
     }
 }
 
+/// Whether a command reads the values of its keys (those that look only at a key's existence,
+/// type or expiry, or replace it whole, do not: a damaged value can still be deleted).
+fn needs_values(name: &str, request: &[Bytes]) -> bool {
+    match name {
+        "del" | "unlink" | "exists" | "type" | "ttl" | "pttl" | "expiretime" | "pexpiretime"
+        | "touch" => false,
+        "set" => request.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")),
+        _ => true,
+    }
+}
+
 /// The key arguments of `request` by `row`'s key positions (Redis's first, last, step).
 fn key_args<'r>(row: &table::CommandSpec, request: &'r [Bytes]) -> impl Iterator<Item = &'r Bytes> {
     let argc = request.len() as i64;
@@ -253,7 +264,7 @@ impl<T> Store<T> {
             note.1 |= denyoom;
             return Ok(());
         }
-        if self.spilled_figures().0 == 0 {
+        if self.spilled_figures().0 == 0 || !needs_values(name, request) {
             return Ok(());
         }
         let db = self.selected_db(session);
