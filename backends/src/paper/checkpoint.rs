@@ -192,7 +192,10 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
             Some(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("checkpoint format version {} holds no pointers", self.version),
+                    format!(
+                        "checkpoint format version {} holds no pointers",
+                        self.version
+                    ),
                 ))
             }
             None => {

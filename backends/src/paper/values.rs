@@ -379,8 +379,14 @@ mod tests {
             "values-0000000000 at offset 35: checksum mismatch (value damaged)"
         );
         assert!(check_segment("values-0000000000", &bytes).is_err());
-        let past = ValuePtr { offset: 1 << 20, ..a };
-        assert!(matches!(values.get(past), Err(ValueError::Truncated { .. })));
+        let past = ValuePtr {
+            offset: 1 << 20,
+            ..a
+        };
+        assert!(matches!(
+            values.get(past),
+            Err(ValueError::Truncated { .. })
+        ));
         assert_eq!(parse_segment_name("values-0000000007"), Some(7));
         assert_eq!(parse_segment_name("values-7"), None);
     }

@@ -120,10 +120,16 @@ fn maxmemory_is_configured_and_reported() {
     assert_eq!(info_field(&mut con, "maxmemory"), "67108864");
     assert_eq!(info_field(&mut con, "maxmemory_human"), "64.00M");
     assert_eq!(info_field(&mut con, "maxmemory_policy"), "spill");
-    let err = q::<String>(&mut con, &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"])
-        .unwrap_err()
-        .to_string();
-    assert!(err.contains("must be one of the following: noeviction, spill"), "{err}");
+    let err = q::<String>(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("must be one of the following: noeviction, spill"),
+        "{err}"
+    );
     // The RON file's units, and the flag's.
     let s = TestServer::start(ServerOptions {
         config: Some(r#"(maxmemory: "2kb", maxmemory_policy: Some("noeviction"))"#.into()),
@@ -144,8 +150,7 @@ fn sled_refuses_spill_at_start_with_a_clear_message() {
     });
     let err = refused.err().expect("refused").to_string();
     assert!(
-        err.contains("maxmemory-policy spill needs value segments")
-            && err.contains("sled backend"),
+        err.contains("maxmemory-policy spill needs value segments") && err.contains("sled backend"),
         "{err}"
     );
     // noeviction is fine on sled; CONFIG SET cannot switch it to spill.
@@ -206,7 +211,12 @@ fn fill(con: &mut redis::Connection) -> usize {
 #[test]
 fn four_times_maxmemory_reads_back_stays_bounded_and_survives_restarts() {
     // No checkpoint on size or time first: recovery replays the log.
-    let mut s = spill_server(&["--checkpoint-log-bytes", "0", "--checkpoint-interval-ms", "0"]);
+    let mut s = spill_server(&[
+        "--checkpoint-log-bytes",
+        "0",
+        "--checkpoint-interval-ms",
+        "0",
+    ]);
     let mut con = s.connect().unwrap();
     let pid = s.pid().unwrap();
     let baseline = resident_bytes(pid).unwrap();
@@ -214,14 +224,22 @@ fn four_times_maxmemory_reads_back_stays_bounded_and_survives_restarts() {
     // Spilling runs after each batch: by now the key space is within the limit.
     let deadline = Instant::now() + Duration::from_secs(5);
     while info_field(&mut con, "used_memory").parse::<u64>().unwrap() > 4 << 20 {
-        assert!(Instant::now() < deadline, "memory never came under maxmemory");
+        assert!(
+            Instant::now() < deadline,
+            "memory never came under maxmemory"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let spilled: u64 = info_field(&mut con, "moodb_spilled_keys").parse().unwrap();
     let on_disk: u64 = info_field(&mut con, "moodb_spilled_bytes").parse().unwrap();
     assert!(spilled > (n / 2) as u64, "{spilled} of {n} keys spilled");
     assert!(on_disk > 12 << 20, "{on_disk} bytes on disk");
-    assert!(info_field(&mut con, "moodb_value_segment_bytes").parse::<u64>().unwrap() >= on_disk);
+    assert!(
+        info_field(&mut con, "moodb_value_segment_bytes")
+            .parse::<u64>()
+            .unwrap()
+            >= on_disk
+    );
     check_all(&mut con, n);
     // Reading every value back brings each in and spills it again; memory stays bounded.
     let resident = resident_bytes(pid).unwrap();
@@ -255,10 +273,19 @@ fn four_times_maxmemory_reads_back_stays_bounded_and_survives_restarts() {
     s.kill9().unwrap();
     s.restart().unwrap();
     let mut con = s.connect().unwrap();
-    assert!(info_field(&mut con, "moodb_spilled_keys").parse::<u64>().unwrap() > 0);
+    assert!(
+        info_field(&mut con, "moodb_spilled_keys")
+            .parse::<u64>()
+            .unwrap()
+            > 0
+    );
     for i in 0..n {
         let got: Vec<u8> = q(&mut con, &["GET", &format!("key:{i}")]).unwrap();
-        let want = if i < 200 { b"after".to_vec() } else { value_of(i) };
+        let want = if i < 200 {
+            b"after".to_vec()
+        } else {
+            value_of(i)
+        };
         assert!(got == want, "key:{i} differs after the checkpoint");
     }
 }

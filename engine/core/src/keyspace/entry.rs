@@ -239,7 +239,10 @@ mod tests {
             let e = Entry::spilled(b"some key", ptr, at);
             assert_eq!(e.parts(), (&b"some key"[..], Stored::OnDisk(ptr), at));
             assert_eq!((e.spilled_ptr(), e.inline_value()), (Some(ptr), &[][..]));
-            assert_eq!(e.heap_len(), 1 + 1 + 8 + if at.is_some() { 8 } else { 0 } + 20);
+            assert_eq!(
+                e.heap_len(),
+                1 + 1 + 8 + if at.is_some() { 8 } else { 0 } + 20
+            );
         }
         assert_eq!(Entry::new(b"k", b"v", None).spilled_ptr(), None);
     }

@@ -140,7 +140,10 @@ fn needs_values(name: &str, request: &[Bytes]) -> bool {
     match name {
         "del" | "unlink" | "exists" | "type" | "ttl" | "pttl" | "expiretime" | "pexpiretime"
         | "touch" => false,
-        "set" => request.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET")),
+        "set" => request
+            .iter()
+            .skip(3)
+            .any(|a| a.eq_ignore_ascii_case(b"GET")),
         _ => true,
     }
 }
@@ -321,7 +324,9 @@ impl<T> Store<T> {
 
     fn queue(&mut self, db: u16, key: &Bytes) {
         self.spiller.queued_bytes += QUEUED_OVERHEAD + key.len() as u64;
-        self.spiller.queue.push_back((db, Bytes::copy_from_slice(key)));
+        self.spiller
+            .queue
+            .push_back((db, Bytes::copy_from_slice(key)));
         if self.spiller.queue.len() > 2 * self.dbs.len() + 1024 {
             self.seed();
         }
@@ -448,7 +453,10 @@ mod tests {
         assert!(m.check("sled").is_err_and(|e| e.contains("sled backend")));
         m.policy = Some(MaxmemoryPolicy::NoEviction);
         assert!(m.check("sled").is_ok());
-        assert_eq!(MaxmemoryPolicy::parse("SPILL"), Some(MaxmemoryPolicy::Spill));
+        assert_eq!(
+            MaxmemoryPolicy::parse("SPILL"),
+            Some(MaxmemoryPolicy::Spill)
+        );
         assert_eq!(MaxmemoryPolicy::parse("allkeys-lru"), None);
     }
 }
