@@ -65,6 +65,11 @@ struct Report {
     /// Entries read (all of them, or those before the damage).
     entries_read: u64,
     keys_with_expiry: u64,
+    /// Entries whose value is in a value segment (format 3), and those values' bytes.
+    #[serde(skip_serializing_if = "is_zero")]
+    spilled_keys: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    spilled_bytes: u64,
     /// Each database holding entries, in database order.
     databases: Vec<DbCount>,
     key_bytes: Option<SizeStats>,
@@ -95,6 +100,13 @@ struct KeyView {
     key: Shown,
     value_len: usize,
     expires_at_ms: Option<u64>,
+    /// Where a spilled value is: `values-<n> @ offset, crc 0x...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pointer: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The entries of one database.
@@ -144,6 +156,8 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
         damage: None,
         entries_read: 0,
         keys_with_expiry: 0,
+        spilled_keys: 0,
+        spilled_bytes: 0,
         databases: Vec::new(),
         key_bytes: None,
         value_bytes: None,
@@ -206,7 +220,12 @@ fn read_entries(
     }
     let (mut key_sizes, mut value_sizes) = (Vec::new(), Vec::new());
     let mut per_db = std::collections::BTreeMap::<u16, DbCount>::new();
-    for (db, key, value) in reader.entries().map_while(Result::ok) {
+    for (db, key, value, ptr) in reader.entries_with_pointers().map_while(Result::ok) {
+        let value_len = ptr.map_or(value.data.len(), |p| p.len as usize);
+        if let Some(p) = ptr {
+            report.spilled_keys += 1;
+            report.spilled_bytes += u64::from(p.len);
+        }
         let count = per_db.entry(db).or_insert(DbCount {
             db,
             keys: 0,
@@ -215,14 +234,22 @@ fn read_entries(
         count.keys += 1;
         count.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         key_sizes.push(key.len() as u64);
-        value_sizes.push(value.data.len() as u64);
+        value_sizes.push(value_len as u64);
         report.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         if let Some(keys) = report.keys.as_mut() {
             keys.push(KeyView {
                 db,
                 key: Shown::new(&key, args.full),
-                value_len: value.data.len(),
+                value_len,
                 expires_at_ms: value.expires_at_ms,
+                pointer: ptr.map(|p| {
+                    format!(
+                        "{} @ {}, crc 0x{:08x}",
+                        moodb_backends::paper::values::segment_name(p.segment),
+                        p.offset,
+                        p.crc
+                    )
+                }),
             });
         }
     }
@@ -269,6 +296,14 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
         }
     }
     writeln!(out, "  expiring keys   {}", report.keys_with_expiry)?;
+    if report.spilled_keys > 0 {
+        writeln!(
+            out,
+            "  spilled keys    {} ({} in value segments)",
+            report.spilled_keys,
+            plural(report.spilled_bytes, "byte", "bytes")
+        )?;
+    }
     for d in &report.databases {
         writeln!(
             out,
@@ -304,6 +339,9 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
                 k.key,
                 plural(k.value_len as u64, "byte", "bytes")
             )?;
+            if let Some(p) = &k.pointer {
+                write!(out, " in {p}")?;
+            }
             match k.expires_at_ms {
                 Some(ms) => writeln!(out, ", expires {}", time::utc(ms))?,
                 None => writeln!(out)?,
