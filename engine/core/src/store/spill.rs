@@ -369,6 +369,12 @@ impl<T> Store<T> {
     /// One bounded step: moves values to disk, front of the queue first, until the memory
     /// figure is under the target or `budget` bytes of values have moved.
     pub(super) fn spill_step(&mut self, budget: u64) {
+        let target = self.settings.memory.maxmemory / 100 * SPILL_TARGET_PERCENT;
+        self.spill_until(target, budget);
+    }
+
+    /// [`Store::spill_step`] down to `target` bytes.
+    fn spill_until(&mut self, target: u64, budget: u64) {
         let memory = &self.settings.memory;
         if !memory.spilling() {
             if self.spiller.seeded {
@@ -381,7 +387,6 @@ impl<T> Store<T> {
         let Some(values) = memory.values.clone() else {
             return;
         };
-        let target = memory.maxmemory / 100 * SPILL_TARGET_PERCENT;
         if self.used_memory() <= target {
             return;
         }
@@ -421,6 +426,153 @@ impl<T> Store<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::backend::BackendStatus;
+    use crate::keyspace::Keyspace;
+    use crate::value_store::MemValueStore;
+
+    fn run(store: &mut Store<()>, session: SessionId, words: &[String]) -> Frame {
+        let req: Vec<Bytes> = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
+        let release = match store.execute(session, &[req], (), 1_000_000) {
+            Some(r) => r,
+            None => {
+                store.take_records();
+                let mut out = Vec::new();
+                store.on_durable(store.last_lsn(), BackendStatus::default(), &mut out);
+                out.pop().expect("released")
+            }
+        };
+        release.frames.into_iter().next().expect("one reply")
+    }
+
+    fn store(memory: MemorySettings) -> Store<()> {
+        let settings = crate::store::StoreSettings {
+            memory,
+            ..crate::store::test_settings()
+        };
+        Store::new(
+            Keyspace::new(),
+            0,
+            BackendStatus::default(),
+            settings,
+            1_000_000,
+        )
+    }
+
+    /// The same random commands to a store that keeps everything in memory and to one that
+    /// spills every value of 64 bytes or more after each batch: the replies are equal, so
+    /// every command sees a spilled value as it was (the key positions cover what it reads).
+    #[test]
+    fn a_store_that_spills_everything_answers_as_one_that_spills_nothing() {
+        let values = MemValueStore::shared();
+        let mut plain = store(MemorySettings::default());
+        // A limit never reached, and every value moved out after each command.
+        let mut spilling = store(MemorySettings {
+            maxmemory: 1 << 40,
+            policy: Some(MaxmemoryPolicy::Spill),
+            values: Some(values.clone()),
+        });
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut max_spilled = 0;
+        for _ in 0..6000 {
+            let k = |n: u64| format!("k{n}");
+            let key = k(next(40));
+            let other = k(next(40));
+            let value: String = (0..40 + next(200))
+                .map(|i| (b'a' + ((i + next(3)) % 26) as u8) as char)
+                .collect();
+            let words: Vec<String> = match next(22) {
+                0..=3 => vec!["SET".into(), key, value],
+                4..=6 => vec!["GET".into(), key],
+                7 => vec!["APPEND".into(), key, value],
+                8 => vec!["GETRANGE".into(), key, "3".into(), "70".into()],
+                9 => vec!["STRLEN".into(), key],
+                10 => vec!["MGET".into(), key, other],
+                11 => vec!["GETSET".into(), key, value],
+                12 => vec!["COPY".into(), key, other, "REPLACE".into()],
+                13 => vec!["RENAME".into(), key, other],
+                14 => vec!["SETRANGE".into(), key, "10".into(), "XY".into()],
+                15 => vec!["EXPIRE".into(), key, "1000".into()],
+                16 => vec!["PERSIST".into(), key],
+                17 => vec!["SET".into(), key, value, "GET".into()],
+                18 => vec!["LCS".into(), key, other, "LEN".into()],
+                19 => vec!["MOVE".into(), key, "1".into()],
+                20 => vec!["DEL".into(), key],
+                _ => vec!["GETDEL".into(), key],
+            };
+            let session = if next(8) == 0 { 2 } else { 1 };
+            let multi = next(10) == 0;
+            if multi {
+                let m = vec!["MULTI".to_string()];
+                assert_eq!(
+                    run(&mut plain, session, &m),
+                    run(&mut spilling, session, &m)
+                );
+            }
+            assert_eq!(
+                run(&mut plain, session, &words),
+                run(&mut spilling, session, &words),
+                "{words:?}"
+            );
+            if multi {
+                let get = vec!["GET".to_string(), k(next(40))];
+                assert_eq!(
+                    run(&mut plain, session, &get),
+                    run(&mut spilling, session, &get)
+                );
+                let exec = vec!["EXEC".to_string()];
+                assert_eq!(
+                    run(&mut plain, session, &exec),
+                    run(&mut spilling, session, &exec)
+                );
+            }
+            spilling.spill_until(0, u64::MAX);
+            max_spilled = max_spilled.max(spilling.spilled_figures().0);
+            if next(50) == 0 {
+                let db = if next(2) == 0 { "0" } else { "1" };
+                for s in [&mut plain, &mut spilling] {
+                    run(s, 1, &["SELECT".into(), db.into()]);
+                }
+            }
+        }
+        assert_eq!(plain.spilled_figures(), (0, 0));
+        assert!(max_spilled > 10, "{max_spilled} keys spilled at most");
+        assert!(spilling.spiller.read_back > 100);
+    }
+
+    #[test]
+    fn a_damaged_value_is_an_error_reply_and_the_key_can_still_go() {
+        let values = MemValueStore::shared();
+        let mut s = store(MemorySettings {
+            maxmemory: 1,
+            policy: None,
+            values: Some(values.clone()),
+        });
+        let big = "x".repeat(100);
+        let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        run(&mut s, 1, &w(&["SET", "k", &big]));
+        let ptr = s.dbs.db0().spilled(b"k").expect("spilled after the batch");
+        values.damage(ptr);
+        assert_eq!(
+            run(&mut s, 1, &w(&["GET", "k"])),
+            Frame::Error(
+                "ERR the value of 'k' cannot be read: mem-values-0 at offset 0: checksum \
+                 mismatch (value damaged)"
+                    .into()
+            )
+        );
+        assert_eq!(run(&mut s, 1, &w(&["EXISTS", "k"])), Frame::Integer(1));
+        assert_eq!(run(&mut s, 1, &w(&["DEL", "k"])), Frame::Integer(1));
+        assert_eq!(s.spilled_figures(), (0, 0));
+    }
 
     #[test]
     fn key_positions_follow_the_table() {
