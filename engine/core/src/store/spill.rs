@@ -240,8 +240,8 @@ impl<T> Store<T> {
             let refuse = denyoom
                 || exec_denyoom
                 || (in_multi && !matches!(name, "exec" | "discard" | "quit" | "reset"));
-            if refuse && self.out_of_memory() {
-                let err: Frame = ReplyError::Oom.into();
+            if let (true, Some(err)) = (refuse, self.out_of_memory()) {
+                let err: Frame = err.into();
                 return Err(if in_multi && name != "exec" {
                     self.txns.queue(session, Err(err))
                 } else {
@@ -283,18 +283,20 @@ impl<T> Store<T> {
         Ok(())
     }
 
-    /// Whether a write that may grow memory is refused: past `maxmemory` under `noeviction`;
+    /// Why a write that may grow memory is refused: past `maxmemory` under `noeviction`;
     /// under `spill`, past it with nothing left to move (the keys and pointers alone).
-    fn out_of_memory(&mut self) -> bool {
+    fn out_of_memory(&mut self) -> Option<ReplyError> {
         let max = self.settings.memory.maxmemory;
         if self.used_memory() <= max {
-            return false;
+            return None;
         }
         match self.settings.memory.effective_policy() {
-            MaxmemoryPolicy::NoEviction => true,
+            MaxmemoryPolicy::NoEviction => Some(ReplyError::Oom),
             MaxmemoryPolicy::Spill => {
                 self.spill_step(BATCH_BUDGET);
-                self.used_memory() > max && self.spiller.queue.is_empty()
+                let used = self.used_memory();
+                (used > max && self.spiller.queue.is_empty())
+                    .then_some(ReplyError::OomKeys { used, max })
             }
         }
     }
@@ -552,6 +554,45 @@ mod tests {
         assert_eq!(plain.spilled_figures(), (0, 0));
         assert!(max_spilled > 10, "{max_spilled} keys spilled at most");
         assert!(spilling.spiller.read_back > 100);
+    }
+
+    #[test]
+    fn keys_alone_past_the_limit_get_oom_with_the_figures() {
+        let mut s = store(MemorySettings {
+            maxmemory: 2000,
+            policy: None,
+            values: Some(MemValueStore::shared()),
+        });
+        let big = "x".repeat(500);
+        let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        // Large values spill: far more than 2,000 bytes of them fit.
+        for i in 0..20 {
+            assert_eq!(
+                run(&mut s, 1, &w(&["SET", &format!("big{i}"), &big])),
+                Frame::ok()
+            );
+        }
+        assert!(s.spilled_figures().0 >= 15);
+        // Small ones cannot: the keys alone pass the limit.
+        let mut refused = None;
+        for i in 0..100 {
+            match run(&mut s, 1, &w(&["SET", &format!("small{i}"), "v"])) {
+                Frame::Error(text) => {
+                    refused = Some(text);
+                    break;
+                }
+                reply => assert_eq!(reply, Frame::ok()),
+            }
+        }
+        let text = refused.expect("refused before 100 small keys");
+        assert!(text.starts_with("OOM command not allowed when used memory > 'maxmemory': "));
+        assert!(text.contains("maxmemory 2000; raise maxmemory"), "{text}");
+        // Reads and deletes go on.
+        assert_eq!(
+            run(&mut s, 1, &w(&["GET", "big3"])),
+            Frame::bulk(big.as_str())
+        );
+        assert_eq!(run(&mut s, 1, &w(&["DEL", "small0"])), Frame::Integer(1));
     }
 
     #[test]
