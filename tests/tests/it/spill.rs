@@ -311,12 +311,28 @@ fn a_damaged_value_segment_is_an_error_never_a_wrong_value() {
     assert!(text.contains("format version  3"), "{text}");
     assert!(text.contains("spilled keys    "), "{text}");
     assert!(text.contains(" in values-0000000000 @ "), "{text}");
+    assert!(
+        text.contains("value segment   values-0000000000: ")
+            && text.contains("every checksum holds"),
+        "{text}"
+    );
     // Flip one byte in the middle of the first segment's values.
     let seg = s.data_dir.join("values-0000000000");
     let mut bytes = std::fs::read(&seg).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x5a;
     std::fs::write(&seg, &bytes).unwrap();
+    let out = std::process::Command::new(moodb_binary().unwrap())
+        .args(["snapshot", "inspect"])
+        .arg(&s.data_dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("DAMAGED: values-0000000000 at offset"),
+        "{text}"
+    );
     s.restart().unwrap();
     let mut con = s.connect().unwrap();
     let mut damaged = 0;
