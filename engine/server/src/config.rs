@@ -368,6 +368,29 @@ mod tests {
     }
 
     #[test]
+    fn maxmemory_takes_redis_units_and_survives_a_rewrite() {
+        let c =
+            Config::parse(r#"(maxmemory: "64mb", maxmemory_policy: Some("noeviction"))"#).unwrap();
+        assert_eq!(c.maxmemory, 64 << 20);
+        assert_eq!(Config::parse("(maxmemory: 1000)").unwrap().maxmemory, 1000);
+        assert!(Config::parse(r#"(maxmemory: "64xb")"#)
+            .unwrap_err()
+            .contains("not a memory value"));
+        assert_eq!(Config::parse(&c.to_ron().unwrap()).unwrap(), c);
+        let mut bad = Config::default();
+        bad.maxmemory_policy = Some("allkeys-lru".into());
+        assert!(bad.validate().is_err());
+        let sled = Config {
+            backend: "sled".into(),
+            maxmemory: 1 << 20,
+            ..Config::default()
+        };
+        let err = sled.validate().unwrap_err().to_string();
+        assert!(err.contains("sled backend"), "{err}");
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
     fn mistakes_are_reported() {
         assert!(Config::parse(r#"(sync: "sometimes")"#)
             .unwrap_err()
