@@ -377,8 +377,10 @@ mod tests {
             .unwrap_err()
             .contains("not a memory value"));
         assert_eq!(Config::parse(&c.to_ron().unwrap()).unwrap(), c);
-        let mut bad = Config::default();
-        bad.maxmemory_policy = Some("allkeys-lru".into());
+        let bad = Config {
+            maxmemory_policy: Some("allkeys-lru".into()),
+            ..Config::default()
+        };
         assert!(bad.validate().is_err());
         let sled = Config {
             backend: "sled".into(),
