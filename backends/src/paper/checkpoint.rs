@@ -7,7 +7,7 @@
 //! | offset | size | field                                      |
 //! |--------|------|--------------------------------------------|
 //! | 0      | 8    | magic `MOODBCKP`                           |
-//! | 8      | 4    | format version (2; 1 is read too)          |
+//! | 8      | 4    | format version (3; 1 and 2 are read too)   |
 //! | 12     | 4    | reserved, 0                                |
 //! | 16     | 8    | LSN: the state is the one after this record |
 //! | 24     | 8    | key count                                  |
@@ -19,19 +19,28 @@
 //! u32 CRC32C of the database and reserved bytes then the body, body; every entry of a block
 //! is in the block's database. Version 1's blocks have no database field (12-byte header,
 //! CRC of the body alone) and hold database 0. An entry: u32 key length, key, u32 value length, value, u64 expiry in Unix ms (0 = none).
+//! Version 3 (issue 15) adds spilled values: a value length with its top bit set
+//! ([`POINTER_FLAG`]) is `0x8000_0014` and the 20 bytes after it are a pointer into a value
+//! segment (u32 segment, u64 offset, u32 length, u32 CRC32C; `paper/values.rs`), not the value.
+//! Versions 1 and 2 never set the bit (values are at most 512 MB).
 //! Footer (24 bytes): u32 0 (end marker), u32 0, u64 key count again, u32 CRC32C of every byte
 //! before the footer, 4 bytes `CEND`.
 
 use std::io;
 
 use bytes::Bytes;
+use moodb_core::value_store::ValuePtr;
 use moodb_core::{Databases, Lsn, Value, ValueRef};
 
 use super::log::{u32_at, u64_at};
 
 pub const CHECKPOINT_MAGIC: &[u8; 8] = b"MOODBCKP";
-/// The version this build writes: 2 gave each block a database.
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// The version this build writes: 2 gave each block a database, 3 pointers to spilled values.
+pub const CHECKPOINT_VERSION: u32 = 3;
+/// Version 2: databases, no pointers; still read, and written only for tests.
+pub const CHECKPOINT_VERSION_2: u32 = 2;
+/// The top bit of a version 3 value length: the entry holds a [`ValuePtr`], not the value.
+pub const POINTER_FLAG: u32 = 0x8000_0000;
 /// The first version: database 0 only; still read, and written only for tests.
 pub const CHECKPOINT_VERSION_1: u32 = 1;
 pub const CHECKPOINT_HEADER_LEN: usize = 48;
@@ -175,9 +184,26 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
         let b = &mut self.block;
         b.extend_from_slice(&(key.len() as u32).to_le_bytes());
         b.extend_from_slice(key);
-        let data = value.data();
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(data);
+        match value.spilled() {
+            Some(ptr) if self.version >= CHECKPOINT_VERSION => {
+                b.extend_from_slice(&(POINTER_FLAG | ValuePtr::ENCODED_LEN as u32).to_le_bytes());
+                b.extend_from_slice(&ptr.encode());
+            }
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "checkpoint format version {} holds no pointers",
+                        self.version
+                    ),
+                ))
+            }
+            None => {
+                let data = value.data();
+                b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                b.extend_from_slice(data);
+            }
+        }
         b.extend_from_slice(&value.expires_at_ms().unwrap_or(0).to_le_bytes());
         self.count += 1;
         self.added += 1;
@@ -214,11 +240,18 @@ impl<W: FnMut(&[u8]) -> io::Result<()>> CheckpointWriter<W> {
 pub trait EntryValue {
     fn data(&self) -> &[u8];
     fn expires_at_ms(&self) -> Option<u64>;
+    /// Where the value is when it is spilled (`data` is not used then).
+    fn spilled(&self) -> Option<ValuePtr> {
+        None
+    }
 }
 
 impl EntryValue for ValueRef<'_> {
     fn data(&self) -> &[u8] {
         self.data
+    }
+    fn spilled(&self) -> Option<ValuePtr> {
+        self.spilled
     }
     fn expires_at_ms(&self) -> Option<u64> {
         self.expires_at_ms
@@ -316,11 +349,48 @@ impl<'a> CheckpointReader<'a> {
         self.header
     }
 
-    /// Every entry in file order; stops after the first error.
+    /// Every entry in file order with the pointer of a spilled value (whose `Value` has no
+    /// bytes then); stops after the first error.
+    pub fn entries_with_pointers(
+        &self,
+    ) -> impl Iterator<Item = Result<(u16, Bytes, Value, Option<ValuePtr>), CheckpointError>> + 'a
+    {
+        let mut entries = self.entries();
+        std::iter::from_fn(move || {
+            if entries.done {
+                return None;
+            }
+            match entries.step_raw() {
+                Ok(Some((db, key, raw, expires_at_ms))) => {
+                    let (data, ptr) = match raw {
+                        RawValue::Inline(d) => (Bytes::copy_from_slice(d), None),
+                        RawValue::Pointer(p) => (Bytes::new(), Some(p)),
+                    };
+                    let value = Value {
+                        data,
+                        expires_at_ms,
+                    };
+                    Some(Ok((db, Bytes::copy_from_slice(key), value, ptr)))
+                }
+                Ok(None) => {
+                    entries.done = true;
+                    None
+                }
+                Err(e) => {
+                    entries.done = true;
+                    Some(Err(e))
+                }
+            }
+        })
+    }
+
+    /// Every entry in file order (a spilled value's `Value` has no bytes: see
+    /// [`CheckpointReader::entries_with_pointers`]); stops after the first error.
     pub fn entries(&self) -> CheckpointEntries<'a> {
         CheckpointEntries {
             bytes: self.bytes,
             v1: self.header.version == CHECKPOINT_VERSION_1,
+            pointers: self.header.version >= CHECKPOINT_VERSION,
             db: 0,
             at: CHECKPOINT_HEADER_LEN,
             block_end: CHECKPOINT_HEADER_LEN,
@@ -346,7 +416,10 @@ impl<'a> CheckpointReader<'a> {
                 ks.reserve(keys as usize);
                 sized = true;
             }
-            ks.put(key, value, expires_at_ms);
+            match value {
+                RawValue::Inline(value) => ks.put(key, value, expires_at_ms),
+                RawValue::Pointer(ptr) => ks.put_spilled(key, ptr, expires_at_ms),
+            }
         }
         self.verify_footer()?;
         Ok(state)
@@ -379,12 +452,21 @@ impl<'a> CheckpointReader<'a> {
     }
 }
 
+/// An entry's value as the file holds it.
+#[derive(Debug, Clone, Copy)]
+enum RawValue<'a> {
+    Inline(&'a [u8]),
+    Pointer(ValuePtr),
+}
+
 /// Iterator over the entries of a checkpoint, checking each block's checksum before using it.
 #[derive(Debug)]
 pub struct CheckpointEntries<'a> {
     bytes: &'a [u8],
     /// A version 1 file: 12-byte block headers, every entry in database 0.
     v1: bool,
+    /// A version 3 file: a value may be a pointer.
+    pointers: bool,
     /// The current block's database.
     db: u16,
     at: usize,
@@ -408,12 +490,16 @@ impl<'a> CheckpointEntries<'a> {
     }
 
     fn step(&mut self) -> Result<Option<(u16, Bytes, Value)>, CheckpointError> {
-        Ok(self.step_raw()?.map(|(db, key, data, expires_at_ms)| {
+        Ok(self.step_raw()?.map(|(db, key, raw, expires_at_ms)| {
+            let data = match raw {
+                RawValue::Inline(d) => Bytes::copy_from_slice(d),
+                RawValue::Pointer(_) => Bytes::new(),
+            };
             (
                 db,
                 Bytes::copy_from_slice(key),
                 Value {
-                    data: Bytes::copy_from_slice(data),
+                    data,
                     expires_at_ms,
                 },
             )
@@ -424,7 +510,7 @@ impl<'a> CheckpointEntries<'a> {
     #[allow(clippy::type_complexity)]
     fn step_raw(
         &mut self,
-    ) -> Result<Option<(u16, &'a [u8], &'a [u8], Option<u64>)>, CheckpointError> {
+    ) -> Result<Option<(u16, &'a [u8], RawValue<'a>, Option<u64>)>, CheckpointError> {
         let footer = self.bytes.len() - FOOTER_LEN;
         while self.block_left == 0 {
             if self.at != self.block_end {
@@ -482,8 +568,17 @@ impl<'a> CheckpointEntries<'a> {
         }
         let klen = u32_at(self.field(4, "key length")?, 0) as usize;
         let key = self.field(klen, "key")?;
-        let vlen = u32_at(self.field(4, "value length")?, 0) as usize;
-        let data = self.field(vlen, "value")?;
+        let at = self.at;
+        let vlen = u32_at(self.field(4, "value length")?, 0);
+        let data = if self.pointers && vlen & POINTER_FLAG != 0 {
+            let raw = self.field((vlen & !POINTER_FLAG) as usize, "pointer")?;
+            match ValuePtr::decode(raw) {
+                Some(ptr) if raw.len() == ValuePtr::ENCODED_LEN => RawValue::Pointer(ptr),
+                _ => return Err(bad(at, "invalid value pointer")),
+            }
+        } else {
+            RawValue::Inline(self.field(vlen as usize, "value")?)
+        };
         let exp = u64_at(self.field(8, "expiry")?, 0);
         self.block_left -= 1;
         self.seen += 1;

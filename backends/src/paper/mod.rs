@@ -36,6 +36,7 @@ pub mod log;
 pub mod raft_log;
 mod recovery;
 pub mod spare;
+pub mod values;
 
 #[cfg(all(test, feature = "loom"))]
 mod loom_tests;
@@ -116,6 +117,8 @@ pub struct PaperBackend {
     fsync_total: Duration,
     fsync_max: Duration,
     last_checkpoint: Option<(Lsn, u64)>,
+    /// The value segments spilled values go to (issue 15); only on real files.
+    values: Option<Arc<values::PaperValues>>,
 }
 
 pub(crate) fn now_unix_ms() -> u64 {
@@ -127,7 +130,11 @@ pub(crate) fn now_unix_ms() -> u64 {
 impl PaperBackend {
     /// Opens the engine on real files in `dir` (created if missing).
     pub fn open(dir: &Path, options: &BackendOptions) -> Result<Self, StorageError> {
-        Self::open_with(Arc::new(StdFs), dir, options, PaperTuning::default())
+        let mut backend = Self::open_with(Arc::new(StdFs), dir, options, PaperTuning::default())?;
+        let values = values::PaperValues::open(dir)
+            .map_err(|e| StorageError::io("open value segments", std::io::Error::other(e)))?;
+        backend.values = Some(Arc::new(values));
+        Ok(backend)
     }
 
     /// Opens the engine on any file system (tests use [`fs::SimFs`]).
@@ -166,6 +173,7 @@ impl PaperBackend {
             fsync_total: Duration::ZERO,
             fsync_max: Duration::ZERO,
             last_checkpoint: None,
+            values: None,
         })
     }
 
@@ -472,6 +480,7 @@ impl Backend for PaperBackend {
             fs: self.fs.clone(),
             dir: self.dir.clone(),
             lsn,
+            values: self.values.clone(),
         })))
     }
 
@@ -486,6 +495,12 @@ impl Backend for PaperBackend {
 
     fn set_sync_policy(&mut self, policy: SyncPolicy) {
         self.options.sync = policy;
+    }
+
+    fn value_store(&self) -> Option<moodb_core::value_store::SharedValueStore> {
+        self.values
+            .clone()
+            .map(|v| v as moodb_core::value_store::SharedValueStore)
     }
 
     fn status(&self) -> BackendStatus {
@@ -517,11 +532,22 @@ pub struct PaperCheckpointJob {
     fs: Arc<dyn Fs>,
     dir: PathBuf,
     lsn: Lsn,
+    values: Option<Arc<values::PaperValues>>,
 }
 
 impl PaperCheckpointJob {
     fn run(&self, state: &Databases, start: Instant) -> Result<CheckpointReport, StorageError> {
         let fs = &*self.fs;
+        // Pointers may be written only to values on stable storage.
+        if state.iter().any(|(_, ks)| ks.memory().spilled_keys > 0) {
+            use moodb_core::value_store::ValueStore;
+            let values = self.values.as_ref().ok_or_else(|| {
+                StorageError::InvalidInput("spilled values but no value segments".into())
+            })?;
+            values
+                .sync()
+                .map_err(|e| StorageError::io("fsync value segments", std::io::Error::other(e)))?;
+        }
         let tmp = self.dir.join(FileKind::CheckpointTmp(self.lsn).name());
         let path = self.dir.join(FileKind::Checkpoint(self.lsn).name());
         let what = |op: &str| format!("{op} checkpoint {}", tmp.display());

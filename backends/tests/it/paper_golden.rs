@@ -14,11 +14,13 @@ use crate::common::*;
 use bytes::Bytes;
 use moodb_backends::paper::checkpoint::{
     encode_checkpoint, encode_checkpoint_version, CheckpointReader, CHECKPOINT_VERSION_1,
+    CHECKPOINT_VERSION_2,
 };
 use moodb_backends::paper::fs::SimFs;
 use moodb_backends::paper::log::{encode_record, LogEnd, LogHeader, LogScanner, LOG_VERSION};
 use moodb_backends::paper::FileKind;
 use moodb_backends::BackendOptions;
+use moodb_core::value_store::ValuePtr;
 use moodb_core::{Backend, Databases, LogEntry, Record, Value};
 
 fn hexdump(bytes: &[u8]) -> String {
@@ -153,10 +155,13 @@ fn small_checkpoint_entries() -> [(Bytes, Value); 2] {
     ]
 }
 
+/// Version 2 (databases, no pointers): what the build before value segments wrote, still
+/// read.
 #[test]
 fn checkpoint_format_is_pinned() {
     let entries = small_checkpoint_entries();
-    let bytes = encode_checkpoint(
+    let bytes = encode_checkpoint_version(
+        CHECKPOINT_VERSION_2,
         7,
         1_700_000_000_123,
         2,
@@ -175,11 +180,71 @@ fn checkpoint_with_databases_is_pinned() {
         (0, &entries[0].0, &entries[0].1),
         (5, &entries[1].0, &entries[1].1),
     ];
-    let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, in_dbs.into_iter()).unwrap();
+    let bytes = encode_checkpoint_version(
+        CHECKPOINT_VERSION_2,
+        7,
+        1_700_000_000_123,
+        2,
+        in_dbs.into_iter(),
+    )
+    .unwrap();
     let loaded = CheckpointReader::new(&bytes).unwrap().load().unwrap();
     assert_eq!(
         (loaded.db0().len(), loaded.get(5).map(|ks| ks.len())),
         (1, Some(1))
+    );
+    insta::assert_snapshot!(hexdump(&bytes));
+}
+
+/// Version 3: an inline value and a spilled one (its pointer instead of its bytes).
+#[test]
+fn checkpoint_with_pointers_is_pinned() {
+    let ptr = ValuePtr {
+        segment: 2,
+        offset: 0x1234,
+        len: 5000,
+        crc: 0xcafe_f00d,
+    };
+    let mut state = Databases::default();
+    state.db_mut(0).put(b"a", b"1", None);
+    state
+        .db_mut(0)
+        .put_spilled(b"big", ptr, Some(1_700_000_000_000));
+    let mut entries: Vec<_> = state.entries().collect();
+    entries.sort_by_key(|(_, k, _)| k.to_vec());
+    let bytes = encode_checkpoint(7, 1_700_000_000_123, 2, entries.into_iter()).unwrap();
+    let reader = CheckpointReader::new(&bytes).unwrap();
+    assert_eq!(reader.header().version, 3);
+    let loaded = reader.load().unwrap();
+    assert_eq!(loaded.db0().spilled(b"big"), Some(ptr));
+    assert_eq!(
+        loaded.db0().get(b"a").map(|v| v.data.to_vec()),
+        Some(b"1".to_vec())
+    );
+    let listed: Vec<_> = reader.entries_with_pointers().map(Result::unwrap).collect();
+    assert_eq!(listed[1].3, Some(ptr));
+    // Version 2 cannot hold a pointer.
+    let again: Vec<_> = state.entries().collect();
+    assert!(encode_checkpoint_version(CHECKPOINT_VERSION_2, 7, 0, 2, again.into_iter()).is_err());
+    insta::assert_snapshot!(hexdump(&bytes));
+}
+
+/// A value segment: header, then (length, CRC32C, bytes) per value.
+#[test]
+fn value_segment_format_is_pinned() {
+    use moodb_backends::paper::values::{check_segment, segment_name, PaperValues};
+    use moodb_core::value_store::ValueStore;
+    let dir = tempfile::tempdir().unwrap();
+    let values = PaperValues::open(dir.path()).unwrap();
+    let a = values.put(b"hello, value").unwrap();
+    let b = values.put(&[0xabu8; 20]).unwrap();
+    values.sync().unwrap();
+    assert_eq!((a.offset, b.offset), (16, 36));
+    let bytes = std::fs::read(dir.path().join(segment_name(0))).unwrap();
+    let check = check_segment(&segment_name(0), &bytes).unwrap();
+    assert_eq!(
+        (check.values, check.value_bytes, check.torn_bytes),
+        (2, 32, 0)
     );
     insta::assert_snapshot!(hexdump(&bytes));
 }

@@ -190,6 +190,12 @@ pub trait Backend: Send {
     /// From now on, makes appends durable as `policy` says (CONFIG SET appendfsync). What was
     /// appended before is synced by the next sync, which covers the whole log.
     fn set_sync_policy(&mut self, policy: SyncPolicy);
+
+    /// Where values past `maxmemory` go (issue 15), if this backend has value segments. Call
+    /// after [`Backend::recover`]; the store shares it with the backend's checkpoint jobs.
+    fn value_store(&self) -> Option<crate::value_store::SharedValueStore> {
+        None
+    }
 }
 
 #[cfg(test)]

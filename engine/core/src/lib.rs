@@ -16,6 +16,7 @@ pub mod replicated;
 pub mod repr;
 pub mod resp;
 pub mod store;
+pub mod value_store;
 
 pub use backend::{
     AppendReport, Backend, BackendStatus, CheckpointJob, CheckpointReport, LogEntry, Recovered,

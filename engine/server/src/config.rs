@@ -27,6 +27,8 @@
 //!     latency_monitor_threshold: 0,   // ms; 0: LATENCY records nothing
 //!     insecure: false,
 //!     ready_file: None,          // or Some("moodb-ready.json")
+//!     maxmemory: "0",            // bytes or Redis's units ("64mb", "1gb"); "0": no limit
+//!     maxmemory_policy: None,    // Some("spill") (the default with a limit), Some("noeviction")
 //! )
 //! ```
 //!
@@ -42,7 +44,9 @@ pub use moodb_core::command::config::PubSubLimits;
 pub use moodb_core::pubsub::NotifyFlags;
 use moodb_core::resp::Limits;
 pub use moodb_core::store::CheckpointConfig;
-use moodb_core::store::{StoreSettings, SLOWLOG_LOG_SLOWER_THAN, SLOWLOG_MAX_LEN};
+use moodb_core::store::{
+    MaxmemoryPolicy, MemorySettings, StoreSettings, SLOWLOG_LOG_SLOWER_THAN, SLOWLOG_MAX_LEN,
+};
 
 /// Everything `moodb serve` needs to know.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +88,12 @@ pub struct Config {
     /// Once listening, `moodb serve` writes its address, pid and recovery figures here as
     /// JSON (written to `<path>.tmp`, then renamed), for scripts and test harnesses.
     pub ready_file: Option<PathBuf>,
+    /// Past this many bytes of key space (0: no limit) values spill to disk or writes get
+    /// `-OOM`, as `maxmemory_policy` says; Redis's units (`64mb`) in the file.
+    #[serde(with = "memory_text")]
+    pub maxmemory: u64,
+    /// `spill` or `noeviction`; `None`: `spill` when `maxmemory` is set.
+    pub maxmemory_policy: Option<String>,
 }
 
 impl Default for Config {
@@ -105,6 +115,8 @@ impl Default for Config {
             latency_monitor_threshold: 0,
             insecure: false,
             ready_file: None,
+            maxmemory: 0,
+            maxmemory_policy: None,
         }
     }
 }
@@ -134,6 +146,8 @@ pub enum ConfigError {
     },
     #[error("invalid limits: {0}")]
     Limits(String),
+    #[error("{0}")]
+    Memory(String),
     #[error("databases is {0}; it must be 1 to {MAX_DATABASES}")]
     Databases(usize),
     #[error(
@@ -186,6 +200,13 @@ impl Config {
                 self.notify_keyspace_events
             )));
         }
+        self.check_memory()?;
+        if self.backend != "paper" {
+            // Only the paper backend has value segments to spill to.
+            self.memory_settings()
+                .check(&self.backend)
+                .map_err(ConfigError::Memory)?;
+        }
         if self.requirepass.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::Limits(
                 "requirepass is empty; leave it out for no password".into(),
@@ -219,6 +240,31 @@ impl Config {
         Ok(any)
     }
 
+    /// `maxmemory` and its policy for the store (no value store yet: the server adds the
+    /// backend's; sled has none, so `spill` with a limit is refused there).
+    pub fn memory_settings(&self) -> MemorySettings {
+        MemorySettings {
+            maxmemory: self.maxmemory,
+            policy: self
+                .maxmemory_policy
+                .as_deref()
+                .and_then(MaxmemoryPolicy::parse),
+            values: None,
+        }
+    }
+
+    /// `maxmemory_policy` names a policy.
+    fn check_memory(&self) -> Result<(), ConfigError> {
+        if let Some(p) = &self.maxmemory_policy {
+            if MaxmemoryPolicy::parse(p).is_none() {
+                return Err(ConfigError::Memory(format!(
+                    "maxmemory_policy {p:?} is not noeviction or spill"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Parses RON text.
     pub fn parse(text: &str) -> Result<Config, String> {
         ron::from_str(text).map_err(|e| e.to_string())
@@ -237,6 +283,8 @@ impl Config {
             slowlog_log_slower_than: s.slowlog_log_slower_than,
             slowlog_max_len: s.slowlog_max_len,
             latency_monitor_threshold: s.latency_monitor_threshold,
+            maxmemory: s.memory.maxmemory,
+            maxmemory_policy: s.memory.policy.map(|p| p.name().to_string()),
             ..self.clone()
         }
     }
@@ -245,6 +293,33 @@ impl Config {
     pub fn to_ron(&self) -> Result<String, String> {
         let pretty = ron::ser::PrettyConfig::new().struct_names(false);
         ron::ser::to_string_pretty(self, pretty).map_err(|e| e.to_string())
+    }
+}
+
+/// `maxmemory` as text in Redis's units (`"64mb"`) or a plain number of bytes.
+mod memory_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(n: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&n.to_string())
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Number(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Text::deserialize(d)? {
+            Text::Number(n) => Ok(n),
+            Text::Text(t) => moodb_core::command::config::memtoull(t.as_bytes()).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "maxmemory {t:?} is not a memory value (bytes, or b, k, kb, m, mb, g, gb)"
+                ))
+            }),
+        }
     }
 }
 
@@ -290,6 +365,31 @@ mod tests {
         );
         assert_eq!(c.limits.max_args, 5);
         assert_eq!(c.limits.max_bulk_len, Limits::default().max_bulk_len);
+    }
+
+    #[test]
+    fn maxmemory_takes_redis_units_and_survives_a_rewrite() {
+        let c =
+            Config::parse(r#"(maxmemory: "64mb", maxmemory_policy: Some("noeviction"))"#).unwrap();
+        assert_eq!(c.maxmemory, 64 << 20);
+        assert_eq!(Config::parse("(maxmemory: 1000)").unwrap().maxmemory, 1000);
+        assert!(Config::parse(r#"(maxmemory: "64xb")"#)
+            .unwrap_err()
+            .contains("not a memory value"));
+        assert_eq!(Config::parse(&c.to_ron().unwrap()).unwrap(), c);
+        let bad = Config {
+            maxmemory_policy: Some("allkeys-lru".into()),
+            ..Config::default()
+        };
+        assert!(bad.validate().is_err());
+        let sled = Config {
+            backend: "sled".into(),
+            maxmemory: 1 << 20,
+            ..Config::default()
+        };
+        let err = sled.validate().unwrap_err().to_string();
+        assert!(err.contains("sled backend"), "{err}");
+        Config::default().validate().unwrap();
     }
 
     #[test]

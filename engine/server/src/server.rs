@@ -137,6 +137,10 @@ impl Server {
             slowlog_max_len: config.slowlog_max_len,
             latency_monitor_threshold: config.latency_monitor_threshold,
             host: Arc::new(host),
+            memory: moodb_core::store::MemorySettings {
+                values: backend.value_store(),
+                ..config.memory_settings()
+            },
         };
         let status = backend.status();
         let snapshotter = SyncArbiter::start(1, || Snapshotter);

@@ -31,3 +31,4 @@ mod server_commands;
 mod server_durability;
 mod server_tools;
 mod server_transactions;
+mod spill;

@@ -63,6 +63,13 @@ pub struct Args {
     /// Disconnect clients idle this many seconds (0: never) [default: 0].
     #[arg(long, value_name = "SECONDS")]
     idle_timeout: Option<u64>,
+    /// Bound the key space's memory: past it values spill to disk (or writes get -OOM
+    /// under --maxmemory-policy noeviction); Redis's units: 64mb, 1gb [default: 0, no limit].
+    #[arg(long, value_name = "BYTES", value_parser = memory_value)]
+    maxmemory: Option<u64>,
+    /// What happens past --maxmemory: spill (values to disk) or noeviction [default: spill].
+    #[arg(long, value_name = "POLICY")]
+    maxmemory_policy: Option<String>,
     /// Once listening, write the address, pid and recovery figures as JSON to this file
     /// (removed at start if it exists).
     #[arg(long, value_name = "PATH")]
@@ -111,6 +118,12 @@ impl Args {
         if let Some(path) = &self.ready_file {
             config.ready_file = Some(path.clone());
         }
+        if let Some(bytes) = self.maxmemory {
+            config.maxmemory = bytes;
+        }
+        if let Some(policy) = &self.maxmemory_policy {
+            config.maxmemory_policy = Some(policy.clone());
+        }
         Ok(config)
     }
 }
@@ -147,6 +160,12 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     }
     server.run()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--maxmemory`'s value: bytes, or Redis's units (b, k, kb, m, mb, g, gb).
+fn memory_value(text: &str) -> Result<u64, String> {
+    moodb_core::command::config::memtoull(text.as_bytes())
+        .ok_or_else(|| format!("{text:?} is not a memory value (bytes, or b, k, kb, m, mb, g, gb)"))
 }
 
 /// What `--ready-file` receives: where the server listens, who it is, and what recovery did

@@ -65,12 +65,71 @@ struct Report {
     /// Entries read (all of them, or those before the damage).
     entries_read: u64,
     keys_with_expiry: u64,
+    /// Entries whose value is in a value segment (format 3), and those values' bytes.
+    #[serde(skip_serializing_if = "is_zero")]
+    spilled_keys: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    spilled_bytes: u64,
     /// Each database holding entries, in database order.
     databases: Vec<DbCount>,
     key_bytes: Option<SizeStats>,
     value_bytes: Option<SizeStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
     keys: Option<Vec<KeyView>>,
+    /// When PATH is a data directory: each value segment, every value's checksum checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    value_segments: Vec<SegmentView>,
+}
+
+/// One value segment (`values-<n>`) as `check_segment` found it.
+#[derive(Debug, Serialize)]
+struct SegmentView {
+    file: String,
+    bytes: u64,
+    values: u64,
+    value_bytes: u64,
+    /// Bytes after the last whole value (a crash's torn tail; no pointer names them).
+    torn_bytes: u64,
+    /// The first damaged value, naming the offset.
+    damage: Option<String>,
+}
+
+/// Every value segment of `dir`, in number order, each value's CRC32C checked.
+fn check_value_segments(dir: &std::path::Path) -> Vec<SegmentView> {
+    use moodb_backends::paper::values::{check_segment, parse_segment_name};
+    let mut names: Vec<(u32, String)> = std::fs::read_dir(dir)
+        .map(|list| {
+            list.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    parse_segment_name(&name).map(|n| (n, name))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .into_iter()
+        .map(|(_, name)| {
+            let bytes = std::fs::read(dir.join(&name));
+            let (len, check) = match &bytes {
+                Ok(b) => (
+                    b.len() as u64,
+                    check_segment(&name, b).map_err(|e| e.to_string()),
+                ),
+                Err(e) => (0, Err(format!("{name}: {e}"))),
+            };
+            let found = check.as_ref().ok().copied().unwrap_or_default();
+            SegmentView {
+                file: name,
+                bytes: len,
+                values: found.values,
+                value_bytes: found.value_bytes,
+                torn_bytes: found.torn_bytes,
+                damage: check.err(),
+            }
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +154,13 @@ struct KeyView {
     key: Shown,
     value_len: usize,
     expires_at_ms: Option<u64>,
+    /// Where a spilled value is: `values-<n> @ offset, crc 0x...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pointer: Option<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// The entries of one database.
@@ -144,10 +210,17 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
         damage: None,
         entries_read: 0,
         keys_with_expiry: 0,
+        spilled_keys: 0,
+        spilled_bytes: 0,
         databases: Vec::new(),
         key_bytes: None,
         value_bytes: None,
         keys: args.keys.then(Vec::new),
+        value_segments: if args.path.is_dir() {
+            check_value_segments(&args.path)
+        } else {
+            Vec::new()
+        },
     };
     match CheckpointReader::new(&bytes) {
         Err(e) => {
@@ -167,7 +240,8 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
         }
         Ok(())
     })?;
-    Ok(if report.damage.is_some() {
+    let segment_damage = report.value_segments.iter().any(|s| s.damage.is_some());
+    Ok(if report.damage.is_some() || segment_damage {
         inspect::damage_exit()
     } else {
         ExitCode::SUCCESS
@@ -206,7 +280,12 @@ fn read_entries(
     }
     let (mut key_sizes, mut value_sizes) = (Vec::new(), Vec::new());
     let mut per_db = std::collections::BTreeMap::<u16, DbCount>::new();
-    for (db, key, value) in reader.entries().map_while(Result::ok) {
+    for (db, key, value, ptr) in reader.entries_with_pointers().map_while(Result::ok) {
+        let value_len = ptr.map_or(value.data.len(), |p| p.len as usize);
+        if let Some(p) = ptr {
+            report.spilled_keys += 1;
+            report.spilled_bytes += u64::from(p.len);
+        }
         let count = per_db.entry(db).or_insert(DbCount {
             db,
             keys: 0,
@@ -215,14 +294,22 @@ fn read_entries(
         count.keys += 1;
         count.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         key_sizes.push(key.len() as u64);
-        value_sizes.push(value.data.len() as u64);
+        value_sizes.push(value_len as u64);
         report.keys_with_expiry += u64::from(value.expires_at_ms.is_some());
         if let Some(keys) = report.keys.as_mut() {
             keys.push(KeyView {
                 db,
                 key: Shown::new(&key, args.full),
-                value_len: value.data.len(),
+                value_len,
                 expires_at_ms: value.expires_at_ms,
+                pointer: ptr.map(|p| {
+                    format!(
+                        "{} @ {}, crc 0x{:08x}",
+                        moodb_backends::paper::values::segment_name(p.segment),
+                        p.offset,
+                        p.crc
+                    )
+                }),
             });
         }
     }
@@ -269,6 +356,14 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
         }
     }
     writeln!(out, "  expiring keys   {}", report.keys_with_expiry)?;
+    if report.spilled_keys > 0 {
+        writeln!(
+            out,
+            "  spilled keys    {} ({} in value segments)",
+            report.spilled_keys,
+            plural(report.spilled_bytes, "byte", "bytes")
+        )?;
+    }
     for d in &report.databases {
         writeln!(
             out,
@@ -292,6 +387,27 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
             )?;
         }
     }
+    for seg in &report.value_segments {
+        write!(
+            out,
+            "  value segment   {}: {}, {} ({})",
+            seg.file,
+            plural(seg.bytes, "byte", "bytes"),
+            plural(seg.values, "value", "values"),
+            plural(seg.value_bytes, "byte", "bytes")
+        )?;
+        if seg.torn_bytes > 0 {
+            write!(
+                out,
+                ", {} of torn tail",
+                plural(seg.torn_bytes, "byte", "bytes")
+            )?;
+        }
+        match &seg.damage {
+            None => writeln!(out, ", every checksum holds")?,
+            Some(d) => writeln!(out, ", DAMAGED: {d}")?,
+        }
+    }
     if let Some(keys) = &report.keys {
         writeln!(out, "keys, in file order:")?;
         for k in keys {
@@ -304,6 +420,9 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
                 k.key,
                 plural(k.value_len as u64, "byte", "bytes")
             )?;
+            if let Some(p) = &k.pointer {
+                write!(out, " in {p}")?;
+            }
             match k.expires_at_ms {
                 Some(ms) => writeln!(out, ", expires {}", time::utc(ms))?,
                 None => writeln!(out)?,

@@ -12,7 +12,7 @@ use super::{glob, wrong_arity, Command, ReplyError, ServerCommand};
 use crate::backend::SyncPolicy;
 use crate::pubsub::NotifyFlags;
 use crate::resp::Frame;
-use crate::store::StoreSettings;
+use crate::store::{MaxmemoryPolicy, StoreSettings};
 
 /// A subscriber whose unread output passes `hard_bytes`, or stays above `soft_bytes` for
 /// `soft_seconds`, is disconnected (0: no such limit); Redis's `client-output-buffer-limit
@@ -133,7 +133,24 @@ const PARAMS: &[Param] = &[
     param("port", |s| s.port.to_string(), None),
     param("databases", |s| s.databases.to_string(), None),
     param("dir", |s| s.data_dir.display().to_string(), None),
-    param("maxmemory", |_| "0".into(), None),
+    param(
+        "maxmemory",
+        |s| s.memory.maxmemory.to_string(),
+        Some(|s, v| {
+            s.memory.maxmemory = memory(v, 0)?;
+            Ok(())
+        }),
+    ),
+    param(
+        "maxmemory-policy",
+        |s| s.memory.effective_policy().name().into(),
+        Some(|s, v| {
+            let policy = MaxmemoryPolicy::parse(&String::from_utf8_lossy(v))
+                .ok_or("argument(s) must be one of the following: noeviction, spill")?;
+            s.memory.policy = Some(policy);
+            Ok(())
+        }),
+    ),
     param(
         "maxclients",
         |s| s.limits.max_clients.to_string(),
@@ -437,6 +454,14 @@ pub fn config_set(
             name,
             reason: "client-query-buffer-limit must be larger than proto-max-bulk-len".into(),
         });
+    }
+    if let Err(reason) = next.memory.check(&next.backend) {
+        let name = pairs
+            .iter()
+            .map(|(n, _)| n.clone())
+            .find(|n| n.starts_with("maxmemory"))
+            .unwrap_or_default();
+        return Err(ReplyError::ConfigSetFailed { name, reason });
     }
     Ok(next)
 }

@@ -13,6 +13,20 @@ use crate::store::host::Resources;
 use crate::store::stats::CommandStat;
 
 /// The figures INFO reports, gathered by the store.
+/// INFO memory's figures of spilled values: keys and bytes on disk (the live bytes), the value
+/// segments' files and bytes (stale = segment bytes − live: replaced or deleted values and
+/// record headers, until compaction exists), values moved out and read back since start.
+#[derive(Debug, Clone, Default)]
+pub struct SpillFigures {
+    pub spilled_keys: u64,
+    pub spilled_bytes: u64,
+    pub segments: u64,
+    pub segment_bytes: u64,
+    pub spilled_total: u64,
+    pub read_back: u64,
+    pub last_error: Option<String>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct InfoFigures {
     pub process_id: u32,
@@ -32,6 +46,10 @@ pub struct InfoFigures {
     /// The key space's estimated size ([`crate::store::Store`]'s `used_memory`).
     pub used_memory: u64,
     pub used_memory_peak: u64,
+    pub maxmemory: u64,
+    pub maxmemory_policy: &'static str,
+    /// Values on disk (issue 15): see [`SpillFigures`].
+    pub spill: SpillFigures,
     pub resources: Resources,
     // persistence
     pub last_lsn: u64,
@@ -183,15 +201,33 @@ fn section(f: &InfoFigures, name: &str) -> Vec<(String, String)> {
             }
             v.push(("used_memory_peak", f.used_memory_peak.to_string()));
             v.push(("used_memory_peak_human", human_bytes(f.used_memory_peak)));
-            v.push(("maxmemory", "0".into()));
-            v.push(("maxmemory_human", "0B".into()));
-            v.push(("maxmemory_policy", "noeviction".into()));
+            v.push(("maxmemory", f.maxmemory.to_string()));
+            v.push(("maxmemory_human", human_bytes(f.maxmemory)));
+            v.push(("maxmemory_policy", f.maxmemory_policy.into()));
             if let (Some(rss), true) = (rss, f.used_memory > 0) {
                 v.push((
                     "mem_fragmentation_ratio",
                     format!("{:.2}", rss as f64 / f.used_memory as f64),
                 ));
             }
+            let sp = &f.spill;
+            v.extend([
+                ("moodb_spilled_keys", sp.spilled_keys.to_string()),
+                ("moodb_spilled_bytes", sp.spilled_bytes.to_string()),
+                ("moodb_value_segments", sp.segments.to_string()),
+                ("moodb_value_segment_bytes", sp.segment_bytes.to_string()),
+                ("moodb_value_live_bytes", sp.spilled_bytes.to_string()),
+                (
+                    "moodb_value_stale_bytes",
+                    sp.segment_bytes.saturating_sub(sp.spilled_bytes).to_string(),
+                ),
+                ("moodb_values_spilled", sp.spilled_total.to_string()),
+                ("moodb_values_read_back", sp.read_back.to_string()),
+                (
+                    "moodb_spill_error",
+                    sp.last_error.clone().unwrap_or_else(|| "none".into()),
+                ),
+            ]);
             v
         }
         "Persistence" => {

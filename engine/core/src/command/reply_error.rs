@@ -138,6 +138,21 @@ pub enum ReplyError {
     UnknownClientType { name: String },
     #[error("ERR No such user '{name}'")]
     NoSuchUser { name: String },
+    /// A write that may grow memory, past `maxmemory` under `noeviction` (Redis 7's text), or
+    /// under `spill` with nothing left to move to disk.
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    Oom,
+    /// Under `spill`: the keys, expiries and pointers alone pass `maxmemory`.
+    #[error(
+        "OOM command not allowed when used memory > 'maxmemory': {used} bytes of keys, \
+         expiries and pointers with every value of 64 bytes or more on disk, maxmemory \
+         {max}; raise maxmemory or delete keys"
+    )]
+    OomKeys { used: u64, max: u64 },
+    /// A spilled value could not be read back (`reason` names the file and offset): the
+    /// command does not run, and a damaged value is never served.
+    #[error("ERR the value of '{key}' cannot be read: {reason}")]
+    ValueUnreadable { key: String, reason: String },
     #[error("ERR No such client")]
     NoSuchClient,
     /// CLIENT SETINFO (Redis 7.2) with an attribute other than LIB-NAME / LIB-VER.

@@ -5,19 +5,21 @@
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | tag: bit 0 = an expiry follows; bits 1–2 = where the value lives (0 = inline) |
+//! | 1 | tag: bit 0 = an expiry follows; bits 1–2 = where the value lives (0 = inline, 1 = on disk) |
 //! | 1–5 | key length, LEB128 |
 //! | 0 or 8 | expiry, Unix ms, little endian (when bit 0 is set) |
 //! | key length | key bytes |
-//! | the rest | the value: its bytes when inline |
+//! | the rest | the value: its bytes when inline; a 20-byte [`ValuePtr`] when on disk |
 //!
 //! A 16-byte key with a 100-byte value is one 134-byte allocation (a 144-byte glibc chunk),
-//! against 32 + 112 + 96 bytes in three allocations before. The value kinds leave room for a
-//! value kept on disk (issue 15): kind 1 would hold (segment, offset, length, crc) in the place
-//! of the bytes, and [`Stored`] gains a variant for it; the key and expiry stay in memory.
+//! against 32 + 112 + 96 bytes in three allocations before. A value kept on disk (issue 15,
+//! kind 1) holds (segment, offset, length, crc) in the place of the bytes: a spilled key costs
+//! its key + 22–36 bytes of entry + the malloc chunk and table share, whatever the value's size.
 //! Everything here is safe code: the slice is built in one copy and read by offsets.
 
 use triomphe::ThinArc;
+
+use crate::value_store::ValuePtr;
 
 /// Tag bit: an 8-byte expiry follows the key length.
 const HAS_EXPIRY: u8 = 1;
@@ -25,6 +27,7 @@ const HAS_EXPIRY: u8 = 1;
 const KIND_SHIFT: u8 = 1;
 const KIND_MASK: u8 = 0b11 << KIND_SHIFT;
 const KIND_INLINE: u8 = 0;
+const KIND_ON_DISK: u8 = 1;
 /// Entries up to this many bytes are assembled on the stack, larger ones in a `Vec`.
 const STACK_BUILD: usize = 256;
 
@@ -33,6 +36,8 @@ const STACK_BUILD: usize = 256;
 pub enum Stored<'a> {
     /// The value's bytes, inside the entry.
     Inline(&'a [u8]),
+    /// The value is in a value segment; the entry holds where.
+    OnDisk(ValuePtr),
 }
 
 /// One key with its value and expiry in a single shared allocation. Cloning it bumps a count;
@@ -51,8 +56,17 @@ struct Layout {
 impl Entry {
     /// An entry holding copies of `key` and `value`.
     pub fn new(key: &[u8], value: &[u8], expires_at_ms: Option<u64>) -> Entry {
+        Self::build(KIND_INLINE, key, value, expires_at_ms)
+    }
+
+    /// An entry holding a copy of `key` and the pointer to its value on disk.
+    pub fn spilled(key: &[u8], ptr: ValuePtr, expires_at_ms: Option<u64>) -> Entry {
+        Self::build(KIND_ON_DISK, key, &ptr.encode(), expires_at_ms)
+    }
+
+    fn build(kind: u8, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) -> Entry {
         let mut prefix = [0u8; 1 + 5 + 8];
-        prefix[0] = KIND_INLINE << KIND_SHIFT;
+        prefix[0] = kind << KIND_SHIFT;
         let mut n = 1;
         let mut len = key.len();
         loop {
@@ -139,19 +153,33 @@ impl Entry {
     pub fn parts(&self) -> (&[u8], Stored<'_>, Option<u64>) {
         let l = self.layout();
         let b = self.bytes();
-        debug_assert_eq!(l.kind, KIND_INLINE);
-        (
-            &b[l.key_start..l.key_end],
-            Stored::Inline(&b[l.key_end..]),
-            l.expires_at_ms,
-        )
+        let rest = &b[l.key_end..];
+        let stored = match (l.kind, ValuePtr::decode(rest)) {
+            (KIND_ON_DISK, Some(ptr)) => Stored::OnDisk(ptr),
+            _ => Stored::Inline(rest),
+        };
+        (&b[l.key_start..l.key_end], stored, l.expires_at_ms)
     }
 
-    /// The value's bytes when it is inline (today: always).
+    /// The value's bytes when it is inline; empty when it is on disk.
     pub fn inline_value(&self) -> &[u8] {
         match self.parts().1 {
             Stored::Inline(bytes) => bytes,
+            Stored::OnDisk(_) => &[],
         }
+    }
+
+    /// Where the value lives, when it is on disk.
+    pub fn spilled_ptr(&self) -> Option<ValuePtr> {
+        match self.parts().1 {
+            Stored::OnDisk(ptr) => Some(ptr),
+            Stored::Inline(_) => None,
+        }
+    }
+
+    /// Bytes of the entry's slice (what the allocation holds besides its 16-byte header).
+    pub fn heap_len(&self) -> usize {
+        self.bytes().len()
     }
 
     pub fn expires_at_ms(&self) -> Option<u64> {
@@ -197,6 +225,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_spilled_entry_keeps_key_expiry_and_pointer() {
+        let ptr = ValuePtr {
+            segment: 3,
+            offset: 1 << 40,
+            len: 70_000,
+            crc: 0xdead_beef,
+        };
+        for at in [None, Some(42)] {
+            let e = Entry::spilled(b"some key", ptr, at);
+            assert_eq!(e.parts(), (&b"some key"[..], Stored::OnDisk(ptr), at));
+            assert_eq!((e.spilled_ptr(), e.inline_value()), (Some(ptr), &[][..]));
+            assert_eq!(
+                e.heap_len(),
+                1 + 1 + 8 + if at.is_some() { 8 } else { 0 } + 20
+            );
+        }
+        assert_eq!(Entry::new(b"k", b"v", None).spilled_ptr(), None);
     }
 
     #[test]

@@ -38,6 +38,13 @@
 //! Readers get a [`ValueRef`]: the value's bytes as a slice and its expiry; [`ValueRef::bytes`]
 //! hands a reply a `Bytes`, copied when the value is small and sharing the entry when it is
 //! large.
+//!
+//! Spilled values (issue 15, `store/spill.rs`): an entry may hold a [`ValuePtr`] instead of its
+//! value ([`Keyspace::spill`], [`Keyspace::put_spilled`]); its [`ValueRef`] then has empty
+//! `data` and says `spilled`. The store brings a spilled value back ([`Keyspace::unspill`])
+//! before any command that names the key runs, so commands only ever see inline values. The key
+//! space counts the bytes its entries hold and the spilled values' bytes as it changes
+//! ([`Keyspace::memory`]), so the memory figure costs nothing to read.
 
 mod entry;
 mod table;
@@ -47,6 +54,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::record::Record;
+use crate::value_store::ValuePtr;
 pub use entry::Stored;
 use entry::{Entry, ValueOwner};
 use table::Table;
@@ -84,15 +92,22 @@ pub struct ValueRef<'a> {
     pub data: &'a [u8],
     /// Unix time in milliseconds after which the key no longer exists.
     pub expires_at_ms: Option<u64>,
+    /// Where the value is when it is on disk (`data` is empty then).
+    pub spilled: Option<ValuePtr>,
 }
 
 impl<'a> ValueRef<'a> {
     fn of(entry: &'a Entry) -> Self {
-        let (_, Stored::Inline(data), expires_at_ms) = entry.parts();
+        let (_, stored, expires_at_ms) = entry.parts();
+        let (data, spilled) = match stored {
+            Stored::Inline(data) => (data, None),
+            Stored::OnDisk(ptr) => (&[][..], Some(ptr)),
+        };
         ValueRef {
             entry,
             data,
             expires_at_ms,
+            spilled,
         }
     }
 
@@ -133,7 +148,9 @@ fn value_bytes(entry: &Entry, data: &[u8]) -> Bytes {
 
 impl PartialEq for ValueRef<'_> {
     fn eq(&self, other: &Self) -> bool {
-        self.data == other.data && self.expires_at_ms == other.expires_at_ms
+        self.data == other.data
+            && self.expires_at_ms == other.expires_at_ms
+            && self.spilled == other.spilled
     }
 }
 
@@ -141,7 +158,9 @@ impl Eq for ValueRef<'_> {}
 
 impl PartialEq<Value> for ValueRef<'_> {
     fn eq(&self, other: &Value) -> bool {
-        self.data == other.data && self.expires_at_ms == other.expires_at_ms
+        self.spilled.is_none()
+            && self.data == other.data
+            && self.expires_at_ms == other.expires_at_ms
     }
 }
 
@@ -168,6 +187,35 @@ impl fmt::Debug for ValueRef<'_> {
 pub struct Keyspace {
     map: Table,
     expiries: imbl::OrdSet<(u64, Bytes)>,
+    memory: KeyspaceMemory,
+}
+
+/// What a key space's entries hold, kept up to date by every change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeyspaceMemory {
+    /// Bytes of every entry's slice (keys, expiries, inline values, pointers).
+    pub entry_bytes: u64,
+    /// Entries whose value is on disk, and those values' bytes.
+    pub spilled_keys: u64,
+    pub spilled_bytes: u64,
+}
+
+impl KeyspaceMemory {
+    fn add(&mut self, e: &Entry) {
+        self.entry_bytes += e.heap_len() as u64;
+        if let Some(ptr) = e.spilled_ptr() {
+            self.spilled_keys += 1;
+            self.spilled_bytes += u64::from(ptr.len);
+        }
+    }
+
+    fn sub(&mut self, e: &Entry) {
+        self.entry_bytes -= e.heap_len() as u64;
+        if let Some(ptr) = e.spilled_ptr() {
+            self.spilled_keys -= 1;
+            self.spilled_bytes -= u64::from(ptr.len);
+        }
+    }
 }
 
 impl Keyspace {
@@ -246,10 +294,27 @@ impl Keyspace {
     /// Inserts or replaces `key` with copies of `key` and `value` (recovery loads a checkpoint
     /// straight from the file's bytes with it), keeping the expiry index in step.
     pub fn put(&mut self, key: &[u8], value: &[u8], expires_at_ms: Option<u64>) {
-        let old = self.map.insert(Entry::new(key, value, expires_at_ms));
+        self.put_entry(Entry::new(key, value, expires_at_ms));
+    }
+
+    /// Inserts or replaces `key` with its value on disk at `ptr` (recovery, from a
+    /// checkpoint that holds a pointer).
+    pub fn put_spilled(&mut self, key: &[u8], ptr: ValuePtr, expires_at_ms: Option<u64>) {
+        self.put_entry(Entry::spilled(key, ptr, expires_at_ms));
+    }
+
+    fn put_entry(&mut self, entry: Entry) {
+        self.memory.add(&entry);
+        let expires_at_ms = entry.expires_at_ms();
+        // The expiry index needs the key only when an expiry is set or was: no copy otherwise.
+        let probe = (expires_at_ms.is_some() || self.volatile_len() > 0).then(|| entry.clone());
+        let old = self.map.insert(entry);
+        if let Some(old) = &old {
+            self.memory.sub(old);
+        }
         let old_at = old.and_then(|e| e.expires_at_ms());
-        if old_at != expires_at_ms {
-            let key = Bytes::copy_from_slice(key);
+        if let (true, Some(probe)) = (old_at != expires_at_ms, probe) {
+            let key = Bytes::copy_from_slice(probe.key());
             if let Some(at) = old_at {
                 self.expiries.remove(&(at, key.clone()));
             }
@@ -262,6 +327,7 @@ impl Keyspace {
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let entry = self.map.remove(key)?;
+        self.memory.sub(&entry);
         let expires_at_ms = entry.expires_at_ms();
         if let Some(at) = expires_at_ms {
             self.expiries.remove(&(at, Bytes::copy_from_slice(key)));
@@ -271,6 +337,50 @@ impl Keyspace {
             data,
             expires_at_ms,
         })
+    }
+
+    /// What the entries hold (bytes, spilled keys and their values' bytes).
+    pub fn memory(&self) -> KeyspaceMemory {
+        self.memory
+    }
+
+    /// Where `key`'s value is, when it is on disk.
+    pub fn spilled(&self, key: &[u8]) -> Option<ValuePtr> {
+        self.map.get(key).and_then(Entry::spilled_ptr)
+    }
+
+    /// Moves `key`'s inline value to `ptr` (the caller wrote it there): the entry keeps its
+    /// key and expiry. False when the key is gone or its value is not inline.
+    pub fn spill(&mut self, key: &[u8], ptr: ValuePtr) -> bool {
+        match self.map.get(key) {
+            Some(e) if e.spilled_ptr().is_none() && e.inline_value().len() == ptr.len as usize => {
+                let at = e.expires_at_ms();
+                self.replace_entry(Entry::spilled(key, ptr, at));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Brings `key`'s spilled value back inline (`value`, read from where the entry points).
+    /// False when the key is gone or its value is inline.
+    pub fn unspill(&mut self, key: &[u8], value: &[u8]) -> bool {
+        match self.map.get(key) {
+            Some(e) if e.spilled_ptr().is_some() => {
+                let at = e.expires_at_ms();
+                self.replace_entry(Entry::new(key, value, at));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Replaces an entry by one with the same key and expiry (the expiry index is unchanged).
+    fn replace_entry(&mut self, entry: Entry) {
+        self.memory.add(&entry);
+        if let Some(old) = self.map.insert(entry) {
+            self.memory.sub(&old);
+        }
     }
 
     /// Every key and value, in no particular order.
@@ -301,6 +411,7 @@ impl Keyspace {
             Record::Clear | Record::ClearAll => {
                 self.map.clear();
                 self.expiries.clear();
+                self.memory = KeyspaceMemory::default();
             }
             Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
             // Which database a record names is [`Databases`]'s business: a lone key space

@@ -22,6 +22,7 @@ pub mod clients;
 pub mod gate;
 pub mod host;
 mod messages;
+pub mod spill;
 pub mod stats;
 
 use std::collections::VecDeque;
@@ -52,6 +53,7 @@ use checkpoint::Checkpoints;
 use clients::{Clients, Peer, SessionControl};
 use gate::{DurabilityGate, Waiting};
 use host::SharedHost;
+pub use spill::{MaxmemoryPolicy, MemorySettings};
 use stats::{LatencyMonitor, SlowLog, Stats};
 
 /// What the store needs to know about the server it runs in.
@@ -83,6 +85,8 @@ pub struct StoreSettings {
     pub latency_monitor_threshold: u64,
     /// The monotonic clock, the process's figures and the configuration file.
     pub host: SharedHost,
+    /// `maxmemory`, its policy and the value store spilled values go to (`store/spill.rs`).
+    pub memory: MemorySettings,
 }
 
 /// Redis's defaults for what MooDB's configuration adds to the store's settings.
@@ -110,6 +114,7 @@ impl Default for StoreSettings {
             slowlog_max_len: SLOWLOG_MAX_LEN,
             latency_monitor_threshold: 0,
             host: host::FakeHost::stepping(0),
+            memory: MemorySettings::default(),
         }
     }
 }
@@ -188,6 +193,8 @@ pub struct Store<T> {
     run_id: String,
     /// Every session's MULTI queue and WATCHed keys.
     txns: Transactions,
+    /// Values moved to disk past `maxmemory` (`store/spill.rs`).
+    spiller: spill::Spiller,
     /// Channel and pattern subscriptions.
     pubsub: PubSub,
     /// Messages for other sessions than the one executing, waiting for the LSN they follow
@@ -259,6 +266,7 @@ impl<T> Store<T> {
             fsyncs_seen,
             run_id,
             txns: Transactions::new(),
+            spiller: spill::Spiller::default(),
             pubsub: PubSub::new(),
             held_pushes: VecDeque::new(),
             pushes: Vec::new(),
@@ -372,6 +380,7 @@ impl<T> Store<T> {
             }
             wait_lsn = wait_lsn.max(wait);
         }
+        self.spill_step(spill::BATCH_BUDGET);
         let waiting = Waiting {
             to,
             frames,
@@ -551,6 +560,7 @@ impl<T> Store<T> {
     pub fn session_closed(&mut self, session: SessionId) {
         self.stats.connected = self.stats.connected.saturating_sub(1);
         self.txns.session_closed(session);
+        self.spiller.forget(session);
         self.selected.remove(&session);
         self.pubsub.session_closed(session);
         if !self.clients.closed_after_kill(session) {
@@ -565,6 +575,7 @@ impl<T> Store<T> {
         let lsn = self.last_lsn;
         self.gate.note_write(lsn, &record);
         self.txns.touch(&record);
+        self.note_written(0, &record);
         self.records.push(LogEntry { lsn, record });
         lsn
     }
@@ -654,8 +665,13 @@ impl<T> Store<T> {
     ) -> (Frame, Lsn) {
         self.now_ms = now_ms;
         let start = self.settings.host.monotonic_ns();
-        let (reply, wait) =
-            self.execute_request(session, proto, request, named.map(|n| n.spec), now_ms, save);
+        let (reply, wait) = match self.before_request(session, request, named) {
+            Ok(()) => {
+                let spec = named.map(|n| n.spec);
+                self.execute_request(session, proto, request, spec, now_ms, save)
+            }
+            Err(refusal) => (refusal, 0),
+        };
         let micros = self.settings.host.monotonic_ns().saturating_sub(start) / 1000;
         self.account(session, request, named, &reply, micros, now_ms);
         (reply, wait)
@@ -1167,7 +1183,8 @@ impl<T> Store<T> {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.stats.sample(now_ms);
-        self.used_memory_peak = self.used_memory_peak.max(stats::estimate_memory(&self.dbs));
+        self.spill_step(spill::TICK_BUDGET);
+        self.used_memory_peak = self.used_memory_peak.max(self.used_memory());
     }
 
     /// Notes the fsyncs the backend did since the last look as `aof-fsync-always` latency
@@ -1192,7 +1209,7 @@ impl<T> Store<T> {
         let st = &self.status;
         let c = &self.checkpoints;
         let s = &self.settings;
-        let used_memory = stats::estimate_memory(&self.dbs);
+        let used_memory = self.used_memory();
         InfoFigures {
             process_id: s.process_id,
             run_id: self.run_id.clone(),
@@ -1208,6 +1225,9 @@ impl<T> Store<T> {
             maxclients: s.limits.max_clients,
             used_memory,
             used_memory_peak: self.used_memory_peak.max(used_memory),
+            maxmemory: s.memory.maxmemory,
+            maxmemory_policy: s.memory.effective_policy().name(),
+            spill: self.spill_info(),
             resources: s.host.resources(),
             keys: self.dbs.len() as u64,
             expires: self

@@ -30,25 +30,17 @@ const OPS_SAMPLES: usize = 16;
 pub const ENTRY_OVERHEAD: u64 = 47;
 /// Bytes per key with a TTL in the expiry index (ARCHITECTURE.md, "Expiry").
 pub const TTL_OVERHEAD: u64 = 60;
-/// Entries per database whose sizes are averaged by [`estimate_memory`].
-pub const MEMORY_SAMPLE: usize = 256;
-
-/// INFO's `used_memory`: an estimate of the key space's heap, per database its entries ×
-/// (the mean key + value length of the first [`MEMORY_SAMPLE`] entries in the map's hash
-/// order, a sample independent of insertion order + [`ENTRY_OVERHEAD`]) + its TTL keys ×
-/// [`TTL_OVERHEAD`]. Exact for equal-sized entries; costs a sample, not a pass, per call.
+/// INFO's `used_memory`: an estimate of the key space's heap, per database the bytes its
+/// entries hold (keys, expiries, inline values, pointers of spilled ones; counted by the key
+/// space as it changes) + [`ENTRY_OVERHEAD`] per key + [`TTL_OVERHEAD`] per key with a TTL.
+/// Costs a few additions per database, so `maxmemory` can be checked before every write.
 pub fn estimate_memory(dbs: &Databases) -> u64 {
     dbs.iter()
         .filter(|(_, ks)| !ks.is_empty())
         .map(|(_, ks)| {
-            let (n, bytes) = ks
-                .iter()
-                .take(MEMORY_SAMPLE)
-                .fold((0u64, 0u64), |(n, b), (k, v)| {
-                    (n + 1, b + (k.len() + v.data.len()) as u64)
-                });
-            let mean = bytes.checked_div(n).unwrap_or(0);
-            ks.len() as u64 * (mean + ENTRY_OVERHEAD) + ks.volatile_len() as u64 * TTL_OVERHEAD
+            ks.memory().entry_bytes
+                + ks.len() as u64 * ENTRY_OVERHEAD
+                + ks.volatile_len() as u64 * TTL_OVERHEAD
         })
         .sum()
 }
