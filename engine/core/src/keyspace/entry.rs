@@ -145,8 +145,20 @@ impl Entry {
     }
 
     pub fn key(&self) -> &[u8] {
+        let b = self.bytes();
+        // The hash table compares keys on every probe: a key under 128 bytes (one length
+        // byte) is found without decoding the rest of the layout.
+        if b[1] & 0x80 == 0 {
+            let start = if b[0] & HAS_EXPIRY != 0 { 10 } else { 2 };
+            return &b[start..start + usize::from(b[1])];
+        }
         let l = self.layout();
-        &self.bytes()[l.key_start..l.key_end]
+        &b[l.key_start..l.key_end]
+    }
+
+    /// Where the value lives (the tag's kind bits), without decoding the layout.
+    fn kind(&self) -> u8 {
+        (self.bytes()[0] & KIND_MASK) >> KIND_SHIFT
     }
 
     /// The key, where the value lives, and the expiry, decoded once.
@@ -171,6 +183,9 @@ impl Entry {
 
     /// Where the value lives, when it is on disk.
     pub fn spilled_ptr(&self) -> Option<ValuePtr> {
+        if self.kind() != KIND_ON_DISK {
+            return None;
+        }
         match self.parts().1 {
             Stored::OnDisk(ptr) => Some(ptr),
             Stored::Inline(_) => None,
@@ -183,6 +198,9 @@ impl Entry {
     }
 
     pub fn expires_at_ms(&self) -> Option<u64> {
+        if self.bytes()[0] & HAS_EXPIRY == 0 {
+            return None;
+        }
         self.layout().expires_at_ms
     }
 

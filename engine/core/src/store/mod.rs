@@ -237,6 +237,7 @@ impl<T> Store<T> {
         dbs.grow_to(settings.databases);
         let fsyncs_seen = (status.fsyncs, status.fsync_total);
         let run_id = run_id(now_ms, settings.process_id);
+        let may_hold_spilled = dbs.iter().any(|(_, ks)| ks.memory().spilled_keys > 0);
         Store {
             dbs,
             selected: FastMap::default(),
@@ -266,7 +267,7 @@ impl<T> Store<T> {
             fsyncs_seen,
             run_id,
             txns: Transactions::new(),
-            spiller: spill::Spiller::default(),
+            spiller: spill::Spiller::new(may_hold_spilled),
             pubsub: PubSub::new(),
             held_pushes: VecDeque::new(),
             pushes: Vec::new(),

@@ -118,6 +118,9 @@ pub struct Spiller {
     queued_bytes: u64,
     /// The queue holds every candidate (set by the walk that fills it).
     seeded: bool,
+    /// Some value may be on disk: set when one spills, or at start when the recovered state
+    /// holds pointers. While it is false and no limit is set, a request pays no spill check.
+    pub may_hold_spilled: bool,
     /// Values moved to disk and brought back, since start.
     pub spilled_total: u64,
     pub read_back: u64,
@@ -128,6 +131,14 @@ pub struct Spiller {
 }
 
 impl Spiller {
+    /// A spiller for a state that may already hold values on disk (recovered pointers).
+    pub(super) fn new(may_hold_spilled: bool) -> Self {
+        Spiller {
+            may_hold_spilled,
+            ..Spiller::default()
+        }
+    }
+
     /// A closed session's MULTI notes.
     pub(super) fn forget(&mut self, session: SessionId) {
         self.txn.remove(&session);
@@ -229,7 +240,7 @@ impl<T> Store<T> {
         // Without a limit and with nothing on disk (every server that does not use this), a
         // request costs this and one lookup; MULTI's notes are still taken, in case a limit
         // is set before its EXEC.
-        if !in_multi && self.settings.memory.maxmemory == 0 && self.spilled_figures().0 == 0 {
+        if self.settings.memory.maxmemory == 0 && !self.spiller.may_hold_spilled && !in_multi {
             return Ok(());
         }
         let name = named.spec.name;
@@ -419,6 +430,7 @@ impl<T> Store<T> {
                     moved += u64::from(ptr.len);
                     self.dbs.db_mut(db).spill(&key, ptr);
                     self.spiller.spilled_total += 1;
+                    self.spiller.may_hold_spilled = true;
                 }
                 Err(e) => {
                     self.spiller.last_error = Some(e.to_string());
