@@ -128,6 +128,10 @@ pub struct Args {
     /// Keep the data directory even when the run passes.
     #[arg(long)]
     keep_data: bool,
+    /// Pass `--maxmemory` to moodb (e.g. `1kb`): values spill to value segments, so kills land
+    /// between spills, checkpoints with pointers and their recovery.
+    #[arg(long)]
+    maxmemory: Option<String>,
     /// The moodb binary (default: build it with `cargo build --release` and use
     /// target/release/moodb).
     #[arg(long)]
@@ -333,6 +337,7 @@ fn campaign(
         checkpoint_log_bytes: rng.gen_range(16 * 1024..256 * 1024),
         checkpoint_interval_ms: rng.gen_range(20..200),
         env,
+        maxmemory: args.maxmemory.clone(),
     };
     let bar = ProgressBar::new(iterations);
     bar.set_style(

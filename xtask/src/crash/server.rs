@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub checkpoint_interval_ms: u64,
     /// Extra environment (e.g. `MOODB_FAILPOINTS`).
     pub env: Vec<(String, String)>,
+    /// moodb's `--maxmemory`, if set.
+    pub maxmemory: Option<String>,
 }
 
 /// A running server.
@@ -110,6 +112,9 @@ fn start_moodb(cfg: &ServerConfig, dir: &Path, salvage: bool) -> Result<Started,
         "--checkpoint-interval-ms".into(),
         cfg.checkpoint_interval_ms.to_string(),
     ];
+    if let Some(limit) = &cfg.maxmemory {
+        launch.args.extend(["--maxmemory".into(), limit.clone()]);
+    }
     if salvage {
         launch.args.push("--salvage".into());
     }
