@@ -22,6 +22,7 @@ pub mod clients;
 pub mod gate;
 pub mod host;
 mod messages;
+pub mod replica;
 pub mod stats;
 
 use std::collections::{HashMap, VecDeque};
@@ -46,6 +47,7 @@ use crate::resp::{Frame, Limits, Protocol};
 
 pub use checkpoint::CheckpointConfig;
 pub use gate::Release;
+pub use replica::{Replica, Replication};
 
 use checkpoint::Checkpoints;
 use clients::{Clients, Peer, SessionControl};
@@ -212,6 +214,8 @@ pub struct Store<T> {
     /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
     /// time: a run given the same times draws the same numbers.
     rng: u64,
+    /// Cluster mode: what ROLE and INFO replication say ([`Store::set_replication`]).
+    replication: Option<Replication>,
 }
 
 impl<T> Store<T> {
@@ -268,6 +272,7 @@ impl<T> Store<T> {
             deferred: Vec::new(),
             events: Vec::new(),
             rng: now_ms,
+            replication: None,
         }
     }
 
@@ -1023,6 +1028,7 @@ impl<T> Store<T> {
                 Frame::bulk((self.now_us % 1_000_000).to_string()),
             ]),
             ServerCommand::Reset => self.reset(session),
+            ServerCommand::Role => self.role(),
             ServerCommand::Monitor => {
                 self.clients.start_monitor(session);
                 self.controls.push((session, SessionControl::Monitor));
@@ -1201,6 +1207,7 @@ impl<T> Store<T> {
                 .collect(),
             expired_keys: self.stats.expired,
             last_lsn: self.last_lsn,
+            replication: self.replication.clone(),
             durable_lsn: st.durable_lsn,
             log_bytes: st.log_bytes,
             last_checkpoint_lsn: st.last_checkpoint_lsn,
