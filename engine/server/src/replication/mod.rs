@@ -1,16 +1,24 @@
 //! Replication glue (issue 14, storage side): the openraft type configuration ([`types`]), the
 //! raft log storage over the backend's [`moodb_core::replicated::RaftLog`] ([`log_store`]) and
-//! the state machine over the key space ([`state_machine`]). Nothing here runs unless a
-//! cluster is configured; the single-node server does not touch it.
+//! the state machine over the key space ([`state_machine`]); the links between nodes: the
+//! authenticated TCP wire ([`peer_wire`]), its dialing side ([`network`]) and its listening
+//! side ([`peer_server`]). Nothing here runs unless a cluster is configured; the single-node
+//! server does not touch it.
 
 // openraft's storage traits return its own `StorageError` (224 bytes); the helpers here return
 // what those traits return rather than a boxed copy.
 #![allow(clippy::result_large_err)]
 
 pub mod log_store;
+pub mod network;
+pub mod peer_server;
+pub mod peer_wire;
 pub mod state_machine;
 pub mod types;
 
 pub use log_store::LogStore;
+pub use network::{PeerClient, PeerNetwork};
+pub use peer_server::{serve_peers, serve_peers_with};
+pub use peer_wire::{ClusterSecret, PeerError, PeerLog, PeerOptions, Refusal, SecretError};
 pub use state_machine::StateMachine;
 pub use types::{Applied, TypeConfig, Write};
