@@ -27,12 +27,16 @@
 //!     latency_monitor_threshold: 0,   // ms; 0: LATENCY records nothing
 //!     insecure: false,
 //!     ready_file: None,          // or Some("moodb-ready.json")
+//!     cluster: None,             // or Some((node_id: 1, raft_addr: "127.0.0.1:7101",
+//!                                //   peers: {1: ("127.0.0.1:7101", "127.0.0.1:6380"), ...},
+//!                                //   secret: "a long shared secret"))
 //! )
 //! ```
 //!
 //! Safe by default: a server that listens on an address other than loopback refuses to start
 //! without `requirepass` unless `insecure` is set.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +88,42 @@ pub struct Config {
     /// Once listening, `moodb serve` writes its address, pid and recovery figures here as
     /// JSON (written to `<path>.tmp`, then renamed), for scripts and test harnesses.
     pub ready_file: Option<PathBuf>,
+    /// Cluster mode (raft): `None` is a single node, which pays nothing for replication.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node of a raft cluster: who it is, where its peers reach it, every member's addresses
+/// and the secret the peers prove to each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id, a key of `peers`.
+    pub node_id: u64,
+    /// Where this node listens for its peers (loopback by default, as `addr`).
+    pub raft_addr: String,
+    /// Every member: id → (raft address, client address). The client address is where a
+    /// follower forwards requests to when that node leads, and what ROLE shows.
+    pub peers: BTreeMap<u64, (String, String)>,
+    /// The secret every member holds (required).
+    pub secret: String,
+    /// Raft timing, ms: the leader's heartbeat, and the range an election timeout is drawn from.
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 1,
+            raft_addr: "127.0.0.1:7101".into(),
+            peers: BTreeMap::new(),
+            secret: String::new(),
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+        }
+    }
 }
 
 impl Default for Config {
@@ -105,6 +145,7 @@ impl Default for Config {
             latency_monitor_threshold: 0,
             insecure: false,
             ready_file: None,
+            cluster: None,
         }
     }
 }
@@ -142,6 +183,8 @@ pub enum ConfigError {
         *db as usize + 1
     )]
     DataBeyondDatabases { db: u16, databases: usize },
+    #[error("invalid cluster configuration: {0} (see README.md, section Cluster mode)")]
+    Cluster(String),
 }
 
 /// The most databases a server may have: records name a database with a u16.
@@ -195,6 +238,47 @@ impl Config {
             return Err(ConfigError::Exposed {
                 addr: self.addr.clone(),
             });
+        }
+        if let Some(c) = &self.cluster {
+            self.validate_cluster(c)?;
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: the paper backend, a secret, this node among the members at the raft
+    /// address it listens on, sane timings.
+    fn validate_cluster(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Cluster(m));
+        if self.backend != "paper" {
+            return bad(format!(
+                "cluster mode needs the paper backend (its log is the raft log); this \
+                 configuration has backend {:?}",
+                self.backend
+            ));
+        }
+        if c.secret.is_empty() {
+            return bad("a cluster needs a secret (--cluster-secret or `secret`) shared by \
+                        every member, so that no one else can join its raft traffic"
+                .into());
+        }
+        let Some((raft, _)) = c.peers.get(&c.node_id) else {
+            return bad(format!(
+                "this node's id {} is not among the peers {:?}",
+                c.node_id,
+                c.peers.keys().collect::<Vec<_>>()
+            ));
+        };
+        if *raft != c.raft_addr {
+            return bad(format!(
+                "this node's raft address is {} but the peers list says {raft}",
+                c.raft_addr
+            ));
+        }
+        if c.heartbeat_ms == 0 || c.election_timeout_min_ms <= c.heartbeat_ms {
+            return bad("the election timeout must be longer than the heartbeat".into());
+        }
+        if c.election_timeout_max_ms <= c.election_timeout_min_ms {
+            return bad("election_timeout_max_ms must be above election_timeout_min_ms".into());
         }
         Ok(())
     }
