@@ -257,9 +257,11 @@ impl Config {
             ));
         }
         if c.secret.is_empty() {
-            return bad("a cluster needs a secret (--cluster-secret or `secret`) shared by \
+            return bad(
+                "a cluster needs a secret (--cluster-secret or `secret`) shared by \
                         every member, so that no one else can join its raft traffic"
-                .into());
+                    .into(),
+            );
         }
         let Some((raft, _)) = c.peers.get(&c.node_id) else {
             return bad(format!(

@@ -98,12 +98,11 @@ pub async fn start(
     let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
-    let listener = tokio::net::TcpListener::from_std(listener).map_err(|source| {
-        ClusterError::Bind {
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|source| ClusterError::Bind {
             addr: config.raft_addr.clone(),
             source,
-        }
-    })?;
+        })?;
     actix::spawn(serve_peers(listener, raft.clone(), secret));
     owner.do_send(AttachRaft(raft.clone()));
     let lowest = config.peers.keys().next().copied();

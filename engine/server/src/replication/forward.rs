@@ -164,7 +164,11 @@ impl Task {
     }
 
     async fn relay(&mut self, job: Job, leader: NodeId, addr: String) {
-        if self.conn.as_ref().is_some_and(|c| c.leader != leader || c.addr != addr) {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.leader != leader || c.addr != addr)
+        {
             self.conn = None;
         }
         let mut replies = Vec::with_capacity(job.requests.len());

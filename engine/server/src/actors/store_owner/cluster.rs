@@ -406,8 +406,7 @@ impl StoreOwner {
         }
         eprintln!("moodb: cluster: leadership lost ({why}): answering uncommitted writes with TRYAGAIN and rebuilding the committed state");
         let refusal = Frame::from(ReplyError::LeadershipChanged);
-        self.store
-            .abandon_uncommitted(&refusal, &mut self.released);
+        self.store.abandon_uncommitted(&refusal, &mut self.released);
         let Some(link) = self.cluster.as_ref() else {
             return;
         };
@@ -504,8 +503,7 @@ impl Handler<InstallState> for StoreOwner {
 
     fn handle(&mut self, msg: InstallState, _: &mut Context<Self>) {
         let refusal = Frame::from(ReplyError::LeadershipChanged);
-        self.store
-            .abandon_uncommitted(&refusal, &mut self.released);
+        self.store.abandon_uncommitted(&refusal, &mut self.released);
         let lsn = self.store.last_lsn();
         self.store.replace_state(msg.dbs, lsn);
         if let Some(link) = self.cluster.as_mut() {
