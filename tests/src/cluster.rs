@@ -55,6 +55,28 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.running
+            .as_ref()
+            .filter(|r| !r.process.reaped())
+            .map(|r| r.process.id())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the process: a stopped node is a node cut off
+    /// from everyone, which resumes later believing what it believed then.
+    pub fn signal(&self, signal: &str) -> Result<(), HarnessError> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(io("running kill"))?;
+        Ok(())
+    }
+
     pub fn is_up(&self) -> bool {
         self.running.as_ref().is_some_and(|r| !r.process.reaped())
     }

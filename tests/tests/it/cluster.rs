@@ -5,7 +5,10 @@
 //! the shapes of a real redis-server master and replica (`--replicaof`). Then the leader is
 //! killed with SIGKILL under writes from several clients: a new leader is there within 2 s,
 //! every acknowledged write is on the survivors, and the old leader, restarted on its data,
-//! catches up and holds them too. Every wait is bounded.
+//! catches up and holds them too. A leader stopped (SIGSTOP) while the others elect a new
+//! one, then resumed with a write waiting in its socket, answers that write `-TRYAGAIN` or
+//! relays it, never an OK the cluster does not hold, and its store converges to the
+//! committed state. Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
@@ -376,5 +379,74 @@ fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     eprintln!(
         "cluster: {} keys acknowledged, failover (kill -9 to the first acknowledged write) {failover:?}",
         acked.len()
+    );
+}
+
+#[test]
+fn a_deposed_leader_never_acknowledges_what_the_cluster_does_not_hold() {
+    use std::io::{Read, Write};
+    let cluster = TestCluster::start(3, &[]).unwrap();
+    let old = cluster
+        .leader(None, ELECT)
+        .unwrap_or_else(|| panic!("no leader:\n{}", cluster.outputs()));
+    {
+        let mut con = cluster.nodes[old].connect().unwrap();
+        eventually("the leader taking a write", ELECT, || {
+            redis::cmd("SET").arg("base").arg("1").query::<()>(&mut con).is_ok()
+        });
+    }
+    cluster.nodes[old].signal("STOP").unwrap();
+    let new = cluster.leader(Some(old), Duration::from_secs(5));
+    let Some(new) = new else {
+        cluster.nodes[old].signal("CONT").unwrap();
+        panic!("no new leader while the old one is stopped:\n{}", cluster.outputs());
+    };
+    let mut nc = cluster.nodes[new].connect().unwrap();
+    eventually("the new leader taking a write", Duration::from_secs(5), || {
+        redis::cmd("SET").arg("fresh").arg("1").query::<()>(&mut nc).is_ok()
+    });
+    // A write waits in the stopped leader's socket; the process resumes believing it leads.
+    let mut stream = std::net::TcpStream::connect(cluster.nodes[old].addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"*3\r\n$3\r\nSET\r\n$5\r\nstale\r\n$1\r\nv\r\n")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    cluster.nodes[old].signal("CONT").unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while !reply.ends_with(b"\r\n") {
+        let n = stream.read(&mut byte).unwrap();
+        assert!(n > 0, "the resumed node closed the connection");
+        reply.push(byte[0]);
+    }
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    let stale: Option<String> = redis::cmd("GET").arg("stale").query(&mut nc).unwrap();
+    match reply.as_str() {
+        "+OK\r\n" => assert_eq!(stale.as_deref(), Some("v"), "an OK the leader does not hold"),
+        r if r.starts_with("-TRYAGAIN ") => {}
+        other => panic!("unexpected reply {other:?}:\n{}", cluster.outputs()),
+    }
+    // The old node is a follower again and its own store is the committed state.
+    eventually("the old leader following", ELECT, || {
+        cluster.nodes[old].role().as_deref() == Some("slave")
+    });
+    let target = cluster.nodes[new].offset().unwrap();
+    eventually("the old leader catching up", ELECT, || {
+        cluster.nodes[old].offset().unwrap_or(0) >= target
+    });
+    let keys = keys_in_own_store(&cluster.nodes[new]);
+    eventually("the old leader's store matching the leader's", ELECT, || {
+        keys_in_own_store(&cluster.nodes[old]) == keys
+    });
+    let mut oc = cluster.nodes[old].connect().unwrap();
+    let through_old: Option<String> = redis::cmd("GET").arg("stale").query(&mut oc).unwrap();
+    assert_eq!(through_old, stale);
+    eprintln!(
+        "cluster: the resumed leader answered {:?}; rebuilt: {}",
+        reply.trim_end(),
+        cluster.nodes[old].output().contains("leadership lost")
     );
 }
