@@ -461,6 +461,41 @@ mod tests {
         assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
     }
 
+    fn cluster(backend: &str, secret: &str, node: u64) -> Config {
+        Config::parse(&format!(
+            r#"(backend: "{backend}", cluster: Some((node_id: {node}, raft_addr: "127.0.0.1:7101",
+                peers: {{1: ("127.0.0.1:7101", "127.0.0.1:6380"), 2: ("127.0.0.1:7102", "127.0.0.1:6381")}},
+                secret: "{secret}")))"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cluster_needs_the_paper_backend_a_secret_and_this_node_among_its_peers() {
+        let c = cluster("paper", "s", 1);
+        c.validate().unwrap();
+        let cc = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            cc.peers[&2],
+            ("127.0.0.1:7102".into(), "127.0.0.1:6381".into())
+        );
+        assert_eq!(cc.heartbeat_ms, ClusterConfig::default().heartbeat_ms);
+        let err = cluster("sled", "s", 1).validate().unwrap_err().to_string();
+        assert!(err.contains("needs the paper backend"), "{err}");
+        let err = cluster("paper", "", 1).validate().unwrap_err().to_string();
+        assert!(err.contains("needs a secret"), "{err}");
+        let err = cluster("paper", "s", 3).validate().unwrap_err().to_string();
+        assert!(err.contains("id 3 is not among the peers"), "{err}");
+        // Node 2's raft address is not the configured raft_addr.
+        let err = cluster("paper", "s", 2).validate().unwrap_err().to_string();
+        assert!(err.contains("the peers list says 127.0.0.1:7102"), "{err}");
+        let mut c = cluster("paper", "s", 1);
+        c.cluster.as_mut().unwrap().election_timeout_min_ms = 50;
+        assert!(c.validate().is_err());
+        let text = cluster("paper", "s", 1).to_ron().unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), cluster("paper", "s", 1));
+    }
+
     #[test]
     fn the_documented_example_parses() {
         let doc = include_str!("config.rs");

@@ -219,16 +219,16 @@ fn three_nodes_form_a_cluster_forward_writes_and_answer_role_as_redis() {
     assert_eq!(info_fields(&mut fc), strip(info_fields(&mut rc)));
 }
 
+/// Each key's last acknowledged value.
+type Acked = Arc<Mutex<HashMap<String, u64>>>;
+
 /// Writers on every node, each recording the value of each SET acknowledged; a failed write
 /// (TRYAGAIN, a dropped connection) is not recorded and the writer moves on (reconnecting).
 fn run_writers(
     urls: Vec<String>,
     clients: usize,
     stop: Arc<AtomicBool>,
-) -> (
-    Vec<std::thread::JoinHandle<()>>,
-    Arc<Mutex<HashMap<String, u64>>>,
-) {
+) -> (Vec<std::thread::JoinHandle<()>>, Acked) {
     let acked = Arc::new(Mutex::new(HashMap::new()));
     let threads = (0..clients)
         .map(|c| {
@@ -392,19 +392,34 @@ fn a_deposed_leader_never_acknowledges_what_the_cluster_does_not_hold() {
     {
         let mut con = cluster.nodes[old].connect().unwrap();
         eventually("the leader taking a write", ELECT, || {
-            redis::cmd("SET").arg("base").arg("1").query::<()>(&mut con).is_ok()
+            redis::cmd("SET")
+                .arg("base")
+                .arg("1")
+                .query::<()>(&mut con)
+                .is_ok()
         });
     }
     cluster.nodes[old].signal("STOP").unwrap();
     let new = cluster.leader(Some(old), Duration::from_secs(5));
     let Some(new) = new else {
         cluster.nodes[old].signal("CONT").unwrap();
-        panic!("no new leader while the old one is stopped:\n{}", cluster.outputs());
+        panic!(
+            "no new leader while the old one is stopped:\n{}",
+            cluster.outputs()
+        );
     };
     let mut nc = cluster.nodes[new].connect().unwrap();
-    eventually("the new leader taking a write", Duration::from_secs(5), || {
-        redis::cmd("SET").arg("fresh").arg("1").query::<()>(&mut nc).is_ok()
-    });
+    eventually(
+        "the new leader taking a write",
+        Duration::from_secs(5),
+        || {
+            redis::cmd("SET")
+                .arg("fresh")
+                .arg("1")
+                .query::<()>(&mut nc)
+                .is_ok()
+        },
+    );
     // A write waits in the stopped leader's socket; the process resumes believing it leads.
     let mut stream = std::net::TcpStream::connect(cluster.nodes[old].addr).unwrap();
     stream
@@ -425,7 +440,11 @@ fn a_deposed_leader_never_acknowledges_what_the_cluster_does_not_hold() {
     let reply = String::from_utf8_lossy(&reply).into_owned();
     let stale: Option<String> = redis::cmd("GET").arg("stale").query(&mut nc).unwrap();
     match reply.as_str() {
-        "+OK\r\n" => assert_eq!(stale.as_deref(), Some("v"), "an OK the leader does not hold"),
+        "+OK\r\n" => assert_eq!(
+            stale.as_deref(),
+            Some("v"),
+            "an OK the leader does not hold"
+        ),
         r if r.starts_with("-TRYAGAIN ") => {}
         other => panic!("unexpected reply {other:?}:\n{}", cluster.outputs()),
     }
@@ -438,9 +457,11 @@ fn a_deposed_leader_never_acknowledges_what_the_cluster_does_not_hold() {
         cluster.nodes[old].offset().unwrap_or(0) >= target
     });
     let keys = keys_in_own_store(&cluster.nodes[new]);
-    eventually("the old leader's store matching the leader's", ELECT, || {
-        keys_in_own_store(&cluster.nodes[old]) == keys
-    });
+    eventually(
+        "the old leader's store matching the leader's",
+        ELECT,
+        || keys_in_own_store(&cluster.nodes[old]) == keys,
+    );
     let mut oc = cluster.nodes[old].connect().unwrap();
     let through_old: Option<String> = redis::cmd("GET").arg("stale").query(&mut oc).unwrap();
     assert_eq!(through_old, stale);

@@ -371,6 +371,18 @@ mod tests {
     }
 
     #[test]
+    fn peers_are_id_raft_address_and_optional_client_address() {
+        let p = parse_peers("1=127.0.0.1:7101/127.0.0.1:6380, 2=127.0.0.1:7102").unwrap();
+        assert_eq!(p[&1], ("127.0.0.1:7101".into(), "127.0.0.1:6380".into()));
+        assert_eq!(p[&2], ("127.0.0.1:7102".into(), String::new()));
+        assert!(parse_peers("1=a,1=b").unwrap_err().contains("listed twice"));
+        assert!(parse_peers("x=a").unwrap_err().contains("not a node id"));
+        assert!(parse_peers("127.0.0.1:7101")
+            .unwrap_err()
+            .contains("ID=RAFT_ADDR"));
+    }
+
+    #[test]
     fn the_ready_file_carries_the_recovery_figures() {
         let addr: SocketAddr = "127.0.0.1:4242".parse().unwrap();
         let r = report(Some(("d/ckpt.3".into(), 9)), 4, 12);
