@@ -390,6 +390,7 @@ impl Handler<SessionClosed> for StoreOwner {
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
         self.store.session_closed(msg.0);
+        self.cluster_session_closed(msg.0);
         self.sessions.remove(&msg.0);
         self.controls.remove(&msg.0);
     }

@@ -256,7 +256,8 @@ pub struct ProposalFailed {
 pub struct ExecuteHere(pub Job);
 
 /// Commands a follower answers itself (about itself, or node-local: Pub/Sub is not
-/// replicated); a batch of only these is not forwarded.
+/// replicated; SHUTDOWN stops the node it is sent to); a batch of only these is not
+/// forwarded.
 const LOCAL: &[&[u8]] = &[
     b"role",
     b"info",
@@ -267,6 +268,7 @@ const LOCAL: &[&[u8]] = &[
     b"punsubscribe",
     b"publish",
     b"pubsub",
+    b"shutdown",
 ];
 
 fn local_only(batch: &Batch) -> bool {
@@ -342,6 +344,13 @@ impl StoreOwner {
             self.lose_leadership("the proposer is gone");
         }
         true
+    }
+
+    /// Cluster mode: a session closed; its forwarder (if any) ends once its queue is done.
+    pub(super) fn cluster_session_closed(&mut self, session: SessionId) {
+        if let Some(link) = self.cluster.as_mut() {
+            link.forwarders.remove(&session);
+        }
     }
 
     /// Cluster mode: may the periodic work that writes (active expiry) run here?
@@ -560,9 +569,11 @@ async fn watch_metrics(raft: Raft<TypeConfig>, owner: Addr<StoreOwner>) {
             .is_none_or(|l| l.leading != status.leading || l.leader != status.leader);
         let figures_changed = last.as_ref() != Some(&status);
         if leadership_changed || (figures_changed && last_sent.elapsed() >= STATUS_REFRESH) {
-            if owner.try_send(status.clone()).is_err() && !owner.connected() {
+            if !owner.connected() {
                 return;
             }
+            // Not `try_send`: a full mailbox must not drop a change of leadership.
+            owner.do_send(status.clone());
             last = Some(status);
             last_sent = tokio::time::Instant::now();
         }
