@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod linearizability;
 pub mod process;
+pub mod proxy;
 pub mod raw;
 pub mod redis_server;
 pub mod server;

@@ -23,6 +23,7 @@ mod linearizability_moodb;
 mod linearizability_redis;
 mod pubsub;
 mod raft_cluster;
+mod raft_network;
 mod raft_storage;
 mod ready_file;
 mod real_clients;

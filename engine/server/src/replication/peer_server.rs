@@ -52,7 +52,7 @@ pub async fn serve_peers_with(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
-                        shared.options.log.line(&format!(
+                        shared.log_limited(peer.ip(), &format!(
                             "moodb: refused raft peer {peer}: {} connections already",
                             shared.options.max_connections
                         ));
@@ -68,7 +68,8 @@ pub async fn serve_peers_with(
                 }
                 Err(e) => {
                     // Out of descriptors and the like: transient; do not spin.
-                    shared.options.log.line(&format!("moodb: raft peer accept failed: {e}"));
+                    let nowhere = IpAddr::from([0, 0, 0, 0]);
+                    shared.log_limited(nowhere, &format!("moodb: raft peer accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },
@@ -113,16 +114,19 @@ impl Served {
         };
         let max = self.options.max_frame;
         loop {
-            let request: Request = match framed.recv(max).await {
-                Ok(r) => r,
-                // The peer hung up between requests: the normal end of a link.
-                Err(PeerError::Io { source, .. })
-                    if source.kind() == std::io::ErrorKind::UnexpectedEof =>
-                {
-                    return Ok(())
-                }
-                Err(e) => return Err(e),
-            };
+            let request: Request =
+                match tokio::time::timeout(self.options.idle_timeout, framed.recv(max)).await {
+                    Ok(Ok(r)) => r,
+                    // The peer hung up between requests, or said nothing for long: the normal
+                    // end of a link (the dialer dials again when it needs one).
+                    Ok(Err(PeerError::Io { source, .. }))
+                        if source.kind() == std::io::ErrorKind::UnexpectedEof =>
+                    {
+                        return Ok(())
+                    }
+                    Ok(Err(e)) => return Err(e),
+                    Err(_) => return Ok(()),
+                };
             let response = match request {
                 Request::Vote(r) => Response::Vote(self.raft.vote(r).await),
                 Request::Append(r) => Response::Append(self.raft.append_entries(r).await),
@@ -134,16 +138,29 @@ impl Served {
         }
     }
 
-    /// Logs why a connection ended, unless it is routine; refusals at most once per
-    /// [`REFUSAL_LOG_EVERY`] per address, with the count of those not logged.
+    /// Logs why a connection ended, unless it is routine (a reset, a peer gone mid-request:
+    /// the dialer retries), at most once per [`REFUSAL_LOG_EVERY`] per address, with the count
+    /// of those not logged.
     fn log_failure(&self, peer: SocketAddr, e: &PeerError) {
-        match e {
-            PeerError::RefusedPeer { .. }
-            | PeerError::Protocol { .. }
-            | PeerError::Timeout { .. } => {}
-            // A connection reset or a peer that went away mid-request: the dialer retries.
+        let line = match e {
+            PeerError::RefusedPeer { reason, .. } => {
+                format!("moodb: refused raft peer {peer}: {reason}")
+            }
+            PeerError::Protocol { what, .. } => {
+                format!("moodb: refused raft peer {peer}: not a moodb raft peer ({what})")
+            }
+            PeerError::Timeout { after, .. } => {
+                format!("moodb: refused raft peer {peer}: no handshake within {after:?}")
+            }
+            // An authenticated peer that sends what cannot be read: a version skew or a bug.
+            PeerError::Decode { .. } | PeerError::FrameTooLarge { .. } => format!("moodb: {e}"),
             _ => return,
-        }
+        };
+        self.log_limited(peer.ip(), &line);
+    }
+
+    /// Logs `line` about `ip` unless a line about it was logged within [`REFUSAL_LOG_EVERY`].
+    fn log_limited(&self, ip: IpAddr, line: &str) {
         let now = Instant::now();
         let suppressed = {
             let mut refusals = self
@@ -153,7 +170,7 @@ impl Served {
             if refusals.len() >= REFUSAL_LOG_ADDRESSES {
                 refusals.clear();
             }
-            match refusals.get_mut(&peer.ip()) {
+            match refusals.get_mut(&ip) {
                 Some((last, skipped)) if now.duration_since(*last) < REFUSAL_LOG_EVERY => {
                     *skipped += 1;
                     return;
@@ -163,40 +180,17 @@ impl Served {
                     std::mem::take(skipped)
                 }
                 None => {
-                    refusals.insert(peer.ip(), (now, 0));
+                    refusals.insert(ip, (now, 0));
                     0
                 }
             }
         };
-        let line = match e {
-            PeerError::RefusedPeer { reason, .. } => {
-                format!("moodb: refused raft peer {peer}: {reason}")
-            }
-            other => format!("moodb: refused raft peer {peer}: {}", Cause(other)),
-        };
         if suppressed > 0 {
-            self.options.log.line(&format!(
-                "{line} ({suppressed} more from {} not logged)",
-                peer.ip()
-            ));
+            self.options
+                .log
+                .line(&format!("{line} ({suppressed} more from {ip} not logged)"));
         } else {
-            self.options.log.line(&line);
-        }
-    }
-}
-
-/// The part of a listener-side error after its address.
-struct Cause<'a>(&'a PeerError);
-
-impl std::fmt::Display for Cause<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            PeerError::Protocol { what, .. } => write!(f, "not a moodb raft peer ({what})"),
-            PeerError::Timeout { during, after, .. } => {
-                write!(f, "no handshake within {after:?} ({during})")
-            }
-            PeerError::RefusedPeer { reason, .. } => write!(f, "{reason}"),
-            other => write!(f, "{other}"),
+            self.options.log.line(line);
         }
     }
 }

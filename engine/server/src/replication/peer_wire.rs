@@ -159,6 +159,9 @@ pub struct PeerOptions {
     pub connect_timeout: Duration,
     /// The longest the listening side waits for a connection's handshake.
     pub handshake_timeout: Duration,
+    /// The longest the listening side keeps a connection that sends no request (a leader's
+    /// heartbeats keep its links busy; a peer gone without a word is let go).
+    pub idle_timeout: Duration,
     /// The most peer connections the listening side serves at once; more are closed at once.
     pub max_connections: usize,
     /// The local address outgoing connections are bound to (`None`: the system picks).
@@ -176,6 +179,7 @@ impl Default for PeerOptions {
             max_frame: 1 << 30,
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
             max_connections: 256,
             source_ip: None,
             backoff: Duration::from_millis(200),
