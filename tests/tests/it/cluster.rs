@@ -8,7 +8,9 @@
 //! catches up and holds them too. A leader stopped (SIGSTOP) while the others elect a new
 //! one, then resumed with a write waiting in its socket, answers that write `-TRYAGAIN` or
 //! relays it, never an OK the cluster does not hold, and its store converges to the
-//! committed state. Every wait is bounded.
+//! committed state. A leader whose followers are both stopped answers a write `-TRYAGAIN`
+//! within a bounded time instead of holding it forever, and serves again once they resume.
+//! Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
@@ -470,4 +472,68 @@ fn a_deposed_leader_never_acknowledges_what_the_cluster_does_not_hold() {
         reply.trim_end(),
         cluster.nodes[old].output().contains("leadership lost")
     );
+}
+
+#[test]
+fn a_leader_cut_off_from_the_majority_answers_tryagain_then_serves_again() {
+    let cluster = TestCluster::start(3, &[]).unwrap();
+    let leader = cluster
+        .leader(None, ELECT)
+        .unwrap_or_else(|| panic!("no leader:\n{}", cluster.outputs()));
+    let mut con = cluster.nodes[leader].connect().unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    eventually("the leader taking a write", ELECT, || {
+        redis::cmd("SET")
+            .arg("before")
+            .arg("1")
+            .query::<()>(&mut con)
+            .is_ok()
+    });
+    let followers: Vec<usize> = (0..3).filter(|i| *i != leader).collect();
+    for &f in &followers {
+        cluster.nodes[f].signal("STOP").unwrap();
+    }
+    let asked = Instant::now();
+    let result = redis::cmd("SET")
+        .arg("cut-off")
+        .arg("1")
+        .query::<()>(&mut con);
+    let waited = asked.elapsed();
+    for &f in &followers {
+        cluster.nodes[f].signal("CONT").unwrap();
+    }
+    let err = result.expect_err("a write acknowledged without a majority");
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    assert!(
+        waited < Duration::from_secs(9),
+        "the write waited {waited:?}"
+    );
+    // Once the followers are back, some node leads and serves; nothing acknowledged is lost.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut served = false;
+    while !served && Instant::now() < deadline {
+        for node in &cluster.nodes {
+            if let Ok(mut c) = node.connect() {
+                if redis::cmd("SET")
+                    .arg("after")
+                    .arg("1")
+                    .query::<()>(&mut c)
+                    .is_ok()
+                {
+                    let before: Option<String> =
+                        redis::cmd("GET").arg("before").query(&mut c).unwrap();
+                    assert_eq!(before.as_deref(), Some("1"));
+                    served = true;
+                    break;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        served,
+        "no node served a write after the followers resumed:\n{}",
+        cluster.outputs()
+    );
+    eprintln!("cluster: the cut-off leader answered after {waited:?}: {err}");
 }

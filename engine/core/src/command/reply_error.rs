@@ -183,6 +183,10 @@ pub enum ReplyError {
     /// leadership before a majority committed it.
     #[error("TRYAGAIN leadership changed before this write was committed; it may or may not have been applied: read it back before retrying")]
     LeadershipChanged,
+    /// Cluster mode: a read's reply waits until a majority confirms this node still leads
+    /// (ReadIndex); it could not.
+    #[error("TRYAGAIN this node could not confirm it still leads ({cause}); retry on the leader")]
+    LeadershipUnconfirmed { cause: String },
     /// Cluster mode: no leader was known within the wait (an election is under way, or too
     /// few nodes are up to hold one).
     #[error("TRYAGAIN no leader elected yet (election in progress, or fewer than a majority of nodes up); retry shortly")]

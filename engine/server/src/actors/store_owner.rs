@@ -202,6 +202,7 @@ impl StoreOwner {
     /// flush is already scheduled, which will take them).
     fn expire_cycle(&mut self) {
         self.store.tick(now_ms());
+        self.cluster_watchdog();
         if !self.cluster_may_write() {
             return;
         }
@@ -309,9 +310,12 @@ impl StoreOwner {
             self.store
                 .execute_in(batch.session, batch.proto, &batch.requests, to, now_us())
         {
-            self.released.push(release);
+            if let Some(release) = self.cluster_hold(release) {
+                self.released.push(release);
+            }
         }
         self.send_released();
+        self.cluster_confirm_reads(ctx);
         self.apply_settings_change();
         self.send_controls(batch.seq);
         self.maybe_exit();

@@ -16,7 +16,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use moodb_core::backend::{BackendStatus, CheckpointReport};
@@ -26,12 +26,12 @@ use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::replicated::{RaftPayload, SnapshotCodec};
 use moodb_core::resp::Frame;
-use moodb_core::store::{Replica, Replication};
+use moodb_core::store::{Release, Replica, Replication};
 use moodb_core::Record;
 use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
 use tokio::sync::watch;
 
-use super::{now_ms, StoreOwner};
+use super::{now_ms, ReplyTo, StoreOwner};
 use crate::actors::Batch;
 use crate::replication::forward::{Forwarder, Job, LeaderView, ELECTION_WAIT};
 use crate::replication::proposer::Proposer;
@@ -57,8 +57,8 @@ pub struct ClusterLink {
     codec: Arc<dyn SnapshotCodec>,
     databases: usize,
     proposer: Option<Proposer>,
-    /// LSNs proposed and not yet seen applied, in order.
-    proposed: VecDeque<Lsn>,
+    /// LSNs proposed and not yet seen applied, in order, with when each was proposed.
+    proposed: VecDeque<(Lsn, Instant)>,
     /// The term this node leads, as the raft metrics last said.
     leading: Option<u64>,
     /// The newest term whose uncommitted writes were given up: leading it serves nothing.
@@ -71,6 +71,10 @@ pub struct ClusterLink {
     matched: BTreeMap<NodeId, u64>,
     view: watch::Sender<LeaderView>,
     forwarders: HashMap<SessionId, Forwarder>,
+    /// Replies that may leave once a majority confirms, after they were computed, that this
+    /// node still leads (ReadIndex); and those whose confirmation is under way.
+    unconfirmed: Vec<Release<ReplyTo>>,
+    confirming: Option<Vec<Release<ReplyTo>>>,
 }
 
 impl ClusterLink {
@@ -105,6 +109,8 @@ impl ClusterLink {
             matched: BTreeMap::new(),
             view: watch::Sender::new(LeaderView::default()),
             forwarders: HashMap::new(),
+            unconfirmed: Vec::new(),
+            confirming: None,
         }
     }
 
@@ -250,6 +256,36 @@ pub struct ProposalFailed {
     pub reason: String,
 }
 
+/// Confirmation task → store owner: whether a majority still follows this node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadsConfirmed(pub Result<(), String>);
+
+impl Handler<ReadsConfirmed> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadsConfirmed, ctx: &mut Context<Self>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let held = link.confirming.take().unwrap_or_default();
+        match msg.0 {
+            Ok(()) => self.released.extend(held),
+            Err(cause) => {
+                let refusal = Frame::from(ReplyError::LeadershipUnconfirmed { cause });
+                for mut r in held {
+                    for f in &mut r.frames {
+                        *f = refusal.clone();
+                    }
+                    self.released.push(r);
+                }
+            }
+        }
+        self.send_released();
+        self.cluster_confirm_reads(ctx);
+    }
+}
+
 /// Forwarder → store owner: this node is the ready leader now; run the batch here.
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -277,6 +313,9 @@ fn local_only(batch: &Batch) -> bool {
             .is_some_and(|name| LOCAL.iter().any(|l| name.eq_ignore_ascii_case(l)))
     })
 }
+
+/// How long a leader's write may wait for its commit before the leader gives up its term.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
 
 /// How often ROLE's figures (matched indexes) are refreshed from the raft metrics.
 const STATUS_REFRESH: Duration = Duration::from_millis(100);
@@ -335,8 +374,9 @@ impl StoreOwner {
             return true;
         }
         let mut rs = Vec::with_capacity(records.len());
+        let now = Instant::now();
         for e in records {
-            link.proposed.push_back(e.lsn);
+            link.proposed.push_back((e.lsn, now));
             rs.push(e.record);
         }
         let sent = link.proposer.as_ref().is_some_and(|p| p.propose(rs));
@@ -344,6 +384,71 @@ impl StoreOwner {
             self.lose_leadership("the proposer is gone");
         }
         true
+    }
+
+    /// Cluster mode, on the leader: a reply the store released at once (it read only committed
+    /// state) is held until a majority confirms this node still leads; returns it when it may
+    /// leave now (a single node, a follower answering ROLE or INFO).
+    pub(super) fn cluster_hold(&mut self, release: Release<ReplyTo>) -> Option<Release<ReplyTo>> {
+        match self.cluster.as_mut() {
+            Some(link) if link.ready() => {
+                link.unconfirmed.push(release);
+                None
+            }
+            _ => Some(release),
+        }
+    }
+
+    /// Starts a leadership confirmation (heartbeats to a majority) for every reply held since
+    /// the last one started; one at a time, so reads arriving meanwhile share the next.
+    pub(super) fn cluster_confirm_reads(&mut self, ctx: &mut Context<Self>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        if link.confirming.is_some() || link.unconfirmed.is_empty() {
+            return;
+        }
+        let Some(raft) = link.raft.clone() else {
+            return;
+        };
+        link.confirming = Some(std::mem::take(&mut link.unconfirmed));
+        let owner = ctx.address();
+        actix::spawn(async move {
+            let result = raft
+                .get_read_log_id()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            owner.do_send(ReadsConfirmed(result));
+        });
+    }
+
+    /// Cluster mode, every 100 ms: a leader whose oldest proposal has waited [`COMMIT_WAIT`]
+    /// without being committed (a majority unreachable) gives up its uncommitted writes
+    /// (`-TRYAGAIN`, rebuild) and asks raft for a new election, so that its clients get an
+    /// answer and the cluster a leader that can serve once a majority is back.
+    pub(super) fn cluster_watchdog(&mut self) {
+        let Some(link) = self.cluster.as_ref() else {
+            return;
+        };
+        let stuck = link.ready()
+            && link
+                .proposed
+                .front()
+                .is_some_and(|(_, at)| at.elapsed() >= COMMIT_WAIT);
+        if !stuck {
+            return;
+        }
+        let raft = link.raft.clone();
+        self.lose_leadership("nothing committed for 5 s: a majority is unreachable");
+        self.publish_role();
+        if let Some(raft) = raft {
+            actix::spawn(async move {
+                if let Err(e) = raft.trigger().elect().await {
+                    eprintln!("moodb: cluster: cannot start an election: {e}");
+                }
+            });
+        }
     }
 
     /// Cluster mode: a session closed; its forwarder (if any) ends once its queue is done.
@@ -374,8 +479,9 @@ impl StoreOwner {
                     return true;
                 };
                 let mut rs = Vec::new();
+                let now = Instant::now();
                 for e in start.records {
-                    link.proposed.push_back(e.lsn);
+                    link.proposed.push_back((e.lsn, now));
                     rs.push(e.record);
                 }
                 if let Some(p) = &link.proposer {
@@ -465,7 +571,7 @@ impl Handler<ApplyCommitted> for StoreOwner {
                 && link.leading.is_some_and(|t| t > link.abandoned_term)
                 && !link.proposed.is_empty();
             if mine {
-                durable = link.proposed.pop_front();
+                durable = link.proposed.pop_front().map(|(lsn, _)| lsn);
             } else {
                 foreign.push(record);
             }
