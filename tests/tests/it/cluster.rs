@@ -10,6 +10,8 @@
 //! relays it, never an OK the cluster does not hold, and its store converges to the
 //! committed state. A leader whose followers are both stopped answers a write `-TRYAGAIN`
 //! within a bounded time instead of holding it forever, and serves again once they resume.
+//! A connection to a follower keeps its database across a failover, and a transaction it had
+//! open is aborted (nil EXEC), never half applied.
 //! Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
@@ -536,4 +538,80 @@ fn a_leader_cut_off_from_the_majority_answers_tryagain_then_serves_again() {
         cluster.outputs()
     );
     eprintln!("cluster: the cut-off leader answered after {waited:?}: {err}");
+}
+
+/// Sends `args` until the reply is not a TRYAGAIN (bounded), returning it.
+fn until_not_tryagain(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<Value> {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    loop {
+        let mut c = redis::cmd(args[0]);
+        for a in &args[1..] {
+            c.arg(*a);
+        }
+        match c.query::<Value>(con) {
+            Err(e) if e.code() == Some("TRYAGAIN") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}
+
+#[test]
+fn a_follower_connection_keeps_its_database_and_aborts_its_open_transaction_across_failover() {
+    let mut cluster = TestCluster::start(3, &[]).unwrap();
+    let old = cluster
+        .leader(None, ELECT)
+        .unwrap_or_else(|| panic!("no leader:\n{}", cluster.outputs()));
+    let f = (0..3).find(|i| *i != old).unwrap();
+    let mut con = cluster.nodes[f].connect().unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    assert_eq!(
+        until_not_tryagain(&mut con, &["SELECT", "3"]).unwrap(),
+        Value::Okay
+    );
+    assert_eq!(
+        until_not_tryagain(&mut con, &["SET", "k3", "a"]).unwrap(),
+        Value::Okay
+    );
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    let queued: Value = redis::cmd("SET").arg("t").arg("1").query(&mut con).unwrap();
+    assert_eq!(queued, Value::SimpleString("QUEUED".into()));
+    cluster.nodes[old].kill9().unwrap();
+    cluster
+        .leader(Some(old), Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no new leader:\n{}", cluster.outputs()));
+    // Still inside MULTI for the client: more is queued (on the new leader), EXEC aborts.
+    let _ = until_not_tryagain(&mut con, &["SET", "t2", "1"]).unwrap();
+    let exec: Value = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(
+        exec,
+        Value::Nil,
+        "a transaction open across a failover must abort"
+    );
+    assert_eq!(
+        until_not_tryagain(&mut con, &["SET", "k3b", "b"]).unwrap(),
+        Value::Okay
+    );
+    let mut other = cluster.nodes[f].connect().unwrap();
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut other).unwrap();
+    let got: (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = redis::cmd("MGET")
+        .arg("k3")
+        .arg("k3b")
+        .arg("t")
+        .arg("t2")
+        .query(&mut other)
+        .unwrap();
+    assert_eq!(got, (Some("a".into()), Some("b".into()), None, None));
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut other).unwrap();
+    let in_db0: Option<String> = redis::cmd("GET").arg("k3b").query(&mut other).unwrap();
+    assert_eq!(
+        in_db0, None,
+        "the write after the failover went to database 0"
+    );
 }

@@ -6,8 +6,16 @@
 //! is known a batch waits up to [`ELECTION_WAIT`], then gets `-TRYAGAIN`; when this node
 //! becomes the ready leader the batch goes back to the store owner to run here
 //! ([`ExecuteHere`]).
+//!
+//! **A connection's state across a change of leader.** The forwarder follows what the
+//! session's state on the leader is (the database SELECTed, inside MULTI, WATCHing). A new
+//! connection (another leader, or a reconnect) SELECTs that database again. A transaction or
+//! WATCH under way on the old connection is lost with it, so its EXEC must not run what was
+//! queued since as if nothing happened: it is sent as DISCARD and answered with the nil of an
+//! aborted transaction (as if a watched key had changed). With such state the forwarder keeps
+//! relaying, to this node's own client address, when this node becomes the leader.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +46,8 @@ pub struct LeaderView {
     pub remote: Option<(NodeId, String)>,
     /// This node leads and its store holds every committed write: run requests here.
     pub here: bool,
+    /// This node's own id and client address (for a connection whose state must carry over).
+    pub me: (NodeId, String),
 }
 
 /// One batch of a session on its way to the leader.
@@ -55,6 +65,8 @@ pub struct Job {
 pub struct Forwarder {
     tx: mpsc::UnboundedSender<Job>,
     pending: Arc<AtomicUsize>,
+    /// The session has state on its relayed connection (a database, a transaction).
+    stateful: Arc<AtomicBool>,
 }
 
 impl Forwarder {
@@ -66,15 +78,22 @@ impl Forwarder {
     ) -> Forwarder {
         let (tx, rx) = mpsc::unbounded_channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let stateful = Arc::new(AtomicBool::new(false));
         let task = Task {
+            stateful: stateful.clone(),
             view,
             owner,
             password,
             conn: None,
             pending: pending.clone(),
+            state: SessionState::default(),
         };
         actix::spawn(task.run(rx));
-        Forwarder { tx, pending }
+        Forwarder {
+            tx,
+            pending,
+            stateful,
+        }
     }
 
     /// Queues `job` behind the session's earlier batches.
@@ -88,9 +107,10 @@ impl Forwarder {
         }
     }
 
-    /// No batch of the session is queued or on its way.
+    /// No batch of the session is queued or on its way, and its relayed connection holds no
+    /// state: the session's batches may run here directly from now on.
     pub fn idle(&self) -> bool {
-        self.pending.load(Ordering::SeqCst) == 0
+        self.pending.load(Ordering::SeqCst) == 0 && !self.stateful.load(Ordering::SeqCst)
     }
 }
 
@@ -116,6 +136,59 @@ struct Task {
     password: Option<String>,
     conn: Option<Conn>,
     pending: Arc<AtomicUsize>,
+    /// The session's state on the leader's side, as its replies showed it.
+    state: SessionState,
+    stateful: Arc<AtomicBool>,
+}
+
+/// What a relayed connection holds for the session.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct SessionState {
+    db: u16,
+    in_multi: bool,
+    watching: bool,
+    /// A MULTI or WATCH was lost with a connection: the next EXEC aborts.
+    lost_txn: bool,
+}
+
+impl SessionState {
+    fn is_default(&self) -> bool {
+        *self == SessionState::default()
+    }
+
+    /// Follows `request` answered with `reply`.
+    fn note(&mut self, request: &Request, reply: &Frame) {
+        let Some(name) = request.first() else {
+            return;
+        };
+        let ok = !matches!(reply, Frame::Error(_));
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        // (A SELECT inside MULTI is only queued: it is not followed.)
+        if is("select") && ok && !self.in_multi {
+            if let Some(db) = request
+                .get(1)
+                .and_then(|d| std::str::from_utf8(d).ok())
+                .and_then(|d| d.parse().ok())
+            {
+                self.db = db;
+            }
+        } else if is("multi") && ok {
+            self.in_multi = true;
+        } else if is("watch") && ok {
+            self.watching = true;
+        } else if is("unwatch") {
+            self.watching = false;
+            if !self.in_multi {
+                self.lost_txn = false;
+            }
+        } else if is("exec") || is("discard") {
+            self.in_multi = false;
+            self.watching = false;
+            self.lost_txn = false;
+        } else if is("reset") {
+            *self = SessionState::default();
+        }
+    }
 }
 
 /// Why relaying failed.
@@ -137,6 +210,8 @@ impl Task {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Job>) {
         while let Some(job) = rx.recv().await {
             self.handle(job).await;
+            self.stateful
+                .store(!self.state.is_default(), Ordering::SeqCst);
             self.pending.fetch_sub(1, Ordering::SeqCst);
         }
     }
@@ -144,9 +219,16 @@ impl Task {
     async fn handle(&mut self, job: Job) {
         loop {
             let view = self.view.borrow_and_update().clone();
-            if view.here {
+            if view.here && self.state.is_default() {
                 self.conn = None;
                 self.owner.do_send(ExecuteHere(job));
+                return;
+            }
+            if view.here {
+                // The session's state lives on a connection: carry it over to this node's
+                // own client port like to any leader.
+                let (me, addr) = view.me.clone();
+                self.relay(job, me, addr).await;
                 return;
             }
             if let Some((leader, addr)) = view.remote {
@@ -198,14 +280,38 @@ impl Task {
         replies: &mut Vec<Frame>,
     ) -> Result<(), RelayError> {
         if self.conn.is_none() {
-            self.conn = Some(connect(leader, addr, self.password.as_deref()).await?);
+            let mut conn = connect(leader, addr, self.password.as_deref()).await?;
+            let s = &mut self.state;
+            if s.in_multi || s.watching {
+                // Lost with the old connection: the transaction must not run half.
+                s.lost_txn = true;
+                s.watching = false;
+            }
+            if s.db != 0 {
+                let db = s.db.to_string();
+                setup(&mut conn, &[b"SELECT".as_slice(), db.as_bytes()]).await?;
+            }
+            if s.in_multi {
+                // Queue the rest of it on the new connection; EXEC becomes DISCARD below.
+                setup(&mut conn, &[b"MULTI".as_slice()]).await?;
+            }
+            self.conn = Some(conn);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Err(RelayError::Closed);
         };
         let mut out = BytesMut::new();
-        for request in &job.requests {
-            encode_request(request, &mut out);
+        let mut aborted = Vec::new();
+        for (i, request) in job.requests.iter().enumerate() {
+            let exec = request
+                .first()
+                .is_some_and(|n| n.eq_ignore_ascii_case(b"exec"));
+            if exec && self.state.lost_txn {
+                encode_request(&[b"DISCARD".as_slice()], &mut out);
+                aborted.push(i);
+            } else {
+                encode_request(request, &mut out);
+            }
         }
         timed(conn.stream.write_all(&out)).await??;
         while replies.len() < job.requests.len() {
@@ -214,7 +320,13 @@ impl Task {
                 // Out of band (a Pub/Sub message on the leader): not a reply.
                 continue;
             }
-            replies.push(frame);
+            let i = replies.len();
+            self.state.note(&job.requests[i], &frame);
+            if aborted.contains(&i) {
+                replies.push(Frame::NullArray);
+            } else {
+                replies.push(frame);
+            }
         }
         Ok(())
     }
@@ -241,6 +353,17 @@ async fn read_frame(conn: &mut Conn) -> Result<Frame, RelayError> {
         if n == 0 {
             return Err(RelayError::Closed);
         }
+    }
+}
+
+/// Sends one setup request on a fresh connection; an error reply fails the connection.
+async fn setup(conn: &mut Conn, request: &[&[u8]]) -> Result<(), RelayError> {
+    let mut out = BytesMut::new();
+    encode_request(request, &mut out);
+    timed(conn.stream.write_all(&out)).await??;
+    match read_frame(conn).await? {
+        Frame::Error(e) => Err(RelayError::Setup(e)),
+        _ => Ok(()),
     }
 }
 

@@ -136,6 +136,7 @@ impl ClusterLink {
             let next = LeaderView {
                 remote: remote.clone(),
                 here: ready,
+                me: (self.me, self.client_addr(self.me).unwrap_or_default()),
             };
             let changed = *v != next;
             *v = next;
