@@ -6,6 +6,18 @@
 //! the authenticated TCP wire ([`peer_wire`]), its dialing side ([`network`]) and its
 //! listening side ([`peer_server`]). Nothing here runs unless a cluster is configured; the
 //! single-node server does not touch it.
+//!
+//! Wiring one node (what `tests/tests/it/raft_network.rs` does for each of its nodes; `moodb serve` does it in [`cluster::start`]):
+//!
+//! ```ignore
+//! let secret = ClusterSecret::new(&config.cluster_secret)?;
+//! let network = PeerNetwork::new(node_id, secret.clone()); // dials BasicNode.addr
+//! let raft = Raft::new(node_id, raft_config, network, LogStore::new(log), state_machine).await?;
+//! let listener = tokio::net::TcpListener::bind(raft_addr).await?;
+//! let peers = tokio::spawn(serve_peers(listener, raft.clone(), secret));
+//! // members: BTreeMap<NodeId, BasicNode::new(raft_addr)>; raft.initialize(members) once
+//! // ... on shutdown: raft.shutdown().await?; peers.abort();
+//! ```
 
 // openraft's storage traits return its own `StorageError` (224 bytes); the helpers here return
 // what those traits return rather than a boxed copy.

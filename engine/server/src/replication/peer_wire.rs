@@ -8,7 +8,8 @@
 //! [`HANDSHAKE_FRAME_MAX`] bytes; afterwards at most [`PeerOptions::max_frame`].
 //!
 //! The handshake, on every new connection (D dials, L listens; `Nd`, `Nl` are 32 random bytes
-//! each; `mac(role)` is HMAC-SHA256 under the secret over `"moodb raft v1" ‖ role ‖ Nd ‖ Nl`):
+//! each; `mac(role)` is HMAC-SHA256 under the secret over
+//! `"moodb raft v1" ‖ role ‖ from ‖ target ‖ Nd ‖ Nl`, the ids as big-endian `u64`):
 //!
 //! | step | frame | checks |
 //! |---|---|---|
@@ -67,8 +68,8 @@ impl ClusterSecret {
         Ok(ClusterSecret(Arc::from(secret.as_bytes())))
     }
 
-    /// The MAC `role` sends over the two nonces.
-    fn mac(&self, role: &[u8], dialer: &[u8; NONCE_LEN], listener: &[u8; NONCE_LEN]) -> [u8; 32] {
+    /// The MAC `role` sends over the handshake's `transcript`.
+    fn mac(&self, role: &[u8], transcript: &Transcript) -> [u8; 32] {
         // HMAC takes a key of any length: `new_from_slice` cannot fail for it.
         let mut mac = match HmacSha256::new_from_slice(&self.0) {
             Ok(mac) => mac,
@@ -76,21 +77,25 @@ impl ClusterSecret {
         };
         mac.update(b"moodb raft v1");
         mac.update(role);
-        mac.update(dialer);
-        mac.update(listener);
+        mac.update(&transcript.from.to_be_bytes());
+        mac.update(&transcript.target.to_be_bytes());
+        mac.update(&transcript.dialer);
+        mac.update(&transcript.listener);
         mac.finalize().into_bytes().into()
     }
 
     /// Whether `got` is the MAC `role` must send (constant time).
-    fn verify(
-        &self,
-        role: &[u8],
-        dialer: &[u8; NONCE_LEN],
-        listener: &[u8; NONCE_LEN],
-        got: &[u8; 32],
-    ) -> bool {
-        self.mac(role, dialer, listener).ct_eq(got).into()
+    fn verify(&self, role: &[u8], transcript: &Transcript, got: &[u8; 32]) -> bool {
+        self.mac(role, transcript).ct_eq(got).into()
     }
+}
+
+/// What both MACs of a handshake cover: who dials whom, and both nonces.
+struct Transcript {
+    from: NodeId,
+    target: NodeId,
+    dialer: [u8; NONCE_LEN],
+    listener: [u8; NONCE_LEN],
 }
 
 impl FromStr for ClusterSecret {
@@ -439,12 +444,18 @@ pub(crate) async fn handshake_dialer<S: AsyncRead + AsyncWrite + Unpin>(
             })
         }
     };
+    let transcript = Transcript {
+        from,
+        target,
+        dialer: mine,
+        listener: theirs,
+    };
     let proof = Proof {
-        mac: secret.mac(DIALER, &mine, &theirs),
+        mac: secret.mac(DIALER, &transcript),
     };
     framed.send(&proof, HANDSHAKE_FRAME_MAX).await?;
     match framed.recv(HANDSHAKE_FRAME_MAX).await? {
-        ListenerFrame::Accepted { mac } if secret.verify(LISTENER, &mine, &theirs, &mac) => Ok(()),
+        ListenerFrame::Accepted { mac } if secret.verify(LISTENER, &transcript, &mac) => Ok(()),
         ListenerFrame::Accepted { .. } => Err(PeerError::Unauthenticated {
             addr: framed.addr.clone(),
         }),
@@ -501,11 +512,17 @@ pub(crate) async fn handshake_listener<S: AsyncRead + AsyncWrite + Unpin>(
         )
         .await?;
     let proof: Proof = framed.recv(HANDSHAKE_FRAME_MAX).await?;
-    if !secret.verify(DIALER, &hello.nonce, &mine, &proof.mac) {
+    let transcript = Transcript {
+        from: hello.from,
+        target: hello.target,
+        dialer: hello.nonce,
+        listener: mine,
+    };
+    if !secret.verify(DIALER, &transcript, &proof.mac) {
         return refuse(framed, Refusal::WrongSecret).await;
     }
     let accepted = ListenerFrame::Accepted {
-        mac: secret.mac(LISTENER, &hello.nonce, &mine),
+        mac: secret.mac(LISTENER, &transcript),
     };
     framed.send(&accepted, HANDSHAKE_FRAME_MAX).await?;
     Ok(hello.from)
@@ -608,7 +625,13 @@ mod tests {
                 .await
                 .unwrap();
             let _: Proof = lb.recv(256).await.unwrap();
-            let mac = fake.mac(LISTENER, &hello.nonce, &mine);
+            let transcript = Transcript {
+                from: hello.from,
+                target: hello.target,
+                dialer: hello.nonce,
+                listener: mine,
+            };
+            let mac = fake.mac(LISTENER, &transcript);
             lb.send(&ListenerFrame::Accepted { mac }, 256)
                 .await
                 .unwrap();
