@@ -1,8 +1,10 @@
 //! Helpers for the integration tests: start a real `moodb serve` on 127.0.0.1 with a temporary
 //! data directory ([`server::TestServer`], built on [`server::Launch`]), or a real redis-server
-//! to compare with ([`redis_server::RedisServer`]), and check histories recorded against it
+//! to compare with ([`redis_server::RedisServer`]), a raft cluster of real servers
+//! ([`cluster::TestCluster`]), and check histories recorded against it
 //! ([`linearizability`]).
 
+pub mod cluster;
 pub mod linearizability;
 pub mod process;
 pub mod proxy;
@@ -10,6 +12,7 @@ pub mod raw;
 pub mod redis_server;
 pub mod server;
 
+pub use cluster::{ClusterNode, TestCluster};
 pub use process::Process;
 pub use server::{
     moodb_binary, HarnessError, Launch, Launched, Ready, ReadyRecovery, Running, ServerOptions,

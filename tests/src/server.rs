@@ -107,6 +107,9 @@ pub struct ReadyRecovery {
 pub struct Launch {
     pub bin: PathBuf,
     pub data_dir: PathBuf,
+    /// `--addr` (default `127.0.0.1:0`: an ephemeral port; a cluster member needs a fixed one,
+    /// the one its peers know).
+    pub addr: String,
     /// Contents of a RON configuration file, written to the process's directory and passed
     /// with `--config`.
     pub config: Option<String>,
@@ -141,6 +144,7 @@ impl Launch {
         Launch {
             bin: bin.into(),
             data_dir: data_dir.into(),
+            addr: "127.0.0.1:0".into(),
             config: None,
             args: Vec::new(),
             env: Vec::new(),
@@ -155,7 +159,9 @@ impl Launch {
         let ready_path = dir.path().join("ready.json");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("serve")
-            .args(["--addr", "127.0.0.1:0", "--data-dir"])
+            .arg("--addr")
+            .arg(&self.addr)
+            .arg("--data-dir")
             .arg(&self.data_dir)
             .arg("--ready-file")
             .arg(&ready_path);

@@ -29,12 +29,16 @@
 //!     ready_file: None,          // or Some("moodb-ready.json")
 //!     maxmemory: "0",            // bytes or Redis's units ("64mb", "1gb"); "0": no limit
 //!     maxmemory_policy: None,    // Some("spill") (the default with a limit), Some("noeviction")
+//!     cluster: None,             // or Some((node_id: 1, raft_addr: "127.0.0.1:7101",
+//!                                //   peers: {1: ("127.0.0.1:7101", "127.0.0.1:6380"), ...},
+//!                                //   secret: "a long shared secret"))
 //! )
 //! ```
 //!
 //! Safe by default: a server that listens on an address other than loopback refuses to start
 //! without `requirepass` unless `insecure` is set.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -94,6 +98,42 @@ pub struct Config {
     pub maxmemory: u64,
     /// `spill` or `noeviction`; `None`: `spill` when `maxmemory` is set.
     pub maxmemory_policy: Option<String>,
+    /// Cluster mode (raft): `None` is a single node, which pays nothing for replication.
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// A node of a raft cluster: who it is, where its peers reach it, every member's addresses
+/// and the secret the peers prove to each other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id, a key of `peers`.
+    pub node_id: u64,
+    /// Where this node listens for its peers (loopback by default, as `addr`).
+    pub raft_addr: String,
+    /// Every member: id → (raft address, client address). The client address is where a
+    /// follower forwards requests to when that node leads, and what ROLE shows.
+    pub peers: BTreeMap<u64, (String, String)>,
+    /// The secret every member holds (required).
+    pub secret: String,
+    /// Raft timing, ms: the leader's heartbeat, and the range an election timeout is drawn from.
+    pub heartbeat_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            node_id: 1,
+            raft_addr: "127.0.0.1:7101".into(),
+            peers: BTreeMap::new(),
+            secret: String::new(),
+            heartbeat_ms: 100,
+            election_timeout_min_ms: 400,
+            election_timeout_max_ms: 800,
+        }
+    }
 }
 
 impl Default for Config {
@@ -117,6 +157,7 @@ impl Default for Config {
             ready_file: None,
             maxmemory: 0,
             maxmemory_policy: None,
+            cluster: None,
         }
     }
 }
@@ -156,6 +197,8 @@ pub enum ConfigError {
         *db as usize + 1
     )]
     DataBeyondDatabases { db: u16, databases: usize },
+    #[error("invalid cluster configuration: {0} (see README.md, section Cluster mode)")]
+    Cluster(String),
 }
 
 /// The most databases a server may have: records name a database with a u16.
@@ -216,6 +259,56 @@ impl Config {
             return Err(ConfigError::Exposed {
                 addr: self.addr.clone(),
             });
+        }
+        if let Some(c) = &self.cluster {
+            self.validate_cluster(c)?;
+        }
+        Ok(())
+    }
+
+    /// Cluster mode: the paper backend, a secret, this node among the members at the raft
+    /// address it listens on, sane timings.
+    fn validate_cluster(&self, c: &ClusterConfig) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Cluster(m));
+        if self.backend != "paper" {
+            return bad(format!(
+                "cluster mode needs the paper backend (its log is the raft log); this \
+                 configuration has backend {:?}",
+                self.backend
+            ));
+        }
+        if self.maxmemory > 0 {
+            return bad(
+                "maxmemory is not available in cluster mode yet (a raft snapshot would carry \
+                 pointers into this node's value segments); leave maxmemory at 0"
+                    .into(),
+            );
+        }
+        if c.secret.is_empty() {
+            return bad(
+                "a cluster needs a secret (--cluster-secret or `secret`) shared by \
+                        every member, so that no one else can join its raft traffic"
+                    .into(),
+            );
+        }
+        let Some((raft, _)) = c.peers.get(&c.node_id) else {
+            return bad(format!(
+                "this node's id {} is not among the peers {:?}",
+                c.node_id,
+                c.peers.keys().collect::<Vec<_>>()
+            ));
+        };
+        if *raft != c.raft_addr {
+            return bad(format!(
+                "this node's raft address is {} but the peers list says {raft}",
+                c.raft_addr
+            ));
+        }
+        if c.heartbeat_ms == 0 || c.election_timeout_min_ms <= c.heartbeat_ms {
+            return bad("the election timeout must be longer than the heartbeat".into());
+        }
+        if c.election_timeout_max_ms <= c.election_timeout_min_ms {
+            return bad("election_timeout_max_ms must be above election_timeout_min_ms".into());
         }
         Ok(())
     }
@@ -473,6 +566,41 @@ mod tests {
         };
         let text = c.to_ron().unwrap();
         assert_eq!(Config::parse(&text).unwrap(), c, "{text}");
+    }
+
+    fn cluster(backend: &str, secret: &str, node: u64) -> Config {
+        Config::parse(&format!(
+            r#"(backend: "{backend}", cluster: Some((node_id: {node}, raft_addr: "127.0.0.1:7101",
+                peers: {{1: ("127.0.0.1:7101", "127.0.0.1:6380"), 2: ("127.0.0.1:7102", "127.0.0.1:6381")}},
+                secret: "{secret}")))"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_cluster_needs_the_paper_backend_a_secret_and_this_node_among_its_peers() {
+        let c = cluster("paper", "s", 1);
+        c.validate().unwrap();
+        let cc = c.cluster.as_ref().unwrap();
+        assert_eq!(
+            cc.peers[&2],
+            ("127.0.0.1:7102".into(), "127.0.0.1:6381".into())
+        );
+        assert_eq!(cc.heartbeat_ms, ClusterConfig::default().heartbeat_ms);
+        let err = cluster("sled", "s", 1).validate().unwrap_err().to_string();
+        assert!(err.contains("needs the paper backend"), "{err}");
+        let err = cluster("paper", "", 1).validate().unwrap_err().to_string();
+        assert!(err.contains("needs a secret"), "{err}");
+        let err = cluster("paper", "s", 3).validate().unwrap_err().to_string();
+        assert!(err.contains("id 3 is not among the peers"), "{err}");
+        // Node 2's raft address is not the configured raft_addr.
+        let err = cluster("paper", "s", 2).validate().unwrap_err().to_string();
+        assert!(err.contains("the peers list says 127.0.0.1:7102"), "{err}");
+        let mut c = cluster("paper", "s", 1);
+        c.cluster.as_mut().unwrap().election_timeout_min_ms = 50;
+        assert!(c.validate().is_err());
+        let text = cluster("paper", "s", 1).to_ron().unwrap();
+        assert_eq!(Config::parse(&text).unwrap(), cluster("paper", "s", 1));
     }
 
     #[test]

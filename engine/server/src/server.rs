@@ -17,9 +17,13 @@ use crate::auth::Password;
 use crate::config::{Config, ConfigError, NotifyFlags};
 use crate::host::ServerHost;
 use crate::live::LiveConfig;
+use crate::replication::cluster::{self, ClusterError};
+use crate::replication::store_machine::SharedMeta;
+use crate::replication::LogStore;
 use moodb_core::backend::{Backend, Recovered};
 use moodb_core::command::ReplyError;
 use moodb_core::group_commit::GroupCommit;
+use moodb_core::replicated::{RaftLog, SnapshotCodec};
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +44,21 @@ pub enum ServerError {
     Shutdown(#[from] ShutdownError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+}
+
+/// Where the server's data lives: a single node's backend, or (cluster mode) the raft log.
+enum Storage {
+    Single {
+        backend: Box<dyn Backend>,
+        recovered: Recovered,
+    },
+    Cluster {
+        log: Box<dyn RaftLog>,
+        codec: Arc<dyn SnapshotCodec>,
+        peers: std::net::TcpListener,
+    },
 }
 
 /// A server whose listener is bound and whose state is recovered, ready to [`Server::run`].
@@ -47,8 +66,7 @@ pub struct Server {
     config: Config,
     listener: std::net::TcpListener,
     local_addr: SocketAddr,
-    backend: Box<dyn Backend>,
-    recovered: Recovered,
+    storage: Storage,
     /// The RON file the configuration came from (CONFIG REWRITE writes it).
     config_file: Option<PathBuf>,
 }
@@ -72,6 +90,26 @@ impl Server {
                 .into());
             }
         }
+        Server::listen(config, Storage::Single { backend, recovered })
+    }
+
+    /// Cluster mode (`config.cluster` is set): checks `config`, binds the client and the raft
+    /// addresses. The store is filled from `log` (the raft log, opened) when the server runs;
+    /// `codec` writes and reads snapshots.
+    pub fn bind_cluster(
+        config: Config,
+        log: Box<dyn RaftLog>,
+        codec: Arc<dyn SnapshotCodec>,
+    ) -> Result<Server, ServerError> {
+        config.validate()?;
+        let Some(cluster) = &config.cluster else {
+            return Err(ConfigError::Cluster("no cluster configured".into()).into());
+        };
+        let peers = cluster::bind_peers(cluster)?;
+        Server::listen(config, Storage::Cluster { log, codec, peers })
+    }
+
+    fn listen(config: Config, storage: Storage) -> Result<Server, ServerError> {
         let bind_err = |source| ServerError::Bind {
             addr: config.addr.clone(),
             source,
@@ -83,8 +121,7 @@ impl Server {
             config,
             listener,
             local_addr,
-            backend,
-            recovered,
+            storage,
             config_file: None,
         })
     }
@@ -114,21 +151,33 @@ impl Server {
             config,
             listener,
             local_addr,
-            backend,
-            recovered,
+            storage,
             config_file,
         } = self;
+        let (backend_name, recovery, values) = match &storage {
+            Storage::Single { backend, recovered } => (
+                backend.name().to_string(),
+                recovered.report.to_string(),
+                backend.value_store(),
+            ),
+            // Cluster mode refuses maxmemory (config.rs): no value store.
+            Storage::Cluster { .. } => (
+                "paper".to_string(),
+                "cluster mode: the state comes from the raft log".to_string(),
+                None,
+            ),
+        };
         let host = ServerHost::new(config_file.map(|path| (path, config.clone())));
         let settings = StoreSettings {
             sync: config.sync,
             checkpoint: config.checkpoint,
             limits: config.limits,
             databases: config.databases,
-            backend: backend.name().to_string(),
+            backend: backend_name,
             data_dir: config.data_dir.clone(),
             port: local_addr.port(),
             process_id: std::process::id(),
-            recovery: recovered.report.to_string(),
+            recovery,
             notify_keyspace_events: NotifyFlags::parse(config.notify_keyspace_events.as_bytes())
                 .unwrap_or_default(),
             pubsub: config.pubsub,
@@ -138,16 +187,10 @@ impl Server {
             latency_monitor_threshold: config.latency_monitor_threshold,
             host: Arc::new(host),
             memory: moodb_core::store::MemorySettings {
-                values: backend.value_store(),
+                values,
                 ..config.memory_settings()
             },
         };
-        let status = backend.status();
-        let snapshotter = SyncArbiter::start(1, || Snapshotter);
-        let sync = config.sync;
-        // The WAL writer's sync thread: busy groups are written and synced there while the
-        // event loop goes on (see actors/wal_writer.rs).
-        let syncer = SyncArbiter::start(1, || Syncer);
         let exit = Arc::new(tokio::sync::Notify::new());
         let exit_for_owner = Arc::clone(&exit);
         let sessions = LiveConfig::new(SessionConfig {
@@ -159,15 +202,51 @@ impl Server {
                 .map(|p| Password::new(p.as_bytes())),
         });
         let live = Arc::clone(&sessions);
-        let store = StoreOwner::create(move |ctx| {
-            let mut owner = StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
-            owner.set_exit(exit_for_owner);
-            let log = GroupCommit::new(backend);
-            let wal = WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
-            owner.set_wal(wal);
-            owner.set_live(live);
-            owner
-        });
+        let store = match storage {
+            Storage::Single { backend, recovered } => {
+                let status = backend.status();
+                let snapshotter = SyncArbiter::start(1, || Snapshotter);
+                let sync = config.sync;
+                // The WAL writer's sync thread: busy groups are written and synced there while
+                // the event loop goes on (see actors/wal_writer.rs).
+                let syncer = SyncArbiter::start(1, || Syncer);
+                StoreOwner::create(move |ctx| {
+                    let mut owner =
+                        StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
+                    owner.set_exit(exit_for_owner);
+                    let log = GroupCommit::new(backend);
+                    let wal =
+                        WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
+                    owner.set_wal(wal);
+                    owner.set_live(live);
+                    owner
+                })
+            }
+            Storage::Cluster { log, codec, peers } => {
+                let Some(cluster_config) = config.cluster.clone() else {
+                    return Err(ConfigError::Cluster("no cluster configured".into()).into());
+                };
+                let log = LogStore::new(log);
+                let meta = SharedMeta::default();
+                let link = crate::actors::store_owner::cluster::ClusterLink::new(
+                    cluster_config.node_id,
+                    cluster::nodes(&cluster_config, &local_addr.to_string()),
+                    config.requirepass.clone(),
+                    log.clone(),
+                    meta.clone(),
+                    codec.clone(),
+                    config.databases,
+                );
+                let store = StoreOwner::create(move |_| {
+                    let mut owner = StoreOwner::new_cluster(settings, link);
+                    owner.set_exit(exit_for_owner);
+                    owner.set_live(live);
+                    owner
+                });
+                cluster::start(&cluster_config, peers, store.clone(), log, meta, codec).await?;
+                store
+            }
+        };
         let listener =
             tokio::net::TcpListener::from_std(listener).map_err(|source| ServerError::Io {
                 context: "registering the listener",

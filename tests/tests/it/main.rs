@@ -8,6 +8,7 @@ mod abuse;
 mod architecture;
 mod auth;
 mod clients_redis;
+mod cluster;
 mod command_table_redis;
 mod commands_redis;
 mod databases;

@@ -28,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Commands {
     /// Runs the server.
-    Serve(serve::Args),
+    Serve(Box<serve::Args>),
     /// Prints the value of a key.
     Get(get::Args),
     /// Sets a key.
@@ -53,7 +53,7 @@ enum Commands {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match cli.command {
-        Commands::Serve(args) => serve::run(args),
+        Commands::Serve(args) => serve::run(*args),
         Commands::Get(args) => get::run(args),
         Commands::Set(args) => set::run(args),
         Commands::Update(args) => update::run(args),

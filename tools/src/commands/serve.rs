@@ -7,6 +7,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use moodb_backends::paper::fs::StdFs;
+use moodb_backends::paper::raft_log::{PaperRaftLog, PaperSnapshotCodec};
 use moodb_backends::BackendOptions;
 use moodb_core::backend::RecoveryReport;
 use moodb_core::SyncPolicy;
@@ -74,6 +79,42 @@ pub struct Args {
     /// (removed at start if it exists).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// Cluster mode: this node's id among --peers.
+    #[arg(long, value_name = "ID")]
+    node_id: Option<u64>,
+    /// Cluster mode: where this node listens for its peers [default: its address in --peers].
+    #[arg(long, value_name = "HOST:PORT")]
+    raft_addr: Option<String>,
+    /// Cluster mode: every member, ID=RAFT_ADDR[/CLIENT_ADDR],... (the client address is
+    /// where followers forward requests while that node leads; this node's is --addr).
+    #[arg(long, value_name = "LIST")]
+    peers: Option<String>,
+    /// Cluster mode: the secret every member shares (required with --peers; prefer `secret`
+    /// in the configuration file, which other users cannot see).
+    #[arg(long, value_name = "SECRET")]
+    cluster_secret: Option<String>,
+}
+
+/// `--peers`: `ID=RAFT_ADDR[/CLIENT_ADDR]`, comma-separated.
+fn parse_peers(text: &str) -> Result<BTreeMap<u64, (String, String)>, String> {
+    let mut peers = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let (id, addrs) = item
+            .split_once('=')
+            .ok_or_else(|| format!("--peers: {item:?} is not ID=RAFT_ADDR[/CLIENT_ADDR]"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers: {id:?} is not a node id (a number)"))?;
+        let (raft, client) = match addrs.split_once('/') {
+            Some((r, c)) => (r.to_string(), c.to_string()),
+            None => (addrs.to_string(), String::new()),
+        };
+        if peers.insert(id, (raft, client)).is_some() {
+            return Err(format!("--peers: node {id} is listed twice"));
+        }
+    }
+    Ok(peers)
 }
 
 impl Args {
@@ -124,6 +165,36 @@ impl Args {
         if let Some(policy) = &self.maxmemory_policy {
             config.maxmemory_policy = Some(policy.clone());
         }
+        let cluster_flags = self.node_id.is_some()
+            || self.raft_addr.is_some()
+            || self.peers.is_some()
+            || self.cluster_secret.is_some();
+        if cluster_flags {
+            let mut c = config.cluster.take().unwrap_or_default();
+            if let Some(id) = self.node_id {
+                c.node_id = id;
+            }
+            if let Some(peers) = &self.peers {
+                c.peers = parse_peers(peers)?;
+                if self.raft_addr.is_none() {
+                    if let Some((raft, _)) = c.peers.get(&c.node_id) {
+                        c.raft_addr = raft.clone();
+                    }
+                }
+            }
+            if let Some(addr) = &self.raft_addr {
+                c.raft_addr = addr.clone();
+            }
+            if let Some(secret) = &self.cluster_secret {
+                c.secret = secret.clone();
+            }
+            if let Some(me) = c.peers.get_mut(&c.node_id) {
+                if me.1.is_empty() {
+                    me.1 = config.addr.clone();
+                }
+            }
+            config.cluster = Some(c);
+        }
         Ok(config)
     }
 }
@@ -137,6 +208,9 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     if let Some(path) = &ready_file {
         // A file left by an earlier run must not announce this one before it listens.
         remove_stale(path)?;
+    }
+    if config.cluster.is_some() {
+        return run_cluster(config, config_file, ready_file);
     }
     let options = BackendOptions {
         sync: config.sync,
@@ -166,6 +240,47 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
 fn memory_value(text: &str) -> Result<u64, String> {
     moodb_core::command::config::memtoull(text.as_bytes())
         .ok_or_else(|| format!("{text:?} is not a memory value (bytes, or b, k, kb, m, mb, g, gb)"))
+}
+
+/// Cluster mode: opens the raft log in the data directory and runs the node.
+fn run_cluster(
+    config: Config,
+    config_file: Option<PathBuf>,
+    ready_file: Option<PathBuf>,
+) -> Result<ExitCode, Box<dyn Error>> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        format!(
+            "cannot create the data directory {}: {e}",
+            config.data_dir.display()
+        )
+    })?;
+    let log = PaperRaftLog::open(Box::new(StdFs), &config.data_dir)?;
+    let recovery = log.recovery().clone();
+    eprintln!("moodb: cluster: raft log recovered: {recovery:?}");
+    let (sync, dir) = (config.sync, config.data_dir.clone());
+    let node = config.cluster.as_ref().map_or(0, |c| c.node_id);
+    let server = Server::bind_cluster(config, Box::new(log), Arc::new(PaperSnapshotCodec))?
+        .with_config_file(config_file);
+    let addr = server.local_addr();
+    eprintln!(
+        "moodb: ready to accept connections at {addr} (cluster node {node}, backend paper, data {})",
+        dir.display()
+    );
+    if let Some(path) = &ready_file {
+        let report = RecoveryReport {
+            checkpoint: None,
+            checkpoint_keys: 0,
+            records_replayed: recovery.entries,
+            log_bytes_replayed: 0,
+            bytes_truncated: recovery.bytes_truncated,
+            salvaged: None,
+            elapsed: std::time::Duration::ZERO,
+        };
+        let ready = serde_json::to_string(&ready_info(addr, "paper", sync, &dir, &report))?;
+        write_atomically(path, &ready)?;
+    }
+    server.run()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What `--ready-file` receives: where the server listens, who it is, and what recovery did
@@ -272,6 +387,18 @@ mod tests {
             salvaged: None,
             elapsed: Duration::from_millis(12),
         }
+    }
+
+    #[test]
+    fn peers_are_id_raft_address_and_optional_client_address() {
+        let p = parse_peers("1=127.0.0.1:7101/127.0.0.1:6380, 2=127.0.0.1:7102").unwrap();
+        assert_eq!(p[&1], ("127.0.0.1:7101".into(), "127.0.0.1:6380".into()));
+        assert_eq!(p[&2], ("127.0.0.1:7102".into(), String::new()));
+        assert!(parse_peers("1=a,1=b").unwrap_err().contains("listed twice"));
+        assert!(parse_peers("x=a").unwrap_err().contains("not a node id"));
+        assert!(parse_peers("127.0.0.1:7101")
+            .unwrap_err()
+            .contains("ID=RAFT_ADDR"));
     }
 
     #[test]

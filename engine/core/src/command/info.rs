@@ -12,6 +12,72 @@ use crate::resp::Frame;
 use crate::store::host::Resources;
 use crate::store::stats::CommandStat;
 
+/// INFO replication: Redis 7.0's fields for a lone master, a master with replicas (one
+/// `slaveN` line each) or a replica (`master_host`, `master_port`, link state, offsets), but
+/// the backlog figures (there is no backlog: followers catch up from the raft log).
+fn replication_lines(f: &InfoFigures) -> Vec<(&'static str, String)> {
+    use crate::store::Replication;
+    let mut lines: Vec<(&'static str, String)> = Vec::new();
+    let offset = match &f.replication {
+        None => {
+            lines.push(("role", "master".into()));
+            lines.push(("connected_slaves", "0".into()));
+            f.last_lsn
+        }
+        Some(Replication::Leader { offset, replicas }) => {
+            lines.push(("role", "master".into()));
+            lines.push(("connected_slaves", replicas.len().to_string()));
+            for (i, r) in replicas.iter().enumerate() {
+                let name: &'static str = SLAVE_NAMES.get(i).copied().unwrap_or("slaveN");
+                lines.push((
+                    name,
+                    format!(
+                        "ip={},port={},state=online,offset={},lag=0",
+                        r.ip, r.port, r.offset
+                    ),
+                ));
+            }
+            *offset
+        }
+        Some(Replication::Follower {
+            host,
+            port,
+            connected,
+            offset,
+        }) => {
+            lines.push(("role", "slave".into()));
+            lines.push(("master_host", host.clone()));
+            lines.push(("master_port", port.to_string()));
+            lines.push((
+                "master_link_status",
+                if *connected { "up" } else { "down" }.into(),
+            ));
+            lines.push(("master_last_io_seconds_ago", "0".into()));
+            lines.push(("master_sync_in_progress", "0".into()));
+            lines.push(("slave_read_repl_offset", offset.to_string()));
+            lines.push(("slave_repl_offset", offset.to_string()));
+            lines.push(("slave_priority", "100".into()));
+            lines.push(("slave_read_only", "1".into()));
+            lines.push(("replica_announced", "1".into()));
+            lines.push(("connected_slaves", "0".into()));
+            *offset
+        }
+    };
+    lines.push(("master_failover_state", "no-failover".into()));
+    lines.push(("master_replid", f.run_id.clone()));
+    lines.push(("master_replid2", "0".repeat(40)));
+    lines.push(("master_repl_offset", offset.to_string()));
+    lines.push(("second_repl_offset", "-1".into()));
+    let backlog = if f.replication.is_some() { "1" } else { "0" };
+    lines.push(("repl_backlog_active", backlog.into()));
+    lines
+}
+
+/// INFO's names for the first replicas (`slave0`, ...); a cluster has a handful of nodes.
+const SLAVE_NAMES: [&str; 8] = [
+    "slave0", "slave1", "slave2", "slave3", "slave4", "slave5", "slave6", "slave7",
+];
+
 /// The figures INFO reports, gathered by the store.
 /// INFO memory's figures of spilled values: keys and bytes on disk (the live bytes), the value
 /// segments' files and bytes (stale = segment bytes − live: replaced or deleted values and
@@ -53,6 +119,8 @@ pub struct InfoFigures {
     pub resources: Resources,
     // persistence
     pub last_lsn: u64,
+    /// Cluster mode: this node's role (`None`: a single node, Redis's lone master).
+    pub replication: Option<crate::store::Replication>,
     pub durable_lsn: u64,
     pub log_bytes: u64,
     pub last_checkpoint_lsn: Option<u64>,
@@ -286,16 +354,7 @@ fn section(f: &InfoFigures, name: &str) -> Vec<(String, String)> {
             ("moodb_rejected_calls", f.rejected_calls.to_string()),
             ("moodb_total_writes", f.total_writes.to_string()),
         ],
-        "Replication" => vec![
-            ("role", "master".into()),
-            ("connected_slaves", "0".into()),
-            ("master_failover_state", "no-failover".into()),
-            ("master_replid", f.run_id.clone()),
-            ("master_replid2", "0".repeat(40)),
-            ("master_repl_offset", f.last_lsn.to_string()),
-            ("second_repl_offset", "-1".into()),
-            ("repl_backlog_active", "0".into()),
-        ],
+        "Replication" => replication_lines(f),
         "CPU" => {
             let r = &f.resources;
             vec![

@@ -194,6 +194,22 @@ pub enum ReplyError {
          write is lost"
     )]
     StorageRefuses { cause: String },
+    /// Cluster mode: this node led when it applied the write (or a read of it), and lost the
+    /// leadership before a majority committed it.
+    #[error("TRYAGAIN leadership changed before this write was committed; it may or may not have been applied: read it back before retrying")]
+    LeadershipChanged,
+    /// Cluster mode: a read's reply waits until a majority confirms this node still leads
+    /// (ReadIndex); it could not.
+    #[error("TRYAGAIN this node could not confirm it still leads ({cause}); retry on the leader")]
+    LeadershipUnconfirmed { cause: String },
+    /// Cluster mode: no leader was known within the wait (an election is under way, or too
+    /// few nodes are up to hold one).
+    #[error("TRYAGAIN no leader elected yet (election in progress, or fewer than a majority of nodes up); retry shortly")]
+    NoLeader,
+    /// Cluster mode: the follower could not relay the request to the leader (or the leader's
+    /// reply back); a write in it may or may not have been applied.
+    #[error("TRYAGAIN lost the connection to the leader at {addr} ({cause}); a write in this request may or may not have been applied: read it back before retrying")]
+    LeaderUnreachable { addr: String, cause: String },
     /// The checkpoint a SAVE waited for failed; the log and the previous checkpoint remain.
     #[error("ERR checkpoint failed: {cause}")]
     CheckpointFailed { cause: String },

@@ -47,6 +47,9 @@ pub enum ServerCommand {
     Client(ClientCommand),
     /// `TIME`: the clock the server passed in.
     Time,
+    /// `ROLE`: this node's part in replication (the store answers from what its caller told
+    /// it, [`crate::store::Replication`]).
+    Role,
     /// `RESET`: the store's part (the session resets the protocol and authentication).
     Reset,
     /// `MONITOR`.
@@ -423,6 +426,11 @@ fn parse_client_kill(args: &[Bytes]) -> Result<ClientCommand, Frame> {
 /// `TIME`.
 pub fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
     Ok(Command::Server(ServerCommand::Time))
+}
+
+/// `ROLE`.
+pub fn parse_role(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::Role))
 }
 
 /// `RESET`: the session resets its own part (protocol, authentication) and sends it on.

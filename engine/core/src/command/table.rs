@@ -1058,6 +1058,14 @@ const ROWS: &[CommandSpec] = &[
         .acl(&["@fast"])
         .tips(&["nondeterministic_output"])
     .doc("server", "2.6.0", "O(1)", "Return the current server time"),
+    CommandSpec::new("role", 1, &[F::NOSCRIPT, F::LOADING, F::STALE, F::FAST], server::parse_role)
+        .acl(&["@admin", "@fast", "@dangerous"])
+        .doc(
+            "server",
+            "2.8.12",
+            "O(1)",
+            "Return the role of the instance in the context of replication",
+        ),
     CommandSpec::new(
         "monitor",
         1,

@@ -22,6 +22,7 @@ pub mod clients;
 pub mod gate;
 pub mod host;
 mod messages;
+pub mod replica;
 pub mod spill;
 pub mod stats;
 
@@ -48,6 +49,7 @@ use crate::resp::{Frame, Limits, Protocol};
 
 pub use checkpoint::CheckpointConfig;
 pub use gate::Release;
+pub use replica::{Replica, Replication};
 
 use checkpoint::Checkpoints;
 use clients::{Clients, Peer, SessionControl};
@@ -220,6 +222,8 @@ pub struct Store<T> {
     /// State of the generator behind [`Context::random`] (splitmix64), seeded from the start
     /// time: a run given the same times draws the same numbers.
     rng: u64,
+    /// Cluster mode: what ROLE and INFO replication say ([`Store::set_replication`]).
+    replication: Option<Replication>,
 }
 
 impl<T> Store<T> {
@@ -278,6 +282,7 @@ impl<T> Store<T> {
             deferred: Vec::new(),
             events: Vec::new(),
             rng: now_ms,
+            replication: None,
         }
     }
 
@@ -1061,6 +1066,7 @@ impl<T> Store<T> {
                 Frame::bulk((self.now_us % 1_000_000).to_string()),
             ]),
             ServerCommand::Reset => self.reset(session),
+            ServerCommand::Role => self.role(),
             ServerCommand::Monitor => {
                 self.clients.start_monitor(session);
                 self.controls.push((session, SessionControl::Monitor));
@@ -1244,6 +1250,7 @@ impl<T> Store<T> {
                 .collect(),
             expired_keys: self.stats.expired,
             last_lsn: self.last_lsn,
+            replication: self.replication.clone(),
             durable_lsn: st.durable_lsn,
             log_bytes: st.log_bytes,
             last_checkpoint_lsn: st.last_checkpoint_lsn,

@@ -5,6 +5,9 @@
 //! interval) and after every commit it asks the store whether a checkpoint is due; every
 //! 100 ms it runs the store's active expiry cycle and sends its DELETE records like a tick.
 //!
+//! In cluster mode ([`cluster`]) the records go to the raft proposer instead, commits come
+//! back through the raft state machine, and a follower forwards its sessions' batches.
+//!
 //! Everything the store decides (LSNs, which replies may leave, transactions, checkpoint
 //! triggers) lives in [`Store`]; this file is plumbing.
 
@@ -28,6 +31,10 @@ use super::{
 };
 use crate::auth::Password;
 use crate::live::LiveConfig;
+
+pub mod cluster;
+
+use cluster::ClusterLink;
 
 /// Where a batch's replies go: the session and the batch's number in its stream.
 pub struct ReplyTo {
@@ -53,6 +60,10 @@ pub struct StoreOwner {
     exiting: bool,
     /// Where CONFIG SET's changes for the sessions and the listener go.
     live: Option<Arc<LiveConfig>>,
+    /// Cluster mode: the raft side (`None`: a single node, which pays nothing for it).
+    cluster: Option<ClusterLink>,
+    /// This actor's own address (set when it starts), for the forwarders it creates.
+    own_addr: Option<Addr<StoreOwner>>,
 }
 
 impl StoreOwner {
@@ -75,7 +86,23 @@ impl StoreOwner {
             exit: None,
             exiting: false,
             live: None,
+            cluster: None,
+            own_addr: None,
         }
+    }
+
+    /// A store owner in cluster mode: its store starts empty and is filled by the committed
+    /// entries raft applies (and snapshots it installs); `link` is its raft side.
+    pub fn new_cluster(settings: StoreSettings, link: ClusterLink) -> Self {
+        let databases = settings.databases;
+        let mut owner = StoreOwner::new(
+            Databases::new(databases),
+            0,
+            BackendStatus::default(),
+            settings,
+        );
+        owner.cluster = Some(link);
+        owner
     }
 
     /// Where SHUTDOWN tells the server to stop.
@@ -162,6 +189,9 @@ impl StoreOwner {
     /// Sends the records of this tick to the WAL writer.
     fn flush_tick(&mut self) {
         self.flush_scheduled = false;
+        if self.cluster_propose() {
+            return;
+        }
         if self.store.has_records() {
             let records = self.store.take_records();
             self.send_wal(Append(records));
@@ -172,6 +202,10 @@ impl StoreOwner {
     /// flush is already scheduled, which will take them).
     fn expire_cycle(&mut self) {
         self.store.tick(now_ms());
+        self.cluster_watchdog();
+        if !self.cluster_may_write() {
+            return;
+        }
         if self.store.expire_cycle(now_ms()) > 0 && !self.flush_scheduled {
             self.flush_tick();
         }
@@ -180,6 +214,9 @@ impl StoreOwner {
 
     /// Starts a checkpoint if the store says one is due, after the records it covers.
     fn maybe_checkpoint(&mut self) {
+        if self.cluster_checkpoint() {
+            return;
+        }
         if let Some(start) = self.store.checkpoint_due(now_ms()) {
             if !start.records.is_empty() {
                 self.send_wal(Append(start.records));
@@ -233,6 +270,7 @@ impl Actor for StoreOwner {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.own_addr = Some(ctx.address());
         let interval = match self.checkpoint_interval_ms {
             0 => 1000,
             ms => ms.clamp(10, 1000),
@@ -248,6 +286,15 @@ impl Handler<Batch> for StoreOwner {
     type Result = ();
 
     fn handle(&mut self, batch: Batch, ctx: &mut Context<Self>) {
+        if let Some(batch) = self.cluster_admits(batch) {
+            self.execute_batch(batch, ctx);
+        }
+    }
+}
+
+impl StoreOwner {
+    /// Executes one session batch on the store and sends what it released.
+    fn execute_batch(&mut self, batch: Batch, ctx: &mut Context<Self>) {
         match self.sessions.get_mut(&batch.session) {
             Some(entry) => entry.1 = batch.seq,
             None => {
@@ -263,9 +310,12 @@ impl Handler<Batch> for StoreOwner {
             self.store
                 .execute_in(batch.session, batch.proto, &batch.requests, to, now_us())
         {
-            self.released.push(release);
+            if let Some(release) = self.cluster_hold(release) {
+                self.released.push(release);
+            }
         }
         self.send_released();
+        self.cluster_confirm_reads(ctx);
         self.apply_settings_change();
         self.send_controls(batch.seq);
         self.maybe_exit();
@@ -344,6 +394,7 @@ impl Handler<SessionClosed> for StoreOwner {
 
     fn handle(&mut self, msg: SessionClosed, _: &mut Context<Self>) {
         self.store.session_closed(msg.0);
+        self.cluster_session_closed(msg.0);
         self.sessions.remove(&msg.0);
         self.controls.remove(&msg.0);
     }

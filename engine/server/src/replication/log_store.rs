@@ -45,6 +45,12 @@ impl LogStore {
         }
     }
 
+    /// The stored records of indexes `from..until` (held in memory: no disk read), for
+    /// rebuilding the committed state after a lost leadership.
+    pub fn records(&self, from: u64, until: u64) -> Vec<moodb_core::replicated::RaftRecord> {
+        Self::lock(&self.log).entries(from, until)
+    }
+
     fn lock(log: &Mutex<Box<dyn RaftLog>>) -> MutexGuard<'_, Box<dyn RaftLog>> {
         // A panic while holding the lock is a bug already reported; the log's own state is
         // consistent between calls (a failed call poisons it), so go on.

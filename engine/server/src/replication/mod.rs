@@ -1,11 +1,13 @@
-//! Replication glue (issue 14, storage side): the openraft type configuration ([`types`]), the
-//! raft log storage over the backend's [`moodb_core::replicated::RaftLog`] ([`log_store`]) and
-//! the state machine over the key space ([`state_machine`]); the links between nodes: the
-//! authenticated TCP wire ([`peer_wire`]), its dialing side ([`network`]) and its listening
-//! side ([`peer_server`]). Nothing here runs unless a cluster is configured; the single-node
-//! server does not touch it.
+//! Replication glue (issue 14): the openraft type configuration ([`types`]), the raft log
+//! storage over the backend's [`moodb_core::replicated::RaftLog`] ([`log_store`]), the state
+//! machine over the server's own store ([`store_machine`]; [`state_machine`] is the
+//! stand-alone one over a key space, for the storage suite), the leader's [`proposer`], the
+//! follower's [`forward`]ing and the start of a node ([`cluster`]); the links between nodes:
+//! the authenticated TCP wire ([`peer_wire`]), its dialing side ([`network`]) and its
+//! listening side ([`peer_server`]). Nothing here runs unless a cluster is configured; the
+//! single-node server does not touch it.
 //!
-//! Wiring one node (what `tests/tests/it/raft_network.rs` does for each of its nodes):
+//! Wiring one node (what `tests/tests/it/raft_network.rs` does for each of its nodes; `moodb serve` does it in [`cluster::start`]):
 //!
 //! ```ignore
 //! let secret = ClusterSecret::new(&config.cluster_secret)?;
@@ -21,11 +23,15 @@
 // what those traits return rather than a boxed copy.
 #![allow(clippy::result_large_err)]
 
+pub mod cluster;
+pub mod forward;
 pub mod log_store;
 pub mod network;
 pub mod peer_server;
 pub mod peer_wire;
+pub mod proposer;
 pub mod state_machine;
+pub mod store_machine;
 pub mod types;
 
 pub use log_store::LogStore;

@@ -1,0 +1,759 @@
+//! The store owner in cluster mode: its store is the raft state machine. As the ready leader
+//! it executes batches as a single node does, but the tick's records go to the
+//! [`Proposer`] instead of the WAL writer, and an LSN becomes durable when the entry holding
+//! its record is applied (committed on a majority). As a follower it applies the committed
+//! records others decided and forwards its sessions' batches to the leader ([`Forwarder`]).
+//! Losing the leadership answers every reply still waiting with `-TRYAGAIN` and rebuilds the
+//! store's key space from the committed state (snapshot + raft log up to the last applied
+//! entry) before anything else is served.
+//!
+//! **Which applied entries the store already holds.** Within a term only its leader
+//! proposes, and this node proposes only while it is the ready leader of the term; its
+//! proposals reach the log in LSN order. So an entry of term T by this node, applied while
+//! this node leads T and has proposals outstanding, is the oldest outstanding proposal: its
+//! LSN is now durable. Every other normal entry (other leaders', or this node's from before
+//! a rebuild) is applied to the store.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use moodb_core::backend::{BackendStatus, CheckpointReport};
+use moodb_core::command::txn::SessionId;
+use moodb_core::command::ReplyError;
+use moodb_core::keyspace::Databases;
+use moodb_core::record::Lsn;
+use moodb_core::replicated::{RaftPayload, SnapshotCodec};
+use moodb_core::resp::Frame;
+use moodb_core::store::{Release, Replica, Replication};
+use moodb_core::Record;
+use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
+use tokio::sync::watch;
+
+use super::{now_ms, ReplyTo, StoreOwner};
+use crate::actors::Batch;
+use crate::replication::forward::{Forwarder, Job, LeaderView, ELECTION_WAIT};
+use crate::replication::proposer::Proposer;
+use crate::replication::store_machine::{lock_meta, SharedMeta};
+use crate::replication::types::{NodeId, TypeConfig};
+use crate::replication::LogStore;
+
+/// A node's two addresses: raft (peers) and client (RESP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeAddrs {
+    pub raft: String,
+    pub client: String,
+}
+
+/// The store owner's cluster state.
+pub struct ClusterLink {
+    me: NodeId,
+    nodes: BTreeMap<NodeId, NodeAddrs>,
+    password: Option<String>,
+    raft: Option<Raft<TypeConfig>>,
+    log: LogStore,
+    meta: SharedMeta,
+    codec: Arc<dyn SnapshotCodec>,
+    databases: usize,
+    proposer: Option<Proposer>,
+    /// LSNs proposed and not yet seen applied, in order, with when each was proposed.
+    proposed: VecDeque<(Lsn, Instant)>,
+    /// The term this node leads, as the raft metrics last said.
+    leading: Option<u64>,
+    /// The newest term whose uncommitted writes were given up: leading it serves nothing.
+    abandoned_term: u64,
+    /// The newest term of an applied entry this node proposed (its blank entry first).
+    own_applied_term: u64,
+    leader: Option<NodeId>,
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    matched: BTreeMap<NodeId, u64>,
+    view: watch::Sender<LeaderView>,
+    forwarders: HashMap<SessionId, Forwarder>,
+    /// Replies that may leave once a majority confirms, after they were computed, that this
+    /// node still leads (ReadIndex); and those whose confirmation is under way.
+    unconfirmed: Vec<Release<ReplyTo>>,
+    confirming: Option<Vec<Release<ReplyTo>>>,
+}
+
+impl ClusterLink {
+    /// The cluster state of node `me` of `nodes`, whose raft log is `log` and whose snapshots
+    /// `codec` writes; `password` is what the forwarders AUTH with on the leader.
+    pub fn new(
+        me: NodeId,
+        nodes: BTreeMap<NodeId, NodeAddrs>,
+        password: Option<String>,
+        log: LogStore,
+        meta: SharedMeta,
+        codec: Arc<dyn SnapshotCodec>,
+        databases: usize,
+    ) -> ClusterLink {
+        ClusterLink {
+            me,
+            nodes,
+            password,
+            raft: None,
+            log,
+            meta,
+            codec,
+            databases,
+            proposer: None,
+            proposed: VecDeque::new(),
+            leading: None,
+            abandoned_term: 0,
+            own_applied_term: 0,
+            leader: None,
+            last_applied: None,
+            membership: StoredMembership::default(),
+            matched: BTreeMap::new(),
+            view: watch::Sender::new(LeaderView::default()),
+            forwarders: HashMap::new(),
+            unconfirmed: Vec::new(),
+            confirming: None,
+        }
+    }
+
+    /// This node leads and its store holds every committed write: it may serve.
+    fn ready(&self) -> bool {
+        self.leading
+            .is_some_and(|t| t > self.abandoned_term && self.own_applied_term >= t)
+    }
+
+    fn client_addr(&self, id: NodeId) -> Option<String> {
+        self.nodes.get(&id).map(|n| n.client.clone())
+    }
+
+    /// What ROLE / INFO say, and what the forwarders go by.
+    fn publish(&self) -> Option<Replication> {
+        let offset = self.last_applied.map_or(0, |l| l.index);
+        let ready = self.ready();
+        let remote = match self.leader {
+            Some(l) if l != self.me => self.client_addr(l).map(|a| (l, a)),
+            _ => None,
+        };
+        self.view.send_if_modified(|v| {
+            let next = LeaderView {
+                remote: remote.clone(),
+                here: ready,
+                me: (self.me, self.client_addr(self.me).unwrap_or_default()),
+            };
+            let changed = *v != next;
+            *v = next;
+            changed
+        });
+        if self.leading.is_some() {
+            let replicas = self
+                .nodes
+                .iter()
+                .filter(|(id, _)| **id != self.me)
+                .map(|(id, n)| {
+                    let (ip, port) = split_addr(&n.client);
+                    Replica {
+                        ip,
+                        port,
+                        offset: self.matched.get(id).copied().unwrap_or(0),
+                    }
+                })
+                .collect();
+            Some(Replication::Leader { offset, replicas })
+        } else {
+            let (host, port) = remote
+                .as_ref()
+                .map(|(_, a)| split_addr(a))
+                .unwrap_or_default();
+            Some(Replication::Follower {
+                host,
+                port,
+                connected: remote.is_some(),
+                offset,
+            })
+        }
+    }
+
+    /// The committed state as of the last applied entry: the last snapshot and the raft
+    /// log's entries after it.
+    fn committed_state(&self) -> Result<Databases, String> {
+        let until = self.last_applied.map_or(0, |l| l.index);
+        let snapshot = lock_meta(&self.meta).snapshot.clone();
+        let (mut dbs, from) = match snapshot {
+            Some(s) if s.meta.last_log_id.map_or(0, |l| l.index) <= until => {
+                let (dbs, index) = self.codec.decode(&s.data).map_err(|e| e.to_string())?;
+                (dbs, index + 1)
+            }
+            _ => (Databases::new(self.databases), 0),
+        };
+        dbs.grow_to(self.databases);
+        if until >= from {
+            for record in self.log.records(from, until + 1) {
+                if let RaftPayload::Record(r) = record.payload {
+                    dbs.apply_owned(r);
+                }
+            }
+        }
+        Ok(dbs)
+    }
+}
+
+/// `host:port` split (port 0 when it has none).
+fn split_addr(addr: &str) -> (String, u16) {
+    match addr.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse().unwrap_or(0)),
+        None => (addr.to_string(), 0),
+    }
+}
+
+/// State machine → store owner: committed entries, in log order (`None`: a blank or
+/// membership entry), and the membership the last membership entry among them sets.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ApplyCommitted {
+    pub entries: Vec<(LogId<NodeId>, Option<Record>)>,
+    pub membership: Option<StoredMembership<NodeId, BasicNode>>,
+}
+
+/// The store's key space as of the last applied entry, for a snapshot.
+pub struct CommittedSnapshot {
+    pub dbs: Databases,
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// State machine → store owner: the committed state now, if the store holds nothing else.
+#[derive(Message)]
+#[rtype(result = "Option<CommittedSnapshot>")]
+pub struct CommittedState;
+
+/// State machine → store owner: a snapshot from the leader replaces the key space.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InstallState {
+    pub dbs: Databases,
+    pub last_applied: Option<LogId<NodeId>>,
+    pub membership: StoredMembership<NodeId, BasicNode>,
+}
+
+/// Server → store owner: the raft node is running.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttachRaft(pub Raft<TypeConfig>);
+
+/// Metrics watcher → store owner: leadership and replication as raft sees them now.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct RaftStatus {
+    pub leading: Option<u64>,
+    pub leader: Option<NodeId>,
+    pub matched: BTreeMap<NodeId, u64>,
+    /// The last applied index (ROLE's offset is refreshed with it).
+    pub applied: u64,
+}
+
+/// Proposer → store owner: a proposal of `generation` was refused (not the leader any more).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ProposalFailed {
+    pub generation: u64,
+    pub reason: String,
+}
+
+/// Confirmation task → store owner: whether a majority still follows this node.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReadsConfirmed(pub Result<(), String>);
+
+impl Handler<ReadsConfirmed> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: ReadsConfirmed, ctx: &mut Context<Self>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let held = link.confirming.take().unwrap_or_default();
+        match msg.0 {
+            Ok(()) => self.released.extend(held),
+            Err(cause) => {
+                let refusal = Frame::from(ReplyError::LeadershipUnconfirmed { cause });
+                for mut r in held {
+                    for f in &mut r.frames {
+                        *f = refusal.clone();
+                    }
+                    self.released.push(r);
+                }
+            }
+        }
+        self.send_released();
+        self.cluster_confirm_reads(ctx);
+    }
+}
+
+/// Forwarder → store owner: this node is the ready leader now; run the batch here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ExecuteHere(pub Job);
+
+/// Commands a follower answers itself (about itself, or node-local: Pub/Sub is not
+/// replicated; SHUTDOWN stops the node it is sent to); a batch of only these is not
+/// forwarded.
+const LOCAL: &[&[u8]] = &[
+    b"role",
+    b"info",
+    b"ping",
+    b"subscribe",
+    b"unsubscribe",
+    b"psubscribe",
+    b"punsubscribe",
+    b"publish",
+    b"pubsub",
+    b"shutdown",
+];
+
+fn local_only(batch: &Batch) -> bool {
+    batch.requests.iter().all(|r| {
+        r.first()
+            .is_some_and(|name| LOCAL.iter().any(|l| name.eq_ignore_ascii_case(l)))
+    })
+}
+
+/// How long a leader's write may wait for its commit before the leader gives up its term.
+pub const COMMIT_WAIT: Duration = Duration::from_secs(5);
+
+/// How often ROLE's figures (matched indexes) are refreshed from the raft metrics.
+const STATUS_REFRESH: Duration = Duration::from_millis(100);
+
+impl StoreOwner {
+    fn link(&mut self) -> Option<&mut ClusterLink> {
+        self.cluster.as_mut()
+    }
+
+    /// Cluster mode: whether `batch` runs here now; otherwise it went to its session's
+    /// forwarder (which waits for a leader, relays to it, or sends it back when this node
+    /// leads).
+    pub(super) fn cluster_admits(&mut self, batch: Batch) -> Option<Batch> {
+        if self.cluster.is_none() {
+            return Some(batch);
+        }
+        let owner = self.own_addr.clone();
+        let Some(link) = self.cluster.as_mut() else {
+            return Some(batch);
+        };
+        if local_only(&batch) {
+            return Some(batch);
+        }
+        let idle = link.forwarders.get(&batch.session).is_none_or(|f| f.idle());
+        if link.ready() && idle {
+            link.forwarders.remove(&batch.session);
+            return Some(batch);
+        }
+        let Some(owner) = owner else {
+            return Some(batch);
+        };
+        let view = link.view.subscribe();
+        let password = link.password.clone();
+        let forwarder = link
+            .forwarders
+            .entry(batch.session)
+            .or_insert_with(|| Forwarder::spawn(view, owner, password));
+        forwarder.send(Job {
+            session: batch.session,
+            seq: batch.seq,
+            requests: batch.requests,
+            reply_to: batch.reply_to,
+            proto: batch.proto,
+            deadline: tokio::time::Instant::now() + ELECTION_WAIT,
+        });
+        None
+    }
+
+    /// Cluster mode: the tick's records go to the proposer. False when not in cluster mode.
+    pub(super) fn cluster_propose(&mut self) -> bool {
+        let Some(link) = self.cluster.as_mut() else {
+            return false;
+        };
+        let records = self.store.take_records();
+        if records.is_empty() {
+            return true;
+        }
+        let mut rs = Vec::with_capacity(records.len());
+        let now = Instant::now();
+        for e in records {
+            link.proposed.push_back((e.lsn, now));
+            rs.push(e.record);
+        }
+        let sent = link.proposer.as_ref().is_some_and(|p| p.propose(rs));
+        if !sent {
+            self.lose_leadership("the proposer is gone");
+        }
+        true
+    }
+
+    /// Cluster mode, on the leader: a reply the store released at once (it read only committed
+    /// state) is held until a majority confirms this node still leads; returns it when it may
+    /// leave now (a single node, a follower answering ROLE or INFO).
+    pub(super) fn cluster_hold(&mut self, release: Release<ReplyTo>) -> Option<Release<ReplyTo>> {
+        match self.cluster.as_mut() {
+            Some(link) if link.ready() => {
+                link.unconfirmed.push(release);
+                None
+            }
+            _ => Some(release),
+        }
+    }
+
+    /// Starts a leadership confirmation (heartbeats to a majority) for every reply held since
+    /// the last one started; one at a time, so reads arriving meanwhile share the next.
+    pub(super) fn cluster_confirm_reads(&mut self, ctx: &mut Context<Self>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        if link.confirming.is_some() || link.unconfirmed.is_empty() {
+            return;
+        }
+        let Some(raft) = link.raft.clone() else {
+            return;
+        };
+        link.confirming = Some(std::mem::take(&mut link.unconfirmed));
+        let owner = ctx.address();
+        actix::spawn(async move {
+            let result = raft
+                .get_read_log_id()
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            owner.do_send(ReadsConfirmed(result));
+        });
+    }
+
+    /// Cluster mode, every 100 ms: a leader whose oldest proposal has waited [`COMMIT_WAIT`]
+    /// without being committed (a majority unreachable) gives up its uncommitted writes
+    /// (`-TRYAGAIN`, rebuild) and asks raft for a new election, so that its clients get an
+    /// answer and the cluster a leader that can serve once a majority is back.
+    pub(super) fn cluster_watchdog(&mut self) {
+        let Some(link) = self.cluster.as_ref() else {
+            return;
+        };
+        let stuck = link.ready()
+            && link
+                .proposed
+                .front()
+                .is_some_and(|(_, at)| at.elapsed() >= COMMIT_WAIT);
+        if !stuck {
+            return;
+        }
+        let raft = link.raft.clone();
+        self.lose_leadership("nothing committed for 5 s: a majority is unreachable");
+        self.publish_role();
+        if let Some(raft) = raft {
+            actix::spawn(async move {
+                if let Err(e) = raft.trigger().elect().await {
+                    eprintln!("moodb: cluster: cannot start an election: {e}");
+                }
+            });
+        }
+    }
+
+    /// Cluster mode: a session closed; its forwarder (if any) ends once its queue is done.
+    pub(super) fn cluster_session_closed(&mut self, session: SessionId) {
+        if let Some(link) = self.cluster.as_mut() {
+            link.forwarders.remove(&session);
+        }
+    }
+
+    /// Cluster mode: may the periodic work that writes (active expiry) run here?
+    pub(super) fn cluster_may_write(&self) -> bool {
+        self.cluster.as_ref().is_none_or(ClusterLink::ready)
+    }
+
+    /// Cluster mode: the raft log is the durable state, so a checkpoint the store asks for
+    /// (SAVE, BGSAVE, the triggers) is answered at once with the last applied index: the
+    /// writes before it are committed on a majority, which is what SAVE promises. Returns
+    /// false when not in cluster mode.
+    pub(super) fn cluster_checkpoint(&mut self) -> bool {
+        let Some(link) = self.cluster.as_ref() else {
+            return false;
+        };
+        let lsn = link.last_applied.map_or(0, |l| l.index);
+        if let Some(start) = self.store.checkpoint_due(now_ms()) {
+            if !start.records.is_empty() {
+                // Records the checkpoint start took: propose them as a tick would.
+                let Some(link) = self.cluster.as_mut() else {
+                    return true;
+                };
+                let mut rs = Vec::new();
+                let now = Instant::now();
+                for e in start.records {
+                    link.proposed.push_back((e.lsn, now));
+                    rs.push(e.record);
+                }
+                if let Some(p) = &link.proposer {
+                    p.propose(rs);
+                }
+            }
+            let report = CheckpointReport {
+                lsn,
+                keys: start.state.len() as u64,
+                bytes: 0,
+                path: None,
+                elapsed: Duration::ZERO,
+            };
+            self.store
+                .on_checkpoint_done(Ok(report), BackendStatus::default(), &mut self.released);
+            self.send_released();
+        }
+        true
+    }
+
+    /// Leadership is gone (or a proposal was refused): every reply waiting on a write not
+    /// committed gets `-TRYAGAIN`, and the store is rebuilt to the committed state.
+    fn lose_leadership(&mut self, why: &str) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        if let Some(t) = link.leading {
+            link.abandoned_term = link.abandoned_term.max(t);
+        }
+        if let Some(p) = &link.proposer {
+            p.next_generation();
+        }
+        let dirty = !link.proposed.is_empty() || !self.store.all_released();
+        link.proposed.clear();
+        if !dirty {
+            return;
+        }
+        eprintln!("moodb: cluster: leadership lost ({why}): answering uncommitted writes with TRYAGAIN and rebuilding the committed state");
+        let refusal = Frame::from(ReplyError::LeadershipChanged);
+        self.store.abandon_uncommitted(&refusal, &mut self.released);
+        let Some(link) = self.cluster.as_ref() else {
+            return;
+        };
+        match link.committed_state() {
+            Ok(dbs) => {
+                let lsn = self.store.last_lsn();
+                self.store.replace_state(dbs, lsn);
+            }
+            Err(e) => {
+                // The snapshot this node holds does not decode: nothing it could serve is
+                // vouched for.
+                eprintln!("moodb: cluster: cannot rebuild the committed state ({e}); stopping");
+                std::process::exit(1);
+            }
+        }
+        self.send_released();
+    }
+
+    fn publish_role(&mut self) {
+        if let Some(link) = self.cluster.as_ref() {
+            let role = link.publish();
+            self.store.set_replication(role);
+        }
+    }
+}
+
+impl Handler<ApplyCommitted> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: ApplyCommitted, _: &mut Context<Self>) {
+        let Some(link) = self.link() else {
+            return;
+        };
+        let me = link.me;
+        let was_ready = link.ready();
+        let mut durable = None;
+        let mut foreign = Vec::new();
+        for (id, record) in msg.entries {
+            let own = id.leader_id.node_id == me;
+            if own {
+                link.own_applied_term = link.own_applied_term.max(id.leader_id.term);
+            }
+            link.last_applied = Some(id);
+            let Some(record) = record else { continue };
+            let mine = own
+                && link.leading == Some(id.leader_id.term)
+                && link.leading.is_some_and(|t| t > link.abandoned_term)
+                && !link.proposed.is_empty();
+            if mine {
+                durable = link.proposed.pop_front().map(|(lsn, _)| lsn);
+            } else {
+                foreign.push(record);
+            }
+        }
+        if let Some(m) = msg.membership {
+            link.membership = m;
+        }
+        let now_ready = link.ready();
+        if !foreign.is_empty() {
+            self.store.apply_committed(foreign, &mut self.released);
+        }
+        if let Some(lsn) = durable {
+            self.store
+                .on_durable(lsn, BackendStatus::default(), &mut self.released);
+        }
+        if now_ready != was_ready {
+            if now_ready {
+                eprintln!("moodb: cluster: leading, serving requests");
+            }
+            self.publish_role();
+        }
+        self.send_released();
+    }
+}
+
+impl Handler<CommittedState> for StoreOwner {
+    type Result = Option<CommittedSnapshot>;
+
+    fn handle(&mut self, _: CommittedState, _: &mut Context<Self>) -> Self::Result {
+        let link = self.cluster.as_ref()?;
+        if !link.proposed.is_empty() || !self.store.all_released() {
+            return None;
+        }
+        Some(CommittedSnapshot {
+            dbs: self.store.state(),
+            last_applied: link.last_applied,
+            membership: link.membership.clone(),
+        })
+    }
+}
+
+impl Handler<InstallState> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: InstallState, _: &mut Context<Self>) {
+        let refusal = Frame::from(ReplyError::LeadershipChanged);
+        self.store.abandon_uncommitted(&refusal, &mut self.released);
+        let lsn = self.store.last_lsn();
+        self.store.replace_state(msg.dbs, lsn);
+        if let Some(link) = self.cluster.as_mut() {
+            link.proposed.clear();
+            link.last_applied = msg.last_applied;
+            link.membership = msg.membership;
+        }
+        self.send_released();
+    }
+}
+
+impl Handler<AttachRaft> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttachRaft, ctx: &mut Context<Self>) {
+        let owner = ctx.address();
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let raft = msg.0;
+        link.proposer = Some(Proposer::spawn(raft.clone(), owner.clone()));
+        link.raft = Some(raft.clone());
+        actix::spawn(watch_metrics(raft, owner));
+        self.publish_role();
+    }
+}
+
+/// Sends the store owner a [`RaftStatus`] whenever leadership changes, and the matched
+/// indexes at most every [`STATUS_REFRESH`].
+async fn watch_metrics(raft: Raft<TypeConfig>, owner: Addr<StoreOwner>) {
+    let mut rx = raft.metrics();
+    let mut last: Option<RaftStatus> = None;
+    let mut last_sent = tokio::time::Instant::now();
+    loop {
+        let status = {
+            let m = rx.borrow_and_update();
+            RaftStatus {
+                leading: (m.state == ServerState::Leader).then_some(m.current_term),
+                leader: m.current_leader,
+                matched: m
+                    .replication
+                    .as_ref()
+                    .map(|r| {
+                        r.iter()
+                            .map(|(id, l)| (*id, l.map_or(0, |l| l.index)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                applied: m.last_applied.map_or(0, |l| l.index),
+            }
+        };
+        let leadership_changed = last
+            .as_ref()
+            .is_none_or(|l| l.leading != status.leading || l.leader != status.leader);
+        let figures_changed = last.as_ref() != Some(&status);
+        if leadership_changed || (figures_changed && last_sent.elapsed() >= STATUS_REFRESH) {
+            if !owner.connected() {
+                return;
+            }
+            // Not `try_send`: a full mailbox must not drop a change of leadership.
+            owner.do_send(status.clone());
+            last = Some(status);
+            last_sent = tokio::time::Instant::now();
+        }
+        match tokio::time::timeout(STATUS_REFRESH, rx.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            Ok(Err(_)) => return, // raft stopped
+        }
+    }
+}
+
+impl Handler<RaftStatus> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: RaftStatus, _: &mut Context<Self>) {
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        let lost = link.leading.is_some() && link.leading != msg.leading;
+        if msg.leader != link.leader {
+            match msg.leader {
+                Some(l) if l == link.me && msg.leading.is_some() => {
+                    eprintln!("moodb: cluster: this node (node {l}) leads")
+                }
+                Some(l) => eprintln!("moodb: cluster: node {l} leads"),
+                None => eprintln!("moodb: cluster: no leader (election)"),
+            }
+        }
+        if lost {
+            self.lose_leadership("raft reports another leader or none");
+        }
+        let Some(link) = self.cluster.as_mut() else {
+            return;
+        };
+        link.leading = msg.leading;
+        link.leader = msg.leader;
+        link.matched = msg.matched;
+        self.publish_role();
+    }
+}
+
+impl Handler<ProposalFailed> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProposalFailed, _: &mut Context<Self>) {
+        let current = self
+            .cluster
+            .as_ref()
+            .and_then(|l| l.proposer.as_ref())
+            .map(Proposer::generation);
+        if current == Some(msg.generation) {
+            self.lose_leadership(&msg.reason);
+            self.publish_role();
+        }
+    }
+}
+
+impl Handler<ExecuteHere> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, msg: ExecuteHere, ctx: &mut Context<Self>) {
+        let job = msg.0;
+        let batch = Batch {
+            session: job.session,
+            seq: job.seq,
+            requests: job.requests,
+            reply_to: job.reply_to,
+            proto: job.proto,
+        };
+        let ready = self.cluster.as_ref().is_some_and(ClusterLink::ready);
+        if ready {
+            self.execute_batch(batch, ctx);
+        } else if let Some(batch) = self.cluster_admits(batch) {
+            self.execute_batch(batch, ctx);
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Starting a node in cluster mode: the raft configuration from [`ClusterConfig`], the raft
+//! node over the log store and the state machine over the store owner, the peer listener
+//! ([`serve_peers`]) and the dialing side ([`PeerNetwork`]), and forming: on the first start
+//! (an empty raft log everywhere) the member with the lowest id initializes the cluster with
+//! every member as a voter; the others wait for it, and a restart rejoins from its log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::Addr;
+use moodb_core::replicated::SnapshotCodec;
+use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+
+use super::peer_server::serve_peers;
+use super::peer_wire::ClusterSecret;
+use super::store_machine::{SharedMeta, StoreMachine};
+use super::types::{NodeId, TypeConfig};
+use super::{LogStore, PeerNetwork};
+use crate::actors::store_owner::cluster::{AttachRaft, NodeAddrs};
+use crate::actors::StoreOwner;
+use crate::config::ClusterConfig;
+
+/// Why a cluster node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot listen for raft peers on {addr}: {source} (pick another with --raft-addr)")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid raft settings: {0}")]
+    Raft(String),
+    #[error("the cluster secret is not usable: {0}")]
+    Secret(String),
+}
+
+/// Every member's addresses, this node's client address being `client` (where it listens).
+pub fn nodes(config: &ClusterConfig, client: &str) -> BTreeMap<NodeId, NodeAddrs> {
+    config
+        .peers
+        .iter()
+        .map(|(id, (raft, c))| {
+            let client = if *id == config.node_id {
+                client.to_string()
+            } else {
+                c.clone()
+            };
+            (
+                *id,
+                NodeAddrs {
+                    raft: raft.clone(),
+                    client,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The raft listener, bound before anything else so that a taken port is reported at once.
+pub fn bind_peers(config: &ClusterConfig) -> Result<std::net::TcpListener, ClusterError> {
+    let err = |source| ClusterError::Bind {
+        addr: config.raft_addr.clone(),
+        source,
+    };
+    let listener = std::net::TcpListener::bind(&config.raft_addr).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok(listener)
+}
+
+/// Starts the raft node of `owner` (a store owner made with `StoreOwner::new_cluster` over
+/// the same `log` and `meta`), serves its peers on `listener`, and forms the cluster on a
+/// first start. Runs on the actix system's runtime.
+pub async fn start(
+    config: &ClusterConfig,
+    listener: std::net::TcpListener,
+    owner: Addr<StoreOwner>,
+    log: LogStore,
+    meta: SharedMeta,
+    codec: Arc<dyn SnapshotCodec>,
+) -> Result<Raft<TypeConfig>, ClusterError> {
+    let raft_config = Config {
+        cluster_name: "moodb".into(),
+        heartbeat_interval: config.heartbeat_ms,
+        election_timeout_min: config.election_timeout_min_ms,
+        election_timeout_max: config.election_timeout_max_ms,
+        // The raft log is kept whole (no snapshot, no purge): a restarted node rebuilds its
+        // store from it, and a lagging follower catches up from it.
+        snapshot_policy: SnapshotPolicy::Never,
+        ..Config::default()
+    }
+    .validate()
+    .map_err(|e| ClusterError::Raft(e.to_string()))?;
+    let secret =
+        ClusterSecret::new(&config.secret).map_err(|e| ClusterError::Secret(e.to_string()))?;
+    let network = PeerNetwork::new(config.node_id, secret.clone());
+    let machine = StoreMachine::new(owner.clone(), meta, codec);
+    let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
+        .await
+        .map_err(|e| ClusterError::Raft(e.to_string()))?;
+    let listener =
+        tokio::net::TcpListener::from_std(listener).map_err(|source| ClusterError::Bind {
+            addr: config.raft_addr.clone(),
+            source,
+        })?;
+    actix::spawn(serve_peers(listener, raft.clone(), secret));
+    owner.do_send(AttachRaft(raft.clone()));
+    let lowest = config.peers.keys().next().copied();
+    let initialized = raft.is_initialized().await.unwrap_or(true);
+    if lowest == Some(config.node_id) && !initialized {
+        let members: BTreeMap<NodeId, BasicNode> = config
+            .peers
+            .iter()
+            .map(|(id, (raft_addr, _))| (*id, BasicNode::new(raft_addr)))
+            .collect();
+        match raft.initialize(members).await {
+            Ok(()) => eprintln!(
+                "moodb: cluster: formed with members {:?}",
+                config.peers.keys().collect::<Vec<_>>()
+            ),
+            Err(e) => eprintln!("moodb: cluster: not formed here: {e}"),
+        }
+    } else if !initialized {
+        eprintln!(
+            "moodb: cluster: waiting for node {} to form the cluster",
+            lowest.unwrap_or_default()
+        );
+    }
+    Ok(raft)
+}

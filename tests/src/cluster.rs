@@ -1,0 +1,232 @@
+//! A real raft cluster of `moodb serve` processes on 127.0.0.1 ([`TestCluster`]): each node
+//! gets its own temporary data directory, a client port and a raft port picked free before
+//! the start (the peers must know them), the same secret, and short raft timings. Nodes can
+//! be killed with SIGKILL and restarted on the same data and ports; who leads is read from
+//! ROLE. Every wait is bounded.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::process::TAIL_LINES;
+use crate::server::{io, moodb_binary, HarnessError, Launch, Launched, Running};
+
+/// The secret the test cluster's members share.
+pub const TEST_SECRET: &str = "moodb test cluster secret";
+
+/// One member of a [`TestCluster`].
+pub struct ClusterNode {
+    pub id: u64,
+    /// Where clients reach it.
+    pub addr: SocketAddr,
+    /// Where its peers reach it.
+    pub raft_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    launch: Launch,
+    running: Option<Running>,
+}
+
+impl ClusterNode {
+    /// Starts the node (it is ready once it listens; forming or joining goes on after).
+    pub fn start(&mut self) -> Result<(), HarnessError> {
+        self.kill9()?;
+        match self.launch.start()? {
+            Launched::Ready(running) => {
+                self.running = Some(*running);
+                Ok(())
+            }
+            Launched::Exited { status, output } => {
+                let tail: Vec<&str> = output.lines().collect();
+                Err(HarnessError::NotReady {
+                    reason: format!("node {} exited with {status}", self.id),
+                    stderr: tail[tail.len().saturating_sub(TAIL_LINES)..].join("\n"),
+                })
+            }
+        }
+    }
+
+    /// SIGKILL, no chance to sync.
+    pub fn kill9(&mut self) -> Result<(), HarnessError> {
+        if let Some(r) = &mut self.running {
+            if !r.process.reaped() {
+                r.process.kill9()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.running
+            .as_ref()
+            .filter(|r| !r.process.reaped())
+            .map(|r| r.process.id())
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`) to the process: a stopped node is a node cut off
+    /// from everyone, which resumes later believing what it believed then.
+    pub fn signal(&self, signal: &str) -> Result<(), HarnessError> {
+        let Some(pid) = self.pid() else {
+            return Ok(());
+        };
+        std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .map_err(io("running kill"))?;
+        Ok(())
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| !r.process.reaped())
+    }
+
+    /// `redis://` URL of the node.
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// A connection with 5 s read and write timeouts.
+    pub fn connect(&self) -> redis::RedisResult<redis::Connection> {
+        let con =
+            redis::Client::open(self.url())?.get_connection_with_timeout(Duration::from_secs(2))?;
+        con.set_read_timeout(Some(Duration::from_secs(5)))?;
+        con.set_write_timeout(Some(Duration::from_secs(5)))?;
+        Ok(con)
+    }
+
+    /// Its output since it started last.
+    pub fn output(&self) -> String {
+        self.running
+            .as_ref()
+            .map(|r| r.process.output())
+            .unwrap_or_default()
+    }
+
+    /// ROLE's first word (`master` / `slave`), if the node answers.
+    pub fn role(&self) -> Option<String> {
+        let mut con = self.connect().ok()?;
+        let v: redis::Value = redis::cmd("ROLE").query(&mut con).ok()?;
+        match v {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::BulkString(b)) => Some(String::from_utf8_lossy(b).into()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// ROLE's offset: the last raft index the node applied.
+    pub fn offset(&self) -> Option<i64> {
+        let mut con = self.connect().ok()?;
+        let v: redis::Value = redis::cmd("ROLE").query(&mut con).ok()?;
+        let redis::Value::Array(items) = v else {
+            return None;
+        };
+        let at = match items.first() {
+            Some(redis::Value::BulkString(b)) if b == b"master" => 1,
+            _ => 4,
+        };
+        match items.get(at) {
+            Some(redis::Value::Int(n)) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+impl Drop for ClusterNode {
+    fn drop(&mut self) {
+        let _ = self.kill9();
+    }
+}
+
+/// A cluster of real server processes; killed when dropped.
+pub struct TestCluster {
+    pub nodes: Vec<ClusterNode>,
+    _temp: tempfile::TempDir,
+}
+
+/// A port free now on 127.0.0.1 (the listener is closed again; another process could take it
+/// before the node binds it, which makes the start fail loudly rather than silently).
+fn free_port() -> Result<SocketAddr, HarnessError> {
+    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
+    l.local_addr().map_err(io("reading a free port"))
+}
+
+impl TestCluster {
+    /// Starts `n` nodes (ids 1..=n) on empty data directories: node 1 forms the cluster.
+    /// `args` go to every node (e.g. `--sync always`).
+    pub fn start(n: u64, args: &[&str]) -> Result<TestCluster, HarnessError> {
+        let temp = tempfile::Builder::new()
+            .prefix("moodb-cluster-")
+            .tempdir()
+            .map_err(io("creating the cluster's directory"))?;
+        let mut addrs = Vec::new();
+        for _ in 0..n {
+            addrs.push((free_port()?, free_port()?));
+        }
+        let peers = (1..=n)
+            .zip(&addrs)
+            .map(|(id, (client, raft))| format!("{id}={raft}/{client}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let config = "(cluster: Some((heartbeat_ms: 50, election_timeout_min_ms: 300, \
+                      election_timeout_max_ms: 600)))"
+            .to_string();
+        let bin = moodb_binary()?;
+        let mut nodes = Vec::new();
+        for (id, (client, raft)) in (1..=n).zip(addrs) {
+            let data_dir = temp.path().join(format!("node{id}"));
+            let mut launch = Launch::new(&bin, &data_dir);
+            launch.addr = client.to_string();
+            launch.config = Some(config.clone());
+            launch.args = vec![
+                "--node-id".into(),
+                id.to_string(),
+                "--peers".into(),
+                peers.clone(),
+                "--cluster-secret".into(),
+                TEST_SECRET.into(),
+            ];
+            launch.args.extend(args.iter().map(|a| a.to_string()));
+            nodes.push(ClusterNode {
+                id,
+                addr: client,
+                raft_addr: raft,
+                data_dir,
+                launch,
+                running: None,
+            });
+        }
+        for node in &mut nodes {
+            node.start()?;
+        }
+        Ok(TestCluster { nodes, _temp: temp })
+    }
+
+    /// The index in `nodes` of the node whose ROLE says `master`, other than `not`, waiting
+    /// up to `timeout`.
+    pub fn leader(&self, not: Option<usize>, timeout: Duration) -> Option<usize> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for (i, node) in self.nodes.iter().enumerate() {
+                if Some(i) != not && node.is_up() && node.role().as_deref() == Some("master") {
+                    return Some(i);
+                }
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every node's output, for a failing test's message.
+    pub fn outputs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.id, n.output()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
