@@ -1,5 +1,5 @@
 //! The proposer (cluster mode, on the leader): takes the records of each store tick, in LSN
-//! order, and proposes each as one raft entry (`client_write_ff`), so entries reach the raft
+//! order, and proposes the tick as one raft entry (`client_write_ff`), so entries reach the raft
 //! log in the order the store applied them; openraft appends what arrives together as one
 //! batch (one fdatasync in [`super::LogStore`]). Commits are not learned here but from the
 //! state machine's apply (`ApplyCommitted`), in log order; here only a refused proposal is
@@ -17,6 +17,26 @@ use tokio::sync::mpsc;
 use super::types::{TypeConfig, Write};
 use crate::actors::store_owner::cluster::ProposalFailed;
 use crate::actors::StoreOwner;
+
+/// A tick's records as the one record of one raft entry: itself when alone, else one TXN of
+/// them all in order (a TXN among them contributes its operations; TXNs do not nest). One entry
+/// per tick is one append and one fdatasync on each node however many clients wrote; an entry
+/// per record made openraft append and sync about two records at a time (strace: 5,743
+/// fdatasyncs for ~14,000 SETs at -c 50). Every node applies the tick at once, in the order
+/// the leader applied it.
+fn one_entry(records: Vec<Record>) -> Option<Record> {
+    if records.len() <= 1 {
+        return records.into_iter().next();
+    }
+    let mut ops = Vec::with_capacity(records.len());
+    for record in records {
+        match record {
+            Record::Txn(inner) => ops.extend(inner),
+            other => ops.push(other),
+        }
+    }
+    Some(Record::Txn(ops))
+}
 
 /// The store owner's end of the proposer.
 pub struct Proposer {
@@ -56,9 +76,9 @@ async fn run(
     generation: Arc<AtomicU64>,
 ) {
     while let Some((g, records)) = rx.recv().await {
-        for record in records {
+        if let Some(record) = one_entry(records) {
             if generation.load(Ordering::SeqCst) != g {
-                break;
+                continue;
             }
             match raft.client_write_ff(Write(record)).await {
                 Ok(response) => {

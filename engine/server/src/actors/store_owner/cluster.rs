@@ -57,7 +57,8 @@ pub struct ClusterLink {
     codec: Arc<dyn SnapshotCodec>,
     databases: usize,
     proposer: Option<Proposer>,
-    /// LSNs proposed and not yet seen applied, in order, with when each was proposed.
+    /// The last LSN of each tick proposed (one raft entry each) and not yet seen applied, in
+    /// order, with when it was proposed.
     proposed: VecDeque<(Lsn, Instant)>,
     /// The term this node leads, as the raft metrics last said.
     leading: Option<u64>,
@@ -374,12 +375,12 @@ impl StoreOwner {
         if records.is_empty() {
             return true;
         }
-        let mut rs = Vec::with_capacity(records.len());
+        // The tick is one raft entry (the proposer's `one_entry`): its last LSN is released
+        // when that entry is applied.
         let now = Instant::now();
-        for e in records {
-            link.proposed.push_back((e.lsn, now));
-            rs.push(e.record);
-        }
+        let last = records.last().map_or(0, |e| e.lsn);
+        link.proposed.push_back((last, now));
+        let rs = records.into_iter().map(|e| e.record).collect();
         let sent = link.proposer.as_ref().is_some_and(|p| p.propose(rs));
         if !sent {
             self.lose_leadership("the proposer is gone");
@@ -479,12 +480,9 @@ impl StoreOwner {
                 let Some(link) = self.cluster.as_mut() else {
                     return true;
                 };
-                let mut rs = Vec::new();
-                let now = Instant::now();
-                for e in start.records {
-                    link.proposed.push_back((e.lsn, now));
-                    rs.push(e.record);
-                }
+                let last = start.records.last().map_or(0, |e| e.lsn);
+                link.proposed.push_back((last, Instant::now()));
+                let rs = start.records.into_iter().map(|e| e.record).collect();
                 if let Some(p) = &link.proposer {
                     p.propose(rs);
                 }
