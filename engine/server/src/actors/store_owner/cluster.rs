@@ -586,12 +586,13 @@ impl Handler<ApplyCommitted> for StoreOwner {
             self.store
                 .on_durable(lsn, BackendStatus::default(), &mut self.released);
         }
-        if now_ready != was_ready {
-            if now_ready {
-                eprintln!("moodb: cluster: leading, serving requests");
-            }
-            self.publish_role();
+        if now_ready && !was_ready {
+            eprintln!("moodb: cluster: leading, serving requests");
         }
+        // ROLE's and INFO's offset is the last applied index: refreshed with every apply, so a
+        // leader never shows less than its followers (it showed the index of its last metrics
+        // change).
+        self.publish_role();
         self.send_released();
     }
 }
