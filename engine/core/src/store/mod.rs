@@ -440,11 +440,20 @@ impl<T> Store<T> {
         out: &mut Vec<Release<T>>,
     ) {
         self.status = status;
-        let refusal = storage_refuses(&err);
+        self.refuse_waiting(&storage_refuses(&err), out);
+        if self.storage_error.is_none() {
+            self.storage_error = Some(err);
+        }
+    }
+
+    /// Answers every batch still waiting (for a write that will never be durable or
+    /// committed, or a read of one), and every SAVE, with `refusal`; drops the held messages
+    /// and the records not yet taken. Subscription confirmations stand; messages after lost
+    /// writes never leave.
+    fn refuse_waiting(&mut self, refusal: &Frame, out: &mut Vec<Release<T>>) {
         let c = &mut self.checkpoints;
         let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
         for w in self.gate.take_all().chain(saves) {
-            // Subscription confirmations stand; messages after lost writes never leave.
             let frames = w
                 .frames
                 .into_iter()
@@ -461,9 +470,6 @@ impl<T> Store<T> {
         }
         self.held_pushes.clear();
         self.records.clear();
-        if self.storage_error.is_none() {
-            self.storage_error = Some(err);
-        }
     }
 
     /// A checkpoint to start now, if one is due (log size, interval, SAVE/BGSAVE) and none is

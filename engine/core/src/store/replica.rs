@@ -10,7 +10,7 @@ use crate::record::{Lsn, Record};
 use crate::resp::Frame;
 
 use super::gate::{DurabilityGate, Release};
-use super::{messages, Store};
+use super::Store;
 
 /// This node's part in replication, as the caller (the server's raft glue) sees it; the store
 /// only reports it (ROLE, INFO replication). Offsets are raft log indexes.
@@ -58,25 +58,7 @@ impl<T> Store<T> {
     /// rebuilds the committed state and installs it with [`Store::replace_state`] before the
     /// store serves anything.
     pub fn abandon_uncommitted(&mut self, refusal: &Frame, out: &mut Vec<Release<T>>) {
-        let c = &mut self.checkpoints;
-        let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
-        for w in self.gate.take_all().chain(saves) {
-            let frames = w
-                .frames
-                .into_iter()
-                .filter(|f| !messages::is_message(f))
-                .map(|f| {
-                    if messages::is_confirmation(&f) {
-                        f
-                    } else {
-                        refusal.clone()
-                    }
-                })
-                .collect();
-            out.push(Release { frames, to: w.to });
-        }
-        self.held_pushes.clear();
-        self.records.clear();
+        self.refuse_waiting(refusal, out);
     }
 
     /// Replaces the key space with `state` (the committed state: a snapshot and the committed
