@@ -26,6 +26,11 @@ struct Shared {
     fail: bool,
     /// How long each append takes (a slow fdatasync).
     delay: Duration,
+    /// The last LSN appended.
+    last_lsn: Lsn,
+    /// Each checkpoint begun: its LSN, or why it was refused (as the paper backend refuses one
+    /// whose LSN is not the last appended).
+    checkpoints: Vec<Result<Lsn, String>>,
 }
 
 /// Keeps nothing but counts; fails every append once told to.
@@ -54,6 +59,9 @@ impl Backend for MemBackend {
             ));
         }
         s.appends.push(entries.len());
+        if let Some(last) = entries.last() {
+            s.last_lsn = last.lsn;
+        }
         Ok(AppendReport {
             bytes: 0,
             synced: true,
@@ -62,7 +70,20 @@ impl Backend for MemBackend {
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
-    fn begin_checkpoint(&mut self, _: Lsn) -> Result<Option<Box<dyn CheckpointJob>>, StorageError> {
+    fn begin_checkpoint(
+        &mut self,
+        lsn: Lsn,
+    ) -> Result<Option<Box<dyn CheckpointJob>>, StorageError> {
+        let mut s = self.0.lock().unwrap();
+        let begun = if lsn == s.last_lsn {
+            Ok(lsn)
+        } else {
+            Err(format!(
+                "as of {lsn}, but the last appended is {}",
+                s.last_lsn
+            ))
+        };
+        s.checkpoints.push(begun);
         Ok(None)
     }
     fn checkpoint_finished(&mut self, _: &CheckpointReport) {}
@@ -220,6 +241,36 @@ fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
     let replies = replies.lock().unwrap();
     assert_eq!(replies.len(), 6);
     assert_eq!(replies[5], (5, vec![Frame::ok(), Frame::Integer(6)]));
+}
+
+#[test]
+fn a_checkpoint_asked_while_a_group_syncs_covers_exactly_its_lsn() {
+    let shared = Arc::new(Mutex::new(Shared {
+        delay: Duration::from_millis(40),
+        ..Shared::default()
+    }));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    System::new().block_on(async {
+        let store = start_with(&shared, true);
+        let me = Collector(Arc::clone(&replies)).start().recipient();
+        let send = |seq: u64| store.do_send(set_and_incr(seq, &me));
+        (0..3).for_each(send);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // While the first group syncs: two more writes, BGSAVE (a checkpoint as of LSN 10),
+        // then writes that come after the checkpoint's LSN and must not be appended before it.
+        (3..5).for_each(send);
+        store.do_send(batch(1, 5, vec![req(&["BGSAVE"])], &me));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        (6..9).for_each(send);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    });
+    let shared = shared.lock().unwrap();
+    assert_eq!(shared.checkpoints, vec![Ok(10)]);
+    assert_eq!(
+        shared.last_lsn, 16,
+        "the writes after the checkpoint were appended too"
+    );
+    assert_eq!(replies.lock().unwrap().len(), 9);
 }
 
 #[test]

@@ -161,8 +161,12 @@ impl WalWriter {
     }
 
     /// Appends what the checkpoint covers, then begins it and hands the job to the snapshotter.
+    /// Records queued after the checkpoint's LSN (they arrived while it waited for a group in
+    /// flight) stay queued for the next group: the checkpoint's log segment starts after them.
     fn start_checkpoint(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
-        let entries = std::mem::take(&mut self.queue);
+        let after = self.queue.partition_point(|e| e.lsn <= msg.lsn);
+        let later = self.queue.split_off(after);
+        let entries = std::mem::replace(&mut self.queue, later);
         self.commit_inline(entries);
         let begun = lock(&self.log).begin_checkpoint(msg.lsn);
         match begun {
