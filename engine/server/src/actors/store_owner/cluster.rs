@@ -67,6 +67,11 @@ pub struct ClusterLink {
     abandoned_term: u64,
     /// The newest term of an applied entry this node proposed (its blank entry first).
     own_applied_term: u64,
+    /// The last log index when this node's current leadership began: the store holds every
+    /// committed write only once it applied that far. (openraft 0.9 restarts a node that led
+    /// with a committed vote as the leader of the same term, with no new blank entry: an old
+    /// entry of that term applied says nothing then.)
+    lead_from_index: u64,
     leader: Option<NodeId>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
@@ -113,6 +118,7 @@ impl ClusterLink {
             leading: None,
             abandoned_term: 0,
             own_applied_term: 0,
+            lead_from_index: 0,
             leader: None,
             last_applied: None,
             membership: StoredMembership::default(),
@@ -191,6 +197,7 @@ impl ClusterLink {
     fn ready(&self) -> bool {
         self.leading
             .is_some_and(|t| t > self.abandoned_term && self.own_applied_term >= t)
+            && self.last_applied.map_or(0, |l| l.index) >= self.lead_from_index
     }
 
     fn client_addr(&self, id: NodeId) -> Option<String> {
@@ -320,6 +327,8 @@ pub struct RaftStatus {
     pub matched: BTreeMap<NodeId, u64>,
     /// The last applied index (ROLE's offset is refreshed with it).
     pub applied: u64,
+    /// The last log index.
+    pub last_log: u64,
 }
 
 /// Proposer → store owner: a proposal of `generation` was refused (not the leader any more).
@@ -759,6 +768,7 @@ async fn watch_metrics(raft: Raft<TypeConfig>, owner: Addr<StoreOwner>) {
                     })
                     .unwrap_or_default(),
                 applied: m.last_applied.map_or(0, |l| l.index),
+                last_log: m.last_log_index.unwrap_or(0),
             }
         };
         let leadership_changed = last
@@ -804,6 +814,9 @@ impl Handler<RaftStatus> for StoreOwner {
         let Some(link) = self.cluster.as_mut() else {
             return;
         };
+        if msg.leading.is_some() && msg.leading != link.leading {
+            link.lead_from_index = msg.last_log;
+        }
         link.leading = msg.leading;
         link.leader = msg.leader;
         link.matched = msg.matched;
