@@ -298,7 +298,7 @@ mod tests {
         };
         pairs
             .iter()
-            .find(|(k, _)| *k == Frame::bulk(name.to_string()))
+            .find(|(k, _)| *k == Frame::bulk(name))
             .map(|(_, v)| match v {
                 Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
                 other => panic!("{other:?}"),
