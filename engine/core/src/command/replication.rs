@@ -73,20 +73,26 @@ pub fn parse_sentinel(rest: &[Bytes]) -> Result<SentinelCommand, Frame> {
         return Err(ReplyError::WrongArity { name: "sentinel" }.into());
     };
     let upper = sub.to_ascii_uppercase();
-    let arity = |n: usize, cmd: SentinelCommand| {
+    // A wrong count names the subcommand, as Sentinel 7.0's table does: 'sentinel|masters'.
+    let arity = |n: usize, name: &'static str, cmd: SentinelCommand| {
         if rest.len() == n {
             Ok(cmd)
         } else {
-            Err(Frame::from(ReplyError::WrongArity { name: "sentinel" }))
+            Err(Frame::from(ReplyError::WrongArity { name }))
         }
     };
     let name = || rest.get(1).cloned().unwrap_or_default();
     match upper.as_slice() {
-        b"GET-MASTER-ADDR-BY-NAME" => arity(2, SentinelCommand::GetMasterAddrByName(name())),
-        b"MASTERS" => arity(1, SentinelCommand::Masters),
-        b"MASTER" => arity(2, SentinelCommand::Master(name())),
-        b"SENTINELS" => arity(2, SentinelCommand::Sentinels(name())),
-        b"SLAVES" | b"REPLICAS" => arity(2, SentinelCommand::Replicas(name())),
+        b"GET-MASTER-ADDR-BY-NAME" => arity(
+            2,
+            "sentinel|get-master-addr-by-name",
+            SentinelCommand::GetMasterAddrByName(name()),
+        ),
+        b"MASTERS" => arity(1, "sentinel|masters", SentinelCommand::Masters),
+        b"MASTER" => arity(2, "sentinel|master", SentinelCommand::Master(name())),
+        b"SENTINELS" => arity(2, "sentinel|sentinels", SentinelCommand::Sentinels(name())),
+        b"SLAVES" => arity(2, "sentinel|slaves", SentinelCommand::Replicas(name())),
+        b"REPLICAS" => arity(2, "sentinel|replicas", SentinelCommand::Replicas(name())),
         _ => Err(ReplyError::unknown_subcommand("SENTINEL", sub).into()),
     }
 }
@@ -354,7 +360,10 @@ mod tests {
         );
         assert_eq!(
             parse_sentinel(&b(&["masters", "x"])),
-            Err(ReplyError::WrongArity { name: "sentinel" }.into())
+            Err(ReplyError::WrongArity {
+                name: "sentinel|masters"
+            }
+            .into())
         );
     }
 }
