@@ -417,6 +417,103 @@ mod tests {
     }
 
     #[test]
+    fn wait_blocks_until_the_replicas_hold_the_sessions_last_write_or_its_timeout() {
+        let mut s = store();
+        let mut out = Vec::new();
+        // No replicas (a single node): numreplicas 0 at once, 1 blocks until the timeout.
+        let r = s.execute(1, &[req(&["WAIT", "0", "0"])], 1, 1_000).unwrap();
+        assert_eq!(r.frames, vec![Frame::Integer(0)]);
+        assert!(s
+            .execute(1, &[req(&["WAIT", "1", "100"])], 2, 1_000)
+            .is_none());
+        assert_eq!(s.next_wait_deadline(), Some(1_100));
+        s.expire_waits(1_099, &mut out);
+        assert!(out.is_empty());
+        s.expire_waits(1_100, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].to, out[0].frames.clone()),
+            (2, vec![Frame::Integer(0)])
+        );
+        out.clear();
+
+        // Two replicas; session 1 writes (LSN 1, released), session 2 does not.
+        s.set_replica_progress(vec![0, 0], 1_000, &mut out);
+        assert!(s.execute(1, &[req(&["SET", "a", "1"])], 3, 1_000).is_none());
+        s.take_records();
+        s.on_durable(1, BackendStatus::default(), &mut out);
+        out.clear();
+        let r = s.execute(2, &[req(&["WAIT", "2", "0"])], 4, 1_000).unwrap();
+        assert_eq!(
+            r.frames,
+            vec![Frame::Integer(2)],
+            "nothing written: every replica holds it"
+        );
+        // A batch: a read, WAIT for ever, a read; the replies stay in order.
+        let batch = [
+            req(&["GET", "a"]),
+            req(&["WAIT", "2", "0"]),
+            req(&["GET", "a"]),
+        ];
+        assert!(s.execute(1, &batch, 5, 1_000).is_none());
+        assert_eq!(s.next_wait_deadline(), None);
+        s.set_replica_progress(vec![1, 0], 1_001, &mut out);
+        assert!(out.is_empty(), "one replica of two");
+        s.set_replica_progress(vec![1, 1], 1_002, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].frames,
+            vec![Frame::bulk("1"), Frame::Integer(2), Frame::bulk("1")]
+        );
+        out.clear();
+        // Inside MULTI WAIT answers at once; a closed session's blocked WAIT is dropped.
+        let txn = [req(&["MULTI"]), req(&["WAIT", "3", "0"]), req(&["EXEC"])];
+        let r = s.execute(1, &txn, 6, 1_000).unwrap();
+        assert_eq!(r.frames[2], Frame::Array(vec![Frame::Integer(2)]));
+        assert!(s
+            .execute(1, &[req(&["WAIT", "3", "0"])], 7, 1_000)
+            .is_none());
+        s.session_closed(1);
+        s.set_replica_progress(vec![5, 5, 5], 1_003, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sentinel_is_unknown_without_a_view_and_answers_with_one() {
+        use crate::command::replication::{SentinelMember, SentinelView};
+        let mut s = store();
+        let ask = [req(&["SENTINEL", "get-master-addr-by-name", "mymaster"])];
+        let r = s.execute(1, &ask, 1, 1_000).unwrap();
+        assert!(
+            matches!(&r.frames[0], Frame::Error(e) if e.starts_with("ERR unknown command 'SENTINEL'"))
+        );
+        let member = |id: u64| SentinelMember {
+            id,
+            ip: "127.0.0.1".into(),
+            port: 7000 + id as u16,
+            offset: 0,
+        };
+        s.set_sentinel(Some(SentinelView {
+            master_name: "mymaster".into(),
+            me: 1,
+            leader: Some(2),
+            members: vec![member(1), member(2), member(3)],
+        }));
+        let r = s.execute(1, &ask, 2, 1_000).unwrap();
+        let addr = Frame::Array(vec![Frame::bulk("127.0.0.1"), Frame::bulk("7002")]);
+        assert_eq!(r.frames[0], addr);
+        // During an election: still the last leader.
+        s.set_sentinel(Some(SentinelView {
+            master_name: "mymaster".into(),
+            me: 1,
+            leader: None,
+            members: vec![member(1), member(2), member(3)],
+        }));
+        let r = s.execute(1, &ask, 3, 1_000).unwrap();
+        assert_eq!(r.frames[0], addr);
+    }
+
+    #[test]
     fn role_without_replication_is_a_lone_master() {
         let mut s = store();
         let r = s.execute(1, &[req(&["ROLE"])], 1, 1_000).unwrap();
