@@ -145,11 +145,14 @@ fn iteration(
         .collect();
     thread::sleep(kill_after);
     let leader = cluster.leader(None, Duration::from_secs(2));
-    let killed_leader = leader.is_some() && rng.gen_ratio(2, 3);
+    let aim_at_leader = rng.gen_ratio(2, 3);
     let victim = match leader {
-        Some(l) if killed_leader => l,
-        _ => rng.gen_range(0..cluster.nodes.len()),
+        Some(l) if aim_at_leader => l,
+        // A follower (or, with no leader known now, any node).
+        Some(l) => (l + rng.gen_range(1..cluster.nodes.len())) % cluster.nodes.len(),
+        None => rng.gen_range(0..cluster.nodes.len()),
     };
+    let killed_leader = leader == Some(victim);
     cluster.nodes[victim].kill9()?;
     thread::sleep(down_for);
     cluster.nodes[victim].start()?;
