@@ -3,12 +3,18 @@
 //! the start (the peers must know them), the same secret, and short raft timings. Nodes can
 //! be killed with SIGKILL and restarted on the same data and ports; who leads is read from
 //! ROLE. Every wait is bounded.
+//!
+//! [`TestCluster::start_proxied`] routes the raft links through a [`Proxy`] in front of each
+//! node: peers reach node `id` at its proxy, and the node binds its raft port (and the source
+//! of its outgoing peer connections) on a loopback address of its own, 127.0.0.(10 + id), so
+//! [`TestCluster::isolate`] can cut it off both ways and [`TestCluster::heal`] join it again.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::process::TAIL_LINES;
+use crate::proxy::Proxy;
 use crate::server::{io, moodb_binary, HarnessError, Launch, Launched, Running};
 
 /// The secret the test cluster's members share.
@@ -22,6 +28,9 @@ pub struct ClusterNode {
     /// Where its peers reach it.
     pub raft_addr: SocketAddr,
     pub data_dir: PathBuf,
+    /// Proxied clusters: the proxy its peers reach it through, and the address it dials from.
+    pub proxy: Option<Proxy>,
+    pub source_ip: IpAddr,
     launch: Launch,
     running: Option<Running>,
 }
@@ -149,7 +158,11 @@ pub struct TestCluster {
 /// A port free now on 127.0.0.1 (the listener is closed again; another process could take it
 /// before the node binds it, which makes the start fail loudly rather than silently).
 fn free_port() -> Result<SocketAddr, HarnessError> {
-    let l = TcpListener::bind("127.0.0.1:0").map_err(io("binding a free port"))?;
+    free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn free_port_on(ip: IpAddr) -> Result<SocketAddr, HarnessError> {
+    let l = TcpListener::bind((ip, 0)).map_err(io("binding a free port"))?;
     l.local_addr().map_err(io("reading a free port"))
 }
 
@@ -157,13 +170,33 @@ impl TestCluster {
     /// Starts `n` nodes (ids 1..=n) on empty data directories: node 1 forms the cluster.
     /// `args` go to every node (e.g. `--sync always`).
     pub fn start(n: u64, args: &[&str]) -> Result<TestCluster, HarnessError> {
+        Self::start_with(n, args, false)
+    }
+
+    /// [`TestCluster::start`] with every raft link through a proxy (see the module
+    /// documentation).
+    pub fn start_proxied(n: u64, args: &[&str]) -> Result<TestCluster, HarnessError> {
+        Self::start_with(n, args, true)
+    }
+
+    fn start_with(n: u64, args: &[&str], proxied: bool) -> Result<TestCluster, HarnessError> {
         let temp = tempfile::Builder::new()
             .prefix("moodb-cluster-")
             .tempdir()
             .map_err(io("creating the cluster's directory"))?;
         let mut addrs = Vec::new();
-        for _ in 0..n {
-            addrs.push((free_port()?, free_port()?));
+        let mut proxies = Vec::new();
+        for id in 1..=n {
+            if proxied {
+                let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 10 + id as u8));
+                let listen = free_port_on(source)?;
+                let proxy = Proxy::start(listen).map_err(io("starting a raft proxy"))?;
+                addrs.push((free_port()?, proxy.addr()));
+                proxies.push(Some((proxy, listen, source)));
+            } else {
+                addrs.push((free_port()?, free_port()?));
+                proxies.push(None);
+            }
         }
         let peers = (1..=n)
             .zip(&addrs)
@@ -175,11 +208,21 @@ impl TestCluster {
             .to_string();
         let bin = moodb_binary()?;
         let mut nodes = Vec::new();
-        for (id, (client, raft)) in (1..=n).zip(addrs) {
+        for ((id, (client, raft)), proxy) in (1..=n).zip(addrs).zip(proxies) {
             let data_dir = temp.path().join(format!("node{id}"));
             let mut launch = Launch::new(&bin, &data_dir);
             launch.addr = client.to_string();
-            launch.config = Some(config.clone());
+            launch.config = Some(match &proxy {
+                Some((_, listen, _)) => config.replace(
+                    "heartbeat_ms: 50,",
+                    &format!("heartbeat_ms: 50, raft_listen_addr: \"{listen}\","),
+                ),
+                None => config.clone(),
+            });
+            let (proxy, source_ip) = match proxy {
+                Some((p, _, source)) => (Some(p), source),
+                None => (None, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            };
             launch.args = vec![
                 "--node-id".into(),
                 id.to_string(),
@@ -194,6 +237,8 @@ impl TestCluster {
                 addr: client,
                 raft_addr: raft,
                 data_dir,
+                proxy,
+                source_ip,
                 launch,
                 running: None,
             });
@@ -218,6 +263,30 @@ impl TestCluster {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Proxied clusters: cuts node `i` (an index in `nodes`) off from every other node, both
+    /// ways (its proxy blackholes everyone; the others' proxies its connections).
+    pub fn isolate(&self, i: usize) {
+        let source = self.nodes[i].source_ip;
+        for (j, node) in self.nodes.iter().enumerate() {
+            if let Some(p) = &node.proxy {
+                if j == i {
+                    p.partition();
+                } else {
+                    p.block(source);
+                }
+            }
+        }
+    }
+
+    /// Proxied clusters: lifts every cut.
+    pub fn heal(&self) {
+        for node in &self.nodes {
+            if let Some(p) = &node.proxy {
+                p.heal();
+            }
         }
     }
 

@@ -120,6 +120,12 @@ pub struct ClusterConfig {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// The master name SENTINEL answers for (Sentinel-aware clients ask for it by name).
+    pub sentinel_master_name: String,
+    /// Where this node binds for its peers when that is not the address they reach it at
+    /// (`raft_addr`, its entry in `peers`): behind a proxy or a NAT. Empty: `raft_addr`. A
+    /// loopback address here is also the source of this node's outgoing peer connections.
+    pub raft_listen_addr: String,
 }
 
 impl Default for ClusterConfig {
@@ -132,6 +138,8 @@ impl Default for ClusterConfig {
             heartbeat_ms: 100,
             election_timeout_min_ms: 400,
             election_timeout_max_ms: 800,
+            sentinel_master_name: "mymaster".into(),
+            raft_listen_addr: String::new(),
         }
     }
 }

@@ -236,7 +236,8 @@ impl Server {
                     meta.clone(),
                     codec.clone(),
                     config.databases,
-                );
+                )
+                .with_master_name(cluster_config.sentinel_master_name.clone());
                 let store = StoreOwner::create(move |_| {
                     let mut owner = StoreOwner::new_cluster(settings, link);
                     owner.set_exit(exit_for_owner);

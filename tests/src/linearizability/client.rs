@@ -157,7 +157,8 @@ pub fn reply_output(op: &Op, reply: Reply) -> Result<Output, ClientError> {
         (Op::Set(_) | Op::Update(_), Reply::Simple(s)) if s == "OK" => Ok(Output::Ok),
         (Op::Update(_), Reply::Bulk(None)) => Ok(Output::Nil),
         (Op::Del | Op::Incr | Op::Cas { .. }, Reply::Int(n)) => Ok(Output::Int(n)),
-        (Op::Incr, Reply::Error(_)) => Ok(Output::Error),
+        // (A TRYAGAIN from a cluster is no answer: the INCR may or may not have been applied.)
+        (Op::Incr, Reply::Error(e)) if !e.starts_with("TRYAGAIN") => Ok(Output::Error),
         (Op::Txn(ops), Reply::Array(Some(replies))) if replies.len() == ops.len() => ops
             .iter()
             .zip(replies)

@@ -9,6 +9,8 @@ mod architecture;
 mod auth;
 mod clients_redis;
 mod cluster;
+mod cluster_faults;
+mod cluster_sentinel;
 mod command_table_redis;
 mod commands_redis;
 mod databases;

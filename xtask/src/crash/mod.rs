@@ -20,6 +20,9 @@
 //! (`MOODB_FAILPOINTS=server::ack_before_write=on`, `recovery::skip_checksum=on` with bit flips);
 //! it fails unless every one is caught, so the harness cannot pass by checking nothing.
 //!
+//! Cluster (`--cluster N`, [`cluster`]): the same workload and checks against N real nodes of
+//! a raft cluster, killing one node (the leader more often) per iteration and restarting it.
+//!
 //! Reproducibility: every random choice (operations, keys, kill moment, damage offset) comes
 //! from `--seed`; the timing of real processes does not, so a seed reproduces the same plan,
 //! not the same interleaving.
@@ -39,6 +42,7 @@ use moodb_tests::linearizability::{Bytes, Completion, Op, Output, Recorder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+mod cluster;
 mod damage;
 mod server;
 mod verify;
@@ -136,6 +140,10 @@ pub struct Args {
     /// target/release/moodb).
     #[arg(long)]
     moodb_bin: Option<PathBuf>,
+    /// Run against a raft cluster of this many moodb nodes (paper, sync always) instead of one
+    /// server: kill -9 one node per iteration, the leader more often, and restart it.
+    #[arg(long)]
+    cluster: Option<u64>,
     /// Drive redis-server instead of moodb (a known-good baseline for the harness).
     #[arg(long, value_enum, default_value = "moodb", hide = true)]
     target: Target,
@@ -155,6 +163,9 @@ pub fn run(args: Args) -> Result<ExitCode, CrashError> {
     };
     if args.self_test {
         return self_test(&args, seed, &moodb_bin);
+    }
+    if let Some(n) = args.cluster {
+        return cluster::run(&args, n, seed, &moodb_bin);
     }
     let outcome = campaign(&args, seed, &moodb_bin, Vec::new(), args.damage, false)?;
     Ok(if outcome.findings.violations() == 0 {

@@ -100,12 +100,46 @@ pub fn run_client(
     stop: Arc<AtomicBool>,
     until: Instant,
 ) -> ClientOutcome {
+    run_client_on(load, id, &[addr], false, recorder, seed, stop, until)
+}
+
+/// Whether a failed request left its operation in doubt the way a failover does: the
+/// connection broke, or a cluster answered `-TRYAGAIN` (may or may not have been applied).
+fn in_doubt(err: &ClientError) -> bool {
+    match err {
+        ClientError::Io(_) => true,
+        ClientError::Unexpected {
+            reply: Reply::Error(e),
+            ..
+        } => e.starts_with("TRYAGAIN"),
+        _ => false,
+    }
+}
+
+/// [`run_client`] against the first of `addrs`; with `failover` (a cluster), a request left
+/// in doubt (connection lost, `-TRYAGAIN`) stays pending in the history and the client goes
+/// on over a new connection to the next address that answers, until `stop` or `until`.
+#[allow(clippy::too_many_arguments)]
+pub fn run_client_on(
+    load: &Load,
+    id: u64,
+    addrs: &[SocketAddr],
+    failover: bool,
+    recorder: Recorder,
+    seed: u64,
+    stop: Arc<AtomicBool>,
+    until: Instant,
+) -> ClientOutcome {
     let mut out = ClientOutcome::default();
     let mut rng = StdRng::seed_from_u64(seed);
-    let Ok(conn) = Conn::connect(addr, Duration::from_secs(5)) else {
+    let Some(&first) = addrs.first() else {
+        return out;
+    };
+    let Ok(conn) = Conn::connect(first, Duration::from_secs(5)) else {
         return out;
     };
     let mut client = RecordingClient::new(conn, id, load.dialect, recorder.clone());
+    let mut next_addr = 1usize;
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) && Instant::now() < until {
         seq += 1;
@@ -130,6 +164,27 @@ pub fn run_client(
         };
         match result {
             Ok(()) => {}
+            Err(err) if failover && in_doubt(&err) => {
+                // A new connection (the old one may hold replies not read), to the next node
+                // that accepts one.
+                let reconnected = loop {
+                    if stop.load(Ordering::Relaxed) || Instant::now() >= until {
+                        break None;
+                    }
+                    let addr = addrs[next_addr % addrs.len()];
+                    next_addr += 1;
+                    match Conn::connect(addr, Duration::from_secs(5)) {
+                        Ok(conn) => break Some(conn),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                };
+                match reconnected {
+                    Some(conn) => {
+                        client = RecordingClient::new(conn, id, load.dialect, recorder.clone())
+                    }
+                    None => break,
+                }
+            }
             Err(ClientError::Io(_)) => break,
             Err(other) => {
                 out.protocol_error = Some(other.to_string());

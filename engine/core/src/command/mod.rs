@@ -27,6 +27,7 @@ pub mod info;
 pub mod keys;
 pub mod long_double;
 pub mod pubsub;
+pub mod replication;
 pub mod reply_error;
 pub mod server;
 pub mod strings;

@@ -57,6 +57,9 @@ pub enum ReplyError {
     WaitAofNoAof,
     #[error("ERR syntax error")]
     Syntax,
+    /// SENTINEL about a master name other than the cluster's (Sentinel's text).
+    #[error("ERR No such master with that name")]
+    NoSuchMaster,
     #[error("ERR value is not an integer or out of range")]
     NotInteger,
     /// INCR / INCRBY / DECR past the range of i64.

@@ -41,6 +41,12 @@ pub enum ServerCommand {
         numlocal: u8,
         numreplicas: u64,
     },
+    /// WAIT numreplicas timeout (checked; timeout in ms, 0 for ever): answered by the store
+    /// from the replicas' progress (`store/replica.rs`).
+    Wait {
+        numreplicas: i64,
+        timeout_ms: u64,
+    },
     /// SUBSCRIBE, PUBLISH, PUBSUB, ...
     PubSub(super::pubsub::PubSubCommand),
     /// CLIENT subcommands that read or change the connection's state in the store.

@@ -29,7 +29,8 @@
 use bytes::Bytes;
 
 use super::{
-    config, databases, diagnostics, keys, pubsub, server, strings, txn, Command, ReplyError,
+    config, databases, diagnostics, keys, pubsub, replication, server, strings, txn, Command,
+    ReplyError,
 };
 use crate::resp::Frame;
 
@@ -978,6 +979,15 @@ const ROWS: &[CommandSpec] = &[
             "2.8.13",
             "Depends on subcommand.",
             "A container for latency diagnostics commands",
+        ),
+    CommandSpec::new("wait", 3, &[F::NOSCRIPT], replication::parse_wait)
+        .acl(&["@slow", "@connection"])
+        .tips(&["request_policy:all_shards", "response_policy:agg_min"])
+        .doc(
+            "generic",
+            "3.0.0",
+            "O(1)",
+            "Wait for the synchronous replication of all the write commands sent in the context of the current connection",
         ),
     CommandSpec::new("waitaof", 4, &[F::NOSCRIPT], diagnostics::parse_waitaof)
         .acl(&["@slow", "@connection"])

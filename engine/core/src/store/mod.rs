@@ -224,6 +224,9 @@ pub struct Store<T> {
     rng: u64,
     /// Cluster mode: what ROLE and INFO replication say ([`Store::set_replication`]).
     replication: Option<Replication>,
+    /// WAIT (each session's last write, the replicas' progress, blocked batches) and
+    /// SENTINEL's view (`store/replica.rs`).
+    waits: replica::Waits<T>,
 }
 
 impl<T> Store<T> {
@@ -283,6 +286,7 @@ impl<T> Store<T> {
             events: Vec::new(),
             rng: now_ms,
             replication: None,
+            waits: replica::Waits::default(),
         }
     }
 
@@ -364,6 +368,8 @@ impl<T> Store<T> {
         let mut frames = Vec::with_capacity(requests.len());
         let mut wait_lsn = 0;
         let mut saves = Vec::new();
+        let mut wait_slots = Vec::new();
+        let mut wait_deadline: Option<u64> = None;
         self.executing = session;
         for request in requests {
             let request = request.as_ref();
@@ -373,11 +379,25 @@ impl<T> Store<T> {
                 .clients
                 .touch(session, named, request.len(), proto, now_ms);
             self.argv_len = request.iter().map(|a| a.len() as u64).sum();
+            let lsn_before = self.last_lsn;
             let (reply, wait) = self.execute_one(session, proto, request, named, now_ms, &mut save);
+            if self.last_lsn > lsn_before {
+                self.waits.note_write(session, self.last_lsn);
+            }
             self.after_request(session, request, named, command, &reply);
             frames.append(&mut self.own_pushes);
             let wait = wait.max(std::mem::take(&mut self.own_wait));
             let dropped = self.clients.drops_reply(session) || std::mem::take(&mut self.no_reply);
+            if let Some((numreplicas, target, deadline)) = self.waits.pending.take() {
+                wait_slots.push(replica::WaitSlot {
+                    at: frames.len(),
+                    numreplicas,
+                    target,
+                });
+                if deadline > 0 {
+                    wait_deadline = Some(wait_deadline.map_or(deadline, |d| d.min(deadline)));
+                }
+            }
             if save {
                 saves.push(frames.len());
                 frames.push(reply);
@@ -393,7 +413,11 @@ impl<T> Store<T> {
             wait_lsn,
             saves,
         };
-        if !waiting.saves.is_empty() {
+        if !wait_slots.is_empty() && waiting.saves.is_empty() {
+            // Without a deadline only when every WAIT of the batch waits for ever.
+            self.block_in_wait(session, waiting, wait_slots, wait_deadline);
+            None
+        } else if !waiting.saves.is_empty() {
             self.save_asked = true;
             self.checkpoints.next_saves.push(waiting);
             None
@@ -453,7 +477,8 @@ impl<T> Store<T> {
     fn refuse_waiting(&mut self, refusal: &Frame, out: &mut Vec<Release<T>>) {
         let c = &mut self.checkpoints;
         let saves = c.running_saves.drain(..).chain(c.next_saves.drain(..));
-        for w in self.gate.take_all().chain(saves) {
+        let blocked = self.waits.take_blocked();
+        for w in self.gate.take_all().chain(saves).chain(blocked) {
             let frames = w
                 .frames
                 .into_iter()
@@ -574,6 +599,7 @@ impl<T> Store<T> {
         self.txns.session_closed(session);
         self.spiller.forget(session);
         self.selected.remove(&session);
+        self.waits.session_closed(session);
         self.pubsub.session_closed(session);
         if !self.clients.closed_after_kill(session) {
             self.clients.close(session);
@@ -808,6 +834,11 @@ impl<T> Store<T> {
                 return (refusal, 0);
             }
         }
+        if spec.is_none() {
+            if let Some(reply) = self.sentinel_command(request) {
+                return (reply, 0);
+            }
+        }
         // Inside MULTI: queued, run now or refused, as the command table says.
         let parsed = self
             .txns
@@ -861,6 +892,13 @@ impl<T> Store<T> {
             }
             Command::Server(ServerCommand::PubSub(cmd)) => (self.pubsub_command(session, cmd), 0),
             Command::Server(ServerCommand::WaitAof { numlocal, .. }) => self.waitaof(numlocal),
+            Command::Server(ServerCommand::Wait {
+                numreplicas,
+                timeout_ms,
+            }) => (
+                self.wait_command(session, numreplicas, timeout_ms, now_ms, false),
+                0,
+            ),
             Command::Server(cmd) => (self.server_command(session, cmd, now_ms, save), 0),
             Command::Txn(cmd) => self.transaction_command(session, cmd, now_ms),
             Command::Db(cmd) => {
@@ -1010,6 +1048,10 @@ impl<T> Store<T> {
                     wait = wait.max(lsn);
                     reply
                 }
+                // Inside EXEC WAIT never blocks (Redis): the count of now.
+                Command::Server(ServerCommand::Wait { numreplicas, .. }) => {
+                    self.wait_command(session, numreplicas, 0, now_ms, true)
+                }
                 // SAVE is refused while queueing; BGSAVE and the rest answer at once.
                 Command::Server(cmd) => self.server_command(session, cmd, now_ms, &mut false),
                 // Only UNWATCH is queued; EXEC drops the watches anyway.
@@ -1120,7 +1162,7 @@ impl<T> Store<T> {
                 ),
             },
             // Answered in `execute_request` (it may wait).
-            ServerCommand::WaitAof { .. } => Frame::Null,
+            ServerCommand::WaitAof { .. } | ServerCommand::Wait { .. } => Frame::Null,
             ServerCommand::Save => {
                 *save = true;
                 Frame::ok()

@@ -3,14 +3,94 @@
 //! got committed when it loses leadership ([`Store::abandon_uncommitted`],
 //! [`Store::replace_state`]), and what ROLE and INFO replication say ([`Replication`], set by
 //! the caller). Without a cluster none of this runs: the single-node path does not look here.
+//!
+//! Also what clients ask about replication: `WAIT numreplicas timeout` ([`Waits`]: each
+//! session's last write, how far each replica holds this store's writes as the caller says,
+//! and the batches blocked in WAIT until enough replicas hold the write or the timeout
+//! passes; the caller passes the time in and wakes the store at [`Store::next_wait_deadline`])
+//! and `SENTINEL` (answered from the [`SentinelView`] the caller sets; none on a single node,
+//! which then answers as a redis-server that is no sentinel).
 
-use crate::command::txn::Emptying;
+use bytes::Bytes;
+
+use crate::command::replication::{parse_sentinel, SentinelView};
+use crate::command::table;
+use crate::command::txn::{Emptying, SessionId};
+use crate::fast_map::FastMap;
 use crate::keyspace::Databases;
 use crate::record::{Lsn, Record};
 use crate::resp::Frame;
 
-use super::gate::{DurabilityGate, Release};
+use super::gate::{DurabilityGate, Release, Waiting};
 use super::Store;
+
+/// A WAIT in a batch: its reply's position, how many replicas it asks for and the write
+/// (this store's LSN) they must hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WaitSlot {
+    pub at: usize,
+    pub numreplicas: i64,
+    pub target: Lsn,
+}
+
+/// A batch blocked in WAIT: its replies (the WAIT slots filled when it unblocks), until when.
+#[derive(Debug)]
+struct Blocked<T> {
+    session: SessionId,
+    waiting: Waiting<T>,
+    slots: Vec<WaitSlot>,
+    /// Unix ms; `None`: WAIT ... 0, for ever.
+    deadline: Option<u64>,
+}
+
+/// WAIT's and SENTINEL's state in the store (see the module documentation).
+#[derive(Debug)]
+pub(crate) struct Waits<T> {
+    /// Each session's last write (Redis's `c->woff`), for the sessions that wrote.
+    last_write: FastMap<SessionId, Lsn>,
+    /// Per replica, the newest LSN of this store it holds (empty: no replicas).
+    replicas: Vec<Lsn>,
+    blocked: Vec<Blocked<T>>,
+    /// The WAIT of the request executing, when it must block (taken by `execute_in`).
+    pub pending: Option<(i64, Lsn, u64)>,
+    pub sentinel: Option<SentinelView>,
+    /// The leader last known (SENTINEL keeps naming it during an election).
+    last_master: Option<u64>,
+}
+
+impl<T> Default for Waits<T> {
+    fn default() -> Self {
+        Waits {
+            last_write: FastMap::default(),
+            replicas: Vec::new(),
+            blocked: Vec::new(),
+            pending: None,
+            sentinel: None,
+            last_master: None,
+        }
+    }
+}
+
+impl<T> Waits<T> {
+    /// Replicas holding every write through `target`.
+    fn acks(&self, target: Lsn) -> i64 {
+        self.replicas.iter().filter(|&&l| l >= target).count() as i64
+    }
+
+    pub fn note_write(&mut self, session: SessionId, lsn: Lsn) {
+        self.last_write.insert(session, lsn);
+    }
+
+    pub fn session_closed(&mut self, session: SessionId) {
+        self.last_write.remove(&session);
+        self.blocked.retain(|b| b.session != session);
+    }
+
+    /// Every blocked batch, for a refusal (storage failure, leadership lost).
+    pub fn take_blocked(&mut self) -> impl Iterator<Item = Waiting<T>> + '_ {
+        self.blocked.drain(..).map(|b| b.waiting)
+    }
+}
 
 /// This node's part in replication, as the caller (the server's raft glue) sees it; the store
 /// only reports it (ROLE, INFO replication). Offsets are raft log indexes.
@@ -59,6 +139,113 @@ impl<T> Store<T> {
     /// store serves anything.
     pub fn abandon_uncommitted(&mut self, refusal: &Frame, out: &mut Vec<Release<T>>) {
         self.refuse_waiting(refusal, out);
+    }
+
+    /// WAIT's reply now, or (`pending` set) the placeholder of a WAIT that blocks: inside
+    /// MULTI, with numreplicas already held, or (Redis) numreplicas ≤ 0, it answers at once
+    /// how many replicas hold the session's last write.
+    pub(super) fn wait_command(
+        &mut self,
+        session: SessionId,
+        numreplicas: i64,
+        timeout_ms: u64,
+        now_ms: u64,
+        in_exec: bool,
+    ) -> Frame {
+        let target = self.waits.last_write.get(&session).copied().unwrap_or(0);
+        let acks = self.waits.acks(target);
+        if acks >= numreplicas || in_exec {
+            return Frame::Integer(acks);
+        }
+        let deadline = (timeout_ms > 0).then(|| now_ms.saturating_add(timeout_ms));
+        self.waits.pending = Some((numreplicas, target, deadline.unwrap_or(0)));
+        Frame::Null
+    }
+
+    /// `batch` (of `session`) holds WAITs that block at `slots`: it waits until each has its
+    /// replicas or the earliest deadline passes.
+    pub(super) fn block_in_wait(
+        &mut self,
+        session: SessionId,
+        waiting: Waiting<T>,
+        slots: Vec<WaitSlot>,
+        deadline: Option<u64>,
+    ) {
+        self.waits.blocked.push(Blocked {
+            session,
+            waiting,
+            slots,
+            deadline,
+        });
+    }
+
+    /// The caller's news of the replicas: `held[i]` is the newest LSN of this store replica
+    /// `i` holds. Batches whose WAITs are satisfied move on (to `out`, or to the durability
+    /// gate when they wait for a write too).
+    pub fn set_replica_progress(&mut self, held: Vec<Lsn>, now_ms: u64, out: &mut Vec<Release<T>>) {
+        self.waits.replicas = held;
+        self.unblock_waits(now_ms, out);
+    }
+
+    /// Batches blocked in WAIT whose deadline passed by `now_ms` (or whose replicas arrived)
+    /// move on with the counts of now.
+    pub fn expire_waits(&mut self, now_ms: u64, out: &mut Vec<Release<T>>) {
+        self.unblock_waits(now_ms, out);
+    }
+
+    /// The earliest deadline of a blocked WAIT (Unix ms), for the caller's timer.
+    pub fn next_wait_deadline(&self) -> Option<u64> {
+        self.waits.blocked.iter().filter_map(|b| b.deadline).min()
+    }
+
+    fn unblock_waits(&mut self, now_ms: u64, out: &mut Vec<Release<T>>) {
+        if self.waits.blocked.is_empty() {
+            return;
+        }
+        let blocked = std::mem::take(&mut self.waits.blocked);
+        for mut b in blocked {
+            let expired = b.deadline.is_some_and(|d| d <= now_ms);
+            let done = b
+                .slots
+                .iter()
+                .all(|s| self.waits.acks(s.target) >= s.numreplicas);
+            if !(done || expired) {
+                self.waits.blocked.push(b);
+                continue;
+            }
+            for s in &b.slots {
+                if let Some(f) = b.waiting.frames.get_mut(s.at) {
+                    *f = Frame::Integer(self.waits.acks(s.target));
+                }
+            }
+            if b.waiting.wait_lsn <= self.gate.released_lsn() {
+                out.push(b.waiting.release());
+            } else {
+                self.gate.hold(b.waiting);
+            }
+        }
+    }
+
+    /// What SENTINEL answers from now on (`None`: a single node, no SENTINEL command).
+    pub fn set_sentinel(&mut self, view: Option<SentinelView>) {
+        if let Some(l) = view.as_ref().and_then(|v| v.leader) {
+            self.waits.last_master = Some(l);
+        }
+        self.waits.sentinel = view;
+    }
+
+    /// SENTINEL, when this node has a [`SentinelView`]; `None` otherwise (the command is then
+    /// unknown, as on a redis-server that is not a sentinel).
+    pub(super) fn sentinel_command(&self, request: &[Bytes]) -> Option<Frame> {
+        let view = self.waits.sentinel.as_ref()?;
+        let name = request.first()?;
+        if !name.eq_ignore_ascii_case(b"sentinel") || table::lookup(name).is_some() {
+            return None;
+        }
+        Some(match parse_sentinel(&request[1..]) {
+            Ok(cmd) => view.answer(&cmd, self.waits.last_master),
+            Err(reply) => reply,
+        })
     }
 
     /// Replaces the key space with `state` (the committed state: a snapshot and the committed
@@ -227,6 +414,103 @@ mod tests {
         assert_eq!(s.last_lsn(), 1);
         assert_eq!(get(&mut s, "a"), Frame::bulk("committed"));
         assert!(!s.has_records());
+    }
+
+    #[test]
+    fn wait_blocks_until_the_replicas_hold_the_sessions_last_write_or_its_timeout() {
+        let mut s = store();
+        let mut out = Vec::new();
+        // No replicas (a single node): numreplicas 0 at once, 1 blocks until the timeout.
+        let r = s.execute(1, &[req(&["WAIT", "0", "0"])], 1, 1_000).unwrap();
+        assert_eq!(r.frames, vec![Frame::Integer(0)]);
+        assert!(s
+            .execute(1, &[req(&["WAIT", "1", "100"])], 2, 1_000)
+            .is_none());
+        assert_eq!(s.next_wait_deadline(), Some(1_100));
+        s.expire_waits(1_099, &mut out);
+        assert!(out.is_empty());
+        s.expire_waits(1_100, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].to, out[0].frames.clone()),
+            (2, vec![Frame::Integer(0)])
+        );
+        out.clear();
+
+        // Two replicas; session 1 writes (LSN 1, released), session 2 does not.
+        s.set_replica_progress(vec![0, 0], 1_000, &mut out);
+        assert!(s.execute(1, &[req(&["SET", "a", "1"])], 3, 1_000).is_none());
+        s.take_records();
+        s.on_durable(1, BackendStatus::default(), &mut out);
+        out.clear();
+        let r = s.execute(2, &[req(&["WAIT", "2", "0"])], 4, 1_000).unwrap();
+        assert_eq!(
+            r.frames,
+            vec![Frame::Integer(2)],
+            "nothing written: every replica holds it"
+        );
+        // A batch: a read, WAIT for ever, a read; the replies stay in order.
+        let batch = [
+            req(&["GET", "a"]),
+            req(&["WAIT", "2", "0"]),
+            req(&["GET", "a"]),
+        ];
+        assert!(s.execute(1, &batch, 5, 1_000).is_none());
+        assert_eq!(s.next_wait_deadline(), None);
+        s.set_replica_progress(vec![1, 0], 1_001, &mut out);
+        assert!(out.is_empty(), "one replica of two");
+        s.set_replica_progress(vec![1, 1], 1_002, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            out[0].frames,
+            vec![Frame::bulk("1"), Frame::Integer(2), Frame::bulk("1")]
+        );
+        out.clear();
+        // Inside MULTI WAIT answers at once; a closed session's blocked WAIT is dropped.
+        let txn = [req(&["MULTI"]), req(&["WAIT", "3", "0"]), req(&["EXEC"])];
+        let r = s.execute(1, &txn, 6, 1_000).unwrap();
+        assert_eq!(r.frames[2], Frame::Array(vec![Frame::Integer(2)]));
+        assert!(s
+            .execute(1, &[req(&["WAIT", "3", "0"])], 7, 1_000)
+            .is_none());
+        s.session_closed(1);
+        s.set_replica_progress(vec![5, 5, 5], 1_003, &mut out);
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn sentinel_is_unknown_without_a_view_and_answers_with_one() {
+        use crate::command::replication::{SentinelMember, SentinelView};
+        let mut s = store();
+        let ask = [req(&["SENTINEL", "get-master-addr-by-name", "mymaster"])];
+        let r = s.execute(1, &ask, 1, 1_000).unwrap();
+        assert!(
+            matches!(&r.frames[0], Frame::Error(e) if e.starts_with("ERR unknown command 'SENTINEL'"))
+        );
+        let member = |id: u64| SentinelMember {
+            id,
+            ip: "127.0.0.1".into(),
+            port: 7000 + id as u16,
+            offset: 0,
+        };
+        s.set_sentinel(Some(SentinelView {
+            master_name: "mymaster".into(),
+            me: 1,
+            leader: Some(2),
+            members: vec![member(1), member(2), member(3)],
+        }));
+        let r = s.execute(1, &ask, 2, 1_000).unwrap();
+        let addr = Frame::Array(vec![Frame::bulk("127.0.0.1"), Frame::bulk("7002")]);
+        assert_eq!(r.frames[0], addr);
+        // During an election: still the last leader.
+        s.set_sentinel(Some(SentinelView {
+            master_name: "mymaster".into(),
+            me: 1,
+            leader: None,
+            members: vec![member(1), member(2), member(3)],
+        }));
+        let r = s.execute(1, &ask, 3, 1_000).unwrap();
+        assert_eq!(r.frames[0], addr);
     }
 
     #[test]

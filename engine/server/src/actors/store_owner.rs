@@ -58,6 +58,8 @@ pub struct StoreOwner {
     /// Told once SHUTDOWN may proceed (the listener loop then syncs the log and exits).
     exit: Option<Arc<Notify>>,
     exiting: bool,
+    /// The deadline (Unix ms) the WAIT timer is set for, if one is.
+    wait_timer: Option<u64>,
     /// Where CONFIG SET's changes for the sessions and the listener go.
     live: Option<Arc<LiveConfig>>,
     /// Cluster mode: the raft side (`None`: a single node, which pays nothing for it).
@@ -85,6 +87,7 @@ impl StoreOwner {
             controls: HashMap::new(),
             exit: None,
             exiting: false,
+            wait_timer: None,
             live: None,
             cluster: None,
             own_addr: None,
@@ -258,6 +261,34 @@ impl StoreOwner {
     }
 }
 
+impl StoreOwner {
+    /// A batch blocked in WAIT: wake the store at its deadline (WAIT's timeout), which
+    /// unblocks it with the count of then. One timer for the earliest deadline.
+    fn schedule_wait_timer(&mut self, ctx: &mut Context<Self>) {
+        let Some(deadline) = self.store.next_wait_deadline() else {
+            return;
+        };
+        if self.wait_timer.is_some_and(|t| t <= deadline) {
+            return;
+        }
+        self.wait_timer = Some(deadline);
+        let delay = Duration::from_millis(deadline.saturating_sub(now_ms()) + 1);
+        ctx.run_later(delay, |s, ctx| {
+            s.wait_timer = None;
+            let mut unblocked = Vec::new();
+            s.store.expire_waits(now_ms(), &mut unblocked);
+            for release in unblocked {
+                if let Some(release) = s.cluster_hold(release) {
+                    s.released.push(release);
+                }
+            }
+            s.send_released();
+            s.cluster_confirm_reads(ctx);
+            s.schedule_wait_timer(ctx);
+        });
+    }
+}
+
 /// How often the active expiry cycle runs (Redis: `hz 10`).
 const EXPIRE_INTERVAL_MS: u64 = 100;
 
@@ -316,6 +347,7 @@ impl StoreOwner {
         }
         self.send_released();
         self.cluster_confirm_reads(ctx);
+        self.schedule_wait_timer(ctx);
         self.apply_settings_change();
         self.send_controls(batch.seq);
         self.maybe_exit();

@@ -12,7 +12,7 @@ use moodb_core::replicated::SnapshotCodec;
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
 
 use super::peer_server::serve_peers;
-use super::peer_wire::ClusterSecret;
+use super::peer_wire::{ClusterSecret, PeerOptions};
 use super::store_machine::{SharedMeta, StoreMachine};
 use super::types::{NodeId, TypeConfig};
 use super::{LogStore, PeerNetwork};
@@ -57,13 +57,33 @@ pub fn nodes(config: &ClusterConfig, client: &str) -> BTreeMap<NodeId, NodeAddrs
         .collect()
 }
 
+/// Where this node binds for its peers: `raft_listen_addr`, else `raft_addr`.
+fn listen_addr(config: &ClusterConfig) -> &str {
+    if config.raft_listen_addr.is_empty() {
+        &config.raft_addr
+    } else {
+        &config.raft_listen_addr
+    }
+}
+
+/// The source address of outgoing peer connections: the listen address when it is a
+/// loopback one (so nodes sharing a host on loopback are told apart by their source, as a
+/// proxy in front of a peer needs to cut one of them off), else the system's choice.
+fn source_ip(config: &ClusterConfig) -> Option<std::net::IpAddr> {
+    listen_addr(config)
+        .parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| a.ip())
+        .filter(|ip| ip.is_loopback())
+}
+
 /// The raft listener, bound before anything else so that a taken port is reported at once.
 pub fn bind_peers(config: &ClusterConfig) -> Result<std::net::TcpListener, ClusterError> {
     let err = |source| ClusterError::Bind {
-        addr: config.raft_addr.clone(),
+        addr: listen_addr(config).to_string(),
         source,
     };
-    let listener = std::net::TcpListener::bind(&config.raft_addr).map_err(err)?;
+    let listener = std::net::TcpListener::bind(listen_addr(config)).map_err(err)?;
     listener.set_nonblocking(true).map_err(err)?;
     Ok(listener)
 }
@@ -93,7 +113,11 @@ pub async fn start(
     .map_err(|e| ClusterError::Raft(e.to_string()))?;
     let secret =
         ClusterSecret::new(&config.secret).map_err(|e| ClusterError::Secret(e.to_string()))?;
-    let network = PeerNetwork::new(config.node_id, secret.clone());
+    let options = PeerOptions {
+        source_ip: source_ip(config),
+        ..PeerOptions::default()
+    };
+    let network = PeerNetwork::with_options(config.node_id, secret.clone(), options);
     let machine = StoreMachine::new(owner.clone(), meta, codec);
     let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
         .await

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use moodb_core::backend::{BackendStatus, CheckpointReport};
+use moodb_core::command::replication::{SentinelMember, SentinelView};
 use moodb_core::command::txn::SessionId;
 use moodb_core::command::ReplyError;
 use moodb_core::keyspace::Databases;
@@ -66,6 +67,11 @@ pub struct ClusterLink {
     abandoned_term: u64,
     /// The newest term of an applied entry this node proposed (its blank entry first).
     own_applied_term: u64,
+    /// The last log index when this node's current leadership began: the store holds every
+    /// committed write only once it applied that far. (openraft 0.9 restarts a node that led
+    /// with a committed vote as the leader of the same term, with no new blank entry: an old
+    /// entry of that term applied says nothing then.)
+    lead_from_index: u64,
     leader: Option<NodeId>,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
@@ -76,7 +82,15 @@ pub struct ClusterLink {
     /// node still leads (ReadIndex); and those whose confirmation is under way.
     unconfirmed: Vec<Release<ReplyTo>>,
     confirming: Option<Vec<Release<ReplyTo>>>,
+    /// The master name SENTINEL answers for (`cluster.sentinel_master_name`).
+    master_name: String,
+    /// (raft index, last LSN) of this node's entries applied in its current leadership, oldest
+    /// first: which of this store's writes a replica holds, given its matched index (WAIT).
+    own_entries: VecDeque<(u64, Lsn)>,
 }
+
+/// The most entries `own_entries` keeps: a replica lagging further counts as holding none.
+const OWN_ENTRIES_MAX: usize = 100_000;
 
 impl ClusterLink {
     /// The cluster state of node `me` of `nodes`, whose raft log is `log` and whose snapshots
@@ -104,6 +118,7 @@ impl ClusterLink {
             leading: None,
             abandoned_term: 0,
             own_applied_term: 0,
+            lead_from_index: 0,
             leader: None,
             last_applied: None,
             membership: StoredMembership::default(),
@@ -112,6 +127,69 @@ impl ClusterLink {
             forwarders: HashMap::new(),
             unconfirmed: Vec::new(),
             confirming: None,
+            master_name: "mymaster".into(),
+            own_entries: VecDeque::new(),
+        }
+    }
+
+    /// The master name SENTINEL answers for (default `mymaster`).
+    pub fn with_master_name(mut self, name: String) -> ClusterLink {
+        self.master_name = name;
+        self
+    }
+
+    /// Per replica (the other voters, while this node leads), the newest LSN of this store it
+    /// holds: the last own entry at or below its matched index. Also forgets the entries every
+    /// replica holds (but the newest of them).
+    fn replica_progress(&mut self) -> Vec<Lsn> {
+        if self.leading.is_none() {
+            self.own_entries.clear();
+            return Vec::new();
+        }
+        let matched: Vec<u64> = self
+            .nodes
+            .keys()
+            .filter(|id| **id != self.me)
+            .map(|id| self.matched.get(id).copied().unwrap_or(0))
+            .collect();
+        let lowest = matched.iter().copied().min().unwrap_or(0);
+        while self.own_entries.len() > 1 && self.own_entries[1].0 <= lowest {
+            self.own_entries.pop_front();
+        }
+        matched
+            .iter()
+            .map(|m| {
+                let n = self.own_entries.partition_point(|(index, _)| index <= m);
+                n.checked_sub(1).map_or(0, |i| self.own_entries[i].1)
+            })
+            .collect()
+    }
+
+    /// What SENTINEL says: every member, the leader as the master.
+    fn sentinel_view(&self) -> SentinelView {
+        let applied = self.last_applied.map_or(0, |l| l.index);
+        SentinelView {
+            master_name: self.master_name.clone(),
+            me: self.me,
+            leader: self.leader,
+            members: self
+                .nodes
+                .iter()
+                .map(|(id, n)| {
+                    let (ip, port) = split_addr(&n.client);
+                    let offset = if *id == self.me {
+                        applied
+                    } else {
+                        self.matched.get(id).copied().unwrap_or(0)
+                    };
+                    SentinelMember {
+                        id: *id,
+                        ip,
+                        port,
+                        offset,
+                    }
+                })
+                .collect(),
         }
     }
 
@@ -119,6 +197,7 @@ impl ClusterLink {
     fn ready(&self) -> bool {
         self.leading
             .is_some_and(|t| t > self.abandoned_term && self.own_applied_term >= t)
+            && self.last_applied.map_or(0, |l| l.index) >= self.lead_from_index
     }
 
     fn client_addr(&self, id: NodeId) -> Option<String> {
@@ -248,6 +327,8 @@ pub struct RaftStatus {
     pub matched: BTreeMap<NodeId, u64>,
     /// The last applied index (ROLE's offset is refreshed with it).
     pub applied: u64,
+    /// The last log index.
+    pub last_log: u64,
 }
 
 /// Proposer → store owner: a proposal of `generation` was refused (not the leader any more).
@@ -307,6 +388,7 @@ const LOCAL: &[&[u8]] = &[
     b"publish",
     b"pubsub",
     b"shutdown",
+    b"sentinel",
 ];
 
 fn local_only(batch: &Batch) -> bool {
@@ -540,9 +622,20 @@ impl StoreOwner {
     }
 
     fn publish_role(&mut self) {
-        if let Some(link) = self.cluster.as_ref() {
+        if let Some(link) = self.cluster.as_mut() {
             let role = link.publish();
+            let sentinel = link.sentinel_view();
+            let progress = link.replica_progress();
             self.store.set_replication(role);
+            self.store.set_sentinel(Some(sentinel));
+            let mut unblocked = Vec::new();
+            self.store
+                .set_replica_progress(progress, super::now_ms(), &mut unblocked);
+            for release in unblocked {
+                if let Some(release) = self.cluster_hold(release) {
+                    self.released.push(release);
+                }
+            }
         }
     }
 }
@@ -550,7 +643,7 @@ impl StoreOwner {
 impl Handler<ApplyCommitted> for StoreOwner {
     type Result = ();
 
-    fn handle(&mut self, msg: ApplyCommitted, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: ApplyCommitted, ctx: &mut Context<Self>) {
         let Some(link) = self.link() else {
             return;
         };
@@ -571,6 +664,12 @@ impl Handler<ApplyCommitted> for StoreOwner {
                 && !link.proposed.is_empty();
             if mine {
                 durable = link.proposed.pop_front().map(|(lsn, _)| lsn);
+                if let Some(lsn) = durable {
+                    link.own_entries.push_back((id.index, lsn));
+                    if link.own_entries.len() > OWN_ENTRIES_MAX {
+                        link.own_entries.pop_front();
+                    }
+                }
             } else {
                 foreign.push(record);
             }
@@ -594,6 +693,7 @@ impl Handler<ApplyCommitted> for StoreOwner {
         // change).
         self.publish_role();
         self.send_released();
+        self.cluster_confirm_reads(ctx);
     }
 }
 
@@ -668,6 +768,7 @@ async fn watch_metrics(raft: Raft<TypeConfig>, owner: Addr<StoreOwner>) {
                     })
                     .unwrap_or_default(),
                 applied: m.last_applied.map_or(0, |l| l.index),
+                last_log: m.last_log_index.unwrap_or(0),
             }
         };
         let leadership_changed = last
@@ -693,7 +794,7 @@ async fn watch_metrics(raft: Raft<TypeConfig>, owner: Addr<StoreOwner>) {
 impl Handler<RaftStatus> for StoreOwner {
     type Result = ();
 
-    fn handle(&mut self, msg: RaftStatus, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: RaftStatus, ctx: &mut Context<Self>) {
         let Some(link) = self.cluster.as_mut() else {
             return;
         };
@@ -713,10 +814,15 @@ impl Handler<RaftStatus> for StoreOwner {
         let Some(link) = self.cluster.as_mut() else {
             return;
         };
+        if msg.leading.is_some() && msg.leading != link.leading {
+            link.lead_from_index = msg.last_log;
+        }
         link.leading = msg.leading;
         link.leader = msg.leader;
         link.matched = msg.matched;
         self.publish_role();
+        self.send_released();
+        self.cluster_confirm_reads(ctx);
     }
 }
 
