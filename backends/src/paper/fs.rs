@@ -31,7 +31,7 @@ pub trait FsRead: Send + Sync + fmt::Debug {
     /// Fills `buf` from byte `offset`; `UnexpectedEof` if the file ends first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// The file's current length.
-    fn len(&self) -> io::Result<u64>;
+    fn size(&self) -> io::Result<u64>;
 }
 
 /// The file-system operations the paper engine uses. Paths are absolute or relative to the
@@ -136,7 +136,7 @@ impl FsRead for StdReader {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.0.read_exact_at(buf, offset)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
     }
 }
@@ -525,7 +525,7 @@ impl FsRead for SimReader {
             )),
         }
     }
-    fn len(&self) -> io::Result<u64> {
+    fn size(&self) -> io::Result<u64> {
         Ok(self.fs.lock().inodes[self.inode].current.len() as u64)
     }
 }

@@ -205,7 +205,7 @@ impl PaperValues {
                 inner.next = inner.next.max(n + 1);
                 let len = fs
                     .open_read(&dir.join(&name))
-                    .and_then(|r| r.len())
+                    .and_then(|r| r.size())
                     .map_err(|e| io_err(&name, 0, &e))?;
                 inner.segs.insert(
                     n,
