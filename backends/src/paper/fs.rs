@@ -25,6 +25,15 @@ pub trait FsFile: Send + fmt::Debug {
     fn allocate(&mut self, len: u64) -> io::Result<()>;
 }
 
+/// An open file for positioned reads, shareable between threads (value segments: a read of
+/// one value while another thread syncs or appends).
+pub trait FsRead: Send + Sync + fmt::Debug {
+    /// Fills `buf` from byte `offset`; `UnexpectedEof` if the file ends first.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// The file's current length.
+    fn size(&self) -> io::Result<u64>;
+}
+
 /// The file-system operations the paper engine uses. Paths are absolute or relative to the
 /// process; directories are flat (the engine keeps all its files in one directory).
 pub trait Fs: Send + Sync + fmt::Debug {
@@ -37,6 +46,8 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file for writing, keeping its content.
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Opens an existing file for positioned reads.
+    fn open_read(&self, path: &Path) -> io::Result<std::sync::Arc<dyn FsRead>>;
     /// Atomically replaces `to` with `from`.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove(&self, path: &Path) -> io::Result<()>;
@@ -118,6 +129,18 @@ impl FsFile for StdFile {
     }
 }
 
+#[derive(Debug)]
+struct StdReader(File);
+
+impl FsRead for StdReader {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+}
+
 impl Fs for StdFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         std::fs::create_dir_all(dir)
@@ -150,6 +173,9 @@ impl Fs for StdFs {
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         Ok(Box::new(StdFile(file)))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<std::sync::Arc<dyn FsRead>> {
+        Ok(std::sync::Arc::new(StdReader(File::open(path)?)))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
@@ -475,6 +501,35 @@ impl FsFile for SimFile {
     }
 }
 
+/// A read handle on a simulated file: reads what has been written (synced or not), as a
+/// real file's page cache gives it back.
+#[derive(Debug)]
+struct SimReader {
+    fs: SimFs,
+    inode: usize,
+}
+
+impl FsRead for SimReader {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let s = self.fs.lock();
+        let data = &s.inodes[self.inode].current;
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        match data.get(start..).and_then(|d| d.get(..buf.len())) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "simulated read past the end",
+            )),
+        }
+    }
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.fs.lock().inodes[self.inode].current.len() as u64)
+    }
+}
+
 impl Fs for SimFs {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
         self.lock().dirs.insert(dir.to_path_buf());
@@ -512,6 +567,17 @@ impl Fs for SimFs {
         let s = self.lock();
         let id = s.inode(path)?;
         Ok(Box::new(SimFile {
+            fs: self.clone(),
+            inode: id,
+        }))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<std::sync::Arc<dyn FsRead>> {
+        let s = self.lock();
+        if s.crashed {
+            return Err(io::Error::other("simulated power cut: the disk is gone"));
+        }
+        let id = s.inode(path)?;
+        Ok(std::sync::Arc::new(SimReader {
             fs: self.clone(),
             inode: id,
         }))

@@ -117,7 +117,7 @@ pub struct PaperBackend {
     fsync_total: Duration,
     fsync_max: Duration,
     last_checkpoint: Option<(Lsn, u64)>,
-    /// The value segments spilled values go to (issue 15); only on real files.
+    /// The value segments spilled values go to (issue 15).
     values: Option<Arc<values::PaperValues>>,
 }
 
@@ -130,11 +130,7 @@ pub(crate) fn now_unix_ms() -> u64 {
 impl PaperBackend {
     /// Opens the engine on real files in `dir` (created if missing).
     pub fn open(dir: &Path, options: &BackendOptions) -> Result<Self, StorageError> {
-        let mut backend = Self::open_with(Arc::new(StdFs), dir, options, PaperTuning::default())?;
-        let values = values::PaperValues::open(dir)
-            .map_err(|e| StorageError::io("open value segments", std::io::Error::other(e)))?;
-        backend.values = Some(Arc::new(values));
-        Ok(backend)
+        Self::open_with(Arc::new(StdFs), dir, options, PaperTuning::default())
     }
 
     /// Opens the engine on any file system (tests use [`fs::SimFs`]).
@@ -156,6 +152,8 @@ impl PaperBackend {
         fs.create_dir_all(dir)
             .context(|| format!("create data directory {}", dir.display()))?;
         let spares = Spares::new(tuning.spare, fs.clone(), dir, tuning.prealloc_bytes);
+        let values = values::PaperValues::open_with_fs(fs.clone(), dir)
+            .map_err(|e| StorageError::io("open value segments", std::io::Error::other(e)))?;
         Ok(PaperBackend {
             fs,
             dir: dir.to_path_buf(),
@@ -173,7 +171,7 @@ impl PaperBackend {
             fsync_total: Duration::ZERO,
             fsync_max: Duration::ZERO,
             last_checkpoint: None,
-            values: None,
+            values: Some(Arc::new(values)),
         })
     }
 
@@ -604,6 +602,21 @@ impl PaperCheckpointJob {
         }
         fs.sync_dir(&self.dir)
             .context(|| format!("fsync directory {}", self.dir.display()))?;
+        // Value segments last, once the older checkpoints' removal is durable: a retired
+        // segment this checkpoint does not point into is referenced by no durable state.
+        if let Some(values) = &self.values {
+            let referenced: std::collections::BTreeSet<u32> = state
+                .iter()
+                .flat_map(|(_, ks)| ks.segment_figures().keys().copied())
+                .collect();
+            let removed = values
+                .remove_retired(&referenced)
+                .map_err(|e| StorageError::io("remove value segments", std::io::Error::other(e)))?;
+            if removed > 0 {
+                fs.sync_dir(&self.dir)
+                    .context(|| format!("fsync directory {}", self.dir.display()))?;
+            }
+        }
         Ok(CheckpointReport {
             lsn: self.lsn,
             keys: state.len() as u64,

@@ -23,20 +23,25 @@
 //! until the next checkpoint; [`ValueStore::sync`] (called by a checkpoint before it writes
 //! pointers) fdatasyncs every segment written since the last sync and the directory. Each run
 //! appends to a new segment (one past the highest found), so a torn tail left by a crash is
-//! never written after, and segments roll at [`SEGMENT_BYTES`]. Segments are never deleted
-//! yet: compaction of stale bytes (values replaced, deleted or read back) is still to come.
-//! Plain `std::fs` (positioned reads are not in the `Fs` trait): the backend opens value
-//! segments only on real files.
+//! never written after, and segments roll at [`SEGMENT_BYTES`] (or when the store asks,
+//! [`ValueStore::roll`], so a mostly stale current segment can be compacted).
+//!
+//! Compaction (the store decides, `engine/core/src/store/spill.rs`): the store copies a
+//! mostly stale segment's live values to the current one and repoints its entries, then
+//! [`ValueStore::retire`]s the segment; [`PaperValues::remove_retired`], called by the
+//! checkpoint job once its new checkpoint is renamed into place and the directory synced,
+//! deletes the retired segments that checkpoint does not point into. Every file operation goes
+//! through the [`Fs`] trait, so the power-cut tests run it on `SimFs`.
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use moodb_core::value_store::{ValueError, ValuePtr, ValueStore, ValueStoreStats};
+use moodb_core::value_store::{SegmentInfo, ValueError, ValuePtr, ValueStore, ValueStoreStats};
+
+use super::fs::{Fs, FsFile, FsRead, StdFs};
 
 pub const VALUES_MAGIC: &[u8; 8] = b"MOODBVAL";
 pub const VALUES_VERSION: u32 = 1;
@@ -138,20 +143,30 @@ pub fn check_segment(file: &str, bytes: &[u8]) -> Result<SegmentCheck, ValueErro
 #[derive(Debug)]
 struct Current {
     n: u32,
-    file: Arc<File>,
+    file: Box<dyn FsFile>,
     len: u64,
+}
+
+/// What the store knows of one segment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Seg {
+    /// The file's size (header included).
+    len: u64,
+    retired: bool,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Open handles of the segments read from (and the current one).
-    files: HashMap<u32, Arc<File>>,
+    /// Read handles, opened when first needed.
+    readers: HashMap<u32, Arc<dyn FsRead>>,
+    segs: BTreeMap<u32, Seg>,
     current: Option<Current>,
     next: u32,
     /// Segments written since the last sync.
-    unsynced: Vec<Arc<File>>,
+    unsynced: BTreeSet<u32>,
     dir_unsynced: bool,
-    stats: ValueStoreStats,
+    /// Segments deleted since start.
+    removed: u64,
     buf: Vec<u8>,
 }
 
@@ -159,6 +174,7 @@ struct Inner {
 /// documentation.
 #[derive(Debug)]
 pub struct PaperValues {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     inner: Mutex<Inner>,
 }
@@ -172,20 +188,36 @@ fn io_err(file: &str, offset: u64, e: &io::Error) -> ValueError {
 }
 
 impl PaperValues {
-    /// The value segments of `dir` (which exists): new values go to a new segment.
+    /// The value segments of `dir` (which exists), on real files: new values go to a new
+    /// segment.
     pub fn open(dir: &Path) -> Result<PaperValues, ValueError> {
-        let list = std::fs::read_dir(dir).map_err(|e| io_err(&dir.display().to_string(), 0, &e))?;
+        Self::open_with_fs(Arc::new(StdFs), dir)
+    }
+
+    /// The same on any file system (the power-cut tests use `SimFs`).
+    pub fn open_with_fs(fs: Arc<dyn Fs>, dir: &Path) -> Result<PaperValues, ValueError> {
+        let names = fs
+            .list_dir(dir)
+            .map_err(|e| io_err(&dir.display().to_string(), 0, &e))?;
         let mut inner = Inner::default();
-        for entry in list {
-            let entry = entry.map_err(|e| io_err(&dir.display().to_string(), 0, &e))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for name in names {
             if let Some(n) = parse_segment_name(&name) {
                 inner.next = inner.next.max(n + 1);
-                inner.stats.segments += 1;
-                inner.stats.bytes += entry.metadata().map_or(0, |m| m.len());
+                let len = fs
+                    .open_read(&dir.join(&name))
+                    .and_then(|r| r.size())
+                    .map_err(|e| io_err(&name, 0, &e))?;
+                inner.segs.insert(
+                    n,
+                    Seg {
+                        len,
+                        retired: false,
+                    },
+                );
             }
         }
         Ok(PaperValues {
+            fs,
             dir: dir.to_path_buf(),
             inner: Mutex::new(inner),
         })
@@ -199,21 +231,24 @@ impl PaperValues {
     fn start_segment(&self, inner: &mut Inner) -> Result<(), ValueError> {
         let n = inner.next;
         let name = segment_name(n);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(self.dir.join(&name))
+        // Numbers are never reused: a failed create still moves on.
+        inner.next = n + 1;
+        let mut file = self
+            .fs
+            .create(&self.dir.join(&name))
             .map_err(|e| io_err(&name, 0, &e))?;
+        inner.dir_unsynced = true;
+        inner.segs.insert(n, Seg::default());
+        inner.unsynced.insert(n);
         file.write_all_at(&encode_header(), 0)
             .map_err(|e| io_err(&name, 0, &e))?;
-        let file = Arc::new(file);
-        inner.next = n + 1;
-        inner.files.insert(n, file.clone());
-        inner.unsynced.push(file.clone());
-        inner.dir_unsynced = true;
-        inner.stats.segments += 1;
-        inner.stats.bytes += VALUES_HEADER_LEN;
+        inner.segs.insert(
+            n,
+            Seg {
+                len: VALUES_HEADER_LEN,
+                retired: false,
+            },
+        );
         inner.current = Some(Current {
             n,
             file,
@@ -222,16 +257,57 @@ impl PaperValues {
         Ok(())
     }
 
-    /// The handle of segment `n`, opened for reading when first needed.
-    fn file(&self, n: u32) -> Result<Arc<File>, ValueError> {
-        let mut inner = self.lock();
-        if let Some(f) = inner.files.get(&n) {
-            return Ok(f.clone());
+    /// The read handle of segment `n`, opened when first needed.
+    fn reader(&self, n: u32) -> Result<Arc<dyn FsRead>, ValueError> {
+        if let Some(r) = self.lock().readers.get(&n) {
+            return Ok(r.clone());
         }
         let name = segment_name(n);
-        let file = Arc::new(File::open(self.dir.join(&name)).map_err(|e| io_err(&name, 0, &e))?);
-        inner.files.insert(n, file.clone());
-        Ok(file)
+        let reader = self
+            .fs
+            .open_read(&self.dir.join(&name))
+            .map_err(|e| io_err(&name, 0, &e))?;
+        self.lock().readers.insert(n, reader.clone());
+        Ok(reader)
+    }
+
+    /// Deletes every retired segment that `referenced` (the segments a checkpoint just made
+    /// durable points into) does not name; returns how many went. The caller syncs the
+    /// directory. Called by the checkpoint job after its rename is durable: see spill.rs's
+    /// module documentation for why this is the one safe moment.
+    pub fn remove_retired(&self, referenced: &BTreeSet<u32>) -> Result<u64, ValueError> {
+        let doomed: Vec<u32> = {
+            let inner = self.lock();
+            let current = inner.current.as_ref().map(|c| c.n);
+            inner
+                .segs
+                .iter()
+                .filter(|(n, s)| s.retired && !referenced.contains(n) && Some(**n) != current)
+                .map(|(n, _)| *n)
+                .collect()
+        };
+        let mut removed = 0;
+        for n in doomed {
+            let name = segment_name(n);
+            match self.fs.remove(&self.dir.join(&name)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                    return Err(io_err(&name, 0, &e));
+                }
+                _ => {}
+            }
+            let mut inner = self.lock();
+            inner.segs.remove(&n);
+            inner.readers.remove(&n);
+            inner.unsynced.remove(&n);
+            inner.removed += 1;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Segments deleted since start.
+    pub fn removed(&self) -> u64 {
+        self.lock().removed
     }
 }
 
@@ -263,11 +339,11 @@ impl ValueStore for PaperValues {
             return Err(io_err(&segment_name(n), offset, &e));
         }
         current.len += buf.len() as u64;
-        let file = current.file.clone();
-        inner.stats.bytes += buf.len() as u64;
-        if !inner.unsynced.iter().any(|f| Arc::ptr_eq(f, &file)) {
-            inner.unsynced.push(file);
+        let len = current.len;
+        if let Some(seg) = inner.segs.get_mut(&n) {
+            seg.len = len;
         }
+        inner.unsynced.insert(n);
         inner.buf = buf;
         Ok(ValuePtr {
             segment: n,
@@ -278,7 +354,7 @@ impl ValueStore for PaperValues {
     }
 
     fn get(&self, ptr: ValuePtr) -> Result<Bytes, ValueError> {
-        let file = self.file(ptr.segment)?;
+        let file = self.reader(ptr.segment)?;
         let name = || segment_name(ptr.segment);
         let mut buf = vec![0u8; VALUE_RECORD_HEADER_LEN as usize + ptr.len as usize];
         file.read_exact_at(&mut buf, ptr.offset).map_err(|e| {
@@ -305,34 +381,74 @@ impl ValueStore for PaperValues {
     }
 
     fn sync(&self) -> Result<(), ValueError> {
-        let (files, dir) = {
+        let (segments, dir) = {
             let mut inner = self.lock();
             (
                 std::mem::take(&mut inner.unsynced),
                 std::mem::take(&mut inner.dir_unsynced),
             )
         };
-        for f in &files {
-            if let Err(e) = f.sync_data() {
-                // Kept for the next sync to try again: a failed sync is never forgotten.
-                let mut inner = self.lock();
-                inner.unsynced.extend(files.iter().cloned());
-                inner.dir_unsynced |= dir;
-                return Err(io_err(&self.dir.display().to_string(), 0, &e));
+        // A handle of its own per segment, so appends and reads go on during the fdatasync.
+        let synced = segments.iter().try_for_each(|&n| {
+            let name = segment_name(n);
+            self.fs
+                .open_write(&self.dir.join(&name))
+                .and_then(|mut f| f.sync_data())
+                .map_err(|e| io_err(&name, 0, &e))
+        });
+        let synced = synced.and_then(|()| {
+            if dir {
+                self.fs
+                    .sync_dir(&self.dir)
+                    .map_err(|e| io_err(&self.dir.display().to_string(), 0, &e))
+            } else {
+                Ok(())
             }
+        });
+        if synced.is_err() {
+            // Kept for the next sync to try again: a failed sync is never forgotten.
+            let mut inner = self.lock();
+            inner.unsynced.extend(segments);
+            inner.dir_unsynced |= dir;
         }
-        if dir {
-            let synced = File::open(&self.dir).and_then(|d| d.sync_all());
-            if let Err(e) = synced {
-                self.lock().dir_unsynced = true;
-                return Err(io_err(&self.dir.display().to_string(), 0, &e));
-            }
-        }
-        Ok(())
+        synced
     }
 
     fn stats(&self) -> ValueStoreStats {
-        self.lock().stats
+        let inner = self.lock();
+        ValueStoreStats {
+            segments: inner.segs.len() as u64,
+            bytes: inner.segs.values().map(|s| s.len).sum(),
+        }
+    }
+
+    fn segments(&self) -> Vec<SegmentInfo> {
+        let inner = self.lock();
+        let current = inner.current.as_ref().map(|c| c.n);
+        inner
+            .segs
+            .iter()
+            .map(|(&n, s)| SegmentInfo {
+                segment: n,
+                bytes: s.len.saturating_sub(VALUES_HEADER_LEN),
+                current: Some(n) == current,
+                retired: s.retired,
+            })
+            .collect()
+    }
+
+    fn retire(&self, segment: u32) {
+        let mut inner = self.lock();
+        if inner.current.as_ref().is_some_and(|c| c.n == segment) {
+            return;
+        }
+        if let Some(s) = inner.segs.get_mut(&segment) {
+            s.retired = true;
+        }
+    }
+
+    fn roll(&self) {
+        self.lock().current = None;
     }
 }
 

@@ -6,6 +6,7 @@ mod backend_suite;
 mod common;
 mod fuzz_corpus;
 mod paper_backend;
+mod paper_compaction;
 mod paper_crash;
 mod paper_fuzz_findings;
 mod paper_golden;

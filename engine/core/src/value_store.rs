@@ -8,6 +8,12 @@
 //! Durability: a value put here needs no sync of its own, since the log still holds the full
 //! value until the next checkpoint; a checkpoint that writes pointers calls
 //! [`ValueStore::sync`] first, so every pointer it holds names bytes on stable storage.
+//!
+//! Compaction (`store/spill.rs`): the store reads the segments' sizes ([`ValueStore::segments`]),
+//! compares them with the live bytes its key space points to, copies the live values of a
+//! mostly stale segment to the current one, and [`ValueStore::retire`]s a segment once nothing
+//! in its state points there. Retiring deletes nothing: the paper backend's checkpoint job
+//! deletes a retired segment after a checkpoint that does not reference it is durable.
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -79,6 +85,18 @@ pub struct ValueStoreStats {
     pub bytes: u64,
 }
 
+/// One segment of a value store (compaction's figures, INFO, `moodb snapshot inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub segment: u32,
+    /// Bytes of records in it (its size less the header): live and stale values together.
+    pub bytes: u64,
+    /// New values go here: never compacted or retired.
+    pub current: bool,
+    /// Nothing in the store's state points here any more; it goes after the next checkpoint.
+    pub retired: bool,
+}
+
 /// A home for spilled values; see the module documentation. Shared between the store (put,
 /// get) and a checkpoint job on another thread (sync), hence `&self` and `Send + Sync`.
 pub trait ValueStore: Send + Sync + Debug {
@@ -89,17 +107,27 @@ pub trait ValueStore: Send + Sync + Debug {
     /// Makes every value put so far durable (a checkpoint calls it before it writes pointers).
     fn sync(&self) -> Result<(), ValueError>;
     fn stats(&self) -> ValueStoreStats;
+    /// Every segment, in number order.
+    fn segments(&self) -> Vec<SegmentInfo>;
+    /// Says that the store's state no longer points into `segment` and never will again (it is
+    /// not current, and only the current segment takes values).
+    fn retire(&self, segment: u32);
+    /// Ends the current segment: the next put starts a new one (so a current segment that went
+    /// mostly stale can be compacted).
+    fn roll(&self);
 }
 
 /// A shared [`ValueStore`].
 pub type SharedValueStore = Arc<dyn ValueStore>;
 
 /// A value store in memory, for tests and tools: deterministic, one "segment" per 1 MiB of
-/// values, a CRC32C-free checksum (the length and an FNV-1a hash) that still catches damage;
+/// records (an 8-byte header and the value, as in a segment file), a CRC32C-free checksum (the length and an FNV-1a hash) that still catches damage;
 /// [`MemValueStore::damage`] flips a byte of a stored value.
 #[derive(Debug, Default)]
 pub struct MemValueStore {
     values: Mutex<Vec<u8>>,
+    /// Retired segments (their bytes stay: this store never frees).
+    retired: Mutex<std::collections::BTreeSet<u32>>,
 }
 
 impl MemValueStore {
@@ -110,7 +138,7 @@ impl MemValueStore {
     /// Flips the first byte of the value `ptr` names.
     pub fn damage(&self, ptr: ValuePtr) {
         let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        let at = (u64::from(ptr.segment) << 20) + ptr.offset;
+        let at = (u64::from(ptr.segment) << 20) + ptr.offset + 8;
         if let Some(b) = values.get_mut(at as usize) {
             *b ^= 0xff;
         }
@@ -136,18 +164,22 @@ impl ValueStore for MemValueStore {
         })?;
         let mut values = self.values.lock().unwrap_or_else(|e| e.into_inner());
         let at = values.len() as u64;
+        let crc = fnv(value);
+        // A record as a segment holds one: length, checksum, bytes.
+        values.extend_from_slice(&len.to_le_bytes());
+        values.extend_from_slice(&crc.to_le_bytes());
         values.extend_from_slice(value);
         Ok(ValuePtr {
             segment: (at >> 20) as u32,
             offset: at & ((1 << 20) - 1),
             len,
-            crc: fnv(value),
+            crc,
         })
     }
 
     fn get(&self, ptr: ValuePtr) -> Result<Bytes, ValueError> {
         let values = self.values.lock().unwrap_or_else(|e| e.into_inner());
-        let at = ((u64::from(ptr.segment) << 20) + ptr.offset) as usize;
+        let at = ((u64::from(ptr.segment) << 20) + ptr.offset) as usize + 8;
         let bytes = values
             .get(at..at + ptr.len as usize)
             .ok_or_else(|| ValueError::Truncated {
@@ -174,6 +206,29 @@ impl ValueStore for MemValueStore {
             bytes: values.len() as u64,
         }
     }
+
+    fn segments(&self) -> Vec<SegmentInfo> {
+        let len = self.values.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
+        let retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        let count = len.div_ceil(1 << 20);
+        (0..count)
+            .map(|n| SegmentInfo {
+                segment: n as u32,
+                bytes: (len - (n << 20)).min(1 << 20),
+                current: n + 1 == count,
+                retired: retired.contains(&(n as u32)),
+            })
+            .collect()
+    }
+
+    fn retire(&self, segment: u32) {
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(segment);
+    }
+
+    fn roll(&self) {}
 }
 
 #[cfg(test)]
@@ -201,7 +256,7 @@ mod tests {
             store.stats(),
             ValueStoreStats {
                 segments: 1,
-                bytes: 3005
+                bytes: 3021
             }
         );
     }

@@ -40,7 +40,9 @@ use moodb_core::error::StorageError;
 use moodb_core::keyspace::Keyspace;
 use moodb_core::record::Record;
 use moodb_core::resp::{Frame, Limits};
-use moodb_core::store::{CheckpointConfig, Release, Store, StoreSettings};
+use moodb_core::store::spill::INLINE_BELOW;
+use moodb_core::store::{CheckpointConfig, MemorySettings, Release, Store, StoreSettings};
+use moodb_core::value_store::{MemValueStore, SharedValueStore};
 
 /// Time at the start of every script (Unix ms).
 const START_MS: u64 = 1_700_000_000_000;
@@ -62,10 +64,14 @@ struct Runner {
     /// KEYS and SCAN replies, whose keys print sorted.
     sorted: std::collections::HashSet<Tag>,
     out: String,
+    /// Spilled mode: values go to a value store after each command (those of at least this
+    /// many bytes); how many went.
+    spill: Option<usize>,
+    spilled: u64,
 }
 
 impl Runner {
-    fn new() -> Self {
+    fn new(spill: Option<usize>) -> Self {
         let settings = StoreSettings {
             notify_keyspace_events: Default::default(),
             sync: SyncPolicy::Always,
@@ -80,6 +86,10 @@ impl Runner {
             port: 6380,
             process_id: 4242,
             recovery: "no checkpoint, replayed 0 records".into(),
+            memory: MemorySettings {
+                values: spill.map(|_| MemValueStore::shared() as SharedValueStore),
+                ..MemorySettings::default()
+            },
             ..StoreSettings::default()
         };
         let status = BackendStatus {
@@ -97,6 +107,8 @@ impl Runner {
             raw: Default::default(),
             sorted: Default::default(),
             out: String::new(),
+            spill,
+            spilled: 0,
         }
     }
 
@@ -157,6 +169,9 @@ impl Runner {
         }
         if !self.hold {
             self.make_durable(false);
+        }
+        if let Some(min_len) = self.spill {
+            self.spilled += self.store.spill_all(min_len);
         }
     }
 
@@ -443,24 +458,56 @@ fn record_text(record: &Record) -> String {
     }
 }
 
-fn run_script(name: &str) -> String {
+/// The transcript of script `name`, and how many values spilled mode moved (0 without it).
+fn run_script(name: &str, spill: Option<usize>) -> (String, u64) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/scripts")
         .join(format!("{name}.txt"));
     let script = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    let mut runner = Runner::new();
+    let mut runner = Runner::new(spill);
     for line in script.lines() {
         runner.line(line);
     }
-    runner.out
+    (runner.out, runner.spilled)
 }
 
+/// Fails naming the first line where the spilled transcript differs.
+fn assert_same(name: &str, plain: &str, spilled: &str, moved: u64) {
+    let first = plain
+        .lines()
+        .zip(spilled.lines())
+        .enumerate()
+        .find(|(_, (a, b))| a != b);
+    if let Some((i, (a, b))) = first {
+        panic!("{name} with every value spilled ({moved} moved), line {}:\n  plain:   {a}\n  spilled: {b}", i + 1);
+    }
+    assert_eq!(
+        plain.lines().count(),
+        spilled.lines().count(),
+        "{name}: lengths differ"
+    );
+}
+
+/// Each script's transcript is pinned by its snapshot, and the same script run with every
+/// value of `INLINE_BELOW` bytes or more on disk after each command (`Store::spill_all` into
+/// a `MemValueStore`), and again with every value on disk, gives the same transcript, byte
+/// for byte.
 macro_rules! scripts {
     ($($name:ident),* $(,)?) => {
         $(
             #[test]
             fn $name() {
-                insta::assert_snapshot!(stringify!($name), run_script(stringify!($name)));
+                let (plain, _) = run_script(stringify!($name), None);
+                insta::assert_snapshot!(stringify!($name), plain);
+                // As the spill step would (values of INLINE_BELOW bytes and up), then every
+                // value: few script values are that long.
+                for min_len in [INLINE_BELOW, 1] {
+                    let (spilled, moved) = run_script(stringify!($name), Some(min_len));
+                    assert_same(stringify!($name), &plain, &spilled, moved);
+                    if min_len == 1 {
+                        assert!(moved > 0 || !plain.contains("OK"), "nothing spilled");
+                    }
+                }
             }
         )*
     };

@@ -29,6 +29,7 @@
 //!     ready_file: None,          // or Some("moodb-ready.json")
 //!     maxmemory: "0",            // bytes or Redis's units ("64mb", "1gb"); "0": no limit
 //!     maxmemory_policy: None,    // Some("spill") (the default with a limit), Some("noeviction")
+//!     maxmemory_compact_below: 33, // percent: a value segment less live than this is compacted
 //!     cluster: None,             // or Some((node_id: 1, raft_addr: "127.0.0.1:7101",
 //!                                //   peers: {1: ("127.0.0.1:7101", "127.0.0.1:6380"), ...},
 //!                                //   secret: "a long shared secret"))
@@ -98,6 +99,9 @@ pub struct Config {
     pub maxmemory: u64,
     /// `spill` or `noeviction`; `None`: `spill` when `maxmemory` is set.
     pub maxmemory_policy: Option<String>,
+    /// A value segment whose live values fill less than this percentage of it is compacted
+    /// (0: never); `maxmemory-compact-below`.
+    pub maxmemory_compact_below: u8,
     /// Cluster mode (raft): `None` is a single node, which pays nothing for replication.
     pub cluster: Option<ClusterConfig>,
 }
@@ -165,6 +169,7 @@ impl Default for Config {
             ready_file: None,
             maxmemory: 0,
             maxmemory_policy: None,
+            maxmemory_compact_below: moodb_core::store::COMPACT_BELOW_PERCENT,
             cluster: None,
         }
     }
@@ -350,12 +355,19 @@ impl Config {
                 .maxmemory_policy
                 .as_deref()
                 .and_then(MaxmemoryPolicy::parse),
+            compact_below_percent: self.maxmemory_compact_below,
             values: None,
         }
     }
 
     /// `maxmemory_policy` names a policy.
     fn check_memory(&self) -> Result<(), ConfigError> {
+        if self.maxmemory_compact_below > 100 {
+            return Err(ConfigError::Memory(format!(
+                "maxmemory_compact_below {} is not a percentage (0 to 100)",
+                self.maxmemory_compact_below
+            )));
+        }
         if let Some(p) = &self.maxmemory_policy {
             if MaxmemoryPolicy::parse(p).is_none() {
                 return Err(ConfigError::Memory(format!(
@@ -386,6 +398,7 @@ impl Config {
             latency_monitor_threshold: s.latency_monitor_threshold,
             maxmemory: s.memory.maxmemory,
             maxmemory_policy: s.memory.policy.map(|p| p.name().to_string()),
+            maxmemory_compact_below: s.memory.compact_below_percent,
             ..self.clone()
         }
     }

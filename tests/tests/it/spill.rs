@@ -354,3 +354,101 @@ fn a_damaged_value_segment_is_an_error_never_a_wrong_value() {
     // The key can still be deleted and written again.
     let _: i64 = q(&mut con, &["DEL", "key:0"]).unwrap();
 }
+
+/// Total bytes of the `values-*` files in `dir`, and how many there are.
+fn segment_files(dir: &std::path::Path) -> (u64, usize) {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("values-"))
+        .fold((0, 0), |(b, n), e| {
+            (b + e.metadata().map_or(0, |m| m.len()), n + 1)
+        })
+}
+
+/// The value round `round` writes to key `i`: 2–4 KB.
+fn round_value(round: usize, i: usize) -> Vec<u8> {
+    let len = 2_000 + (i % 3) * 1_000;
+    (0..len)
+        .map(|j| ((round * 13 + i * 31 + j * 7) % 251) as u8)
+        .collect()
+}
+
+/// Overwriting the same 200 keys 40 times (24 MB of values) under `maxmemory 512kb`: stale
+/// segments are compacted and deleted after the checkpoints that follow, so the `values-*`
+/// files stay bounded (without compaction they would hold about every value ever spilled);
+/// every value reads back, and again after kill -9 and a restart.
+#[test]
+fn overwrites_under_a_small_maxmemory_keep_the_value_segments_bounded() {
+    let mut s = TestServer::start(ServerOptions {
+        args: ["--maxmemory", "512kb", "--checkpoint-log-bytes", "2000000"]
+            .iter()
+            .map(|a| a.to_string())
+            .collect(),
+        ..ServerOptions::default()
+    })
+    .unwrap();
+    let mut con = s.connect().unwrap();
+    let (keys, rounds) = (200, 40);
+    let mut written = 0u64;
+    let mut most = 0u64;
+    for round in 0..rounds {
+        let mut pipe = redis::pipe();
+        for i in 0..keys {
+            let v = round_value(round, i);
+            written += v.len() as u64;
+            pipe.cmd("SET").arg(format!("key:{i}")).arg(v).ignore();
+        }
+        pipe.query::<()>(&mut con).unwrap();
+        // A tick (100 ms) runs a compaction step; a checkpoint every 2 MB of log deletes.
+        std::thread::sleep(Duration::from_millis(30));
+        most = most.max(segment_files(&s.data_dir).0);
+    }
+    // One more checkpoint after the last compaction.
+    std::thread::sleep(Duration::from_millis(300));
+    let ok: String = q(&mut con, &["SAVE"]).unwrap();
+    assert_eq!(ok, "OK");
+    let (bytes, files) = segment_files(&s.data_dir);
+    let compacted: u64 = info_field(&mut con, "moodb_values_compacted")
+        .parse()
+        .unwrap();
+    let retired: u64 = info_field(&mut con, "moodb_value_segments_retired")
+        .parse()
+        .unwrap();
+    eprintln!(
+        "{written} B written; value segments at most {most} B, now {bytes} B in {files} files; \
+         {compacted} values compacted, {retired} segments retired"
+    );
+    assert!(compacted > 0 && retired > 0, "no compaction ran");
+    assert!(
+        most < written / 3,
+        "value segments reached {most} B for {written} B written"
+    );
+    assert!(bytes < 8 << 20, "{bytes} B of value segments remain");
+    assert_eq!(info_field(&mut con, "moodb_spill_error"), "none");
+    let check = |con: &mut redis::Connection| {
+        for i in 0..keys {
+            let got: Vec<u8> = q(con, &["GET", &format!("key:{i}")]).unwrap();
+            assert!(got == round_value(rounds - 1, i), "key:{i} differs");
+        }
+    };
+    check(&mut con);
+    // More overwrites after the checkpoint, then kill -9: the checkpoint's pointers (into
+    // compacted segments) and the log's values recover the same state.
+    let mut pipe = redis::pipe();
+    for i in 0..keys / 2 {
+        pipe.cmd("SET")
+            .arg(format!("key:{i}"))
+            .arg(round_value(rounds - 1, i))
+            .ignore();
+    }
+    pipe.query::<()>(&mut con).unwrap();
+    s.kill9().unwrap();
+    s.restart().unwrap();
+    let mut con = s.connect().unwrap();
+    check(&mut con);
+    s.stop().unwrap();
+    s.restart().unwrap();
+    let mut con = s.connect().unwrap();
+    check(&mut con);
+}

@@ -90,6 +90,9 @@ pub struct Workload {
     pub seed: u64,
     /// SETs per transaction (workload `txn`).
     pub txn_size: usize,
+    /// A hot set: `(percent of keys, percent of operations)`; the operations in the second
+    /// share go to the first keys of that share of the key space, the rest anywhere.
+    pub hot: Option<(u64, u64)>,
 }
 
 /// One operation a client executes.
@@ -123,6 +126,8 @@ pub struct OpStream {
     value: Bytes,
     /// `Some(n)`: every op is a transaction of n SETs.
     txn_size: Option<usize>,
+    /// Hot keys (`0..hot_keys`) and the percentage of operations that go to them.
+    hot: Option<(u64, u64)>,
 }
 
 impl OpStream {
@@ -139,17 +144,30 @@ impl OpStream {
             read_percent: workload.kind.read_percent(),
             value: value(workload.value_size, salt),
             txn_size: (workload.kind == WorkloadKind::Txn).then_some(workload.txn_size.max(1)),
+            hot: workload.hot.map(|(keys_pct, ops_pct)| {
+                ((workload.keys.max(1) * keys_pct / 100).max(1), ops_pct)
+            }),
+        }
+    }
+
+    /// The next key: in the hot set for its share of operations, else uniform.
+    fn next_key(&mut self) -> u64 {
+        match self.hot {
+            Some((hot_keys, ops_pct)) if self.rng.next() % 100 < ops_pct => {
+                self.rng.next() % hot_keys
+            }
+            _ => self.rng.next() % self.keys,
         }
     }
 
     pub fn next_op(&mut self) -> Op {
         if let Some(n) = self.txn_size {
             let sets = (0..n)
-                .map(|_| (key(self.rng.next() % self.keys), self.value.clone()))
+                .map(|_| (key(self.next_key()), self.value.clone()))
                 .collect();
             return Op::Txn(sets);
         }
-        let key = key(self.rng.next() % self.keys);
+        let key = key(self.next_key());
         if self.rng.next() % 100 < self.read_percent {
             Op::Get(key)
         } else {
@@ -184,7 +202,26 @@ mod tests {
             limit: Limit::Ops(10),
             seed: 7,
             txn_size: 3,
+            hot: None,
         }
+    }
+
+    #[test]
+    fn a_hot_set_takes_its_share_of_operations() {
+        let w = Workload {
+            hot: Some((20, 80)),
+            keys: 1000,
+            ..workload(WorkloadKind::Read)
+        };
+        let mut ops = OpStream::new(&w, 0);
+        let hot = (0..10_000)
+            .filter(|_| match ops.next_op() {
+                Op::Get(k) => k < key(200),
+                _ => false,
+            })
+            .count();
+        // 80% aimed at the hot fifth, plus a fifth of the other 20%.
+        assert!((8_200..8_600).contains(&hot), "{hot} of 10000 on hot keys");
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value_t = WorkloadKind::Write)]
     workload: WorkloadKind,
 
-    /// Size of the key space (keys are picked uniformly from it).
+    /// Size of the key space (keys are picked uniformly from it, or see --hot).
     #[arg(long, default_value_t = 10_000)]
     keys: u64,
 
@@ -79,6 +79,11 @@ pub struct BenchArgs {
     /// For --workload txn: SETs per transaction.
     #[arg(long, default_value_t = 4, value_name = "N")]
     txn_size: usize,
+
+    /// A hot set, KEYS%:OPS% (e.g. 20:80): that share of the operations goes to that share of
+    /// the keys, the rest to any key.
+    #[arg(long, value_name = "KEYS%:OPS%", value_parser = hot_set)]
+    hot: Option<(u64, u64)>,
 
     /// Seed of the operation generator (the same seed gives every target the same operations).
     #[arg(long, default_value_t = 1)]
@@ -116,6 +121,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, Box<dyn Error>> {
             workload.keys,
             workload.value_size,
         );
+        if let Some((keys, ops)) = workload.hot {
+            println!("hot set: {ops}% of operations on {keys}% of the keys");
+        }
         if workload.kind == WorkloadKind::Txn {
             println!(
                 "one op = one transaction of {} SETs (writes/s = ops/s x {})",
@@ -186,7 +194,20 @@ fn workload(args: &BenchArgs) -> Result<Workload, BenchError> {
         limit,
         seed: args.seed,
         txn_size: args.txn_size,
+        hot: args.hot,
     })
+}
+
+/// `--hot`'s value: two percentages, `20:80`.
+fn hot_set(text: &str) -> Result<(u64, u64), String> {
+    let (keys, ops) = text
+        .split_once(':')
+        .ok_or_else(|| format!("{text:?} is not KEYS%:OPS% (e.g. 20:80)"))?;
+    let pct = |t: &str| match t.trim_end_matches('%').parse::<u64>() {
+        Ok(n) if (1..=100).contains(&n) => Ok(n),
+        _ => Err(format!("{t:?} is not a percentage from 1 to 100")),
+    };
+    Ok((pct(keys)?, pct(ops)?))
 }
 
 /// A fresh, self-removing data directory for one backend.

@@ -10,6 +10,7 @@ mod bench;
 mod cli;
 mod delete;
 mod get;
+mod segment;
 mod serve;
 mod set;
 mod snapshot;
@@ -45,6 +46,8 @@ enum Commands {
     Wal(wal::WalArgs),
     /// Reads checkpoints (`snapshot inspect`).
     Snapshot(snapshot::SnapshotArgs),
+    /// Reads value segments (`segment inspect`).
+    Segment(segment::SegmentArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -62,6 +65,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
         Commands::Bench(args) => bench::run(args),
         Commands::Wal(args) => wal::run(args),
         Commands::Snapshot(args) => snapshot::run(args),
+        Commands::Segment(args) => segment::run(args),
         Commands::External(args) => run_external(args),
     }
 }

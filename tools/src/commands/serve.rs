@@ -75,6 +75,10 @@ pub struct Args {
     /// What happens past --maxmemory: spill (values to disk) or noeviction [default: spill].
     #[arg(long, value_name = "POLICY")]
     maxmemory_policy: Option<String>,
+    /// Compact a value segment once its live values fill less than N% of it (0: never)
+    /// [default: 33].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
+    maxmemory_compact_below: Option<u8>,
     /// Once listening, write the address, pid and recovery figures as JSON to this file
     /// (removed at start if it exists).
     #[arg(long, value_name = "PATH")]
@@ -164,6 +168,9 @@ impl Args {
         }
         if let Some(policy) = &self.maxmemory_policy {
             config.maxmemory_policy = Some(policy.clone());
+        }
+        if let Some(percent) = self.maxmemory_compact_below {
+            config.maxmemory_compact_below = percent;
         }
         let cluster_flags = self.node_id.is_some()
             || self.raft_addr.is_some()

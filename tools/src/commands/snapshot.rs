@@ -83,19 +83,26 @@ struct Report {
 
 /// One value segment (`values-<n>`) as `check_segment` found it.
 #[derive(Debug, Serialize)]
-struct SegmentView {
-    file: String,
-    bytes: u64,
-    values: u64,
-    value_bytes: u64,
+pub(crate) struct SegmentView {
+    pub(crate) file: String,
+    pub(crate) bytes: u64,
+    pub(crate) values: u64,
+    pub(crate) value_bytes: u64,
     /// Bytes after the last whole value (a crash's torn tail; no pointer names them).
-    torn_bytes: u64,
+    pub(crate) torn_bytes: u64,
     /// The first damaged value, naming the offset.
-    damage: Option<String>,
+    pub(crate) damage: Option<String>,
+    /// The values this checkpoint points to in the segment, and their bytes.
+    pub(crate) live_values: u64,
+    pub(crate) live_bytes: u64,
+    /// Percent of the segment's record bytes that no pointer of the checkpoint names
+    /// (compaction rewrites a segment once this passes 100 − `maxmemory-compact-below`).
+    pub(crate) stale_percent: f64,
 }
 
-/// Every value segment of `dir`, in number order, each value's CRC32C checked.
-fn check_value_segments(dir: &std::path::Path) -> Vec<SegmentView> {
+/// Every value segment of `dir`, in number order, each value's CRC32C checked (shared with
+/// `moodb segment inspect`).
+pub(crate) fn check_value_segments(dir: &std::path::Path) -> Vec<SegmentView> {
     use moodb_backends::paper::values::{check_segment, parse_segment_name};
     let mut names: Vec<(u32, String)> = std::fs::read_dir(dir)
         .map(|list| {
@@ -127,6 +134,9 @@ fn check_value_segments(dir: &std::path::Path) -> Vec<SegmentView> {
                 value_bytes: found.value_bytes,
                 torn_bytes: found.torn_bytes,
                 damage: check.err(),
+                live_values: 0,
+                live_bytes: 0,
+                stale_percent: 0.0,
             }
         })
         .collect()
@@ -313,10 +323,37 @@ fn read_entries(
             });
         }
     }
+    let mut live = std::collections::BTreeMap::<String, (u64, u64)>::new();
+    for (_, _, _, ptr) in reader.entries_with_pointers().map_while(Result::ok) {
+        if let Some(p) = ptr {
+            let e = live
+                .entry(moodb_backends::paper::values::segment_name(p.segment))
+                .or_default();
+            e.0 += 1;
+            e.1 += u64::from(p.len);
+        }
+    }
+    for seg in &mut report.value_segments {
+        let (values, bytes) = live.get(&seg.file).copied().unwrap_or_default();
+        seg.live_values = values;
+        seg.live_bytes = bytes;
+        seg.stale_percent = stale_percent(seg.bytes, values, bytes);
+    }
     report.entries_read = key_sizes.len() as u64;
     report.databases = per_db.into_values().collect();
     report.key_bytes = SizeStats::of(key_sizes);
     report.value_bytes = SizeStats::of(value_sizes);
+}
+
+/// The share of a segment of `file_bytes` that `values` live values of `bytes` leave stale.
+fn stale_percent(file_bytes: u64, values: u64, bytes: u64) -> f64 {
+    use moodb_backends::paper::values::{VALUES_HEADER_LEN, VALUE_RECORD_HEADER_LEN};
+    let records = file_bytes.saturating_sub(VALUES_HEADER_LEN);
+    if records == 0 {
+        return 0.0;
+    }
+    let live = bytes + values * VALUE_RECORD_HEADER_LEN;
+    100.0 * records.saturating_sub(live) as f64 / records as f64
 }
 
 /// The text output.
@@ -406,6 +443,15 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
         match &seg.damage {
             None => writeln!(out, ", every checksum holds")?,
             Some(d) => writeln!(out, ", DAMAGED: {d}")?,
+        }
+        if report.header.is_some() {
+            writeln!(
+                out,
+                "                  the checkpoint points to {} ({}) here: {:.1}% stale",
+                plural(seg.live_values, "value", "values"),
+                plural(seg.live_bytes, "byte", "bytes"),
+                seg.stale_percent
+            )?;
         }
     }
     if let Some(keys) = &report.keys {

@@ -4,4 +4,5 @@
 
 mod bench_cli;
 mod inspect_cli;
+mod segment_cli;
 mod serve_cli;

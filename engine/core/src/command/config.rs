@@ -152,6 +152,14 @@ const PARAMS: &[Param] = &[
         }),
     ),
     param(
+        "maxmemory-compact-below",
+        |s| s.memory.compact_below_percent.to_string(),
+        Some(|s, v| {
+            s.memory.compact_below_percent = int(v, 0, 100)? as u8;
+            Ok(())
+        }),
+    ),
+    param(
         "maxclients",
         |s| s.limits.max_clients.to_string(),
         Some(|s, v| {

@@ -90,6 +90,9 @@ pub struct SpillFigures {
     pub segment_bytes: u64,
     pub spilled_total: u64,
     pub read_back: u64,
+    /// Values copied out of mostly stale segments, and segments retired, since start.
+    pub compacted_values: u64,
+    pub retired_segments: u64,
     pub last_error: Option<String>,
 }
 
@@ -291,6 +294,8 @@ fn section(f: &InfoFigures, name: &str) -> Vec<(String, String)> {
                 ),
                 ("moodb_values_spilled", sp.spilled_total.to_string()),
                 ("moodb_values_read_back", sp.read_back.to_string()),
+                ("moodb_values_compacted", sp.compacted_values.to_string()),
+                ("moodb_value_segments_retired", sp.retired_segments.to_string()),
                 (
                     "moodb_spill_error",
                     sp.last_error.clone().unwrap_or_else(|| "none".into()),

@@ -188,6 +188,38 @@ pub struct Keyspace {
     map: Table,
     expiries: imbl::OrdSet<(u64, Bytes)>,
     memory: KeyspaceMemory,
+    /// Per value segment, the values of this key space that live there (compaction's figures:
+    /// `store/spill.rs`); empty while nothing is spilled.
+    segments: SegmentFigures,
+}
+
+/// Live values per value segment: segment number → (values, bytes of their records, the
+/// value and its [`SEGMENT_RECORD_OVERHEAD`]). Kept by every change of an entry that points
+/// to disk, so recovery rebuilds it from a checkpoint's pointers as it loads them.
+pub type SegmentFigures = std::collections::BTreeMap<u32, (u64, u64)>;
+
+/// Bytes a value segment's record takes besides the value (its length and CRC32C).
+pub const SEGMENT_RECORD_OVERHEAD: u64 = 8;
+
+fn segments_add(figures: &mut SegmentFigures, e: &Entry) {
+    if let Some(ptr) = e.spilled_ptr() {
+        let f = figures.entry(ptr.segment).or_default();
+        f.0 += 1;
+        f.1 += u64::from(ptr.len) + SEGMENT_RECORD_OVERHEAD;
+    }
+}
+
+fn segments_sub(figures: &mut SegmentFigures, e: &Entry) {
+    if let Some(ptr) = e.spilled_ptr() {
+        if let Some(f) = figures.get_mut(&ptr.segment) {
+            f.0 = f.0.saturating_sub(1);
+            f.1 =
+                f.1.saturating_sub(u64::from(ptr.len) + SEGMENT_RECORD_OVERHEAD);
+            if f.0 == 0 {
+                figures.remove(&ptr.segment);
+            }
+        }
+    }
 }
 
 /// What a key space's entries hold, kept up to date by every change.
@@ -305,12 +337,14 @@ impl Keyspace {
 
     fn put_entry(&mut self, entry: Entry) {
         self.memory.add(&entry);
+        segments_add(&mut self.segments, &entry);
         let expires_at_ms = entry.expires_at_ms();
         // The expiry index needs the key only when an expiry is set or was: no copy otherwise.
         let probe = (expires_at_ms.is_some() || self.volatile_len() > 0).then(|| entry.clone());
         let old = self.map.insert(entry);
         if let Some(old) = &old {
             self.memory.sub(old);
+            segments_sub(&mut self.segments, old);
         }
         let old_at = old.and_then(|e| e.expires_at_ms());
         if let (true, Some(probe)) = (old_at != expires_at_ms, probe) {
@@ -328,6 +362,7 @@ impl Keyspace {
     pub fn remove(&mut self, key: &[u8]) -> Option<Value> {
         let entry = self.map.remove(key)?;
         self.memory.sub(&entry);
+        segments_sub(&mut self.segments, &entry);
         let expires_at_ms = entry.expires_at_ms();
         if let Some(at) = expires_at_ms {
             self.expiries.remove(&(at, Bytes::copy_from_slice(key)));
@@ -378,9 +413,41 @@ impl Keyspace {
     /// Replaces an entry by one with the same key and expiry (the expiry index is unchanged).
     fn replace_entry(&mut self, entry: Entry) {
         self.memory.add(&entry);
+        segments_add(&mut self.segments, &entry);
         if let Some(old) = self.map.insert(entry) {
             self.memory.sub(&old);
+            segments_sub(&mut self.segments, &old);
         }
+    }
+
+    /// The live values per value segment (see [`SegmentFigures`]).
+    pub fn segment_figures(&self) -> &SegmentFigures {
+        &self.segments
+    }
+
+    /// Points `key`'s spilled value at `to` (compaction wrote a copy there) if it is still at
+    /// `from`; false when the key is gone or points elsewhere.
+    pub fn repoint(&mut self, key: &[u8], from: ValuePtr, to: ValuePtr) -> bool {
+        match self.map.get(key) {
+            Some(e) if e.spilled_ptr() == Some(from) && from.len == to.len => {
+                let at = e.expires_at_ms();
+                self.replace_entry(Entry::spilled(key, to, at));
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Number of table segments, for a walk in bounded steps ([`Keyspace::spilled_in`]).
+    pub fn table_segments(&self) -> usize {
+        self.map.segment_count()
+    }
+
+    /// The spilled entries of table segment `index`: key and pointer.
+    pub fn spilled_in(&self, index: usize) -> impl Iterator<Item = (&[u8], ValuePtr)> {
+        self.map
+            .segment(index)
+            .filter_map(|e| e.spilled_ptr().map(|p| (e.key(), p)))
     }
 
     /// Every key and value, in no particular order.
@@ -412,6 +479,7 @@ impl Keyspace {
                 self.map.clear();
                 self.expiries.clear();
                 self.memory = KeyspaceMemory::default();
+                self.segments.clear();
             }
             Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
             // Which database a record names is [`Databases`]'s business: a lone key space

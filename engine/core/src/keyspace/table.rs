@@ -265,6 +265,22 @@ impl Table {
         self.dir.segments.iter().flat_map(|s| s.map.iter())
     }
 
+    /// Number of segments: [`Table::segment`]'s indexes run below it. A walk by segment index
+    /// meets every entry present for its whole length at least once: a split keeps the low
+    /// half at its index and appends the high half.
+    pub fn segment_count(&self) -> usize {
+        self.dir.segments.len()
+    }
+
+    /// The entries of segment `index` (none past the end).
+    pub fn segment(&self, index: usize) -> impl Iterator<Item = &Entry> {
+        self.dir
+            .segments
+            .get(index)
+            .into_iter()
+            .flat_map(|s| s.map.iter())
+    }
+
     /// Whether both tables are the same allocation (a clone not written to since).
     pub fn ptr_eq(&self, other: &Table) -> bool {
         Arc::ptr_eq(&self.dir, &other.dir)

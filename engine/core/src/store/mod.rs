@@ -55,7 +55,7 @@ use checkpoint::Checkpoints;
 use clients::{Clients, Peer, SessionControl};
 use gate::{DurabilityGate, Waiting};
 use host::SharedHost;
-pub use spill::{MaxmemoryPolicy, MemorySettings};
+pub use spill::{MaxmemoryPolicy, MemorySettings, COMPACT_BELOW_PERCENT};
 use stats::{LatencyMonitor, SlowLog, Stats};
 
 /// What the store needs to know about the server it runs in.
@@ -1239,6 +1239,7 @@ impl<T> Store<T> {
         self.now_ms = now_ms;
         self.stats.sample(now_ms);
         self.spill_step(spill::TICK_BUDGET);
+        self.compact_step(spill::TICK_BUDGET);
         self.used_memory_peak = self.used_memory_peak.max(self.used_memory());
     }
 

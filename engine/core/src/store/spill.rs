@@ -20,10 +20,33 @@
 //! popped; the queue is rebuilt from a walk of the key space when it holds more than twice the
 //! keys (amortized O(1) per write). Nothing is queued while `maxmemory` is 0.
 //!
+//! **Compaction.** Each key space counts, per value segment, the values it points to and their
+//! record bytes (`Keyspace::segment_figures`, kept by every change of an entry, so recovery
+//! rebuilds them while it loads a checkpoint's pointers); a value replaced, deleted or read
+//! back inline leaves stale bytes behind. Each tick, [`Store::compact_step`] compares the
+//! figures with the segments' sizes: a segment nothing points to is retired; one whose live
+//! share is under `maxmemory-compact-below` (default [`COMPACT_BELOW_PERCENT`]) is a victim,
+//! and a walk over the key space by table segment (bounded: [`TICK_BUDGET`] bytes copied, a
+//! share of the table looked through per step) copies its live values to the current segment
+//! and repoints their entries; the next step retires it. A current segment of
+//! [`ROLL_STALE_AFTER`] bytes or more that is as stale is ended first, so overwrites of the
+//! same keys cannot grow one segment forever. A value that cannot be read back marks its
+//! segment stuck: kept, never compacted.
+//!
+//! **Decision — the checkpoint job deletes, not the store.** Retiring deletes nothing: the
+//! checkpoint on disk may still point into the segment. The paper backend's checkpoint job,
+//! after its rename and directory fsync and after removing the older checkpoints, deletes the
+//! retired segments that the state it just wrote points to nowhere, then syncs the directory
+//! again. That is safe at any crash point: a retired segment is not current, so nothing in the
+//! store's state will point there again; a checkpoint whose state was taken before the
+//! retirement points there and keeps it; the log never holds pointers (its records carry
+//! whole values). Segments left behind by a crash before a delete have no pointers in the
+//! recovered state, are retired by the first step and deleted by the next checkpoint.
+//!
 //! The store stays deterministic and does no I/O: the value store is handed in with the
 //! settings, as the host is.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use bytes::Bytes;
 
@@ -33,7 +56,7 @@ use crate::command::txn::SessionId;
 use crate::command::ReplyError;
 use crate::record::Record;
 use crate::resp::Frame;
-use crate::value_store::SharedValueStore;
+use crate::value_store::{SharedValueStore, ValuePtr};
 
 /// Values shorter than this stay inline: a pointer is 20 bytes and a read costs a syscall.
 pub const INLINE_BELOW: usize = 64;
@@ -43,6 +66,15 @@ pub const SPILL_TARGET_PERCENT: u64 = 90;
 pub const BATCH_BUDGET: u64 = 1 << 20;
 /// Bytes of values one tick (100 ms) moves at most.
 pub const TICK_BUDGET: u64 = 16 << 20;
+/// The default `maxmemory-compact-below`: a segment whose live values fill less than this
+/// share of it is compacted.
+pub const COMPACT_BELOW_PERCENT: u8 = 33;
+/// A current segment of at least this many bytes whose live share is under the threshold is
+/// ended ([`crate::value_store::ValueStore::roll`]) so that it can be compacted too.
+pub const ROLL_STALE_AFTER: u64 = 1 << 20;
+/// Table segments a compaction step looks through per byte of its budget: a tick's 16 MiB
+/// allows 256 (about 230,000 keys); each costs a pointer walk, no I/O.
+const WALK_BYTES_PER_TABLE_SEGMENT: u64 = 64 << 10;
 /// Memory a queued key costs besides its bytes (the `Bytes` header, the queue slot, malloc).
 const QUEUED_OVERHEAD: u64 = 48;
 
@@ -74,13 +106,26 @@ impl MaxmemoryPolicy {
 }
 
 /// `maxmemory` (bytes, 0: no limit), `maxmemory-policy` (`None`: the default, `spill` when a
-/// limit is set, else `noeviction` as Redis shows) and where spilled values go (`None`: a
-/// backend without value segments, sled; `spill` is refused then).
-#[derive(Debug, Clone, Default)]
+/// limit is set, else `noeviction` as Redis shows), `maxmemory-compact-below` (percent: a value
+/// segment whose live share falls under it is compacted; 0: never) and where spilled values
+/// go (`None`: a backend without value segments, sled; `spill` is refused then).
+#[derive(Debug, Clone)]
 pub struct MemorySettings {
     pub maxmemory: u64,
     pub policy: Option<MaxmemoryPolicy>,
+    pub compact_below_percent: u8,
     pub values: Option<SharedValueStore>,
+}
+
+impl Default for MemorySettings {
+    fn default() -> Self {
+        MemorySettings {
+            maxmemory: 0,
+            policy: None,
+            compact_below_percent: COMPACT_BELOW_PERCENT,
+            values: None,
+        }
+    }
 }
 
 impl MemorySettings {
@@ -128,6 +173,23 @@ pub struct Spiller {
     pub last_error: Option<String>,
     /// Per session in MULTI: the queued commands' keys, and whether one is flagged denyoom.
     txn: HashMap<SessionId, (Vec<Bytes>, bool)>,
+    /// The compaction walk under way, if any.
+    compaction: Option<Compaction>,
+    /// Segments holding a value that could not be read back (damaged): never compacted, so
+    /// the damage stays where `moodb segment inspect` reports it.
+    stuck: BTreeSet<u32>,
+    /// Values copied by compaction, and segments retired, since start.
+    pub compacted_values: u64,
+    pub retired_segments: u64,
+}
+
+/// A walk over every database's table segments, copying the values that live in `victims`
+/// to the current value segment.
+#[derive(Debug)]
+struct Compaction {
+    victims: BTreeSet<u32>,
+    db: usize,
+    table_segment: usize,
 }
 
 impl Spiller {
@@ -217,6 +279,8 @@ impl<T> Store<T> {
             segment_bytes: vs.bytes,
             spilled_total: self.spiller.spilled_total,
             read_back: self.spiller.read_back,
+            compacted_values: self.spiller.compacted_values,
+            retired_segments: self.spiller.retired_segments,
             last_error: self.spiller.last_error.clone(),
         }
     }
@@ -385,6 +449,45 @@ impl<T> Store<T> {
         self.spiller.seeded = true;
     }
 
+    /// Moves every inline value of `min_len` bytes or more (at least 1) to the value store
+    /// now, whatever `maxmemory` says (the golden scripts' spilled mode checks that commands
+    /// answer the same with values on disk, [`INLINE_BELOW`] and up or every one); returns how
+    /// many moved. Nothing without a value store; a failed put stops it.
+    pub fn spill_all(&mut self, min_len: usize) -> u64 {
+        let min_len = min_len.max(1);
+        let Some(values) = self.settings.memory.values.clone() else {
+            return 0;
+        };
+        let inline: Vec<(u16, Bytes, Bytes)> = self
+            .dbs
+            .entries()
+            .filter(|(_, _, v)| v.spilled.is_none() && v.data.len() >= min_len)
+            .map(|(db, k, v)| {
+                (
+                    db,
+                    Bytes::copy_from_slice(k),
+                    Bytes::copy_from_slice(v.data),
+                )
+            })
+            .collect();
+        let mut moved = 0;
+        for (db, key, value) in inline {
+            match values.put(&value) {
+                Ok(ptr) => {
+                    self.dbs.db_mut(db).spill(&key, ptr);
+                    self.spiller.spilled_total += 1;
+                    self.spiller.may_hold_spilled = true;
+                    moved += 1;
+                }
+                Err(e) => {
+                    self.spiller.last_error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        moved
+    }
+
     /// One bounded step: moves values to disk, front of the queue first, until the memory
     /// figure is under the target or `budget` bytes of values have moved.
     pub(super) fn spill_step(&mut self, budget: u64) {
@@ -443,12 +546,123 @@ impl<T> Store<T> {
     }
 }
 
+impl<T> Store<T> {
+    /// The live values and bytes per value segment, over every database.
+    pub fn segment_live(&self) -> BTreeMap<u32, (u64, u64)> {
+        let mut live = BTreeMap::new();
+        for (_, ks) in self.dbs.iter() {
+            for (&n, &(values, bytes)) in ks.segment_figures() {
+                let e: &mut (u64, u64) = live.entry(n).or_default();
+                e.0 += values;
+                e.1 += bytes;
+            }
+        }
+        live
+    }
+
+    /// One bounded step of compaction (each tick): retires the segments nothing points to,
+    /// picks the mostly stale ones, and walks the key space a part at a time, copying their
+    /// live values to the current segment, until `budget` bytes have moved or the walk has
+    /// looked through its share of the table.
+    pub(super) fn compact_step(&mut self, budget: u64) {
+        let percent = u64::from(self.settings.memory.compact_below_percent);
+        let Some(values) = self.settings.memory.values.clone() else {
+            return;
+        };
+        if percent == 0 {
+            self.spiller.compaction = None;
+            return;
+        }
+        if self.spiller.compaction.is_none() {
+            if values.stats().segments == 0 {
+                return;
+            }
+            let live = self.segment_live();
+            let mut victims = BTreeSet::new();
+            for seg in values.segments() {
+                if seg.retired || self.spiller.stuck.contains(&seg.segment) {
+                    continue;
+                }
+                let (count, bytes) = live.get(&seg.segment).copied().unwrap_or((0, 0));
+                let sparse = bytes * 100 < seg.bytes * percent;
+                if seg.current {
+                    if sparse && seg.bytes >= ROLL_STALE_AFTER {
+                        values.roll();
+                    }
+                } else if count == 0 {
+                    values.retire(seg.segment);
+                    self.spiller.retired_segments += 1;
+                } else if sparse {
+                    victims.insert(seg.segment);
+                }
+            }
+            if victims.is_empty() {
+                return;
+            }
+            self.spiller.compaction = Some(Compaction {
+                victims,
+                db: 0,
+                table_segment: 0,
+            });
+        }
+        let mut walk_left = (budget / WALK_BYTES_PER_TABLE_SEGMENT).max(1);
+        let mut moved = 0u64;
+        while moved < budget && walk_left > 0 {
+            let Some(c) = self.spiller.compaction.as_mut() else {
+                return;
+            };
+            let Some((db, ks)) = self.dbs.iter().nth(c.db) else {
+                // The walk is over: the next step retires what it emptied.
+                self.spiller.compaction = None;
+                return;
+            };
+            if c.table_segment >= ks.table_segments() {
+                c.db += 1;
+                c.table_segment = 0;
+                continue;
+            }
+            let found: Vec<(Bytes, ValuePtr)> = ks
+                .spilled_in(c.table_segment)
+                .filter(|(_, p)| c.victims.contains(&p.segment))
+                .map(|(k, p)| (Bytes::copy_from_slice(k), p))
+                .collect();
+            c.table_segment += 1;
+            walk_left -= 1;
+            for (key, from) in found {
+                let copied = values.get(from).and_then(|bytes| values.put(&bytes));
+                match copied {
+                    Ok(to) => {
+                        self.dbs.db_mut(db).repoint(&key, from, to);
+                        self.spiller.compacted_values += 1;
+                        moved += u64::from(from.len);
+                    }
+                    Err(e) => {
+                        self.spiller.last_error = Some(e.to_string());
+                        if let crate::value_store::ValueError::Checksum { .. }
+                        | crate::value_store::ValueError::Truncated { .. } = e
+                        {
+                            self.spiller.stuck.insert(from.segment);
+                            if let Some(c) = self.spiller.compaction.as_mut() {
+                                c.victims.remove(&from.segment);
+                            }
+                        } else {
+                            // The disk refused: try again from the start next tick.
+                            self.spiller.compaction = None;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::BackendStatus;
     use crate::keyspace::Keyspace;
-    use crate::value_store::MemValueStore;
+    use crate::value_store::{MemValueStore, ValueStore};
 
     fn run(store: &mut Store<()>, session: SessionId, words: &[String]) -> Frame {
         let req: Vec<Bytes> = words
@@ -493,6 +707,7 @@ mod tests {
             maxmemory: 1 << 40,
             policy: Some(MaxmemoryPolicy::Spill),
             values: Some(values.clone()),
+            ..MemorySettings::default()
         });
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move |n: u64| {
@@ -568,12 +783,151 @@ mod tests {
         assert!(spilling.spiller.read_back > 100);
     }
 
+    /// The per-segment figures a key space keeps, against a recount of its entries after
+    /// every kind of change: spill, replace, delete, read back, repoint, flush.
+    #[test]
+    fn segment_figures_follow_every_change_of_a_spilled_entry() {
+        let ptr = |segment, offset, len| ValuePtr {
+            segment,
+            offset,
+            len,
+            crc: 7,
+        };
+        let recount = |ks: &Keyspace| {
+            let mut m: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+            for (_, v) in ks.iter() {
+                if let Some(p) = v.spilled {
+                    let e = m.entry(p.segment).or_default();
+                    e.0 += 1;
+                    e.1 += u64::from(p.len) + 8;
+                }
+            }
+            m
+        };
+        let mut ks = Keyspace::new();
+        ks.put_spilled(b"a", ptr(0, 16, 100), None);
+        ks.put_spilled(b"b", ptr(0, 124, 50), Some(5));
+        ks.put_spilled(b"c", ptr(1, 16, 70), None);
+        assert_eq!(ks.segment_figures(), &recount(&ks));
+        assert_eq!(ks.segment_figures()[&0], (2, 166));
+        ks.put(b"a", b"inline now", None);
+        ks.remove(b"c");
+        assert_eq!(ks.segment_figures(), &recount(&ks));
+        assert!(!ks.segment_figures().contains_key(&1));
+        assert!(ks.unspill(b"b", &[1u8; 50]));
+        assert!(ks.segment_figures().is_empty());
+        assert!(ks.spill(b"b", ptr(2, 16, 50)));
+        assert!(
+            !ks.repoint(b"b", ptr(0, 124, 50), ptr(3, 16, 50)),
+            "not where it was"
+        );
+        assert!(ks.repoint(b"b", ptr(2, 16, 50), ptr(3, 16, 50)));
+        assert_eq!(ks.segment_figures(), &recount(&ks));
+        assert_eq!(ks.segment_figures()[&3], (1, 58));
+        assert_eq!(ks.get(b"b").map(|v| v.expires_at_ms), Some(Some(5)));
+        ks.apply(&Record::Clear);
+        assert!(ks.segment_figures().is_empty());
+    }
+
+    /// Overwriting the same keys under a small limit leaves older segments mostly stale; ticks
+    /// copy their live values out and retire them, every value reads back as last written,
+    /// and the figures equal a recount.
+    #[test]
+    fn compaction_copies_live_values_out_and_retires_emptied_segments() {
+        let values = MemValueStore::shared();
+        let mut s = store(MemorySettings {
+            maxmemory: 20_000,
+            values: Some(values.clone()),
+            ..MemorySettings::default()
+        });
+        let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        let value = |round: usize, key: usize| format!("{round:04}-{key:04}-").repeat(100);
+        let keys = 200;
+        let mut now = 1_000_000;
+        for round in 0..40 {
+            for key in 0..keys {
+                let reply = run(
+                    &mut s,
+                    1,
+                    &w(&["SET", &format!("k{key}"), &value(round, key)]),
+                );
+                assert_eq!(reply, Frame::ok());
+            }
+            now += 100;
+            s.tick(now);
+        }
+        for _ in 0..200 {
+            now += 100;
+            s.tick(now);
+        }
+        assert!(s.spiller.compacted_values > 0, "nothing compacted");
+        let segments = values.segments();
+        let retired = segments.iter().filter(|g| g.retired).count();
+        assert!(
+            retired >= 3,
+            "{retired} of {} segments retired",
+            segments.len()
+        );
+        let live = s.segment_live();
+        for g in &segments {
+            let (_, bytes) = live.get(&g.segment).copied().unwrap_or_default();
+            if g.retired {
+                assert_eq!(bytes, 0, "a retired segment is pointed to");
+            } else if !g.current {
+                assert!(
+                    bytes * 100 >= g.bytes * 33,
+                    "{g:?} holds {bytes} live bytes"
+                );
+            }
+        }
+        let mut recount: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+        for (_, _, v) in s.dbs.entries() {
+            if let Some(p) = v.spilled {
+                let e = recount.entry(p.segment).or_default();
+                e.0 += 1;
+                e.1 += u64::from(p.len) + 8;
+            }
+        }
+        assert_eq!(live, recount);
+        assert!(s.spilled_figures().0 > 100);
+        for key in 0..keys {
+            let reply = run(&mut s, 1, &w(&["GET", &format!("k{key}")]));
+            assert_eq!(reply, Frame::bulk(value(39, key).as_str()), "k{key}");
+        }
+    }
+
+    /// `maxmemory-compact-below 0` stops compaction: nothing is copied or retired.
+    #[test]
+    fn a_threshold_of_zero_compacts_nothing() {
+        let values = MemValueStore::shared();
+        let mut s = store(MemorySettings {
+            maxmemory: 20_000,
+            compact_below_percent: 0,
+            values: Some(values.clone()),
+            ..MemorySettings::default()
+        });
+        let big = "v".repeat(1000);
+        let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
+        for round in 0..30 {
+            for key in 0..100 {
+                run(&mut s, 1, &w(&["SET", &format!("k{key}"), &big]));
+            }
+            s.tick(1_000_000 + round * 100);
+        }
+        assert!(values.segments().len() > 2);
+        assert_eq!(
+            (s.spiller.compacted_values, s.spiller.retired_segments),
+            (0, 0)
+        );
+    }
+
     #[test]
     fn keys_alone_past_the_limit_get_oom_with_the_figures() {
         let mut s = store(MemorySettings {
             maxmemory: 2000,
             policy: None,
             values: Some(MemValueStore::shared()),
+            ..MemorySettings::default()
         });
         let big = "x".repeat(500);
         let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
@@ -614,6 +968,7 @@ mod tests {
             maxmemory: 1,
             policy: None,
             values: Some(values.clone()),
+            ..MemorySettings::default()
         });
         let big = "x".repeat(100);
         let w = |words: &[&str]| -> Vec<String> { words.iter().map(|w| w.to_string()).collect() };
