@@ -77,6 +77,31 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// SIGTERM, and waits for the process to exit (a clean stop: it syncs and says so).
+    pub fn stop(&mut self) -> Result<(), HarnessError> {
+        if let Some(r) = &mut self.running {
+            r.process.terminate()?;
+        }
+        Ok(())
+    }
+
+    /// The files in its data directory whose names start with `prefix`, with their sizes,
+    /// sorted by name (`raftlog-` segments, `raftsnap-` snapshots).
+    pub fn files(&self, prefix: &str) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = std::fs::read_dir(&self.data_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let len = e.metadata().ok()?.len();
+                name.starts_with(prefix).then_some((name, len))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn is_up(&self) -> bool {
         self.running.as_ref().is_some_and(|r| !r.process.reaped())
     }

@@ -24,12 +24,12 @@ use moodb_core::command::txn::SessionId;
 use moodb_core::command::ReplyError;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
-use moodb_core::replicated::{RaftPayload, SnapshotCodec};
+use moodb_core::replicated::{RaftPayload, SnapshotCodec, SnapshotFiles};
 use moodb_core::resp::Frame;
 use moodb_core::store::{Release, Replica, Replication};
 use moodb_core::Record;
 use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{now_ms, ReplyTo, StoreOwner};
 use crate::actors::Batch;
@@ -76,7 +76,14 @@ pub struct ClusterLink {
     /// node still leads (ReadIndex); and those whose confirmation is under way.
     unconfirmed: Vec<Release<ReplyTo>>,
     confirming: Option<Vec<Release<ReplyTo>>>,
+    files: Arc<dyn SnapshotFiles>,
+    /// Snapshots cloned with proposals outstanding: each waits for the entry holding the tick
+    /// that ends at its LSN to be applied (dropped, so failed, when leadership is lost).
+    snapshot_waits: Vec<(Lsn, SnapshotWait)>,
 }
+
+/// Where a snapshot's raft log id (and the membership as of it) is sent once known.
+pub type SnapshotWait = oneshot::Sender<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>;
 
 impl ClusterLink {
     /// The cluster state of node `me` of `nodes`, whose raft log is `log` and whose snapshots
@@ -95,7 +102,6 @@ impl ClusterLink {
             nodes,
             password,
             raft: None,
-            log,
             meta,
             codec,
             databases,
@@ -112,6 +118,9 @@ impl ClusterLink {
             forwarders: HashMap::new(),
             unconfirmed: Vec::new(),
             confirming: None,
+            files: log.snapshot_files(),
+            snapshot_waits: Vec::new(),
+            log,
         }
     }
 
@@ -176,10 +185,18 @@ impl ClusterLink {
     /// log's entries after it.
     fn committed_state(&self) -> Result<Databases, String> {
         let until = self.last_applied.map_or(0, |l| l.index);
-        let snapshot = lock_meta(&self.meta).snapshot.clone();
-        let (mut dbs, from) = match snapshot {
-            Some(s) if s.meta.last_log_id.map_or(0, |l| l.index) <= until => {
-                let (dbs, index) = self.codec.decode(&s.data).map_err(|e| e.to_string())?;
+        let has_snapshot = lock_meta(&self.meta).snapshot.is_some();
+        let file = if has_snapshot {
+            self.files.newest().map_err(|e| e.to_string())?
+        } else {
+            None
+        };
+        let (mut dbs, from) = match file {
+            Some(f) if f.last.map_or(0, |l| l.index) <= until => {
+                let (dbs, index) = self
+                    .codec
+                    .decode(&f.checkpoint)
+                    .map_err(|e| e.to_string())?;
                 (dbs, index + 1)
             }
             _ => (Databases::new(self.databases), 0),
@@ -205,12 +222,12 @@ fn split_addr(addr: &str) -> (String, u16) {
 }
 
 /// State machine → store owner: committed entries, in log order (`None`: a blank or
-/// membership entry), and the membership the last membership entry among them sets.
+/// membership entry), and the memberships the membership entries among them set, in order.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ApplyCommitted {
     pub entries: Vec<(LogId<NodeId>, Option<Record>)>,
-    pub membership: Option<StoredMembership<NodeId, BasicNode>>,
+    pub memberships: Vec<StoredMembership<NodeId, BasicNode>>,
 }
 
 /// The store's key space as of the last applied entry, for a snapshot.
@@ -220,10 +237,26 @@ pub struct CommittedSnapshot {
     pub membership: StoredMembership<NodeId, BasicNode>,
 }
 
-/// State machine → store owner: the committed state now, if the store holds nothing else.
+/// State machine → store owner: the O(1) clone of the key space now, for a snapshot.
 #[derive(Message)]
-#[rtype(result = "Option<CommittedSnapshot>")]
-pub struct CommittedState;
+#[rtype(result = "Result<ClonedState, String>")]
+pub struct SnapshotClone;
+
+/// A clone of the key space and what it holds.
+pub struct ClonedState {
+    pub dbs: Databases,
+    pub at: ClonedAt,
+}
+
+/// What a [`ClonedState`] holds: exactly the applied entries, or also ticks proposed and not
+/// yet committed, whose raft log id the receiver gets when they are.
+pub enum ClonedAt {
+    Applied {
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, BasicNode>,
+    },
+    Proposed(oneshot::Receiver<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>),
+}
 
 /// State machine → store owner: a snapshot from the leader replaces the key space.
 #[derive(Message)]
@@ -513,6 +546,8 @@ impl StoreOwner {
         if let Some(p) = &link.proposer {
             p.next_generation();
         }
+        // Snapshots holding the uncommitted writes are given up.
+        link.snapshot_waits.clear();
         let dirty = !link.proposed.is_empty() || !self.store.all_released();
         link.proposed.clear();
         if !dirty {
@@ -558,12 +593,16 @@ impl Handler<ApplyCommitted> for StoreOwner {
         let was_ready = link.ready();
         let mut durable = None;
         let mut foreign = Vec::new();
+        let mut memberships = msg.memberships.into_iter().peekable();
         for (id, record) in msg.entries {
             let own = id.leader_id.node_id == me;
             if own {
                 link.own_applied_term = link.own_applied_term.max(id.leader_id.term);
             }
             link.last_applied = Some(id);
+            if let Some(m) = memberships.next_if(|m| m.log_id() == &Some(id)) {
+                link.membership = m;
+            }
             let Some(record) = record else { continue };
             let mine = own
                 && link.leading == Some(id.leader_id.term)
@@ -571,11 +610,19 @@ impl Handler<ApplyCommitted> for StoreOwner {
                 && !link.proposed.is_empty();
             if mine {
                 durable = link.proposed.pop_front().map(|(lsn, _)| lsn);
+                if let Some(lsn) = durable {
+                    if link.snapshot_waits.iter().any(|(l, _)| *l == lsn) {
+                        let membership = link.membership.clone();
+                        for (_, wait) in link.snapshot_waits.extract_if(.., |(l, _)| *l == lsn) {
+                            let _ = wait.send((id, membership.clone()));
+                        }
+                    }
+                }
             } else {
                 foreign.push(record);
             }
         }
-        if let Some(m) = msg.membership {
+        if let Some(m) = memberships.last() {
             link.membership = m;
         }
         let now_ready = link.ready();
@@ -597,19 +644,34 @@ impl Handler<ApplyCommitted> for StoreOwner {
     }
 }
 
-impl Handler<CommittedState> for StoreOwner {
-    type Result = Option<CommittedSnapshot>;
+impl Handler<SnapshotClone> for StoreOwner {
+    type Result = Result<ClonedState, String>;
 
-    fn handle(&mut self, _: CommittedState, _: &mut Context<Self>) -> Self::Result {
-        let link = self.cluster.as_ref()?;
-        if !link.proposed.is_empty() || !self.store.all_released() {
-            return None;
+    fn handle(&mut self, _: SnapshotClone, _: &mut Context<Self>) -> Self::Result {
+        if self.cluster.is_none() {
+            return Err("not in cluster mode".into());
         }
-        Some(CommittedSnapshot {
-            dbs: self.store.state(),
-            last_applied: link.last_applied,
-            membership: link.membership.clone(),
-        })
+        // Records applied this tick and not yet proposed: propose them now, so that every
+        // write the clone holds is in a proposal.
+        if self.store.has_records() {
+            self.flush_tick();
+        }
+        let Some(link) = self.cluster.as_mut() else {
+            return Err("not in cluster mode".into());
+        };
+        let dbs = self.store.state();
+        let at = match link.proposed.back() {
+            None => ClonedAt::Applied {
+                last_applied: link.last_applied,
+                membership: link.membership.clone(),
+            },
+            Some((lsn, _)) => {
+                let (tx, rx) = oneshot::channel();
+                link.snapshot_waits.push((*lsn, tx));
+                ClonedAt::Proposed(rx)
+            }
+        };
+        Ok(ClonedState { dbs, at })
     }
 }
 
@@ -623,6 +685,7 @@ impl Handler<InstallState> for StoreOwner {
         self.store.replace_state(msg.dbs, lsn);
         if let Some(link) = self.cluster.as_mut() {
             link.proposed.clear();
+            link.snapshot_waits.clear();
             link.last_applied = msg.last_applied;
             link.membership = msg.membership;
         }
