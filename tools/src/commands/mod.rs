@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod cli;
+mod cluster;
 mod delete;
 mod get;
 mod serve;
@@ -45,6 +46,8 @@ enum Commands {
     Wal(wal::WalArgs),
     /// Reads checkpoints (`snapshot inspect`).
     Snapshot(snapshot::SnapshotArgs),
+    /// Administers a cluster (`cluster status`, `add-node`, `remove-node`).
+    Cluster(cluster::ClusterArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
         Commands::Set(args) => set::run(args),
         Commands::Update(args) => update::run(args),
         Commands::Delete(args) => delete::run(args),
+        Commands::Cluster(args) => cluster::run(args),
         Commands::Cli(args) => cli::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Wal(args) => wal::run(args),

@@ -428,6 +428,50 @@ pub fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame
     Ok(Command::Server(ServerCommand::Time))
 }
 
+/// `RAFT STATUS | ADD-NODE id raft-addr client-addr | REMOVE-NODE id`: checked here; the
+/// store owner of a node in cluster mode answers it (`actors/store_owner/cluster.rs`)
+/// before it reaches the store, so what reaches the store is a single node's (or a
+/// pipelined) RAFT, answered with an error.
+pub fn parse_raft(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let sub = String::from_utf8_lossy(&rest[0]).into_owned();
+    let want = match sub.to_ascii_lowercase().as_str() {
+        "help" => {
+            let lines = [
+                "RAFT <subcommand> [<arg> ...]. Subcommands are:",
+                "STATUS",
+                "    Leader, term, commit index, and each node's last log index and lag.",
+                "ADD-NODE <id> <raft-addr> <client-addr>",
+                "    Add a node started with --join: a learner until caught up, then a voter.",
+                "REMOVE-NODE <id>",
+                "    Remove a node from the membership.",
+            ];
+            return Ok(Command::Server(ServerCommand::Reply(Frame::Array(
+                lines.iter().map(|l| Frame::Simple((*l).into())).collect(),
+            ))));
+        }
+        "status" => 1,
+        "add-node" => 4,
+        "remove-node" => 2,
+        _ => {
+            return Err(ReplyError::UnknownSubcommand {
+                command: "RAFT",
+                sub,
+            }
+            .into())
+        }
+    };
+    if rest.len() != want {
+        return Err(ReplyError::SubcommandArity {
+            command: "RAFT",
+            sub,
+        }
+        .into());
+    }
+    Ok(Command::Server(ServerCommand::Reply(
+        ReplyError::RaftUnavailable.into(),
+    )))
+}
+
 /// `ROLE`.
 pub fn parse_role(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
     Ok(Command::Server(ServerCommand::Role))

@@ -1067,6 +1067,19 @@ const ROWS: &[CommandSpec] = &[
             "Return the role of the instance in the context of replication",
         ),
     CommandSpec::new(
+        "raft",
+        -2,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE, F::NO_MULTI],
+        server::parse_raft,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "0.1.0",
+        "O(N) where N is the number of nodes",
+        "MooDB cluster mode: STATUS (leader, term, commit index, each node's log and lag), ADD-NODE id raft-addr client-addr, REMOVE-NODE id",
+    ),
+    CommandSpec::new(
         "monitor",
         1,
         &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE],

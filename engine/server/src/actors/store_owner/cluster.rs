@@ -32,7 +32,7 @@ use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
 use tokio::sync::{oneshot, watch};
 
 use super::{now_ms, ReplyTo, StoreOwner};
-use crate::actors::Batch;
+use crate::actors::{Batch, Replies};
 use crate::replication::forward::{Forwarder, Job, LeaderView, ELECTION_WAIT};
 use crate::replication::proposer::Proposer;
 use crate::replication::store_machine::{lock_meta, SharedMeta};
@@ -49,7 +49,10 @@ pub struct NodeAddrs {
 /// The store owner's cluster state.
 pub struct ClusterLink {
     me: NodeId,
+    /// Every member's addresses, from the membership (`refresh_nodes`).
     nodes: BTreeMap<NodeId, NodeAddrs>,
+    /// The members the configuration lists (`--peers`), for the client addresses.
+    configured: BTreeMap<NodeId, NodeAddrs>,
     password: Option<String>,
     raft: Option<Raft<TypeConfig>>,
     log: LogStore,
@@ -99,6 +102,7 @@ impl ClusterLink {
     ) -> ClusterLink {
         ClusterLink {
             me,
+            configured: nodes.clone(),
             nodes,
             password,
             raft: None,
@@ -376,6 +380,13 @@ impl StoreOwner {
         }
         let idle = link.forwarders.get(&batch.session).is_none_or(|f| f.idle());
         if link.ready() && idle {
+            if let Some(admin) = RaftAdmin::parse(&batch) {
+                link.forwarders.remove(&batch.session);
+                self.cluster_raft_admin(admin, batch);
+                return None;
+            }
+        }
+        if link.ready() && idle {
             link.forwarders.remove(&batch.session);
             return Some(batch);
         }
@@ -593,6 +604,7 @@ impl Handler<ApplyCommitted> for StoreOwner {
         let was_ready = link.ready();
         let mut durable = None;
         let mut foreign = Vec::new();
+        let membership_changed = !msg.memberships.is_empty();
         let mut memberships = msg.memberships.into_iter().peekable();
         for (id, record) in msg.entries {
             let own = id.leader_id.node_id == me;
@@ -624,6 +636,9 @@ impl Handler<ApplyCommitted> for StoreOwner {
         }
         if let Some(m) = memberships.last() {
             link.membership = m;
+        }
+        if membership_changed {
+            link.refresh_nodes();
         }
         let now_ready = link.ready();
         if !foreign.is_empty() {
@@ -688,6 +703,7 @@ impl Handler<InstallState> for StoreOwner {
             link.snapshot_waits.clear();
             link.last_applied = msg.last_applied;
             link.membership = msg.membership;
+            link.refresh_nodes();
         }
         self.send_released();
     }
@@ -813,9 +829,246 @@ impl Handler<ExecuteHere> for StoreOwner {
         };
         let ready = self.cluster.as_ref().is_some_and(ClusterLink::ready);
         if ready {
+            if let Some(admin) = RaftAdmin::parse(&batch) {
+                self.cluster_raft_admin(admin, batch);
+                return;
+            }
             self.execute_batch(batch, ctx);
         } else if let Some(batch) = self.cluster_admits(batch) {
             self.execute_batch(batch, ctx);
         }
+    }
+}
+
+/// `RAFT` as the store owner answers it (the ready leader; a follower forwards it there):
+/// a batch of exactly one well-formed `RAFT` request. Anything else reaches the store, whose
+/// parser answers the arity and subcommand errors (or that RAFT must come alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftAdmin {
+    Status,
+    AddNode {
+        id: NodeId,
+        raft: String,
+        client: String,
+    },
+    RemoveNode(NodeId),
+}
+
+impl RaftAdmin {
+    fn parse(batch: &Batch) -> Option<RaftAdmin> {
+        let [request] = batch.requests.as_slice() else {
+            return None;
+        };
+        if !request.first()?.eq_ignore_ascii_case(b"raft") {
+            return None;
+        }
+        let text = |i: usize| {
+            request
+                .get(i)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        let id = |i: usize| text(i).and_then(|t| t.parse::<NodeId>().ok());
+        match (text(1)?.to_ascii_lowercase().as_str(), request.len()) {
+            ("status", 2) => Some(RaftAdmin::Status),
+            ("add-node", 5) => Some(RaftAdmin::AddNode {
+                id: id(2)?,
+                raft: text(3)?,
+                client: text(4)?,
+            }),
+            ("remove-node", 3) => Some(RaftAdmin::RemoveNode(id(2)?)),
+            _ => None,
+        }
+    }
+}
+
+/// How long ADD-NODE waits for the new node to catch up, and each membership change to commit.
+pub const MEMBERSHIP_WAIT: Duration = Duration::from_secs(60);
+
+/// A node's addresses as its membership entry carries them: `raft|client` for a node added
+/// with `RAFT ADD-NODE`, the raft address alone for a member listed in `--peers` (its client
+/// address is in the configuration).
+pub fn member_addrs(addr: &str) -> (String, Option<String>) {
+    match addr.split_once('|') {
+        Some((raft, client)) => (raft.to_string(), Some(client.to_string())),
+        None => (addr.to_string(), None),
+    }
+}
+
+impl ClusterLink {
+    /// Every member's addresses from the membership, the configured ones filling in the
+    /// client addresses a `--peers` member's entry does not carry.
+    fn refresh_nodes(&mut self) {
+        let membership = self.membership.membership();
+        let mut nodes = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            let (raft, client) = member_addrs(&node.addr);
+            let client = client
+                .or_else(|| self.configured.get(id).map(|n| n.client.clone()))
+                .unwrap_or_default();
+            nodes.insert(*id, NodeAddrs { raft, client });
+        }
+        if nodes.is_empty() {
+            return;
+        }
+        // This node's own client address is where it listens, whatever the entry says.
+        if let (Some(n), Some(me)) = (nodes.get_mut(&self.me), self.configured.get(&self.me)) {
+            n.client = me.client.clone();
+        }
+        self.nodes = nodes;
+    }
+
+    /// `RAFT STATUS`: this node's raft metrics, as the leader sees every member.
+    fn status(&self) -> Frame {
+        let Some(raft) = &self.raft else {
+            return Frame::from(ReplyError::NoLeader);
+        };
+        let m = raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = |id: &NodeId| -> u64 {
+            if *id == m.id {
+                return last;
+            }
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map_or(0, |l| l.index)
+        };
+        // The highest index a majority of the voters holds.
+        let mut acked: Vec<u64> = voters.iter().map(matched).collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let commit = acked.get(acked.len() / 2).copied().unwrap_or(0);
+        let int = |n: u64| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let bulk = |s: &str| Frame::bulk(s);
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| {
+                let (raft_addr, client) = member_addrs(&node.addr);
+                let client = client
+                    .or_else(|| self.nodes.get(id).map(|n| n.client.clone()))
+                    .unwrap_or_default();
+                let at = matched(id);
+                Frame::Map(vec![
+                    (bulk("id"), int(*id)),
+                    (bulk("raft_addr"), bulk(&raft_addr)),
+                    (bulk("client_addr"), bulk(&client)),
+                    (
+                        bulk("role"),
+                        bulk(if voters.contains(id) {
+                            "voter"
+                        } else {
+                            "learner"
+                        }),
+                    ),
+                    (bulk("last_log_index"), int(at)),
+                    (bulk("lag"), int(last.saturating_sub(at))),
+                ])
+            })
+            .collect();
+        Frame::Map(vec![
+            (bulk("node"), int(m.id)),
+            (bulk("leader"), m.current_leader.map_or(Frame::Null, int)),
+            (bulk("term"), int(m.current_term)),
+            (bulk("commit_index"), int(commit)),
+            (
+                bulk("applied_index"),
+                int(m.last_applied.map_or(0, |l| l.index)),
+            ),
+            (bulk("last_log_index"), int(last)),
+            (
+                bulk("snapshot_index"),
+                int(m.snapshot.map_or(0, |l| l.index)),
+            ),
+            (bulk("purged_index"), int(m.purged.map_or(0, |l| l.index))),
+            (bulk("nodes"), Frame::Array(nodes)),
+        ])
+    }
+}
+
+/// Runs a membership change on `raft`, bounded by [`MEMBERSHIP_WAIT`] per step.
+async fn change_membership(raft: Raft<TypeConfig>, admin: RaftAdmin) -> Result<(), String> {
+    use openraft::ChangeMembers;
+    use std::collections::BTreeSet;
+    let bounded = |what: &'static str| move |_| format!("{what} did not finish within 60 s");
+    match admin {
+        RaftAdmin::Status => Ok(()),
+        RaftAdmin::AddNode {
+            id,
+            raft: addr,
+            client,
+        } => {
+            let node = BasicNode::new(format!("{addr}|{client}"));
+            // As a learner first, until it has caught up (from a snapshot when the log it
+            // needs is purged); then a voter.
+            tokio::time::timeout(MEMBERSHIP_WAIT, raft.add_learner(id, node, true))
+                .await
+                .map_err(bounded("catching the new node up"))?
+                .map_err(|e| e.to_string())?;
+            tokio::time::timeout(
+                MEMBERSHIP_WAIT,
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false),
+            )
+            .await
+            .map_err(bounded("making the new node a voter"))?
+            .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        RaftAdmin::RemoveNode(id) => {
+            let voter = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == id);
+            let change = if voter {
+                ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+            };
+            tokio::time::timeout(MEMBERSHIP_WAIT, raft.change_membership(change, false))
+                .await
+                .map_err(bounded("removing the node"))?
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}
+
+impl StoreOwner {
+    /// Answers a `RAFT` batch on the ready leader: STATUS at once, a membership change when
+    /// openraft has committed it (the reply leaves then, on its own task).
+    fn cluster_raft_admin(&mut self, admin: RaftAdmin, batch: Batch) {
+        let Some(link) = self.cluster.as_ref() else {
+            return;
+        };
+        let reply = move |frame: Frame| {
+            batch.reply_to.do_send(Replies {
+                seq: batch.seq,
+                frames: vec![frame],
+                push: false,
+            })
+        };
+        if admin == RaftAdmin::Status {
+            reply(link.status());
+            return;
+        }
+        let Some(raft) = link.raft.clone() else {
+            reply(Frame::from(ReplyError::NoLeader));
+            return;
+        };
+        let sub = match admin {
+            RaftAdmin::AddNode { .. } => "ADD-NODE",
+            _ => "REMOVE-NODE",
+        };
+        eprintln!("moodb: cluster: RAFT {sub}: {admin:?}");
+        actix::spawn(async move {
+            let frame = match change_membership(raft, admin).await {
+                Ok(()) => Frame::Simple("OK".into()),
+                Err(cause) => Frame::from(ReplyError::RaftFailed { sub, cause }),
+            };
+            reply(frame);
+        });
     }
 }
