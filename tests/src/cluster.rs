@@ -246,6 +246,49 @@ impl TestCluster {
         }
     }
 
+    /// Starts one more node (the next id) with `--join` and `args`: it knows every member
+    /// (`--peers` lists them and itself) but forms nothing and waits to be added
+    /// (`RAFT ADD-NODE`). Returns its index in `nodes`.
+    pub fn add_joining(&mut self, args: &[&str]) -> Result<usize, HarnessError> {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let (client, raft) = (free_port()?, free_port()?);
+        let mut peers: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}/{}", n.id, n.raft_addr, n.addr))
+            .collect();
+        peers.push(format!("{id}={raft}/{client}"));
+        let data_dir = self._temp.path().join(format!("node{id}"));
+        let mut launch = Launch::new(moodb_binary()?, &data_dir);
+        launch.addr = client.to_string();
+        launch.config = Some(
+            "(cluster: Some((heartbeat_ms: 50, election_timeout_min_ms: 300, \
+             election_timeout_max_ms: 600)))"
+                .to_string(),
+        );
+        launch.args = vec![
+            "--node-id".into(),
+            id.to_string(),
+            "--peers".into(),
+            peers.join(","),
+            "--cluster-secret".into(),
+            TEST_SECRET.into(),
+            "--join".into(),
+        ];
+        launch.args.extend(args.iter().map(|a| a.to_string()));
+        let mut node = ClusterNode {
+            id,
+            addr: client,
+            raft_addr: raft,
+            data_dir,
+            launch,
+            running: None,
+        };
+        node.start()?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
+    }
+
     /// Every node's output, for a failing test's message.
     pub fn outputs(&self) -> String {
         self.nodes

@@ -9,6 +9,7 @@ mod architecture;
 mod auth;
 mod clients_redis;
 mod cluster;
+mod cluster_membership;
 mod cluster_snapshot;
 mod command_table_redis;
 mod commands_redis;
