@@ -267,3 +267,57 @@ fn a_single_node_answers_raft_with_a_clear_error() {
         "{err}"
     );
 }
+
+/// Redis Cluster's CLUSTER probes (`CLUSTER SLOTS`, `CLUSTER INFO`, ...) get the bytes a
+/// redis-server without cluster support answers, in RESP2 and RESP3, on a single node and on
+/// a node in cluster mode alike. Skipped (with a message) without redis-server.
+#[test]
+fn cluster_probes_answer_as_a_redis_server_without_cluster_support() {
+    use crate::resp3::Wire;
+    let Some(redis) = moodb_tests::redis_server::RedisServer::start() else {
+        return;
+    };
+    let single = TestServer::start(ServerOptions::default()).unwrap();
+    let cluster = TestCluster::start(3, &[]).unwrap();
+    let leader = cluster
+        .leader(None, ELECT)
+        .unwrap_or_else(|| panic!("no leader:\n{}", cluster.outputs()));
+    let follower = cluster.nodes[(leader + 1) % 3].addr;
+    let cases: &[&[&str]] = &[
+        &["CLUSTER", "SLOTS"],
+        &["CLUSTER", "INFO"],
+        &["cluster", "info"],
+        &["CLUSTER", "NODES"],
+        &["CLUSTER", "SHARDS"],
+        &["CLUSTER", "MYID"],
+        &["CLUSTER", "RESET"],
+        &["CLUSTER", "INFO", "x"],
+        &["CLUSTER", "FOO"],
+        &["CLUSTER"],
+    ];
+    for proto in ["2", "3"] {
+        let mut theirs = Wire::connect(redis.addr());
+        theirs.ask(&["HELLO", proto]);
+        for addr in [single.addr, follower] {
+            let mut ours = Wire::connect(addr);
+            ours.ask(&["HELLO", proto]);
+            for case in cases {
+                let (t, _) = theirs.ask(case);
+                // A follower forwards to a leader that may still be taking office.
+                let deadline = Instant::now() + ELECT;
+                let o = loop {
+                    let (o, _) = ours.ask(case);
+                    if !o.starts_with(b"-TRYAGAIN") || Instant::now() > deadline {
+                        break o;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                };
+                assert_eq!(
+                    String::from_utf8_lossy(&o),
+                    String::from_utf8_lossy(&t),
+                    "RESP{proto} {case:?} on {addr}"
+                );
+            }
+        }
+    }
+}

@@ -472,6 +472,66 @@ pub fn parse_raft(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Fr
     )))
 }
 
+/// Redis 7.0's CLUSTER subcommands: each is answered as a redis-server without
+/// `cluster-enabled` answers it (MooDB is no Redis Cluster; its own is `RAFT`).
+const REDIS_CLUSTER_SUBS: &[&str] = &[
+    "addslots",
+    "addslotsrange",
+    "bumpepoch",
+    "count-failure-reports",
+    "countkeysinslot",
+    "delslots",
+    "delslotsrange",
+    "failover",
+    "flushslots",
+    "forget",
+    "getkeysinslot",
+    "help",
+    "info",
+    "keyslot",
+    "links",
+    "meet",
+    "myid",
+    "nodes",
+    "replicas",
+    "replicate",
+    "reset",
+    "saveconfig",
+    "set-config-epoch",
+    "setslot",
+    "shards",
+    "slaves",
+    "slots",
+];
+
+/// `CLUSTER sub ...`: `-ERR This instance has cluster support disabled`, as Redis without
+/// cluster support; the subcommands clients probe (INFO, MYID, NODES, SHARDS, SLOTS) have
+/// their arity checked first, an unknown one is Redis's unknown-subcommand error.
+pub fn parse_cluster(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let sub = rest[0].to_ascii_lowercase();
+    let probed: Option<&'static str> = match sub.as_slice() {
+        b"info" => Some("cluster|info"),
+        b"myid" => Some("cluster|myid"),
+        b"nodes" => Some("cluster|nodes"),
+        b"shards" => Some("cluster|shards"),
+        b"slots" => Some("cluster|slots"),
+        _ => None,
+    };
+    if let Some(name) = probed {
+        if rest.len() != 1 {
+            return Err(wrong_arity(name));
+        }
+    } else if !REDIS_CLUSTER_SUBS
+        .iter()
+        .any(|s| s.as_bytes() == sub.as_slice())
+    {
+        return Err(ReplyError::unknown_subcommand("CLUSTER", &rest[0]).into());
+    }
+    Ok(Command::Server(ServerCommand::Reply(
+        ReplyError::ClusterDisabled.into(),
+    )))
+}
+
 /// `ROLE`.
 pub fn parse_role(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
     Ok(Command::Server(ServerCommand::Role))

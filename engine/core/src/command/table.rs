@@ -385,6 +385,25 @@ const fn latency_sub(name: &'static str, arity: i64) -> CommandSpec {
         ])
 }
 
+/// A CLUSTER subcommand clients probe, as Redis 7.0 describes it.
+const fn cluster_sub(name: &'static str, tips: &'static [&'static str]) -> CommandSpec {
+    sub(name, 2, &[F::STALE], server::parse_cluster)
+        .acl(&["@slow"])
+        .tips(tips)
+}
+
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+
+/// CLUSTER's subcommands MooDB lists (those clients probe); every one answers that cluster
+/// support is disabled.
+const CLUSTER_SUBS: &[CommandSpec] = &[
+    cluster_sub("cluster|info", NONDETERMINISTIC),
+    cluster_sub("cluster|myid", &[]),
+    cluster_sub("cluster|nodes", NONDETERMINISTIC),
+    cluster_sub("cluster|shards", NONDETERMINISTIC),
+    cluster_sub("cluster|slots", NONDETERMINISTIC),
+];
+
 /// Flags of an administrative subcommand that scripts may run.
 const ADMIN_FLAGS: &[Flags] = &[F::ADMIN, F::LOADING, F::STALE];
 
@@ -1065,6 +1084,15 @@ const ROWS: &[CommandSpec] = &[
             "2.8.12",
             "O(1)",
             "Return the role of the instance in the context of replication",
+        ),
+    CommandSpec::new("cluster", -2, &[], server::parse_cluster)
+        .acl(&["@slow"])
+        .subs(CLUSTER_SUBS)
+        .doc(
+            "cluster",
+            "3.0.0",
+            "Depends on subcommand.",
+            "A container for cluster commands",
         ),
     CommandSpec::new(
         "raft",
