@@ -18,9 +18,13 @@
 //! then, with the membership as of that entry). Everything the clone holds is then
 //! committed, and nothing committed through L is missing from it: within the leader's term
 //! only its own ticks carry data, and entries before them were applied before the clone.
-//! Leadership lost (or a snapshot installed) first: the wait fails, this snapshot is given
-//! up with an error and openraft builds another later. On a follower (or a leader with
-//! nothing outstanding) the clone is the state as of the last applied entry.
+//! Leadership lost (or a snapshot installed, or no commit within the wait) first: the wait
+//! fails, this clone is given up and a new one taken (the store has been rebuilt to the
+//! committed state by then). **Not** an error returned to openraft, as first planned:
+//! openraft 0.9's core treats a failed `build_snapshot` as a fatal storage error
+//! (`raft_core.rs`, `command_result.result?`) and stops the node; only after 60 s of
+//! failed clones does the build fail. On a follower (or a leader with nothing outstanding)
+//! the clone is the state as of the last applied entry.
 //!
 //! [`Store`]: moodb_core::store::Store
 //! [`Store::apply_committed`]: moodb_core::store::Store::apply_committed
@@ -85,6 +89,9 @@ fn sm_error(verb: ErrorVerb, e: &dyn std::fmt::Display) -> StorageError<NodeId> 
 
 /// How long a snapshot taken with uncommitted writes in it waits for their commit.
 pub const SNAPSHOT_COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a snapshot build may go on cloning again before it fails (fatal for openraft).
+pub const SNAPSHOT_BUILD_WAIT: Duration = Duration::from_secs(60);
 
 /// The meta of a snapshot file, as the replication layer writes it.
 fn encode_meta(meta: &SnapshotMeta<NodeId, BasicNode>) -> Result<Vec<u8>, StorageError<NodeId>> {
@@ -196,39 +203,49 @@ fn now_unix_ms() -> u64 {
 
 impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let cloned = self
-            .owner
-            .send(SnapshotClone)
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Read, &e))?
-            .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
-        let (last_applied, membership) = match cloned.at {
-            ClonedAt::Applied {
-                last_applied,
-                membership,
-            } => (last_applied, membership),
-            ClonedAt::Proposed(wait) => {
-                match tokio::time::timeout(SNAPSHOT_COMMIT_WAIT, wait).await {
-                    Ok(Ok((id, membership))) => (Some(id), membership),
-                    Ok(Err(_)) => {
-                        return Err(sm_error(
-                            ErrorVerb::Read,
-                            &"leadership changed before the snapshot's writes were committed",
-                        ))
+        // A clone whose writes were given up (leadership lost, a snapshot installed, no commit
+        // within the wait) is dropped and the clone taken again: by then the store has been
+        // rebuilt to the committed state. Not an error: openraft 0.9 treats a failed
+        // build_snapshot as a fatal storage error and stops the node.
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_BUILD_WAIT;
+        let state = loop {
+            let cloned = self
+                .owner
+                .send(SnapshotClone)
+                .await
+                .map_err(|e| sm_error(ErrorVerb::Read, &e))?
+                .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+            let dbs = cloned.dbs;
+            match cloned.at {
+                ClonedAt::Applied {
+                    last_applied,
+                    membership,
+                } => {
+                    break CommittedSnapshot {
+                        dbs,
+                        last_applied,
+                        membership,
                     }
-                    Err(_) => {
-                        return Err(sm_error(
-                            ErrorVerb::Read,
-                            &"the snapshot's writes were not committed within 10 s",
-                        ))
+                }
+                ClonedAt::Proposed(wait) => {
+                    if let Ok(Ok((id, membership))) =
+                        tokio::time::timeout(SNAPSHOT_COMMIT_WAIT, wait).await
+                    {
+                        break CommittedSnapshot {
+                            dbs,
+                            last_applied: Some(id),
+                            membership,
+                        };
                     }
                 }
             }
-        };
-        let state = CommittedSnapshot {
-            dbs: cloned.dbs,
-            last_applied,
-            membership,
+            if tokio::time::Instant::now() >= deadline {
+                return Err(sm_error(
+                    ErrorVerb::Read,
+                    &"no snapshot whose writes were committed within 60 s",
+                ));
+            }
+            eprintln!("moodb: cluster: a snapshot's writes were given up; cloning again");
         };
         let codec = self.codec.clone();
         let index = state.last_applied.map_or(0, |l| l.index);

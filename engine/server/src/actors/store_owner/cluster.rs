@@ -203,7 +203,14 @@ impl ClusterLink {
                     .map_err(|e| e.to_string())?;
                 (dbs, index + 1)
             }
-            _ => (Databases::new(self.databases), 0),
+            // The log before it may be purged: the state cannot be rebuilt from the log.
+            Some(f) => {
+                return Err(format!(
+                    "the raft snapshot is as of index {}, after the last applied {until}",
+                    f.last.map_or(0, |l| l.index)
+                ))
+            }
+            None => (Databases::new(self.databases), 0),
         };
         dbs.grow_to(self.databases);
         if until >= from {
