@@ -208,6 +208,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
         // rebuilt to the committed state. Not an error: openraft 0.9 treats a failed
         // build_snapshot as a fatal storage error and stops the node.
         let deadline = tokio::time::Instant::now() + SNAPSHOT_BUILD_WAIT;
+        let mut waited = false;
         let state = loop {
             let cloned = self
                 .owner
@@ -228,6 +229,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
                     }
                 }
                 ClonedAt::Proposed(wait) => {
+                    waited = true;
                     if let Ok(Ok((id, membership))) =
                         tokio::time::timeout(SNAPSHOT_COMMIT_WAIT, wait).await
                     {
@@ -269,6 +271,16 @@ impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
         };
         let data = self.save(&meta, data).await?;
         lock_meta(&self.meta).snapshot = Some(meta.clone());
+        eprintln!(
+            "moodb: cluster: raft snapshot {} written ({} bytes{})",
+            meta.snapshot_id,
+            data.len(),
+            if waited {
+                ", cloned with writes in flight, handed out once committed"
+            } else {
+                ""
+            }
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),
