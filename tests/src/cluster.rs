@@ -86,6 +86,31 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// SIGTERM, and waits for the process to exit (a clean stop: it syncs and says so).
+    pub fn stop(&mut self) -> Result<(), HarnessError> {
+        if let Some(r) = &mut self.running {
+            r.process.terminate()?;
+        }
+        Ok(())
+    }
+
+    /// The files in its data directory whose names start with `prefix`, with their sizes,
+    /// sorted by name (`raftlog-` segments, `raftsnap-` snapshots).
+    pub fn files(&self, prefix: &str) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = std::fs::read_dir(&self.data_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let len = e.metadata().ok()?.len();
+                name.starts_with(prefix).then_some((name, len))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     pub fn is_up(&self) -> bool {
         self.running.as_ref().is_some_and(|r| !r.process.reaped())
     }
@@ -288,6 +313,51 @@ impl TestCluster {
                 p.heal();
             }
         }
+    }
+
+    /// Starts one more node (the next id) with `--join` and `args`: it knows every member
+    /// (`--peers` lists them and itself) but forms nothing and waits to be added
+    /// (`RAFT ADD-NODE`). Returns its index in `nodes`.
+    pub fn add_joining(&mut self, args: &[&str]) -> Result<usize, HarnessError> {
+        let id = self.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+        let (client, raft) = (free_port()?, free_port()?);
+        let mut peers: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("{}={}/{}", n.id, n.raft_addr, n.addr))
+            .collect();
+        peers.push(format!("{id}={raft}/{client}"));
+        let data_dir = self._temp.path().join(format!("node{id}"));
+        let mut launch = Launch::new(moodb_binary()?, &data_dir);
+        launch.addr = client.to_string();
+        launch.config = Some(
+            "(cluster: Some((heartbeat_ms: 50, election_timeout_min_ms: 300, \
+             election_timeout_max_ms: 600)))"
+                .to_string(),
+        );
+        launch.args = vec![
+            "--node-id".into(),
+            id.to_string(),
+            "--peers".into(),
+            peers.join(","),
+            "--cluster-secret".into(),
+            TEST_SECRET.into(),
+            "--join".into(),
+        ];
+        launch.args.extend(args.iter().map(|a| a.to_string()));
+        let mut node = ClusterNode {
+            id,
+            addr: client,
+            raft_addr: raft,
+            data_dir,
+            proxy: None,
+            source_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            launch,
+            running: None,
+        };
+        node.start()?;
+        self.nodes.push(node);
+        Ok(self.nodes.len() - 1)
     }
 
     /// Every node's output, for a failing test's message.

@@ -10,6 +10,7 @@
 //! | `raftlog-<first_index:020>` | a segment: entries with index ≥ `first_index` |
 //! | `raft-vote` | the vote last saved (written to `.tmp`, fsynced, renamed, directory fsynced) |
 //! | `raft-purged` | the log id of the last purged entry (same switch) |
+//! | `raftsnap-<index:020>` | a raft snapshot: a raft header, then a checkpoint ([`PaperSnapshotFiles`]) |
 //!
 //! Segment header (32 bytes): magic `MOODBRFT`, u32 version (1), u32 0, u64 first index,
 //! u32 0, u32 CRC32C of bytes 0..28. Record (44-byte header, then the payload):
@@ -37,10 +38,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use moodb_core::error::IoContext;
 use moodb_core::replicated::{
-    RaftLog, RaftLogId, RaftLogState, RaftPayload, RaftRecord, SnapshotCodec,
+    RaftLog, RaftLogId, RaftLogState, RaftPayload, RaftRecord, SnapshotCodec, SnapshotFiles,
+    StoredRaftSnapshot,
 };
 use moodb_core::{Databases, Lsn, Record, StorageError};
 
@@ -287,7 +290,7 @@ pub struct RaftLogRecovery {
 /// purged at each snapshot), so reads never touch the disk.
 #[derive(Debug)]
 pub struct PaperRaftLog {
-    fs: Box<dyn Fs>,
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     segment_bytes: u64,
     segments: BTreeMap<Lsn, Segment>,
@@ -315,7 +318,7 @@ impl PaperRaftLog {
         fs.create_dir_all(dir)
             .context(|| format!("create directory {}", dir.display()))?;
         let mut log = PaperRaftLog {
-            fs,
+            fs: Arc::from(fs),
             dir: dir.to_path_buf(),
             segment_bytes: segment_bytes.max(RAFT_HEADER_LEN as u64 + 1),
             segments: BTreeMap::new(),
@@ -759,6 +762,188 @@ impl RaftLog for PaperRaftLog {
             log.vote = Some(vote.to_vec());
             Ok(())
         })
+    }
+
+    fn snapshot_files(&self) -> Box<dyn SnapshotFiles> {
+        Box::new(PaperSnapshotFiles {
+            fs: self.fs.clone(),
+            dir: self.dir.clone(),
+        })
+    }
+}
+
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"MOODBRSN";
+pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_PREFIX: &str = "raftsnap-";
+pub const SNAPSHOT_HEADER_LEN: usize = 48;
+/// The largest meta a snapshot header may announce (a membership of a few nodes is < 1 KiB).
+const MAX_SNAPSHOT_META: usize = 16 << 20;
+
+/// The file name of the raft snapshot whose last index is `index`.
+pub fn snapshot_name(index: Lsn) -> String {
+    format!("{SNAPSHOT_PREFIX}{index:020}")
+}
+
+fn parse_snapshot_name(name: &str) -> Option<Lsn> {
+    let digits = name.strip_prefix(SNAPSHOT_PREFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The raft header of a snapshot file (48 bytes, then the meta, then the checkpoint):
+///
+/// | offset | size | field |
+/// |---|---|---|
+/// | 0 | 8 | magic `MOODBRSN` |
+/// | 8 | 4 | version (1) |
+/// | 12 | 4 | flags: 1 = a last log id is set |
+/// | 16 | 8 | term of the last included entry |
+/// | 24 | 8 | node id of its leader |
+/// | 32 | 8 | index of the last included entry (= the checkpoint's LSN) |
+/// | 40 | 4 | meta length `m` |
+/// | 44 | 4 | CRC32C of bytes 0..44 and the meta |
+/// | 48 | m | meta (the replication layer's JSON: membership, snapshot id) |
+/// | 48+m | … | the checkpoint, in the checkpoint format with its own checksums |
+pub fn encode_snapshot_header(last: Option<RaftLogId>, meta: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + meta.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_VERSION.to_le_bytes());
+    out.extend_from_slice(&u32::from(last.is_some()).to_le_bytes());
+    let id = last.unwrap_or_default();
+    out.extend_from_slice(&id.term.to_le_bytes());
+    out.extend_from_slice(&id.node.to_le_bytes());
+    out.extend_from_slice(&id.index.to_le_bytes());
+    out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
+    let mut crc = crc32c::crc32c(&out);
+    crc = crc32c::crc32c_append(crc, meta);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(meta);
+    out
+}
+
+/// A snapshot file's raft header: the last log id, the meta and where the checkpoint starts;
+/// `Err((offset, reason))` at damage.
+#[allow(clippy::type_complexity)]
+pub fn parse_snapshot_header(
+    bytes: &[u8],
+) -> Result<(Option<RaftLogId>, &[u8], usize), (u64, String)> {
+    if bytes.len() < SNAPSHOT_HEADER_LEN || &bytes[0..8] != SNAPSHOT_MAGIC {
+        return Err((0, "not a MooDB raft snapshot (magic MOODBRSN)".into()));
+    }
+    let version = u32_at(bytes, 8);
+    if version != SNAPSHOT_VERSION {
+        return Err((
+            8,
+            format!("raft snapshot version {version}, this build reads 1"),
+        ));
+    }
+    let m = u32_at(bytes, 40) as usize;
+    if m > MAX_SNAPSHOT_META || bytes.len() < SNAPSHOT_HEADER_LEN + m {
+        return Err((40, format!("meta length {m} runs past the file")));
+    }
+    let mut crc = crc32c::crc32c(&bytes[..44]);
+    crc = crc32c::crc32c_append(crc, &bytes[SNAPSHOT_HEADER_LEN..SNAPSHOT_HEADER_LEN + m]);
+    if crc != u32_at(bytes, 44) {
+        return Err((44, "raft header checksum mismatch".into()));
+    }
+    let last = (u32_at(bytes, 12) & 1 == 1).then(|| RaftLogId {
+        term: u64_at(bytes, 16),
+        node: u64_at(bytes, 24),
+        index: u64_at(bytes, 32),
+    });
+    Ok((
+        last,
+        &bytes[SNAPSHOT_HEADER_LEN..SNAPSHOT_HEADER_LEN + m],
+        SNAPSHOT_HEADER_LEN + m,
+    ))
+}
+
+/// Raft snapshots as `raftsnap-<index>` files next to the raft log.
+#[derive(Debug, Clone)]
+pub struct PaperSnapshotFiles {
+    fs: Arc<dyn Fs>,
+    dir: PathBuf,
+}
+
+impl PaperSnapshotFiles {
+    /// The snapshot files in `dir`, by index (for tests and tools).
+    pub fn names(fs: &dyn Fs, dir: &Path) -> Result<Vec<(Lsn, String)>, StorageError> {
+        let mut names: Vec<(Lsn, String)> = fs
+            .list_dir(dir)
+            .context(|| format!("list {}", dir.display()))?
+            .into_iter()
+            .filter_map(|n| parse_snapshot_name(&n).map(|i| (i, n)))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+impl SnapshotFiles for PaperSnapshotFiles {
+    fn save(&self, snapshot: &StoredRaftSnapshot) -> Result<(), StorageError> {
+        let index = snapshot.last.map_or(0, |l| l.index);
+        let name = snapshot_name(index);
+        let path = self.dir.join(&name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
+        let header = encode_snapshot_header(snapshot.last, &snapshot.meta);
+        let mut file = self
+            .fs
+            .create(&tmp)
+            .context(|| format!("create {}", tmp.display()))?;
+        file.write_all_at(&header, 0)
+            .context(|| format!("write {}", tmp.display()))?;
+        file.write_all_at(&snapshot.checkpoint, header.len() as u64)
+            .context(|| format!("write {}", tmp.display()))?;
+        file.sync_all()
+            .context(|| format!("fsync {}", tmp.display()))?;
+        drop(file);
+        self.fs
+            .rename(&tmp, &path)
+            .context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
+        self.fs
+            .sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        // Only once the new one is current: the older ones and leftover temporaries.
+        for n in self
+            .fs
+            .list_dir(&self.dir)
+            .context(|| format!("list {}", self.dir.display()))?
+        {
+            let old = parse_snapshot_name(&n).is_some_and(|i| i < index)
+                || (n.starts_with(SNAPSHOT_PREFIX) && n.ends_with(".tmp"));
+            if old {
+                let p = self.dir.join(&n);
+                self.fs
+                    .remove(&p)
+                    .context(|| format!("remove {}", p.display()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn newest(&self) -> Result<Option<StoredRaftSnapshot>, StorageError> {
+        let names = Self::names(&*self.fs, &self.dir)?;
+        let Some((_, name)) = names.last() else {
+            return Ok(None);
+        };
+        let path = self.dir.join(name);
+        let bytes = self
+            .fs
+            .read(&path)
+            .context(|| format!("read {}", path.display()))?;
+        let (last, meta, at) =
+            parse_snapshot_header(&bytes).map_err(|(offset, reason)| StorageError::Corrupt {
+                file: path.clone(),
+                offset,
+                reason,
+            })?;
+        Ok(Some(StoredRaftSnapshot {
+            last,
+            meta: meta.to_vec(),
+            checkpoint: bytes[at..].to_vec(),
+        }))
     }
 }
 

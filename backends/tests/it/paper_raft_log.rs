@@ -322,3 +322,71 @@ fn an_append_batch_costs_one_sync_however_many_entries_it_holds() {
     let reopened = open(&fs.crash_image(0)).unwrap();
     assert_eq!(reopened.state().last.map(|l| l.index), Some(64));
 }
+
+fn snapshot(index: u64, fill: u8) -> moodb_core::replicated::StoredRaftSnapshot {
+    moodb_core::replicated::StoredRaftSnapshot {
+        last: Some(RaftLogId {
+            term: 2,
+            node: 1,
+            index,
+        }),
+        meta: format!("{{\"index\":{index}}}").into_bytes(),
+        checkpoint: vec![fill; 300],
+    }
+}
+
+#[test]
+fn a_power_cut_while_saving_a_raft_snapshot_leaves_the_old_one_or_the_new_one() {
+    let old = snapshot(10, 1);
+    let new = snapshot(20, 2);
+    let mut cuts = 0;
+    for k in 0.. {
+        let fs = SimFs::new();
+        let files = open(&fs).unwrap().snapshot_files();
+        files.save(&old).unwrap();
+        fs.inject(Fault {
+            op: FaultOp::Any,
+            nth: k,
+            kind: FaultKind::Crash,
+        });
+        let result = files.save(&new);
+        if !fs.crashed() {
+            result.unwrap();
+            assert_eq!(files.newest().unwrap(), Some(new.clone()));
+            // The older one is gone once the new one is current.
+            let names = fs.list_dir(Path::new(DIR)).unwrap();
+            assert!(!names.iter().any(|n| n.ends_with("00010")), "{names:?}");
+            break;
+        }
+        cuts += 1;
+        for seed in 0..12 {
+            let image = fs.crash_image(seed);
+            let got = open(&image).unwrap().snapshot_files().newest().unwrap();
+            assert!(
+                got == Some(old.clone()) || got == Some(new.clone()),
+                "cut at fs op {k}, seed {seed}: {got:?}"
+            );
+        }
+    }
+    assert!(cuts >= 4, "only {cuts} power cuts were tried");
+}
+
+#[test]
+fn a_damaged_raft_snapshot_header_is_refused_naming_the_file() {
+    let fs = SimFs::new();
+    let files = open(&fs).unwrap().snapshot_files();
+    files.save(&snapshot(7, 3)).unwrap();
+    let path = Path::new(DIR).join("raftsnap-00000000000000000007");
+    let mut bytes = fs.read(&path).unwrap();
+    bytes[20] ^= 0x40; // inside the node id
+    let mut file = fs.create(&path).unwrap();
+    file.write_all_at(&bytes, 0).unwrap();
+    file.sync_all().unwrap();
+    match files.newest() {
+        Err(StorageError::Corrupt { file, offset, .. }) => {
+            assert_eq!(file, path);
+            assert_eq!(offset, 44);
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,8 +1,9 @@
 //! What replication needs from a backend, in the core's own words and with no consensus library
 //! in sight: [`RaftLog`], a log whose records carry a raft log id (term, leader node, index)
 //! with a durable vote, suffix truncation and prefix purge; and [`SnapshotCodec`], the
-//! checkpoint format a raft snapshot is written in. The paper backend implements both
-//! (`moodb_backends::paper::raft_log`); the server's `replication` module adapts them to
+//! checkpoint format a raft snapshot is written in; and [`SnapshotFiles`], where a raft
+//! snapshot is kept durably (a checkpoint with its raft log id and membership). The paper
+//! backend implements them (`moodb_backends::paper::raft_log`); the server's `replication` module adapts them to
 //! openraft. They live here because the server may depend on the core only (ARCHITECTURE.md).
 
 use crate::error::StorageError;
@@ -69,6 +70,29 @@ pub trait RaftLog: Send {
 
     /// Replaces the saved vote, durably.
     fn save_vote(&mut self, vote: &[u8]) -> Result<(), StorageError>;
+
+    /// Where this log's snapshots are kept (the same directory), usable without the log.
+    fn snapshot_files(&self) -> Box<dyn SnapshotFiles>;
+}
+
+/// A raft snapshot as stored: the last log id it includes, the replication layer's meta
+/// (membership, snapshot id; opaque here) and the checkpoint bytes ([`SnapshotCodec`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRaftSnapshot {
+    pub last: Option<RaftLogId>,
+    pub meta: Vec<u8>,
+    pub checkpoint: Vec<u8>,
+}
+
+/// Durable raft snapshots: the newest one saved is current, older ones are removed.
+pub trait SnapshotFiles: Send + Sync + std::fmt::Debug {
+    /// Writes `snapshot` durably (temporary file, fsync, rename, directory fsync), then removes
+    /// the older ones. A power cut leaves the previous snapshot or this one current.
+    fn save(&self, snapshot: &StoredRaftSnapshot) -> Result<(), StorageError>;
+
+    /// The newest snapshot saved, its raft header checked (the checkpoint's own checksums are
+    /// checked when it is decoded).
+    fn newest(&self) -> Result<Option<StoredRaftSnapshot>, StorageError>;
 }
 
 /// The format a raft snapshot is written in: the backend's checkpoint format, whose LSN is the

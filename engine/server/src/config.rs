@@ -32,7 +32,9 @@
 //!     maxmemory_compact_below: 33, // percent: a value segment less live than this is compacted
 //!     cluster: None,             // or Some((node_id: 1, raft_addr: "127.0.0.1:7101",
 //!                                //   peers: {1: ("127.0.0.1:7101", "127.0.0.1:6380"), ...},
-//!                                //   secret: "a long shared secret"))
+//!                                //   secret: "a long shared secret",
+//!                                //   snapshot_logs: 50000, snapshot_keep_logs: 1000,
+//!                                //   segment_bytes: 67108864, join: false))
 //! )
 //! ```
 //!
@@ -130,6 +132,17 @@ pub struct ClusterConfig {
     /// (`raft_addr`, its entry in `peers`): behind a proxy or a NAT. Empty: `raft_addr`. A
     /// loopback address here is also the source of this node's outgoing peer connections.
     pub raft_listen_addr: String,
+    /// A raft snapshot (a checkpoint file) is built once this many entries were applied since
+    /// the last one; the raft log before it is then purged.
+    pub snapshot_logs: u64,
+    /// Entries kept in the raft log below the last snapshot (a follower slightly behind
+    /// catches up from the log rather than from a snapshot).
+    pub snapshot_keep_logs: u64,
+    /// A raft log segment is closed, and can be purged, once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// This node joins a running cluster (`moodb cluster add-node` adds it): it never forms
+    /// a cluster of its own and waits to be added.
+    pub join: bool,
 }
 
 impl Default for ClusterConfig {
@@ -144,6 +157,10 @@ impl Default for ClusterConfig {
             election_timeout_max_ms: 800,
             sentinel_master_name: "mymaster".into(),
             raft_listen_addr: String::new(),
+            snapshot_logs: 50_000,
+            snapshot_keep_logs: 1_000,
+            segment_bytes: 64 << 20,
+            join: false,
         }
     }
 }
@@ -322,6 +339,12 @@ impl Config {
         }
         if c.election_timeout_max_ms <= c.election_timeout_min_ms {
             return bad("election_timeout_max_ms must be above election_timeout_min_ms".into());
+        }
+        if c.snapshot_logs == 0 {
+            return bad("snapshot_logs must be at least 1".into());
+        }
+        if c.segment_bytes < 4096 {
+            return bad("segment_bytes must be at least 4096".into());
         }
         Ok(())
     }

@@ -11,6 +11,8 @@ mod clients_redis;
 mod cluster;
 mod cluster_faults;
 mod cluster_sentinel;
+mod cluster_membership;
+mod cluster_snapshot;
 mod command_table_redis;
 mod commands_redis;
 mod databases;

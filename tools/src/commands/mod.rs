@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod cli;
+mod cluster;
 mod delete;
 mod get;
 mod segment;
@@ -48,6 +49,8 @@ enum Commands {
     Snapshot(snapshot::SnapshotArgs),
     /// Reads value segments (`segment inspect`).
     Segment(segment::SegmentArgs),
+    /// Administers a cluster (`cluster status`, `add-node`, `remove-node`).
+    Cluster(cluster::ClusterArgs),
     /// Runs `moodb-<name>` from PATH with the remaining arguments.
     #[command(external_subcommand)]
     External(Vec<OsString>),
@@ -61,6 +64,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
         Commands::Set(args) => set::run(args),
         Commands::Update(args) => update::run(args),
         Commands::Delete(args) => delete::run(args),
+        Commands::Cluster(args) => cluster::run(args),
         Commands::Cli(args) => cli::run(args),
         Commands::Bench(args) => bench::run(args),
         Commands::Wal(args) => wal::run(args),

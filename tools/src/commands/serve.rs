@@ -97,6 +97,20 @@ pub struct Args {
     /// in the configuration file, which other users cannot see).
     #[arg(long, value_name = "SECRET")]
     cluster_secret: Option<String>,
+    /// Cluster mode: build a raft snapshot (a checkpoint) every N applied entries and purge
+    /// the raft log before it [default: 50000].
+    #[arg(long, value_name = "N")]
+    snapshot_logs: Option<u64>,
+    /// Cluster mode: raft log entries kept below the last snapshot [default: 1000].
+    #[arg(long, value_name = "N")]
+    snapshot_keep_logs: Option<u64>,
+    /// Cluster mode: close a raft log segment after this many bytes [default: 64 MiB].
+    #[arg(long, value_name = "BYTES")]
+    raft_segment_bytes: Option<u64>,
+    /// Cluster mode: join a running cluster (never form one); `moodb cluster add-node` on
+    /// any member adds this node.
+    #[arg(long)]
+    join: bool,
 }
 
 /// `--peers`: `ID=RAFT_ADDR[/CLIENT_ADDR]`, comma-separated.
@@ -175,7 +189,8 @@ impl Args {
         let cluster_flags = self.node_id.is_some()
             || self.raft_addr.is_some()
             || self.peers.is_some()
-            || self.cluster_secret.is_some();
+            || self.cluster_secret.is_some()
+            || self.join;
         if cluster_flags {
             let mut c = config.cluster.take().unwrap_or_default();
             if let Some(id) = self.node_id {
@@ -195,6 +210,16 @@ impl Args {
             if let Some(secret) = &self.cluster_secret {
                 c.secret = secret.clone();
             }
+            if let Some(n) = self.snapshot_logs {
+                c.snapshot_logs = n;
+            }
+            if let Some(n) = self.snapshot_keep_logs {
+                c.snapshot_keep_logs = n;
+            }
+            if let Some(n) = self.raft_segment_bytes {
+                c.segment_bytes = n;
+            }
+            c.join |= self.join;
             if let Some(me) = c.peers.get_mut(&c.node_id) {
                 if me.1.is_empty() {
                     me.1 = config.addr.clone();
@@ -261,7 +286,11 @@ fn run_cluster(
             config.data_dir.display()
         )
     })?;
-    let log = PaperRaftLog::open(Box::new(StdFs), &config.data_dir)?;
+    let segment_bytes = config.cluster.as_ref().map_or(
+        moodb_backends::paper::raft_log::DEFAULT_SEGMENT_BYTES,
+        |c| c.segment_bytes,
+    );
+    let log = PaperRaftLog::open_with(Box::new(StdFs), &config.data_dir, segment_bytes)?;
     let recovery = log.recovery().clone();
     eprintln!("moodb: cluster: raft log recovered: {recovery:?}");
     let (sync, dir) = (config.sync, config.data_dir.clone());

@@ -1,6 +1,8 @@
 //! `moodb snapshot inspect`: prints a checkpoint's header, whether every checksum and count
 //! holds, key and value size statistics, and optionally its keys; at damage, where it is and
-//! what is wrong. Parsing is `moodb_backends::paper::checkpoint`'s.
+//! what is wrong. Parsing is `moodb_backends::paper::checkpoint`'s. A raft snapshot
+//! (`raftsnap-<index>`, cluster mode) is a raft header before a checkpoint: its last log id,
+//! membership and snapshot id are shown first (`moodb_backends::paper::raft_log`).
 
 use std::error::Error;
 use std::io::Write;
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use moodb_backends::paper::checkpoint::{CheckpointReader, CHECKPOINT_MAGIC};
+use moodb_backends::paper::raft_log::{parse_snapshot_header, SNAPSHOT_MAGIC, SNAPSHOT_PREFIX};
 use moodb_backends::paper::FileKind;
 use moodb_core::Lsn;
 use serde::Serialize;
@@ -34,8 +37,8 @@ enum SnapshotCommand {
 #[derive(Debug, Args)]
 #[command(after_help = inspect::EXIT_CODES_HELP)]
 pub struct InspectArgs {
-    /// A checkpoint (`checkpoint-<lsn>`), or a data directory: then its newest (current)
-    /// checkpoint.
+    /// A checkpoint (`checkpoint-<lsn>`) or a raft snapshot (`raftsnap-<index>`), or a data
+    /// directory: then its newest (current) checkpoint, or in cluster mode its raft snapshot.
     path: PathBuf,
 
     /// Also list every key, in file order, with its value size and expiry.
@@ -58,6 +61,9 @@ struct Report {
     /// Set when PATH was a data directory: why this file was chosen.
     chosen_from: Option<String>,
     file_bytes: u64,
+    /// A raft snapshot's raft header (cluster mode).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    raft: Option<RaftView>,
     header: Option<Header>,
     /// `ok` when every checksum and count holds, else `damaged`.
     verdict: &'static str,
@@ -142,6 +148,65 @@ pub(crate) fn check_value_segments(dir: &std::path::Path) -> Vec<SegmentView> {
         .collect()
 }
 
+/// A raft snapshot's header: the last log id it includes and its meta (membership).
+#[derive(Debug, Serialize)]
+struct RaftView {
+    last_term: Option<u64>,
+    last_node: Option<u64>,
+    last_index: Option<u64>,
+    /// The voter sets of the membership (two during a change) and every member's address.
+    voters: serde_json::Value,
+    nodes: serde_json::Value,
+    /// The log id of the membership entry.
+    membership_log_index: Option<u64>,
+    snapshot_id: String,
+    /// Where the checkpoint starts in the file (damage offsets below count from there).
+    checkpoint_offset: u64,
+}
+
+/// The raft header of `bytes`, if it is a raft snapshot, and the checkpoint after it.
+fn split_raft(bytes: &[u8]) -> Result<(Option<RaftView>, &[u8]), Damage> {
+    if !bytes.starts_with(SNAPSHOT_MAGIC) {
+        return Ok((None, bytes));
+    }
+    let (last, meta, at) =
+        parse_snapshot_header(bytes).map_err(|(offset, reason)| Damage { offset, reason })?;
+    let meta: serde_json::Value = serde_json::from_slice(meta).map_err(|e| Damage {
+        offset: 48,
+        reason: format!("the raft meta is not JSON: {e}"),
+    })?;
+    let membership = &meta["last_membership"];
+    Ok((
+        Some(RaftView {
+            last_term: last.map(|l| l.term),
+            last_node: last.map(|l| l.node),
+            last_index: last.map(|l| l.index),
+            voters: membership["membership"]["configs"].clone(),
+            nodes: membership["membership"]["nodes"].clone(),
+            membership_log_index: membership["log_id"]["index"].as_u64(),
+            snapshot_id: meta["snapshot_id"].as_str().unwrap_or_default().to_string(),
+            checkpoint_offset: at as u64,
+        }),
+        &bytes[at..],
+    ))
+}
+
+/// The newest raft snapshot in `dir`, if any.
+fn newest_raft_snapshot(dir: &std::path::Path) -> Option<(usize, PathBuf)> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.strip_prefix(SNAPSHOT_PREFIX)
+                .is_some_and(|d| d.len() == 20 && d.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    names.sort();
+    let n = names.len();
+    names.pop().map(|newest| (n, dir.join(newest)))
+}
+
 #[derive(Debug, Serialize)]
 struct Header {
     format_version: u32,
@@ -192,6 +257,16 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
     let (path, chosen_from) = if args.path.is_dir() {
         let files = inspect::list_dir(&args.path)?;
         let n = files.checkpoints.len();
+        if n == 0 {
+            if let Some((n, newest)) = newest_raft_snapshot(&args.path) {
+                let why = format!(
+                    "the newest of {} in {}",
+                    plural(n as u64, "raft snapshot", "raft snapshots"),
+                    args.path.display()
+                );
+                return inspect_file(args, newest, Some(why));
+            }
+        }
         let Some((_, newest)) = files.checkpoints.into_iter().last() else {
             return Err(InspectError::NothingInDir {
                 what: "checkpoint",
@@ -209,12 +284,27 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
     } else {
         (args.path.clone(), None)
     };
-    let bytes = inspect::read_file(&path)?;
-    inspect::check_magic("checkpoint", &path, &bytes, CHECKPOINT_MAGIC)?;
+    inspect_file(args, path, chosen_from)
+}
+
+fn inspect_file(
+    args: InspectArgs,
+    path: PathBuf,
+    chosen_from: Option<String>,
+) -> Result<ExitCode, Box<dyn Error>> {
+    let file_bytes = inspect::read_file(&path)?;
+    let (raft, bytes, raft_damage) = match split_raft(&file_bytes) {
+        Ok((raft, bytes)) => (raft, bytes, None),
+        Err(d) => (None, &file_bytes[..0], Some(d)),
+    };
+    if raft_damage.is_none() {
+        inspect::check_magic("checkpoint", &path, bytes, CHECKPOINT_MAGIC)?;
+    }
     let mut report = Report {
         file: path.display().to_string(),
         chosen_from,
-        file_bytes: bytes.len() as u64,
+        file_bytes: file_bytes.len() as u64,
+        raft,
         header: None,
         verdict: "damaged",
         damage: None,
@@ -232,7 +322,8 @@ fn inspect_checkpoint(args: InspectArgs) -> Result<ExitCode, Box<dyn Error>> {
             Vec::new()
         },
     };
-    match CheckpointReader::new(&bytes) {
+    match CheckpointReader::new(bytes) {
+        _ if raft_damage.is_some() => report.damage = raft_damage,
         Err(e) => {
             report.damage = Some(Damage {
                 offset: e.offset,
@@ -283,7 +374,17 @@ fn read_entries(
             offset: 16,
             reason: format!("header says lsn {} but the file name says {named}", h.lsn),
         }),
-        (_, Ok(_)) => None,
+        (_, Ok(_)) => match &report.raft {
+            Some(r) if r.last_index.unwrap_or(0) != h.lsn => Some(Damage {
+                offset: 16,
+                reason: format!(
+                    "the checkpoint says lsn {} but the raft header says index {}",
+                    h.lsn,
+                    r.last_index.unwrap_or(0)
+                ),
+            }),
+            _ => None,
+        },
     };
     if report.damage.is_none() {
         report.verdict = "ok";
@@ -367,6 +468,29 @@ fn render(report: &Report, out: &mut dyn Write) -> Result<(), InspectError> {
     match &report.chosen_from {
         Some(why) => writeln!(out, ", {why}")?,
         None => writeln!(out)?,
+    }
+    if let Some(r) = &report.raft {
+        match (r.last_term, r.last_node, r.last_index) {
+            (Some(t), Some(n), Some(i)) => writeln!(
+                out,
+                "  raft last log   index {i}, term {t}, leader node {n}"
+            )?,
+            _ => writeln!(out, "  raft last log   none")?,
+        }
+        writeln!(
+            out,
+            "  raft membership voters {} (entry {}), nodes {}",
+            r.voters,
+            r.membership_log_index
+                .map_or("none".to_string(), |i| i.to_string()),
+            r.nodes
+        )?;
+        writeln!(out, "  raft snapshot   id {}", r.snapshot_id)?;
+        writeln!(
+            out,
+            "  checkpoint      at offset {} of the file:",
+            r.checkpoint_offset
+        )?;
     }
     if let Some(h) = &report.header {
         writeln!(out, "  format version  {}", h.format_version)?;

@@ -453,3 +453,58 @@ fn wal_dump_and_snapshot_inspect_show_the_database() {
     assert!(out.contains("db5             1 key (1 expiring)"), "{out}");
     assert!(out.contains("  db5  \"bb\\n\""), "{out}");
 }
+
+/// A raft snapshot (`raftsnap-<index>`) as a cluster node writes it: the raft header with its
+/// last log id and openraft's meta (membership), then a checkpoint of [`entries`].
+fn write_raft_snapshot(dir: &Path, index: u64) -> PathBuf {
+    use moodb_backends::paper::raft_log::{PaperRaftLog, PaperSnapshotFiles};
+    use moodb_core::replicated::{RaftLog, RaftLogId, StoredRaftSnapshot};
+    let entries = entries();
+    let checkpoint = encode_checkpoint(
+        index,
+        1_700_000_000_123,
+        entries.len() as u64,
+        entries.iter().map(|(k, v)| (0, k, v)),
+    )
+    .unwrap();
+    let meta = format!(
+        r#"{{"last_log_id":{{"leader_id":{{"term":3,"node_id":2}},"index":{index}}},"last_membership":{{"log_id":{{"leader_id":{{"term":1,"node_id":1}},"index":0}},"membership":{{"configs":[[1,2,3]],"nodes":{{"1":{{"addr":"127.0.0.1:7101"}},"2":{{"addr":"127.0.0.1:7102"}},"3":{{"addr":"127.0.0.1:7103|127.0.0.1:6383"}}}}}}}},"snapshot_id":"3-2-{index}-1"}}"#
+    );
+    let log = PaperRaftLog::open(Box::new(StdFs), dir).unwrap();
+    log.snapshot_files()
+        .save(&StoredRaftSnapshot {
+            last: Some(RaftLogId {
+                term: 3,
+                node: 2,
+                index,
+            }),
+            meta: meta.into_bytes(),
+            checkpoint,
+        })
+        .unwrap();
+    let names = PaperSnapshotFiles::names(&StdFs, dir).unwrap();
+    dir.join(&names.last().unwrap().1)
+}
+
+#[test]
+fn snapshot_inspect_of_a_raft_snapshot_shows_its_log_id_and_membership() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_raft_snapshot(dir.path(), 42);
+    insta::assert_snapshot!(run_on(&["snapshot", "inspect"], &path, 0));
+    // A cluster node's data directory: its raft snapshot.
+    let text = run_on(&["snapshot", "inspect"], dir.path(), 0);
+    assert!(text.contains("the newest of 1 raft snapshot"), "{text}");
+    let json = run_on(&["snapshot", "inspect", "--json"], &path, 0);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["raft"]["last_index"], 42);
+    assert_eq!(v["raft"]["last_term"], 3);
+    assert_eq!(v["raft"]["voters"], serde_json::json!([[1, 2, 3]]));
+    assert_eq!(v["header"]["lsn"], 42);
+    // The raft header's checksum covers the meta.
+    modify(&path, |bytes| bytes[60] ^= 0x01);
+    let damaged = run_on(&["snapshot", "inspect"], &path, 2);
+    assert!(
+        damaged.contains("raft header checksum mismatch"),
+        "{damaged}"
+    );
+}

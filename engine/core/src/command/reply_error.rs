@@ -213,6 +213,17 @@ pub enum ReplyError {
     /// reply back); a write in it may or may not have been applied.
     #[error("TRYAGAIN lost the connection to the leader at {addr} ({cause}); a write in this request may or may not have been applied: read it back before retrying")]
     LeaderUnreachable { addr: String, cause: String },
+    /// Redis Cluster's `CLUSTER`: MooDB is no Redis Cluster (its own cluster mode answers
+    /// `RAFT`); the reply of a redis-server without `cluster-enabled`.
+    #[error("ERR This instance has cluster support disabled")]
+    ClusterDisabled,
+    /// `RAFT` (MooDB's cluster administration) on a single node, or pipelined with other
+    /// commands (a node in cluster mode answers it only when it comes alone).
+    #[error("ERR RAFT is answered only by a node in cluster mode (moodb serve --peers ...), sent on its own (not pipelined with other commands)")]
+    RaftUnavailable,
+    /// `RAFT ADD-NODE` / `REMOVE-NODE` that openraft refused or that failed midway.
+    #[error("ERR RAFT {sub} failed: {cause}")]
+    RaftFailed { sub: &'static str, cause: String },
     /// The checkpoint a SAVE waited for failed; the log and the previous checkpoint remain.
     #[error("ERR checkpoint failed: {cause}")]
     CheckpointFailed { cause: String },

@@ -434,6 +434,110 @@ pub fn parse_time(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame
     Ok(Command::Server(ServerCommand::Time))
 }
 
+/// `RAFT STATUS | ADD-NODE id raft-addr client-addr | REMOVE-NODE id`: checked here; the
+/// store owner of a node in cluster mode answers it (`actors/store_owner/cluster.rs`)
+/// before it reaches the store, so what reaches the store is a single node's (or a
+/// pipelined) RAFT, answered with an error.
+pub fn parse_raft(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let sub = String::from_utf8_lossy(&rest[0]).into_owned();
+    let want = match sub.to_ascii_lowercase().as_str() {
+        "help" => {
+            let lines = [
+                "RAFT <subcommand> [<arg> ...]. Subcommands are:",
+                "STATUS",
+                "    Leader, term, commit index, and each node's last log index and lag.",
+                "ADD-NODE <id> <raft-addr> <client-addr>",
+                "    Add a node started with --join: a learner until caught up, then a voter.",
+                "REMOVE-NODE <id>",
+                "    Remove a node from the membership.",
+            ];
+            return Ok(Command::Server(ServerCommand::Reply(Frame::Array(
+                lines.iter().map(|l| Frame::Simple((*l).into())).collect(),
+            ))));
+        }
+        "status" => 1,
+        "add-node" => 4,
+        "remove-node" => 2,
+        _ => {
+            return Err(ReplyError::UnknownSubcommand {
+                command: "RAFT",
+                sub,
+            }
+            .into())
+        }
+    };
+    if rest.len() != want {
+        return Err(ReplyError::SubcommandArity {
+            command: "RAFT",
+            sub,
+        }
+        .into());
+    }
+    Ok(Command::Server(ServerCommand::Reply(
+        ReplyError::RaftUnavailable.into(),
+    )))
+}
+
+/// Redis 7.0's CLUSTER subcommands: each is answered as a redis-server without
+/// `cluster-enabled` answers it (MooDB is no Redis Cluster; its own is `RAFT`).
+const REDIS_CLUSTER_SUBS: &[&str] = &[
+    "addslots",
+    "addslotsrange",
+    "bumpepoch",
+    "count-failure-reports",
+    "countkeysinslot",
+    "delslots",
+    "delslotsrange",
+    "failover",
+    "flushslots",
+    "forget",
+    "getkeysinslot",
+    "help",
+    "info",
+    "keyslot",
+    "links",
+    "meet",
+    "myid",
+    "nodes",
+    "replicas",
+    "replicate",
+    "reset",
+    "saveconfig",
+    "set-config-epoch",
+    "setslot",
+    "shards",
+    "slaves",
+    "slots",
+];
+
+/// `CLUSTER sub ...`: `-ERR This instance has cluster support disabled`, as Redis without
+/// cluster support; the subcommands clients probe (INFO, MYID, NODES, SHARDS, SLOTS) have
+/// their arity checked first, an unknown one is Redis's unknown-subcommand error.
+pub fn parse_cluster(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command, Frame> {
+    let sub = rest[0].to_ascii_lowercase();
+    let probed: Option<&'static str> = match sub.as_slice() {
+        b"info" => Some("cluster|info"),
+        b"myid" => Some("cluster|myid"),
+        b"nodes" => Some("cluster|nodes"),
+        b"shards" => Some("cluster|shards"),
+        b"slots" => Some("cluster|slots"),
+        _ => None,
+    };
+    if let Some(name) = probed {
+        if rest.len() != 1 {
+            return Err(wrong_arity(name));
+        }
+    } else if !REDIS_CLUSTER_SUBS
+        .iter()
+        .any(|s| s.as_bytes() == sub.as_slice())
+    {
+        return Err(ReplyError::unknown_subcommand("CLUSTER", &rest[0]).into());
+    }
+    Ok(Command::Server(ServerCommand::Reply(
+        ReplyError::ClusterDisabled.into(),
+    )))
+}
+
 /// `ROLE`.
 pub fn parse_role(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
     Ok(Command::Server(ServerCommand::Role))

@@ -386,6 +386,25 @@ const fn latency_sub(name: &'static str, arity: i64) -> CommandSpec {
         ])
 }
 
+/// A CLUSTER subcommand clients probe, as Redis 7.0 describes it.
+const fn cluster_sub(name: &'static str, tips: &'static [&'static str]) -> CommandSpec {
+    sub(name, 2, &[F::STALE], server::parse_cluster)
+        .acl(&["@slow"])
+        .tips(tips)
+}
+
+const NONDETERMINISTIC: &[&str] = &["nondeterministic_output"];
+
+/// CLUSTER's subcommands MooDB lists (those clients probe); every one answers that cluster
+/// support is disabled.
+const CLUSTER_SUBS: &[CommandSpec] = &[
+    cluster_sub("cluster|info", NONDETERMINISTIC),
+    cluster_sub("cluster|myid", &[]),
+    cluster_sub("cluster|nodes", NONDETERMINISTIC),
+    cluster_sub("cluster|shards", NONDETERMINISTIC),
+    cluster_sub("cluster|slots", NONDETERMINISTIC),
+];
+
 /// Flags of an administrative subcommand that scripts may run.
 const ADMIN_FLAGS: &[Flags] = &[F::ADMIN, F::LOADING, F::STALE];
 
@@ -1076,6 +1095,28 @@ const ROWS: &[CommandSpec] = &[
             "O(1)",
             "Return the role of the instance in the context of replication",
         ),
+    CommandSpec::new("cluster", -2, &[], server::parse_cluster)
+        .acl(&["@slow"])
+        .subs(CLUSTER_SUBS)
+        .doc(
+            "cluster",
+            "3.0.0",
+            "Depends on subcommand.",
+            "A container for cluster commands",
+        ),
+    CommandSpec::new(
+        "raft",
+        -2,
+        &[F::ADMIN, F::NOSCRIPT, F::LOADING, F::STALE, F::NO_MULTI],
+        server::parse_raft,
+    )
+    .acl(&["@admin", "@slow", "@dangerous"])
+    .doc(
+        "server",
+        "0.1.0",
+        "O(N) where N is the number of nodes",
+        "MooDB cluster mode: STATUS (leader, term, commit index, each node's log and lag), ADD-NODE id raft-addr client-addr, REMOVE-NODE id",
+    ),
     CommandSpec::new(
         "monitor",
         1,

@@ -2,7 +2,14 @@
 //! node over the log store and the state machine over the store owner, the peer listener
 //! ([`serve_peers`]) and the dialing side ([`PeerNetwork`]), and forming: on the first start
 //! (an empty raft log everywhere) the member with the lowest id initializes the cluster with
-//! every member as a voter; the others wait for it, and a restart rejoins from its log.
+//! every member as a voter; the others wait for it, and a restart rejoins from its log. A
+//! node started with `join` never forms: it waits for a member to add it.
+//!
+//! Snapshots: openraft builds one every `snapshot_logs` applied entries
+//! (`SnapshotPolicy::LogsSinceLast`), the state machine writes it as a `raftsnap-<index>`
+//! file, and openraft then purges the raft log up to `snapshot_keep_logs` entries below it.
+//! A restart loads the newest snapshot file into the store before raft starts, so openraft
+//! re-applies only the log after it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -104,9 +111,11 @@ pub async fn start(
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_timeout_min_ms,
         election_timeout_max: config.election_timeout_max_ms,
-        // The raft log is kept whole (no snapshot, no purge): a restarted node rebuilds its
-        // store from it, and a lagging follower catches up from it.
-        snapshot_policy: SnapshotPolicy::Never,
+        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        max_in_snapshot_log_to_keep: config.snapshot_keep_logs,
+        purge_batch_size: 1,
+        // Installing a snapshot decodes it and writes its file with an fsync.
+        install_snapshot_timeout: 5_000,
         ..Config::default()
     }
     .validate()
@@ -118,7 +127,16 @@ pub async fn start(
         ..PeerOptions::default()
     };
     let network = PeerNetwork::with_options(config.node_id, secret.clone(), options);
-    let machine = StoreMachine::new(owner.clone(), meta, codec);
+    let machine = StoreMachine::new(owner.clone(), meta, codec, log.snapshot_files());
+    match machine.load_newest().await {
+        Ok(Some(id)) => eprintln!("moodb: cluster: loaded the raft snapshot as of {id}"),
+        Ok(None) => {}
+        Err(e) => {
+            return Err(ClusterError::Raft(format!(
+                "cannot load the raft snapshot: {e}"
+            )))
+        }
+    }
     let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, machine)
         .await
         .map_err(|e| ClusterError::Raft(e.to_string()))?;
@@ -131,7 +149,12 @@ pub async fn start(
     owner.do_send(AttachRaft(raft.clone()));
     let lowest = config.peers.keys().next().copied();
     let initialized = raft.is_initialized().await.unwrap_or(true);
-    if lowest == Some(config.node_id) && !initialized {
+    if config.join && !initialized {
+        eprintln!(
+            "moodb: cluster: joining: waiting to be added (moodb cluster add-node {} {} CLIENT_ADDR)",
+            config.node_id, config.raft_addr
+        );
+    } else if lowest == Some(config.node_id) && !initialized {
         let members: BTreeMap<NodeId, BasicNode> = config
             .peers
             .iter()

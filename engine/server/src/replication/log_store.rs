@@ -6,7 +6,7 @@ use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use moodb_core::replicated::RaftLog;
+use moodb_core::replicated::{RaftLog, SnapshotFiles};
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
 use openraft::{
     AnyError, Entry, ErrorSubject, ErrorVerb, LogId, RaftLogReader, StorageError, StorageIOError,
@@ -21,6 +21,7 @@ use super::types::{
 #[derive(Clone)]
 pub struct LogStore {
     log: Arc<Mutex<Box<dyn RaftLog>>>,
+    files: Arc<dyn SnapshotFiles>,
 }
 
 impl Debug for LogStore {
@@ -40,9 +41,16 @@ fn io_error(
 
 impl LogStore {
     pub fn new(log: Box<dyn RaftLog>) -> Self {
+        let files = Arc::from(log.snapshot_files());
         LogStore {
             log: Arc::new(Mutex::new(log)),
+            files,
         }
+    }
+
+    /// Where the snapshots of this log are kept (no lock on the log needed).
+    pub fn snapshot_files(&self) -> Arc<dyn SnapshotFiles> {
+        self.files.clone()
     }
 
     /// The stored records of indexes `from..until` (held in memory: no disk read), for

@@ -98,7 +98,8 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerClient {
             shared: self.shared.clone(),
             target,
-            addr: node.addr.clone(),
+            // `raft|client` for a node added by RAFT ADD-NODE: the raft part is dialed.
+            addr: node.addr.split('|').next().unwrap_or_default().to_string(),
             conn: None,
         }
     }

@@ -1,9 +1,30 @@
 //! [`StoreMachine`]: openraft's `RaftStateMachine` over the server's own [`Store`] (cluster
 //! mode), so the data is held once. Committed entries go to the store owner
 //! ([`ApplyCommitted`]), which skips the ones its store already applied as leader and applies
-//! the others ([`Store::apply_committed`]). A snapshot is the O(1) clone of the store's key
-//! space when every write it applied is committed, in the checkpoint format
-//! ([`SnapshotCodec`]); installing one replaces the store's key space.
+//! the others ([`Store::apply_committed`]). Installing a snapshot replaces the store's key
+//! space. Every snapshot built or installed is written durably as a `raftsnap-<index>` file
+//! (a checkpoint with its raft log id and membership, [`SnapshotFiles`]) before openraft is
+//! told of it, so the log prefix openraft then purges is always covered by a file; the
+//! current snapshot and a restart read it back from disk.
+//!
+//! **Decision — a snapshot of a store that holds uncommitted writes.** Waiting for a moment
+//! with no uncommitted write may never come under constant load. So the builder takes the
+//! O(1) clone of the key space as it is ([`SnapshotClone`]), which on the leader may include
+//! the ticks it proposed and raft has not committed yet, and waits (bounded by
+//! [`SNAPSHOT_COMMIT_WAIT`]) until they are. The store's LSNs are local, not raft indexes
+//! (one tick = one raft entry, proposed asynchronously), so the raft index L of the clone is
+//! not known when it is taken: it is the index of the entry that holds the clone's last
+//! proposed tick, learnt when that entry is applied (the store owner resolves the wait
+//! then, with the membership as of that entry). Everything the clone holds is then
+//! committed, and nothing committed through L is missing from it: within the leader's term
+//! only its own ticks carry data, and entries before them were applied before the clone.
+//! Leadership lost (or a snapshot installed, or no commit within the wait) first: the wait
+//! fails, this clone is given up and a new one taken (the store has been rebuilt to the
+//! committed state by then). **Not** an error returned to openraft, as first planned:
+//! openraft 0.9's core treats a failed `build_snapshot` as a fatal storage error
+//! (`raft_core.rs`, `command_result.result?`) and stops the node; only after 60 s of
+//! failed clones does the build fail. On a follower (or a leader with nothing outstanding)
+//! the clone is the state as of the last applied entry.
 //!
 //! [`Store`]: moodb_core::store::Store
 //! [`Store::apply_committed`]: moodb_core::store::Store::apply_committed
@@ -14,7 +35,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::Addr;
-use moodb_core::replicated::SnapshotCodec;
+use moodb_core::replicated::{SnapshotCodec, SnapshotFiles, StoredRaftSnapshot};
 use moodb_core::Record;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -22,24 +43,21 @@ use openraft::{
     SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 
-use super::types::{Applied, NodeId, TypeConfig};
-use crate::actors::store_owner::cluster::{ApplyCommitted, CommittedState, InstallState};
+use super::types::{to_core_id, Applied, NodeId, TypeConfig};
+use crate::actors::store_owner::cluster::{
+    ApplyCommitted, ClonedAt, CommittedSnapshot, InstallState, SnapshotClone,
+};
 use crate::actors::StoreOwner;
 
-/// The snapshot last built or installed: its meta and its checkpoint bytes.
-#[derive(Debug, Clone)]
-pub struct StoredSnapshot {
-    pub meta: SnapshotMeta<NodeId, BasicNode>,
-    pub data: Arc<Vec<u8>>,
-}
-
 /// What the state machine reports to openraft and keeps between calls (the data itself is in
-/// the store). Shared with the store owner, which rebuilds from `snapshot`.
+/// the store, the snapshot's bytes in its file). Shared with the store owner, which rebuilds
+/// from the snapshot file.
 #[derive(Debug, Default)]
 pub struct MachineMeta {
     pub last_applied: Option<LogId<NodeId>>,
     pub membership: StoredMembership<NodeId, BasicNode>,
-    pub snapshot: Option<StoredSnapshot>,
+    /// The meta of the snapshot last built or installed (its file is the newest).
+    pub snapshot: Option<SnapshotMeta<NodeId, BasicNode>>,
 }
 
 /// Shared [`MachineMeta`].
@@ -56,6 +74,7 @@ pub struct StoreMachine {
     owner: Addr<StoreOwner>,
     meta: SharedMeta,
     codec: Arc<dyn SnapshotCodec>,
+    files: Arc<dyn SnapshotFiles>,
     built: Arc<AtomicU64>,
 }
 
@@ -68,17 +87,111 @@ fn sm_error(verb: ErrorVerb, e: &dyn std::fmt::Display) -> StorageError<NodeId> 
     .into()
 }
 
-/// How long a snapshot waits for a moment when every write the store applied is committed.
-const SNAPSHOT_QUIET_WAIT: Duration = Duration::from_secs(5);
+/// How long a snapshot taken with uncommitted writes in it waits for their commit.
+pub const SNAPSHOT_COMMIT_WAIT: Duration = Duration::from_secs(10);
+
+/// How long a snapshot build may go on cloning again before it fails (fatal for openraft).
+pub const SNAPSHOT_BUILD_WAIT: Duration = Duration::from_secs(60);
+
+/// The meta of a snapshot file, as the replication layer writes it.
+fn encode_meta(meta: &SnapshotMeta<NodeId, BasicNode>) -> Result<Vec<u8>, StorageError<NodeId>> {
+    serde_json::to_vec(meta).map_err(|e| sm_error(ErrorVerb::Write, &e))
+}
+
+/// The snapshot of a file: its meta, checked against the file's raft header.
+pub fn decode_meta(
+    file: &StoredRaftSnapshot,
+) -> Result<SnapshotMeta<NodeId, BasicNode>, StorageError<NodeId>> {
+    let meta: SnapshotMeta<NodeId, BasicNode> =
+        serde_json::from_slice(&file.meta).map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+    if meta.last_log_id.map(|l| to_core_id(&l)) != file.last {
+        return Err(sm_error(
+            ErrorVerb::Read,
+            &"a raft snapshot file whose header and meta name different log ids",
+        ));
+    }
+    Ok(meta)
+}
 
 impl StoreMachine {
-    pub fn new(owner: Addr<StoreOwner>, meta: SharedMeta, codec: Arc<dyn SnapshotCodec>) -> Self {
+    pub fn new(
+        owner: Addr<StoreOwner>,
+        meta: SharedMeta,
+        codec: Arc<dyn SnapshotCodec>,
+        files: Arc<dyn SnapshotFiles>,
+    ) -> Self {
         StoreMachine {
             owner,
             meta,
             codec,
+            files,
             built: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Writes `meta` and `checkpoint` as the current snapshot file, on the blocking pool.
+    async fn save(
+        &self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        checkpoint: Vec<u8>,
+    ) -> Result<Vec<u8>, StorageError<NodeId>> {
+        let file = StoredRaftSnapshot {
+            last: meta.last_log_id.map(|l| to_core_id(&l)),
+            meta: encode_meta(meta)?,
+            checkpoint,
+        };
+        let files = self.files.clone();
+        tokio::task::spawn_blocking(move || files.save(&file).map(|()| file.checkpoint))
+            .await
+            .map_err(|e| sm_error(ErrorVerb::Write, &e))?
+            .map_err(|e| {
+                StorageIOError::new(
+                    ErrorSubject::Snapshot(Some(meta.signature())),
+                    ErrorVerb::Write,
+                    AnyError::new(&e),
+                )
+                .into()
+            })
+    }
+
+    /// Restart: the newest snapshot file fills the store and says what is applied (openraft
+    /// then re-applies the raft log after it). Returns its last log id.
+    pub async fn load_newest(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+        let files = self.files.clone();
+        let codec = self.codec.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let Some(file) = files.newest().map_err(|e| e.to_string())? else {
+                return Ok(None);
+            };
+            let (dbs, index) = codec.decode(&file.checkpoint).map_err(|e| e.to_string())?;
+            Ok::<_, String>(Some((file, dbs, index)))
+        })
+        .await
+        .map_err(|e| sm_error(ErrorVerb::Read, &e))?
+        .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+        let Some((file, dbs, index)) = loaded else {
+            return Ok(None);
+        };
+        let meta = decode_meta(&file)?;
+        if file.last.map_or(0, |l| l.index) != index {
+            return Err(sm_error(
+                ErrorVerb::Read,
+                &format!("the raft snapshot's checkpoint is as of index {index}, its header says otherwise"),
+            ));
+        }
+        self.owner
+            .send(InstallState {
+                dbs,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            })
+            .await
+            .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+        let mut m = lock_meta(&self.meta);
+        m.last_applied = meta.last_log_id;
+        m.membership = meta.last_membership.clone();
+        m.snapshot = Some(meta.clone());
+        Ok(meta.last_log_id)
     }
 }
 
@@ -90,25 +203,51 @@ fn now_unix_ms() -> u64 {
 
 impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        // The store's key space holds writes not yet committed while it leads: wait (bounded)
-        // for a moment when it holds none.
-        let deadline = tokio::time::Instant::now() + SNAPSHOT_QUIET_WAIT;
+        // A clone whose writes were given up (leadership lost, a snapshot installed, no commit
+        // within the wait) is dropped and the clone taken again: by then the store has been
+        // rebuilt to the committed state. Not an error: openraft 0.9 treats a failed
+        // build_snapshot as a fatal storage error and stops the node.
+        let deadline = tokio::time::Instant::now() + SNAPSHOT_BUILD_WAIT;
+        let mut waited = false;
         let state = loop {
-            let answer = self
+            let cloned = self
                 .owner
-                .send(CommittedState)
+                .send(SnapshotClone)
                 .await
+                .map_err(|e| sm_error(ErrorVerb::Read, &e))?
                 .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
-            if let Some(state) = answer {
-                break state;
+            let dbs = cloned.dbs;
+            match cloned.at {
+                ClonedAt::Applied {
+                    last_applied,
+                    membership,
+                } => {
+                    break CommittedSnapshot {
+                        dbs,
+                        last_applied,
+                        membership,
+                    }
+                }
+                ClonedAt::Proposed(wait) => {
+                    waited = true;
+                    if let Ok(Ok((id, membership))) =
+                        tokio::time::timeout(SNAPSHOT_COMMIT_WAIT, wait).await
+                    {
+                        break CommittedSnapshot {
+                            dbs,
+                            last_applied: Some(id),
+                            membership,
+                        };
+                    }
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 return Err(sm_error(
                     ErrorVerb::Read,
-                    &"no moment without uncommitted writes to snapshot",
+                    &"no snapshot whose writes were committed within 60 s",
                 ));
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            eprintln!("moodb: cluster: a snapshot's writes were given up; cloning again");
         };
         let codec = self.codec.clone();
         let index = state.last_applied.map_or(0, |l| l.index);
@@ -130,14 +269,21 @@ impl RaftSnapshotBuilder<TypeConfig> for StoreMachine {
             last_membership: state.membership,
             snapshot_id,
         };
-        let data = Arc::new(data);
-        lock_meta(&self.meta).snapshot = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        });
+        let data = self.save(&meta, data).await?;
+        lock_meta(&self.meta).snapshot = Some(meta.clone());
+        eprintln!(
+            "moodb: cluster: raft snapshot {} written ({} bytes{})",
+            meta.snapshot_id,
+            data.len(),
+            if waited {
+                ", cloned with writes in flight, handed out once committed"
+            } else {
+                ""
+            }
+        );
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data.to_vec())),
+            snapshot: Box::new(Cursor::new(data)),
         })
     }
 }
@@ -159,13 +305,13 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
         I::IntoIter: Send,
     {
         let mut batch: Vec<(LogId<NodeId>, Option<Record>)> = Vec::new();
-        let mut membership = None;
+        let mut memberships = Vec::new();
         for entry in entries {
             match entry.payload {
                 EntryPayload::Blank => batch.push((entry.log_id, None)),
                 EntryPayload::Normal(write) => batch.push((entry.log_id, Some(write.0))),
                 EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(entry.log_id), m));
+                    memberships.push(StoredMembership::new(Some(entry.log_id), m));
                     batch.push((entry.log_id, None));
                 }
             }
@@ -180,13 +326,13 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
         self.owner
             .send(ApplyCommitted {
                 entries: batch,
-                membership: membership.clone(),
+                memberships: memberships.clone(),
             })
             .await
             .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
         let mut meta = lock_meta(&self.meta);
         meta.last_applied = Some(last);
-        if let Some(m) = membership {
+        if let Some(m) = memberships.pop() {
             meta.membership = m;
         }
         Ok(out)
@@ -227,6 +373,8 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
             )
             .into());
         }
+        // Durable before the store takes it: openraft purges the log it covers next.
+        self.save(meta, data).await?;
         self.owner
             .send(InstallState {
                 dbs,
@@ -238,20 +386,31 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
         let mut m = lock_meta(&self.meta);
         m.last_applied = meta.last_log_id;
         m.membership = meta.last_membership.clone();
-        m.snapshot = Some(StoredSnapshot {
-            meta: meta.clone(),
-            data: Arc::new(data),
-        });
+        m.snapshot = Some(meta.clone());
+        drop(m);
+        eprintln!(
+            "moodb: cluster: installed the raft snapshot as of {}",
+            meta.last_log_id
+                .map_or("nothing".to_string(), |l| l.to_string())
+        );
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let snapshot = lock_meta(&self.meta).snapshot.clone();
-        Ok(snapshot.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data.to_vec())),
+        let files = self.files.clone();
+        let newest = tokio::task::spawn_blocking(move || files.newest())
+            .await
+            .map_err(|e| sm_error(ErrorVerb::Read, &e))?
+            .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+        let Some(file) = newest else {
+            return Ok(None);
+        };
+        let meta = decode_meta(&file)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(file.checkpoint)),
         }))
     }
 }

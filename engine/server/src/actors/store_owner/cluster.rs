@@ -25,15 +25,15 @@ use moodb_core::command::txn::SessionId;
 use moodb_core::command::ReplyError;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
-use moodb_core::replicated::{RaftPayload, SnapshotCodec};
+use moodb_core::replicated::{RaftPayload, SnapshotCodec, SnapshotFiles};
 use moodb_core::resp::Frame;
 use moodb_core::store::{Release, Replica, Replication};
 use moodb_core::Record;
 use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use super::{now_ms, ReplyTo, StoreOwner};
-use crate::actors::Batch;
+use crate::actors::{Batch, Replies};
 use crate::replication::forward::{Forwarder, Job, LeaderView, ELECTION_WAIT};
 use crate::replication::proposer::Proposer;
 use crate::replication::store_machine::{lock_meta, SharedMeta};
@@ -50,7 +50,10 @@ pub struct NodeAddrs {
 /// The store owner's cluster state.
 pub struct ClusterLink {
     me: NodeId,
+    /// Every member's addresses, from the membership (`refresh_nodes`).
     nodes: BTreeMap<NodeId, NodeAddrs>,
+    /// The members the configuration lists (`--peers`), for the client addresses.
+    configured: BTreeMap<NodeId, NodeAddrs>,
     password: Option<String>,
     raft: Option<Raft<TypeConfig>>,
     log: LogStore,
@@ -91,6 +94,14 @@ pub struct ClusterLink {
 
 /// The most entries `own_entries` keeps: a replica lagging further counts as holding none.
 const OWN_ENTRIES_MAX: usize = 100_000;
+    files: Arc<dyn SnapshotFiles>,
+    /// Snapshots cloned with proposals outstanding: each waits for the entry holding the tick
+    /// that ends at its LSN to be applied (dropped, so failed, when leadership is lost).
+    snapshot_waits: Vec<(Lsn, SnapshotWait)>,
+}
+
+/// Where a snapshot's raft log id (and the membership as of it) is sent once known.
+pub type SnapshotWait = oneshot::Sender<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>;
 
 impl ClusterLink {
     /// The cluster state of node `me` of `nodes`, whose raft log is `log` and whose snapshots
@@ -106,10 +117,10 @@ impl ClusterLink {
     ) -> ClusterLink {
         ClusterLink {
             me,
+            configured: nodes.clone(),
             nodes,
             password,
             raft: None,
-            log,
             meta,
             codec,
             databases,
@@ -129,6 +140,9 @@ impl ClusterLink {
             confirming: None,
             master_name: "mymaster".into(),
             own_entries: VecDeque::new(),
+            files: log.snapshot_files(),
+            snapshot_waits: Vec::new(),
+            log,
         }
     }
 
@@ -255,13 +269,28 @@ impl ClusterLink {
     /// log's entries after it.
     fn committed_state(&self) -> Result<Databases, String> {
         let until = self.last_applied.map_or(0, |l| l.index);
-        let snapshot = lock_meta(&self.meta).snapshot.clone();
-        let (mut dbs, from) = match snapshot {
-            Some(s) if s.meta.last_log_id.map_or(0, |l| l.index) <= until => {
-                let (dbs, index) = self.codec.decode(&s.data).map_err(|e| e.to_string())?;
+        let has_snapshot = lock_meta(&self.meta).snapshot.is_some();
+        let file = if has_snapshot {
+            self.files.newest().map_err(|e| e.to_string())?
+        } else {
+            None
+        };
+        let (mut dbs, from) = match file {
+            Some(f) if f.last.map_or(0, |l| l.index) <= until => {
+                let (dbs, index) = self
+                    .codec
+                    .decode(&f.checkpoint)
+                    .map_err(|e| e.to_string())?;
                 (dbs, index + 1)
             }
-            _ => (Databases::new(self.databases), 0),
+            // The log before it may be purged: the state cannot be rebuilt from the log.
+            Some(f) => {
+                return Err(format!(
+                    "the raft snapshot is as of index {}, after the last applied {until}",
+                    f.last.map_or(0, |l| l.index)
+                ))
+            }
+            None => (Databases::new(self.databases), 0),
         };
         dbs.grow_to(self.databases);
         if until >= from {
@@ -284,12 +313,12 @@ fn split_addr(addr: &str) -> (String, u16) {
 }
 
 /// State machine → store owner: committed entries, in log order (`None`: a blank or
-/// membership entry), and the membership the last membership entry among them sets.
+/// membership entry), and the memberships the membership entries among them set, in order.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct ApplyCommitted {
     pub entries: Vec<(LogId<NodeId>, Option<Record>)>,
-    pub membership: Option<StoredMembership<NodeId, BasicNode>>,
+    pub memberships: Vec<StoredMembership<NodeId, BasicNode>>,
 }
 
 /// The store's key space as of the last applied entry, for a snapshot.
@@ -299,10 +328,26 @@ pub struct CommittedSnapshot {
     pub membership: StoredMembership<NodeId, BasicNode>,
 }
 
-/// State machine → store owner: the committed state now, if the store holds nothing else.
+/// State machine → store owner: the O(1) clone of the key space now, for a snapshot.
 #[derive(Message)]
-#[rtype(result = "Option<CommittedSnapshot>")]
-pub struct CommittedState;
+#[rtype(result = "Result<ClonedState, String>")]
+pub struct SnapshotClone;
+
+/// A clone of the key space and what it holds.
+pub struct ClonedState {
+    pub dbs: Databases,
+    pub at: ClonedAt,
+}
+
+/// What a [`ClonedState`] holds: exactly the applied entries, or also ticks proposed and not
+/// yet committed, whose raft log id the receiver gets when they are.
+pub enum ClonedAt {
+    Applied {
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, BasicNode>,
+    },
+    Proposed(oneshot::Receiver<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>),
+}
 
 /// State machine → store owner: a snapshot from the leader replaces the key space.
 #[derive(Message)]
@@ -424,6 +469,13 @@ impl StoreOwner {
             return Some(batch);
         }
         let idle = link.forwarders.get(&batch.session).is_none_or(|f| f.idle());
+        if link.ready() && idle {
+            if let Some(admin) = RaftAdmin::parse(&batch) {
+                link.forwarders.remove(&batch.session);
+                self.cluster_raft_admin(admin, batch);
+                return None;
+            }
+        }
         if link.ready() && idle {
             link.forwarders.remove(&batch.session);
             return Some(batch);
@@ -595,6 +647,8 @@ impl StoreOwner {
         if let Some(p) = &link.proposer {
             p.next_generation();
         }
+        // Snapshots holding the uncommitted writes are given up.
+        link.snapshot_waits.clear();
         let dirty = !link.proposed.is_empty() || !self.store.all_released();
         link.proposed.clear();
         if !dirty {
@@ -651,12 +705,17 @@ impl Handler<ApplyCommitted> for StoreOwner {
         let was_ready = link.ready();
         let mut durable = None;
         let mut foreign = Vec::new();
+        let membership_changed = !msg.memberships.is_empty();
+        let mut memberships = msg.memberships.into_iter().peekable();
         for (id, record) in msg.entries {
             let own = id.leader_id.node_id == me;
             if own {
                 link.own_applied_term = link.own_applied_term.max(id.leader_id.term);
             }
             link.last_applied = Some(id);
+            if let Some(m) = memberships.next_if(|m| m.log_id() == &Some(id)) {
+                link.membership = m;
+            }
             let Some(record) = record else { continue };
             let mine = own
                 && link.leading == Some(id.leader_id.term)
@@ -669,13 +728,22 @@ impl Handler<ApplyCommitted> for StoreOwner {
                     if link.own_entries.len() > OWN_ENTRIES_MAX {
                         link.own_entries.pop_front();
                     }
+                    if link.snapshot_waits.iter().any(|(l, _)| *l == lsn) {
+                        let membership = link.membership.clone();
+                        for (_, wait) in link.snapshot_waits.extract_if(.., |(l, _)| *l == lsn) {
+                            let _ = wait.send((id, membership.clone()));
+                        }
+                    }
                 }
             } else {
                 foreign.push(record);
             }
         }
-        if let Some(m) = msg.membership {
+        if let Some(m) = memberships.last() {
             link.membership = m;
+        }
+        if membership_changed {
+            link.refresh_nodes();
         }
         let now_ready = link.ready();
         if !foreign.is_empty() {
@@ -697,19 +765,34 @@ impl Handler<ApplyCommitted> for StoreOwner {
     }
 }
 
-impl Handler<CommittedState> for StoreOwner {
-    type Result = Option<CommittedSnapshot>;
+impl Handler<SnapshotClone> for StoreOwner {
+    type Result = Result<ClonedState, String>;
 
-    fn handle(&mut self, _: CommittedState, _: &mut Context<Self>) -> Self::Result {
-        let link = self.cluster.as_ref()?;
-        if !link.proposed.is_empty() || !self.store.all_released() {
-            return None;
+    fn handle(&mut self, _: SnapshotClone, _: &mut Context<Self>) -> Self::Result {
+        if self.cluster.is_none() {
+            return Err("not in cluster mode".into());
         }
-        Some(CommittedSnapshot {
-            dbs: self.store.state(),
-            last_applied: link.last_applied,
-            membership: link.membership.clone(),
-        })
+        // Records applied this tick and not yet proposed: propose them now, so that every
+        // write the clone holds is in a proposal.
+        if self.store.has_records() {
+            self.flush_tick();
+        }
+        let Some(link) = self.cluster.as_mut() else {
+            return Err("not in cluster mode".into());
+        };
+        let dbs = self.store.state();
+        let at = match link.proposed.back() {
+            None => ClonedAt::Applied {
+                last_applied: link.last_applied,
+                membership: link.membership.clone(),
+            },
+            Some((lsn, _)) => {
+                let (tx, rx) = oneshot::channel();
+                link.snapshot_waits.push((*lsn, tx));
+                ClonedAt::Proposed(rx)
+            }
+        };
+        Ok(ClonedState { dbs, at })
     }
 }
 
@@ -723,8 +806,10 @@ impl Handler<InstallState> for StoreOwner {
         self.store.replace_state(msg.dbs, lsn);
         if let Some(link) = self.cluster.as_mut() {
             link.proposed.clear();
+            link.snapshot_waits.clear();
             link.last_applied = msg.last_applied;
             link.membership = msg.membership;
+            link.refresh_nodes();
         }
         self.send_released();
     }
@@ -856,9 +941,246 @@ impl Handler<ExecuteHere> for StoreOwner {
         };
         let ready = self.cluster.as_ref().is_some_and(ClusterLink::ready);
         if ready {
+            if let Some(admin) = RaftAdmin::parse(&batch) {
+                self.cluster_raft_admin(admin, batch);
+                return;
+            }
             self.execute_batch(batch, ctx);
         } else if let Some(batch) = self.cluster_admits(batch) {
             self.execute_batch(batch, ctx);
         }
+    }
+}
+
+/// `RAFT` as the store owner answers it (the ready leader; a follower forwards it there):
+/// a batch of exactly one well-formed `RAFT` request. Anything else reaches the store, whose
+/// parser answers the arity and subcommand errors (or that RAFT must come alone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftAdmin {
+    Status,
+    AddNode {
+        id: NodeId,
+        raft: String,
+        client: String,
+    },
+    RemoveNode(NodeId),
+}
+
+impl RaftAdmin {
+    fn parse(batch: &Batch) -> Option<RaftAdmin> {
+        let [request] = batch.requests.as_slice() else {
+            return None;
+        };
+        if !request.first()?.eq_ignore_ascii_case(b"raft") {
+            return None;
+        }
+        let text = |i: usize| {
+            request
+                .get(i)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        };
+        let id = |i: usize| text(i).and_then(|t| t.parse::<NodeId>().ok());
+        match (text(1)?.to_ascii_lowercase().as_str(), request.len()) {
+            ("status", 2) => Some(RaftAdmin::Status),
+            ("add-node", 5) => Some(RaftAdmin::AddNode {
+                id: id(2)?,
+                raft: text(3)?,
+                client: text(4)?,
+            }),
+            ("remove-node", 3) => Some(RaftAdmin::RemoveNode(id(2)?)),
+            _ => None,
+        }
+    }
+}
+
+/// How long ADD-NODE waits for the new node to catch up, and each membership change to commit.
+pub const MEMBERSHIP_WAIT: Duration = Duration::from_secs(60);
+
+/// A node's addresses as its membership entry carries them: `raft|client` for a node added
+/// with `RAFT ADD-NODE`, the raft address alone for a member listed in `--peers` (its client
+/// address is in the configuration).
+pub fn member_addrs(addr: &str) -> (String, Option<String>) {
+    match addr.split_once('|') {
+        Some((raft, client)) => (raft.to_string(), Some(client.to_string())),
+        None => (addr.to_string(), None),
+    }
+}
+
+impl ClusterLink {
+    /// Every member's addresses from the membership, the configured ones filling in the
+    /// client addresses a `--peers` member's entry does not carry.
+    fn refresh_nodes(&mut self) {
+        let membership = self.membership.membership();
+        let mut nodes = BTreeMap::new();
+        for (id, node) in membership.nodes() {
+            let (raft, client) = member_addrs(&node.addr);
+            let client = client
+                .or_else(|| self.configured.get(id).map(|n| n.client.clone()))
+                .unwrap_or_default();
+            nodes.insert(*id, NodeAddrs { raft, client });
+        }
+        if nodes.is_empty() {
+            return;
+        }
+        // This node's own client address is where it listens, whatever the entry says.
+        if let (Some(n), Some(me)) = (nodes.get_mut(&self.me), self.configured.get(&self.me)) {
+            n.client = me.client.clone();
+        }
+        self.nodes = nodes;
+    }
+
+    /// `RAFT STATUS`: this node's raft metrics, as the leader sees every member.
+    fn status(&self) -> Frame {
+        let Some(raft) = &self.raft else {
+            return Frame::from(ReplyError::NoLeader);
+        };
+        let m = raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: std::collections::BTreeSet<NodeId> = membership.voter_ids().collect();
+        let last = m.last_log_index.unwrap_or(0);
+        let matched = |id: &NodeId| -> u64 {
+            if *id == m.id {
+                return last;
+            }
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(id).copied().flatten())
+                .map_or(0, |l| l.index)
+        };
+        // The highest index a majority of the voters holds.
+        let mut acked: Vec<u64> = voters.iter().map(matched).collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let commit = acked.get(acked.len() / 2).copied().unwrap_or(0);
+        let int = |n: u64| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+        let bulk = |s: &str| Frame::bulk(s);
+        let nodes = membership
+            .nodes()
+            .map(|(id, node)| {
+                let (raft_addr, client) = member_addrs(&node.addr);
+                let client = client
+                    .or_else(|| self.nodes.get(id).map(|n| n.client.clone()))
+                    .unwrap_or_default();
+                let at = matched(id);
+                Frame::Map(vec![
+                    (bulk("id"), int(*id)),
+                    (bulk("raft_addr"), bulk(&raft_addr)),
+                    (bulk("client_addr"), bulk(&client)),
+                    (
+                        bulk("role"),
+                        bulk(if voters.contains(id) {
+                            "voter"
+                        } else {
+                            "learner"
+                        }),
+                    ),
+                    (bulk("last_log_index"), int(at)),
+                    (bulk("lag"), int(last.saturating_sub(at))),
+                ])
+            })
+            .collect();
+        Frame::Map(vec![
+            (bulk("node"), int(m.id)),
+            (bulk("leader"), m.current_leader.map_or(Frame::Null, int)),
+            (bulk("term"), int(m.current_term)),
+            (bulk("commit_index"), int(commit)),
+            (
+                bulk("applied_index"),
+                int(m.last_applied.map_or(0, |l| l.index)),
+            ),
+            (bulk("last_log_index"), int(last)),
+            (
+                bulk("snapshot_index"),
+                int(m.snapshot.map_or(0, |l| l.index)),
+            ),
+            (bulk("purged_index"), int(m.purged.map_or(0, |l| l.index))),
+            (bulk("nodes"), Frame::Array(nodes)),
+        ])
+    }
+}
+
+/// Runs a membership change on `raft`, bounded by [`MEMBERSHIP_WAIT`] per step.
+async fn change_membership(raft: Raft<TypeConfig>, admin: RaftAdmin) -> Result<(), String> {
+    use openraft::ChangeMembers;
+    use std::collections::BTreeSet;
+    let bounded = |what: &'static str| move |_| format!("{what} did not finish within 60 s");
+    match admin {
+        RaftAdmin::Status => Ok(()),
+        RaftAdmin::AddNode {
+            id,
+            raft: addr,
+            client,
+        } => {
+            let node = BasicNode::new(format!("{addr}|{client}"));
+            // As a learner first, until it has caught up (from a snapshot when the log it
+            // needs is purged); then a voter.
+            tokio::time::timeout(MEMBERSHIP_WAIT, raft.add_learner(id, node, true))
+                .await
+                .map_err(bounded("catching the new node up"))?
+                .map_err(|e| e.to_string())?;
+            tokio::time::timeout(
+                MEMBERSHIP_WAIT,
+                raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false),
+            )
+            .await
+            .map_err(bounded("making the new node a voter"))?
+            .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+        RaftAdmin::RemoveNode(id) => {
+            let voter = raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == id);
+            let change = if voter {
+                ChangeMembers::RemoveVoters(BTreeSet::from([id]))
+            } else {
+                ChangeMembers::RemoveNodes(BTreeSet::from([id]))
+            };
+            tokio::time::timeout(MEMBERSHIP_WAIT, raft.change_membership(change, false))
+                .await
+                .map_err(bounded("removing the node"))?
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        }
+    }
+}
+
+impl StoreOwner {
+    /// Answers a `RAFT` batch on the ready leader: STATUS at once, a membership change when
+    /// openraft has committed it (the reply leaves then, on its own task).
+    fn cluster_raft_admin(&mut self, admin: RaftAdmin, batch: Batch) {
+        let Some(link) = self.cluster.as_ref() else {
+            return;
+        };
+        let reply = move |frame: Frame| {
+            batch.reply_to.do_send(Replies {
+                seq: batch.seq,
+                frames: vec![frame],
+                push: false,
+            })
+        };
+        if admin == RaftAdmin::Status {
+            reply(link.status());
+            return;
+        }
+        let Some(raft) = link.raft.clone() else {
+            reply(Frame::from(ReplyError::NoLeader));
+            return;
+        };
+        let sub = match admin {
+            RaftAdmin::AddNode { .. } => "ADD-NODE",
+            _ => "REMOVE-NODE",
+        };
+        eprintln!("moodb: cluster: RAFT {sub}: {admin:?}");
+        actix::spawn(async move {
+            let frame = match change_membership(raft, admin).await {
+                Ok(()) => Frame::Simple("OK".into()),
+                Err(cause) => Frame::from(ReplyError::RaftFailed { sub, cause }),
+            };
+            reply(frame);
+        });
     }
 }
