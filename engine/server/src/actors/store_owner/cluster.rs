@@ -90,15 +90,14 @@ pub struct ClusterLink {
     /// (raft index, last LSN) of this node's entries applied in its current leadership, oldest
     /// first: which of this store's writes a replica holds, given its matched index (WAIT).
     own_entries: VecDeque<(u64, Lsn)>,
-}
-
-/// The most entries `own_entries` keeps: a replica lagging further counts as holding none.
-const OWN_ENTRIES_MAX: usize = 100_000;
     files: Arc<dyn SnapshotFiles>,
     /// Snapshots cloned with proposals outstanding: each waits for the entry holding the tick
     /// that ends at its LSN to be applied (dropped, so failed, when leadership is lost).
     snapshot_waits: Vec<(Lsn, SnapshotWait)>,
 }
+
+/// The most entries `own_entries` keeps: a replica lagging further counts as holding none.
+const OWN_ENTRIES_MAX: usize = 100_000;
 
 /// Where a snapshot's raft log id (and the membership as of it) is sent once known.
 pub type SnapshotWait = oneshot::Sender<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>;
