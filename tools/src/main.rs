@@ -11,7 +11,33 @@ mod client;
 mod commands;
 mod inspect;
 
+/// mimalloc's size classes fit a packed entry closely (126 bytes for a 16-byte key and a
+/// 100-byte value: the 128-byte class, against glibc's 144-byte chunk) and keep the entries
+/// apart from the short-lived buffers around them, which glibc interleaves and fragments. Built
+/// without transparent huge pages (`no_thp`: a 2 MiB page stays resident while any 4 KiB of it
+/// is used), and see [`purge_at_once`]. Resident bytes per key for 1M keys
+/// (bench/results-2026-12-01.md, fourth session): 155 against glibc's 194 (176 after
+/// `malloc_trim`) and mimalloc's default 202–244.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `mi_option_purge_delay` (its index in v3's `mi_option_e`, which the bindings do
+/// not name): the milliseconds a freed page waits before it goes back to the OS.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed pages go back to the OS at once. With the default delay (10 ms) they go only when the
+/// thread that freed them allocates again, so an idle server kept the pages of its last burst
+/// (a load's buffers: 47 B per key of 1M).
+fn purge_at_once() {
+    #[allow(unsafe_code)]
+    // SAFETY: sets one of mimalloc's options, before any thread but this one exists.
+    unsafe {
+        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0)
+    };
+}
+
 fn main() -> ExitCode {
+    purge_at_once();
     let cli = commands::Cli::parse();
     match commands::run(cli) {
         Ok(code) => code,

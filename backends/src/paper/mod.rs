@@ -96,6 +96,10 @@ struct ActiveLog {
     zeroed: bool,
 }
 
+/// Capacity of the group buffer kept after an append: a group of up to 1 MiB of records
+/// reuses it; a larger one allocates and gives the excess back at the next append.
+const KEEP_BUF_BYTES: usize = 1 << 20;
+
 /// The paper backend. Open with [`PaperBackend::open`], then call [`Backend::recover`].
 #[derive(Debug)]
 pub struct PaperBackend {
@@ -112,6 +116,7 @@ pub struct PaperBackend {
     last_lsn: Lsn,
     durable_lsn: Lsn,
     last_sync: Instant,
+    /// The group being encoded; kept between appends up to [`KEEP_BUF_BYTES`] of capacity.
     buf: Vec<u8>,
     fsyncs: u64,
     fsync_total: Duration,
@@ -374,6 +379,10 @@ impl Backend for PaperBackend {
         }
         let mut prev = self.last_lsn;
         self.buf.clear();
+        if self.buf.capacity() > KEEP_BUF_BYTES {
+            // A burst's large group does not pin its buffer for the life of the process.
+            self.buf.shrink_to(KEEP_BUF_BYTES);
+        }
         for (i, entry) in entries.iter().enumerate() {
             if entry.lsn <= prev {
                 return Err(StorageError::InvalidInput(format!(

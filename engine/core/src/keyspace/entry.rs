@@ -1,7 +1,7 @@
 //! The packed entry: one reference-counted allocation holding a key, its value and its expiry.
 //!
-//! An [`Entry`] is a thin pointer (8 bytes) to a `triomphe::ThinArc<(), u8>`: the count and the
-//! slice length (8 bytes each), then the slice laid out as
+//! An [`Entry`] is a thin pointer (8 bytes) to a [`ThinBytes`]: a 4-byte count and a 4-byte
+//! length, then the slice laid out as
 //!
 //! | bytes | field |
 //! |---|---|
@@ -11,14 +11,14 @@
 //! | key length | key bytes |
 //! | the rest | the value: its bytes when inline; a 20-byte [`ValuePtr`] when on disk |
 //!
-//! A 16-byte key with a 100-byte value is one 134-byte allocation (a 144-byte glibc chunk),
+//! A 16-byte key with a 100-byte value is one 126-byte allocation (mimalloc's 128-byte class),
 //! against 32 + 112 + 96 bytes in three allocations before. A value kept on disk (issue 15,
 //! kind 1) holds (segment, offset, length, crc) in the place of the bytes: a spilled key costs
 //! its key + 22–36 bytes of entry + the malloc chunk and table share, whatever the value's size.
-//! Everything here is safe code: the slice is built in one copy and read by offsets.
+//! Everything here is safe code: the slice is built in one copy and read by offsets (the one
+//! unsafe part, the allocation, is `thin_bytes.rs`).
 
-use triomphe::ThinArc;
-
+use super::thin_bytes::ThinBytes;
 use crate::value_store::ValuePtr;
 
 /// Tag bit: an 8-byte expiry follows the key length.
@@ -28,8 +28,6 @@ const KIND_SHIFT: u8 = 1;
 const KIND_MASK: u8 = 0b11 << KIND_SHIFT;
 const KIND_INLINE: u8 = 0;
 const KIND_ON_DISK: u8 = 1;
-/// Entries up to this many bytes are assembled on the stack, larger ones in a `Vec`.
-const STACK_BUILD: usize = 256;
 
 /// Where an entry's value lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +41,7 @@ pub enum Stored<'a> {
 /// One key with its value and expiry in a single shared allocation. Cloning it bumps a count;
 /// the bytes never change after it is built (a write replaces the entry).
 #[derive(Clone)]
-pub struct Entry(ThinArc<(), u8>);
+pub struct Entry(ThinBytes);
 
 /// The decoded prefix of an entry's slice.
 struct Layout {
@@ -85,25 +83,11 @@ impl Entry {
             prefix[n..n + 8].copy_from_slice(&at.to_le_bytes());
             n += 8;
         }
-        let total = n + key.len() + value.len();
-        let fill = |buf: &mut [u8]| {
-            buf[..n].copy_from_slice(&prefix[..n]);
-            buf[n..n + key.len()].copy_from_slice(key);
-            buf[n + key.len()..].copy_from_slice(value);
-        };
-        if total <= STACK_BUILD {
-            let mut buf = [0u8; STACK_BUILD];
-            fill(&mut buf[..total]);
-            Entry(ThinArc::from_header_and_slice((), &buf[..total]))
-        } else {
-            let mut buf = vec![0u8; total];
-            fill(&mut buf);
-            Entry(ThinArc::from_header_and_slice((), &buf))
-        }
+        Entry(ThinBytes::from_parts(&[&prefix[..n], key, value]))
     }
 
     fn bytes(&self) -> &[u8] {
-        &self.0.slice
+        self.0.as_slice()
     }
 
     fn layout(&self) -> Layout {
@@ -192,7 +176,7 @@ impl Entry {
         }
     }
 
-    /// Bytes of the entry's slice (what the allocation holds besides its 16-byte header).
+    /// Bytes of the entry's slice (what the allocation holds besides its 8-byte header).
     pub fn heap_len(&self) -> usize {
         self.bytes().len()
     }
@@ -207,7 +191,7 @@ impl Entry {
     /// Whether both handles point at the same allocation.
     #[cfg(test)]
     pub fn ptr_eq(&self, other: &Entry) -> bool {
-        self.0.ptr() == other.0.ptr()
+        self.0.ptr_eq(&other.0)
     }
 }
 
@@ -228,7 +212,7 @@ mod tests {
     #[test]
     fn every_field_reads_back_across_length_boundaries() {
         for key_len in [0usize, 1, 127, 128, 200, 16_383, 16_384, 70_000] {
-            for value_len in [0usize, 1, 100, STACK_BUILD, 5000] {
+            for value_len in [0usize, 1, 100, 256, 5000] {
                 for at in [None, Some(0), Some(u64::MAX), Some(1_700_000_000_000)] {
                     let key: Vec<u8> = (0..key_len).map(|i| i as u8).collect();
                     let value: Vec<u8> = (0..value_len).map(|i| (i * 7) as u8).collect();
@@ -266,7 +250,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_entry_is_one_allocation_of_its_bytes_plus_sixteen() {
+    fn a_small_entry_is_one_allocation_of_its_bytes_plus_eight() {
         let e = Entry::new(&[b'k'; 16], &[b'v'; 100], None);
         assert_eq!(e.bytes().len(), 1 + 1 + 16 + 100);
         assert_eq!(std::mem::size_of::<Entry>(), 8);

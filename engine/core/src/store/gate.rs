@@ -62,6 +62,10 @@ pub(crate) struct DurabilityGate<T> {
     spare: Vec<Waiting<T>>,
 }
 
+/// Unreleased keys the gate keeps room for once everything is released (a larger burst's
+/// capacity is given back).
+const KEEP_UNRELEASED: usize = 16 * 1024;
+
 impl<T> DurabilityGate<T> {
     /// A gate where everything through `released_lsn` is already durable.
     pub fn new(released_lsn: Lsn) -> Self {
@@ -136,6 +140,11 @@ impl<T> DurabilityGate<T> {
             // wholesale instead of one hash lookup and removal per key.
             self.unreleased.iter_mut().for_each(FastMap::clear);
             self.unreleased_order.clear();
+            // A burst's tracking does not pin its capacity for the life of the process.
+            self.unreleased
+                .iter_mut()
+                .for_each(|m| m.shrink_to(KEEP_UNRELEASED));
+            self.unreleased_order.shrink_to(KEEP_UNRELEASED);
         }
         while let Some((lsn, _, _)) = self.unreleased_order.front() {
             if *lsn > released {

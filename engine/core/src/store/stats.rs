@@ -24,9 +24,10 @@ pub const ERROR_KINDS_MAX: usize = 128;
 const OPS_SAMPLES: usize = 16;
 
 /// Bytes per entry besides its key and value, for [`estimate_memory`]: the packed entry's
-/// header and its malloc chunk (~28 B for a 16 B key and a 100 B value) and the table's share
-/// of buckets, control bytes and directory (~19 B), as measured for 1M such keys: 163 B/key
-/// resident (`keyspace` module doc).
+/// header and its allocation's rounding (~10 B for a 16 B key and a 100 B value under
+/// mimalloc, ~28 B under glibc) and the table's share of buckets, control bytes and directory
+/// (9–19 B, as the segments fill), rounded up: the server's resident memory also holds its
+/// buffers (155 B/key resident for 1M such keys, `bench/footprint.sh`).
 pub const ENTRY_OVERHEAD: u64 = 47;
 /// Bytes per key with a TTL in the expiry index (ARCHITECTURE.md, "Expiry").
 pub const TTL_OVERHEAD: u64 = 60;
