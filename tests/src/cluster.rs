@@ -9,8 +9,11 @@
 //! of its outgoing peer connections) on a loopback address of its own, 127.0.0.(10 + id), so
 //! [`TestCluster::isolate`] can cut it off both ways and [`TestCluster::heal`] join it again.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::process::TAIL_LINES;
@@ -19,6 +22,40 @@ use crate::server::{io, moodb_binary, HarnessError, Launch, Launched, Running};
 
 /// The secret the test cluster's members share.
 pub const TEST_SECRET: &str = "moodb test cluster secret";
+
+/// How long a test waits for a leader to be elected and to serve.
+pub const ELECT: Duration = Duration::from_secs(10);
+
+/// Waits (bounded by `timeout`) until `cond` holds; panics naming `what` if it never does.
+pub fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not happen within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `args` until the reply is not `-TRYAGAIN` (a leader not serving yet), for at most
+/// [`ELECT`]; panics on any other error.
+pub fn until_served(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let deadline = Instant::now() + ELECT;
+    loop {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        match cmd.query::<redis::Value>(con) {
+            Err(e) if e.code() == Some("TRYAGAIN") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(v) => return v,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+}
 
 /// One member of a [`TestCluster`].
 pub struct ClusterNode {
@@ -368,4 +405,63 @@ impl TestCluster {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// Each key's last acknowledged value.
+pub type Acked = Arc<Mutex<HashMap<String, u64>>>;
+
+/// `clients` writers spread over `urls` (SETs of `w<client>:<n % keys>` to increasing values
+/// until `stop`), each recording the value of each SET acknowledged; a failed write (TRYAGAIN,
+/// a dropped connection) is not recorded and the writer moves on (reconnecting to the next URL).
+pub fn run_writers(
+    urls: Vec<String>,
+    clients: usize,
+    keys: u64,
+    stop: Arc<AtomicBool>,
+) -> (Vec<std::thread::JoinHandle<()>>, Acked) {
+    let acked = Arc::new(Mutex::new(HashMap::new()));
+    let threads = (0..clients)
+        .map(|c| {
+            let urls = urls.clone();
+            let acked = Arc::clone(&acked);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut con = None;
+                let mut i: u64 = 0;
+                let mut attempt = c;
+                while !stop.load(Ordering::SeqCst) {
+                    if con.is_none() {
+                        let url = &urls[attempt % urls.len()];
+                        attempt += 1;
+                        con = redis::Client::open(url.as_str())
+                            .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(1)))
+                            .ok();
+                        if let Some(c) = &con {
+                            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                        }
+                        if con.is_none() {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                    }
+                    let Some(c2) = con.as_mut() else { continue };
+                    i += 1;
+                    let key = format!("w{c}:{}", i % keys.max(1));
+                    match redis::cmd("SET").arg(&key).arg(i).query::<()>(c2) {
+                        Ok(()) => {
+                            acked
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .insert(key, i);
+                        }
+                        Err(e) if e.code() == Some("TRYAGAIN") => {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        Err(_) => con = None,
+                    }
+                }
+            })
+        })
+        .collect();
+    (threads, acked)
 }

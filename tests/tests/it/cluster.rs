@@ -18,14 +18,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use moodb_tests::cluster::{eventually, run_writers, ELECT};
 use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ClusterNode, TestCluster};
 use redis::Value;
-
-const ELECT: Duration = Duration::from_secs(10);
 
 /// The RESP types of a reply, nested: what ROLE's shape is compared by.
 fn shape(v: &Value) -> String {
@@ -82,18 +81,6 @@ fn keys_in_own_store(node: &ClusterNode) -> u64 {
         .find_map(|l| l.strip_prefix("db0:keys="))
         .and_then(|rest| rest.split(',').next())
         .map_or(0, |n| n.parse().unwrap())
-}
-
-/// Waits (bounded) until `cond` holds.
-fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -223,60 +210,6 @@ fn three_nodes_form_a_cluster_forward_writes_and_answer_role_as_redis() {
     assert_eq!(info_fields(&mut fc), strip(info_fields(&mut rc)));
 }
 
-/// Each key's last acknowledged value.
-type Acked = Arc<Mutex<HashMap<String, u64>>>;
-
-/// Writers on every node, each recording the value of each SET acknowledged; a failed write
-/// (TRYAGAIN, a dropped connection) is not recorded and the writer moves on (reconnecting).
-fn run_writers(
-    urls: Vec<String>,
-    clients: usize,
-    stop: Arc<AtomicBool>,
-) -> (Vec<std::thread::JoinHandle<()>>, Acked) {
-    let acked = Arc::new(Mutex::new(HashMap::new()));
-    let threads = (0..clients)
-        .map(|c| {
-            let urls = urls.clone();
-            let acked = Arc::clone(&acked);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let mut con = None;
-                let mut i: u64 = 0;
-                let mut attempt = c;
-                while !stop.load(Ordering::SeqCst) {
-                    if con.is_none() {
-                        let url = &urls[attempt % urls.len()];
-                        attempt += 1;
-                        con = redis::Client::open(url.as_str())
-                            .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(1)))
-                            .ok();
-                        if let Some(c) = &con {
-                            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                        }
-                        if con.is_none() {
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                    }
-                    let Some(c2) = con.as_mut() else { continue };
-                    i += 1;
-                    let key = format!("w{c}:{}", i % 25);
-                    match redis::cmd("SET").arg(&key).arg(i).query::<()>(c2) {
-                        Ok(()) => {
-                            acked.lock().unwrap().insert(key, i);
-                        }
-                        Err(e) if e.code() == Some("TRYAGAIN") => {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err(_) => con = None,
-                    }
-                }
-            })
-        })
-        .collect();
-    (threads, acked)
-}
-
 /// Every key holds its last acknowledged value or a later one (writers write increasing
 /// numbers; a write in flight at the kill may or may not have been applied).
 fn assert_all_present(node: &ClusterNode, acked: &HashMap<String, u64>) {
@@ -310,7 +243,7 @@ fn killing_the_leader_under_writes_loses_no_acknowledged_write() {
     }
     let urls: Vec<String> = cluster.nodes.iter().map(ClusterNode::url).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let (threads, acked) = run_writers(urls, 6, Arc::clone(&stop));
+    let (threads, acked) = run_writers(urls, 6, 25, Arc::clone(&stop));
     std::thread::sleep(Duration::from_millis(700));
     let before = acked.lock().unwrap().len();
     cluster.nodes[old].kill9().unwrap();

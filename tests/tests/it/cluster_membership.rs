@@ -11,10 +11,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use moodb_tests::cluster::{eventually, until_served, ELECT};
 use moodb_tests::{moodb_binary, ClusterNode, ServerOptions, TestCluster, TestServer};
 use redis::Value;
-
-const ELECT: Duration = Duration::from_secs(10);
 
 const SMALL: &[&str] = &[
     "--snapshot-logs",
@@ -24,33 +23,6 @@ const SMALL: &[&str] = &[
     "--raft-segment-bytes",
     "4096",
 ];
-
-fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn until_served(con: &mut redis::Connection, args: &[&str]) -> Value {
-    let deadline = Instant::now() + ELECT;
-    loop {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        match cmd.query::<Value>(con) {
-            Err(e) if e.code() == Some("TRYAGAIN") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
-}
 
 fn keys_in_own_store(node: &ClusterNode) -> u64 {
     let Ok(mut con) = node.connect() else {

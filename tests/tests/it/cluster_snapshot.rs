@@ -8,12 +8,10 @@
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use moodb_tests::cluster::{eventually, run_writers, until_served, ELECT};
 use moodb_tests::{ClusterNode, TestCluster};
-use redis::Value;
-
-const ELECT: Duration = Duration::from_secs(10);
 
 /// A snapshot every 100 entries, 20 kept below it, 4 KiB segments.
 const SMALL: &[&str] = &[
@@ -29,34 +27,6 @@ const SMALL: &[&str] = &[
 /// snapshot plus those kept, in whole 4 KiB segments, with room to spare. Unpurged, the writes
 /// of these tests take well over 100 KB.
 const LOG_BOUND: u64 = 40_000;
-
-fn eventually(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what} did not happen within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Sends `args` until the reply is not `-TRYAGAIN` (a leader not serving yet), bounded.
-fn until_served(con: &mut redis::Connection, args: &[&str]) -> Value {
-    let deadline = Instant::now() + ELECT;
-    loop {
-        let mut cmd = redis::cmd(args[0]);
-        for a in &args[1..] {
-            cmd.arg(*a);
-        }
-        match cmd.query::<Value>(con) {
-            Err(e) if e.code() == Some("TRYAGAIN") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other.unwrap(),
-        }
-    }
-}
 
 fn leader_con(cluster: &TestCluster) -> (usize, redis::Connection) {
     let at = cluster
@@ -240,48 +210,12 @@ fn a_follower_stopped_past_a_purge_catches_up_by_snapshot_install() {
 #[test]
 fn snapshots_under_concurrent_writes_and_a_killed_leader_lose_no_acknowledged_write() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
     let mut cluster = TestCluster::start(3, SMALL).unwrap();
     let (leader, _) = leader_con(&cluster);
     let urls: Vec<String> = cluster.nodes.iter().map(ClusterNode::url).collect();
     let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
-    let writers: Vec<_> = (0..6usize)
-        .map(|c| {
-            let (urls, stop, acked) = (urls.clone(), stop.clone(), acked.clone());
-            std::thread::spawn(move || {
-                let mut con: Option<redis::Connection> = None;
-                let mut attempt = c;
-                let mut i = 0u64;
-                while !stop.load(Ordering::SeqCst) {
-                    if con.is_none() {
-                        attempt += 1;
-                        con = redis::Client::open(urls[attempt % urls.len()].as_str())
-                            .and_then(|cl| cl.get_connection_with_timeout(Duration::from_secs(1)))
-                            .ok();
-                        if let Some(c) = &con {
-                            let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-                        } else {
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                    }
-                    let Some(c2) = con.as_mut() else { continue };
-                    i += 1;
-                    let key = format!("w{c}:{}", i % 40);
-                    match redis::cmd("SET").arg(&key).arg(i).query::<()>(c2) {
-                        Ok(()) => {
-                            acked.lock().unwrap().insert(key, i);
-                        }
-                        Err(e) if e.code() == Some("TRYAGAIN") => {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        Err(_) => con = None,
-                    }
-                }
-            })
-        })
-        .collect();
+    let (writers, acked) = run_writers(urls, 6, 40, Arc::clone(&stop));
     std::thread::sleep(Duration::from_secs(3));
     cluster.nodes[leader].kill9().unwrap();
     std::thread::sleep(Duration::from_secs(3));
