@@ -111,6 +111,24 @@ fn pairs(fields: Vec<(&'static str, String)>) -> Frame {
     )
 }
 
+/// The fields every instance reply of Sentinel starts with, in its order (Redis's
+/// `addReplySentinelRedisInstance`): the master's, a replica's and a sentinel's.
+fn instance_fields(name: String, m: &SentinelMember, flags: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("name", name),
+        ("ip", m.ip.clone()),
+        ("port", m.port.to_string()),
+        ("runid", run_id(m.id)),
+        ("flags", flags.into()),
+        ("link-pending-commands", "0".into()),
+        ("link-refcount", "1".into()),
+        ("last-ping-sent", "0".into()),
+        ("last-ok-ping-reply", "0".into()),
+        ("last-ping-reply", "0".into()),
+        ("down-after-milliseconds", "30000".into()),
+    ]
+}
+
 impl SentinelView {
     fn member(&self, id: u64) -> Option<&SentinelMember> {
         self.members.iter().find(|m| m.id == id)
@@ -173,18 +191,8 @@ impl SentinelView {
         };
         let others = self.members.iter().filter(|x| x.id != self.me).count();
         let replicas = self.members.len().saturating_sub(1);
-        Some(pairs(vec![
-            ("name", self.master_name.clone()),
-            ("ip", m.ip.clone()),
-            ("port", m.port.to_string()),
-            ("runid", run_id(m.id)),
-            ("flags", flags.into()),
-            ("link-pending-commands", "0".into()),
-            ("link-refcount", "1".into()),
-            ("last-ping-sent", "0".into()),
-            ("last-ok-ping-reply", "0".into()),
-            ("last-ping-reply", "0".into()),
-            ("down-after-milliseconds", "30000".into()),
+        let mut fields = instance_fields(self.master_name.clone(), m, flags);
+        fields.extend([
             ("info-refresh", "0".into()),
             ("role-reported", "master".into()),
             ("role-reported-time", "0".into()),
@@ -194,7 +202,8 @@ impl SentinelView {
             ("quorum", (self.members.len() / 2 + 1).to_string()),
             ("failover-timeout", "180000".into()),
             ("parallel-syncs", "1".into()),
-        ]))
+        ]);
+        Some(pairs(fields))
     }
 
     fn replica_state(&self, r: &SentinelMember, master: Option<u64>) -> Frame {
@@ -202,18 +211,8 @@ impl SentinelView {
             .and_then(|id| self.member(id))
             .map_or(("?".to_string(), 0), |m| (m.ip.clone(), m.port));
         let link = if self.leader.is_some() { "ok" } else { "err" };
-        pairs(vec![
-            ("name", format!("{}:{}", r.ip, r.port)),
-            ("ip", r.ip.clone()),
-            ("port", r.port.to_string()),
-            ("runid", run_id(r.id)),
-            ("flags", "slave".into()),
-            ("link-pending-commands", "0".into()),
-            ("link-refcount", "1".into()),
-            ("last-ping-sent", "0".into()),
-            ("last-ok-ping-reply", "0".into()),
-            ("last-ping-reply", "0".into()),
-            ("down-after-milliseconds", "30000".into()),
+        let mut fields = instance_fields(format!("{}:{}", r.ip, r.port), r, "slave");
+        fields.extend([
             ("info-refresh", "0".into()),
             ("role-reported", "slave".into()),
             ("role-reported-time", "0".into()),
@@ -224,26 +223,18 @@ impl SentinelView {
             ("slave-priority", "100".into()),
             ("slave-repl-offset", r.offset.to_string()),
             ("replica-announced", "1".into()),
-        ])
+        ]);
+        pairs(fields)
     }
 
     fn sentinel_state(&self, s: &SentinelMember) -> Frame {
-        pairs(vec![
-            ("name", run_id(s.id)),
-            ("ip", s.ip.clone()),
-            ("port", s.port.to_string()),
-            ("runid", run_id(s.id)),
-            ("flags", "sentinel".into()),
-            ("link-pending-commands", "0".into()),
-            ("link-refcount", "1".into()),
-            ("last-ping-sent", "0".into()),
-            ("last-ok-ping-reply", "0".into()),
-            ("last-ping-reply", "0".into()),
-            ("down-after-milliseconds", "30000".into()),
+        let mut fields = instance_fields(run_id(s.id), s, "sentinel");
+        fields.extend([
             ("last-hello-message", "0".into()),
             ("voted-leader", "?".into()),
             ("voted-leader-epoch", "0".into()),
-        ])
+        ]);
+        pairs(fields)
     }
 }
 

@@ -154,6 +154,28 @@ impl StoreMachine {
             })
     }
 
+    /// Hands a snapshot's state to the store owner (its key space is replaced) and makes `meta`
+    /// the state machine's applied state and current snapshot.
+    async fn take_state(
+        &self,
+        dbs: moodb_core::keyspace::Databases,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.owner
+            .send(InstallState {
+                dbs,
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+            })
+            .await
+            .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
+        let mut m = lock_meta(&self.meta);
+        m.last_applied = meta.last_log_id;
+        m.membership = meta.last_membership.clone();
+        m.snapshot = Some(meta.clone());
+        Ok(())
+    }
+
     /// Restart: the newest snapshot file fills the store and says what is applied (openraft
     /// then re-applies the raft log after it). Returns its last log id.
     pub async fn load_newest(&self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
@@ -179,18 +201,7 @@ impl StoreMachine {
                 &format!("the raft snapshot's checkpoint is as of index {index}, its header says otherwise"),
             ));
         }
-        self.owner
-            .send(InstallState {
-                dbs,
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
-            })
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
-        let mut m = lock_meta(&self.meta);
-        m.last_applied = meta.last_log_id;
-        m.membership = meta.last_membership.clone();
-        m.snapshot = Some(meta.clone());
+        self.take_state(dbs, &meta).await?;
         Ok(meta.last_log_id)
     }
 }
@@ -375,19 +386,7 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
         }
         // Durable before the store takes it: openraft purges the log it covers next.
         self.save(meta, data).await?;
-        self.owner
-            .send(InstallState {
-                dbs,
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
-            })
-            .await
-            .map_err(|e| sm_error(ErrorVerb::Write, &e))?;
-        let mut m = lock_meta(&self.meta);
-        m.last_applied = meta.last_log_id;
-        m.membership = meta.last_membership.clone();
-        m.snapshot = Some(meta.clone());
-        drop(m);
+        self.take_state(dbs, meta).await?;
         eprintln!(
             "moodb: cluster: installed the raft snapshot as of {}",
             meta.last_log_id
