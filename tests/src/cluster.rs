@@ -223,9 +223,33 @@ fn free_port() -> Result<SocketAddr, HarnessError> {
     free_port_on(IpAddr::V4(Ipv4Addr::LOCALHOST))
 }
 
+/// Ports for nodes come from below Linux's ephemeral range (32768-60999): a port in that
+/// range can be taken while its node is down by any outgoing connection, even by a peer
+/// dialing it (a TCP self-connect, which then sits in TIME-WAIT for a minute), and the node
+/// restarting on its fixed port could not bind it. The cursor is per process (one test
+/// binary), starting where its process id says, so parallel tests never pick the same port.
+const NODE_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 fn free_port_on(ip: IpAddr) -> Result<SocketAddr, HarnessError> {
-    let l = TcpListener::bind((ip, 0)).map_err(io("binding a free port"))?;
-    l.local_addr().map_err(io("reading a free port"))
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(NODE_PORTS.end - NODE_PORTS.start);
+    let _ = CURSOR.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(7919) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..span {
+        let offset = CURSOR.fetch_add(1, Ordering::SeqCst) % span;
+        let port = NODE_PORTS.start + offset as u16;
+        if let Ok(l) = TcpListener::bind((ip, port)) {
+            return l.local_addr().map_err(io("reading a free port"));
+        }
+    }
+    Err(io("finding a free port below the ephemeral range")(
+        std::io::ErrorKind::AddrInUse.into(),
+    ))
 }
 
 impl TestCluster {

@@ -375,7 +375,7 @@ fn round_value(round: usize, i: usize) -> Vec<u8> {
 }
 
 /// Overwriting the same 200 keys 40 times (24 MB of values) under `maxmemory 512kb`: stale
-/// segments are compacted and deleted after the checkpoints that follow, so the `values-*`
+/// segments are compacted or dropped whole, and deleted after the checkpoints that follow, so the `values-*`
 /// files stay bounded (without compaction they would hold about every value ever spilled);
 /// every value reads back, and again after kill -9 and a restart.
 #[test]
@@ -419,7 +419,13 @@ fn overwrites_under_a_small_maxmemory_keep_the_value_segments_bounded() {
         "{written} B written; value segments at most {most} B, now {bytes} B in {files} files; \
          {compacted} values compacted, {retired} segments retired"
     );
-    assert!(compacted > 0 && retired > 0, "no compaction ran");
+    // Segments are retired either after their live values were copied out or, when the
+    // overwrites left nothing live in them, without a copy: which one depends on how the
+    // ticks fall (backends/tests/it/paper_compaction.rs drives the copying itself).
+    assert!(
+        retired > 0,
+        "no value segment was retired ({compacted} values compacted)"
+    );
     assert!(
         most < written / 3,
         "value segments reached {most} B for {written} B written"

@@ -371,6 +371,7 @@ async fn setup(conn: &mut Conn, request: &[&[u8]]) -> Result<(), RelayError> {
 /// `AUTH default <password>` when the cluster's nodes require one).
 async fn connect(leader: NodeId, addr: &str, password: Option<&str>) -> Result<Conn, RelayError> {
     let stream = timed(TcpStream::connect(addr)).await??;
+    super::network::refuse_self_connection(&stream)?;
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         leader,

@@ -31,6 +31,23 @@ use super::types::{NodeId, TypeConfig};
 type Rpc<T, E = openraft::error::Infallible> =
     Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
 
+/// Fails a connection that reached itself. On loopback, dialing a port nobody listens on
+/// can be answered by the kernel's simultaneous open when it picks that same port as the
+/// source: the "connection" then reads back what it writes, and holds the port, so the peer
+/// restarting there cannot bind it. Go's dialer refuses the same case (`selfConnect`); the
+/// connection is reset rather than closed, so that no TIME-WAIT keeps the port either.
+pub(crate) fn refuse_self_connection(stream: &TcpStream) -> std::io::Result<()> {
+    let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+    if local == peer {
+        socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO))?;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!("{peer} is not listening (the connection reached itself)"),
+        ));
+    }
+    Ok(())
+}
+
 /// An authenticated connection to one peer.
 struct Conn {
     framed: Framed<TcpStream>,
@@ -178,6 +195,7 @@ impl PeerClient {
             socket.bind((ip, 0).into()).map_err(connect)?;
         }
         let stream = socket.connect(resolved).await.map_err(connect)?;
+        refuse_self_connection(&stream).map_err(connect)?;
         stream.set_nodelay(true).map_err(connect)?;
         let mut framed = Framed::new(stream, addr.clone());
         handshake_dialer(
@@ -361,5 +379,28 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(self.shared.options.backoff))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket bound to a port and connecting to that same port opens onto itself (what the
+    /// kernel does by chance when it picks the dialed port as the source): it is refused, and
+    /// reset, so that the port can be listened on again at once.
+    #[tokio::test]
+    async fn a_connection_that_reached_itself_is_refused_and_frees_its_port() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let socket = TcpSocket::new_v4().expect("a socket");
+        socket.bind(port).expect("binding the port");
+        let stream = socket.connect(port).await.expect("a simultaneous open");
+        assert_eq!(stream.local_addr().ok(), stream.peer_addr().ok());
+        let err = refuse_self_connection(&stream).expect_err("refused");
+        assert!(err.to_string().contains("reached itself"), "{err}");
+        drop(stream);
+        std::net::TcpListener::bind(port).expect("the port is free again");
     }
 }
