@@ -33,6 +33,7 @@ use crate::auth::Password;
 use crate::live::LiveConfig;
 
 pub mod cluster;
+mod proposals;
 
 use cluster::ClusterLink;
 

@@ -32,6 +32,7 @@ use moodb_core::Record;
 use openraft::{BasicNode, LogId, Raft, ServerState, StoredMembership};
 use tokio::sync::{oneshot, watch};
 
+use super::proposals::Proposals;
 use super::{now_ms, ReplyTo, StoreOwner};
 use crate::actors::{Batch, Replies};
 use crate::replication::forward::{Forwarder, Job, LeaderView, ELECTION_WAIT};
@@ -61,9 +62,8 @@ pub struct ClusterLink {
     codec: Arc<dyn SnapshotCodec>,
     databases: usize,
     proposer: Option<Proposer>,
-    /// The last LSN of each tick proposed (one raft entry each) and not yet seen applied, in
-    /// order, with when it was proposed.
-    proposed: VecDeque<(Lsn, Instant)>,
+    /// The entries proposed and not yet seen applied, and the ticks held for a free slot.
+    proposals: Proposals,
     /// The term this node leads, as the raft metrics last said.
     leading: Option<u64>,
     /// The newest term whose uncommitted writes were given up: leading it serves nothing.
@@ -103,6 +103,25 @@ const OWN_ENTRIES_MAX: usize = 100_000;
 pub type SnapshotWait = oneshot::Sender<(LogId<NodeId>, StoredMembership<NodeId, BasicNode>)>;
 
 impl ClusterLink {
+    /// A tick's records (ending at LSN `last`), proposed now or held for a slot; false when
+    /// the proposer is gone.
+    fn submit(&mut self, last: Lsn, records: Vec<Record>) -> bool {
+        match self.proposals.submit(last, records, Instant::now()) {
+            Some(now) => self.proposer.as_ref().is_some_and(|p| p.propose(now)),
+            None => true,
+        }
+    }
+
+    /// Proposes the held ticks that fit in the slots free; false when the proposer is gone.
+    fn send_held(&mut self) -> bool {
+        while let Some(records) = self.proposals.next_ready(Instant::now()) {
+            if !self.proposer.as_ref().is_some_and(|p| p.propose(records)) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The cluster state of node `me` of `nodes`, whose raft log is `log` and whose snapshots
     /// `codec` writes; `password` is what the forwarders AUTH with on the leader.
     pub fn new(
@@ -124,7 +143,7 @@ impl ClusterLink {
             codec,
             databases,
             proposer: None,
-            proposed: VecDeque::new(),
+            proposals: Proposals::default(),
             leading: None,
             abandoned_term: 0,
             own_applied_term: 0,
@@ -508,14 +527,11 @@ impl StoreOwner {
         if records.is_empty() {
             return true;
         }
-        // The tick is one raft entry (the proposer's `one_entry`): its last LSN is released
-        // when that entry is applied.
-        let now = Instant::now();
+        // The tick joins a raft entry (the proposer's `one_entry`), alone or with the ticks
+        // held before it: its last LSN is released when that entry is applied.
         let last = records.last().map_or(0, |e| e.lsn);
-        link.proposed.push_back((last, now));
         let rs = records.into_iter().map(|e| e.record).collect();
-        let sent = link.proposer.as_ref().is_some_and(|p| p.propose(rs));
-        if !sent {
+        if !link.submit(last, rs) {
             self.lose_leadership("the proposer is gone");
         }
         true
@@ -568,9 +584,9 @@ impl StoreOwner {
         };
         let stuck = link.ready()
             && link
-                .proposed
-                .front()
-                .is_some_and(|(_, at)| at.elapsed() >= COMMIT_WAIT);
+                .proposals
+                .oldest()
+                .is_some_and(|at| at.elapsed() >= COMMIT_WAIT);
         if !stuck {
             return;
         }
@@ -614,11 +630,8 @@ impl StoreOwner {
                     return true;
                 };
                 let last = start.records.last().map_or(0, |e| e.lsn);
-                link.proposed.push_back((last, Instant::now()));
                 let rs = start.records.into_iter().map(|e| e.record).collect();
-                if let Some(p) = &link.proposer {
-                    p.propose(rs);
-                }
+                link.submit(last, rs);
             }
             let report = CheckpointReport {
                 lsn,
@@ -648,8 +661,8 @@ impl StoreOwner {
         }
         // Snapshots holding the uncommitted writes are given up.
         link.snapshot_waits.clear();
-        let dirty = !link.proposed.is_empty() || !self.store.all_released();
-        link.proposed.clear();
+        let dirty = !link.proposals.is_empty() || !self.store.all_released();
+        link.proposals.clear();
         if !dirty {
             return;
         }
@@ -719,9 +732,9 @@ impl Handler<ApplyCommitted> for StoreOwner {
             let mine = own
                 && link.leading == Some(id.leader_id.term)
                 && link.leading.is_some_and(|t| t > link.abandoned_term)
-                && !link.proposed.is_empty();
+                && link.proposals.has_in_flight();
             if mine {
-                durable = link.proposed.pop_front().map(|(lsn, _)| lsn);
+                durable = link.proposals.applied();
                 if let Some(lsn) = durable {
                     link.own_entries.push_back((id.index, lsn));
                     if link.own_entries.len() > OWN_ENTRIES_MAX {
@@ -741,6 +754,14 @@ impl Handler<ApplyCommitted> for StoreOwner {
         if let Some(m) = memberships.last() {
             link.membership = m;
         }
+        // Slots freed: the ticks held meanwhile go, merged.
+        if durable.is_some() && !link.send_held() {
+            self.lose_leadership("the proposer is gone");
+            return;
+        }
+        let Some(link) = self.link() else {
+            return;
+        };
         if membership_changed {
             link.refresh_nodes();
         }
@@ -780,14 +801,14 @@ impl Handler<SnapshotClone> for StoreOwner {
             return Err("not in cluster mode".into());
         };
         let dbs = self.store.state();
-        let at = match link.proposed.back() {
+        let at = match link.proposals.seal() {
             None => ClonedAt::Applied {
                 last_applied: link.last_applied,
                 membership: link.membership.clone(),
             },
-            Some((lsn, _)) => {
+            Some(lsn) => {
                 let (tx, rx) = oneshot::channel();
-                link.snapshot_waits.push((*lsn, tx));
+                link.snapshot_waits.push((lsn, tx));
                 ClonedAt::Proposed(rx)
             }
         };
@@ -804,7 +825,7 @@ impl Handler<InstallState> for StoreOwner {
         let lsn = self.store.last_lsn();
         self.store.replace_state(msg.dbs, lsn);
         if let Some(link) = self.cluster.as_mut() {
-            link.proposed.clear();
+            link.proposals.clear();
             link.snapshot_waits.clear();
             link.last_applied = msg.last_applied;
             link.membership = msg.membership;
