@@ -131,8 +131,8 @@ impl ClusterNode {
         Ok(())
     }
 
-    /// The files in its data directory whose names start with `prefix`, with their sizes,
-    /// sorted by name (`raftlog-` segments, `raftsnap-` snapshots).
+    /// The files in its data directory named `prefix` and an index, with their sizes, sorted
+    /// by name (`raftlog-` segments, `raftsnap-` snapshots; not `raftlog-spare`).
     pub fn files(&self, prefix: &str) -> Vec<(String, u64)> {
         let mut out: Vec<(String, u64)> = std::fs::read_dir(&self.data_dir)
             .into_iter()
@@ -141,7 +141,9 @@ impl ClusterNode {
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let len = e.metadata().ok()?.len();
-                name.starts_with(prefix).then_some((name, len))
+                let index = name.strip_prefix(prefix)?;
+                (!index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()))
+                    .then_some((name, len))
             })
             .collect();
         out.sort();
@@ -289,8 +291,10 @@ impl TestCluster {
             .map(|(id, (client, raft))| format!("{id}={raft}/{client}"))
             .collect::<Vec<_>>()
             .join(",");
+        // 4 MiB raft log segments: each node writes its next segment's zeros ahead of need, and
+        // the default 64 MiB for every node of every test would be gigabytes.
         let config = "(cluster: Some((heartbeat_ms: 50, election_timeout_min_ms: 300, \
-                      election_timeout_max_ms: 600)))"
+                      election_timeout_max_ms: 600, segment_bytes: 4194304)))"
             .to_string();
         let bin = moodb_binary()?;
         let mut nodes = Vec::new();

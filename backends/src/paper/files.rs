@@ -10,6 +10,7 @@
 //! | `log-<first_lsn:020>.discarded` | a segment salvage set aside because it came after damage |
 //! | `log-spare` | a segment of zeros made ahead of need (`spare.rs`); recovery removes it |
 //! | `raftlog-<index:020>`, `raft-vote`, `raft-purged` | the raft log of a cluster node (`raft_log.rs`); not single-node recovery's |
+//! | `raftlog-spare` | the raft log's spare segment (`raft_log.rs`, `spare.rs`); the raft log removes a leftover one |
 //!
 //! An LSN is written as exactly 20 decimal digits (`u64::MAX` has 20), so the names of one kind
 //! sort by LSN, and [`FileKind::parse`] accepts nothing else. Recovery reads only logs and

@@ -11,6 +11,13 @@
 //! | `raft-vote` | the vote last saved (written to `.tmp`, fsynced, renamed, directory fsynced) |
 //! | `raft-purged` | the log id of the last purged entry (same switch) |
 //! | `raftsnap-<index:020>` | a raft snapshot: a raft header, then a checkpoint ([`PaperSnapshotFiles`]) |
+//! | `raftlog-spare` | zeros, made ahead of need to become the next segment (see [`super::spare`]) |
+//!
+//! As the single-node log does, the raft log moves to a pre-zeroed spare segment when one is
+//! ready (the active one filled, or it was not a spare: the first one, or one reopened or cut
+//! by a truncate), so that an append's fdatasync overwrites zeros within the file's size and
+//! changes no metadata (on this machine kind about 110 µs instead of 185 µs per sync; every
+//! committed write waits for one on the leader and one on a follower).
 //!
 //! Segment header (32 bytes): magic `MOODBRFT`, u32 version (1), u32 0, u64 first index,
 //! u32 0, u32 CRC32C of bytes 0..28. Record (44-byte header, then the payload):
@@ -50,6 +57,7 @@ use moodb_core::{Databases, Lsn, Record, StorageError};
 use super::checkpoint::{encode_checkpoint, CheckpointReader};
 use super::fs::{Fs, FsFile};
 use super::log::{u32_at, u64_at};
+use super::spare::{SpareMode, Spares};
 
 pub const RAFT_LOG_MAGIC: &[u8; 8] = b"MOODBRFT";
 pub const RAFT_LOG_VERSION: u32 = 1;
@@ -59,6 +67,7 @@ pub const RAFT_RECORD_HEADER_LEN: usize = 44;
 pub const SMALL_FILE_MAGIC: &[u8; 8] = b"MOODBRSF";
 pub const VOTE_NAME: &str = "raft-vote";
 pub const PURGED_NAME: &str = "raft-purged";
+pub const RAFT_SPARE_NAME: &str = "raftlog-spare";
 /// A segment is closed and a new one started once it holds this many bytes.
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 const MAX_FRAME: usize = 1 << 30;
@@ -296,6 +305,10 @@ pub struct PaperRaftLog {
     segments: BTreeMap<Lsn, Segment>,
     /// The last segment, open for appending.
     active: Option<(Lsn, Box<dyn FsFile>)>,
+    /// How far the active segment holds zeros written and synced ahead (it was a spare): an
+    /// append ending there changes no metadata. 0 when it was not a spare.
+    zeroed: u64,
+    spares: Spares,
     entries: BTreeMap<Lsn, Held>,
     last_purged: Option<RaftLogId>,
     vote: Option<Vec<u8>>,
@@ -306,23 +319,39 @@ pub struct PaperRaftLog {
 impl PaperRaftLog {
     /// Opens (creating if needed) the raft log in `dir`, recovering what is there.
     pub fn open(fs: Box<dyn Fs>, dir: &Path) -> Result<Self, StorageError> {
-        Self::open_with(fs, dir, DEFAULT_SEGMENT_BYTES)
+        Self::open_tuned(fs, dir, DEFAULT_SEGMENT_BYTES, SpareMode::Background)
     }
 
-    /// [`PaperRaftLog::open`] with segments closed after `segment_bytes` (tests use small ones).
+    /// [`PaperRaftLog::open`] with segments closed after `segment_bytes` (tests use small
+    /// ones) and no spare segments (so that a simulated disk sees only the log's operations).
     pub fn open_with(
         fs: Box<dyn Fs>,
         dir: &Path,
         segment_bytes: u64,
     ) -> Result<Self, StorageError> {
+        Self::open_tuned(fs, dir, segment_bytes, SpareMode::Off)
+    }
+
+    /// [`PaperRaftLog::open_with`], with spare segments made as `spare` says.
+    pub fn open_tuned(
+        fs: Box<dyn Fs>,
+        dir: &Path,
+        segment_bytes: u64,
+        spare: SpareMode,
+    ) -> Result<Self, StorageError> {
         fs.create_dir_all(dir)
             .context(|| format!("create directory {}", dir.display()))?;
+        let fs: Arc<dyn Fs> = Arc::from(fs);
+        let segment_bytes = segment_bytes.max(RAFT_HEADER_LEN as u64 + 1);
+        let spares = Spares::named(spare, fs.clone(), &dir.join(RAFT_SPARE_NAME), segment_bytes);
         let mut log = PaperRaftLog {
-            fs: Arc::from(fs),
+            fs,
             dir: dir.to_path_buf(),
-            segment_bytes: segment_bytes.max(RAFT_HEADER_LEN as u64 + 1),
+            segment_bytes,
             segments: BTreeMap::new(),
             active: None,
+            zeroed: 0,
+            spares,
             entries: BTreeMap::new(),
             last_purged: None,
             vote: None,
@@ -360,8 +389,10 @@ impl PaperRaftLog {
             .list_dir(&self.dir)
             .context(|| format!("list {}", self.dir.display()))?;
         for name in &names {
-            if name.ends_with(".tmp")
-                && (name.starts_with(VOTE_NAME) || name.starts_with(PURGED_NAME))
+            // A spare holds no record; one left by a crash is made again when wanted.
+            if name == RAFT_SPARE_NAME
+                || name.ends_with(".tmp")
+                    && (name.starts_with(VOTE_NAME) || name.starts_with(PURGED_NAME))
             {
                 let path = self.dir.join(name);
                 self.fs
@@ -437,7 +468,8 @@ impl PaperRaftLog {
                         at += p.len;
                     }
                     Err(reason) => {
-                        let torn = is_last && only_same_group_after(&bytes, at, last_in_segment);
+                        let torn = is_last
+                            && only_same_group_after(&bytes[..nonzero_end], at, last_in_segment);
                         if !torn {
                             return Err(corrupt(at, reason));
                         }
@@ -495,15 +527,22 @@ impl PaperRaftLog {
                 .context(|| format!("remove {}", path.display()))?;
             self.segments.remove(&seg);
         }
-        self.rewrite_header(first)?;
-        self.fs
-            .sync_dir(&self.dir)
-            .context(|| format!("fsync directory {}", self.dir.display()))?;
         let path = self.dir.join(segment_name(first));
-        let file = self
-            .fs
-            .open_write(&path)
-            .context(|| format!("open {}", path.display()))?;
+        let (file, zeroed) = match self.adopt_spare(first)? {
+            Some(file) => (file, self.spares.segment_len()),
+            None => {
+                self.rewrite_header(first)?;
+                self.fs
+                    .sync_dir(&self.dir)
+                    .context(|| format!("fsync directory {}", self.dir.display()))?;
+                let file = self
+                    .fs
+                    .open_write(&path)
+                    .context(|| format!("open {}", path.display()))?;
+                (file, 0)
+            }
+        };
+        self.zeroed = zeroed;
         self.segments.insert(
             first,
             Segment {
@@ -512,6 +551,29 @@ impl PaperRaftLog {
         );
         self.active = Some((first, file));
         Ok(())
+    }
+
+    /// The ready spare as segment `first`: header written over its zeros and synced, renamed,
+    /// directory synced. `None` when no spare is ready or it could not be prepared before the
+    /// rename (the caller creates the segment instead); an error if the rename may not be
+    /// durable.
+    fn adopt_spare(&mut self, first: Lsn) -> Result<Option<Box<dyn FsFile>>, StorageError> {
+        let Some(mut file) = self.spares.take() else {
+            return Ok(None);
+        };
+        let spare = self.dir.join(RAFT_SPARE_NAME);
+        let path = self.dir.join(segment_name(first));
+        let prepared = file
+            .write_all_at(&segment_header(first), 0)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| self.fs.rename(&spare, &path));
+        if prepared.is_err() {
+            return Ok(None);
+        }
+        self.fs
+            .sync_dir(&self.dir)
+            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        Ok(Some(file))
     }
 
     fn check(&self) -> Result<(), StorageError> {
@@ -563,12 +625,15 @@ impl PaperRaftLog {
                 }
             }
         };
-        let full = self
+        let end = self
             .active
             .as_ref()
             .and_then(|(seg, _)| self.segments.get(seg))
-            .is_some_and(|s| s.end >= self.segment_bytes);
-        if !follows_active || full {
+            .map(|s| s.end);
+        let full = end.is_some_and(|e| e >= self.segment_bytes);
+        // Not a spare (or past its zeros) while one is ready: move on to it.
+        let unzeroed = end.is_some_and(|e| e >= self.zeroed) && self.spares.ready();
+        if !follows_active || full || unzeroed {
             self.start_segment(first)?;
         }
         let Some((seg, file)) = self.active.as_mut() else {
@@ -596,8 +661,14 @@ impl PaperRaftLog {
             .context(|| format!("fdatasync {}", path.display()))?;
         file.sync_data()
             .context(|| format!("fdatasync {}", path.display()))?;
+        let end = start + buf.len() as u64;
         if let Some(s) = self.segments.get_mut(&seg) {
-            s.end = start + buf.len() as u64;
+            s.end = end;
+        }
+        // The next segment's zeros are made while this one fills (at once when it is not a
+        // spare), so they are ready when it is full.
+        if end >= self.zeroed || end >= self.segment_bytes / 8 {
+            self.spares.request();
         }
         for (r, offset) in records.iter().zip(offsets) {
             self.entries.insert(
@@ -651,6 +722,8 @@ impl PaperRaftLog {
             s.end = held.offset;
         }
         self.active = Some((held.segment, file));
+        // Cut short: appends grow the file again.
+        self.zeroed = 0;
         self.entries.split_off(&from);
         Ok(())
     }

@@ -79,12 +79,17 @@ impl fmt::Debug for Spares {
 }
 
 impl Spares {
-    /// Spares of `len` bytes in `dir`.
+    /// The log's spares of `len` bytes in `dir` (`log-spare`).
     pub fn new(mode: SpareMode, fs: Arc<dyn Fs>, dir: &Path, len: u64) -> Self {
+        Self::named(mode, fs, &dir.join(SPARE_NAME), len)
+    }
+
+    /// Spares of `len` bytes at `path` (the raft log's are `raftlog-spare`).
+    pub fn named(mode: SpareMode, fs: Arc<dyn Fs>, path: &Path, len: u64) -> Self {
         Spares {
             mode,
             fs,
-            path: dir.join(SPARE_NAME),
+            path: path.to_path_buf(),
             len,
             state: State::None,
         }
@@ -127,14 +132,22 @@ impl Spares {
         }
     }
 
-    /// The spare, if it is complete: zero-filled to its length and synced, size included.
-    pub fn take(&mut self) -> Option<Box<dyn FsFile>> {
+    /// Whether a spare is complete (and may be taken).
+    pub fn ready(&mut self) -> bool {
         if let State::Making(rx) = &self.state {
             self.state = match rx.try_recv() {
                 Ok(Ok(file)) => State::Ready(file),
                 Ok(Err(_)) | Err(TryRecvError::Disconnected) => State::None,
-                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Empty) => return false,
             };
+        }
+        matches!(self.state, State::Ready(_))
+    }
+
+    /// The spare, if it is complete: zero-filled to its length and synced, size included.
+    pub fn take(&mut self) -> Option<Box<dyn FsFile>> {
+        if !self.ready() {
+            return None;
         }
         match std::mem::replace(&mut self.state, State::None) {
             State::Ready(file) => Some(file),

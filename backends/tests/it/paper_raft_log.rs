@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::common::set;
 use moodb_backends::paper::fs::{Fault, FaultKind, FaultOp, Fs, SimFs};
 use moodb_backends::paper::raft_log::PaperRaftLog;
+use moodb_backends::paper::SpareMode;
 use moodb_core::replicated::{RaftLog, RaftLogId, RaftPayload, RaftRecord};
 use moodb_core::StorageError;
 
@@ -120,7 +121,13 @@ fn run(log: &mut PaperRaftLog, model: &Model, op: &Op) -> Result<(), StorageErro
 }
 
 fn open(fs: &SimFs) -> Result<PaperRaftLog, StorageError> {
-    PaperRaftLog::open_with(Box::new(fs.clone()), Path::new(DIR), SEGMENT)
+    open_spared(fs, SpareMode::Off)
+}
+
+/// With `SpareMode::Inline` the log moves to pre-zeroed spare segments, made at once (so
+/// deterministically) when it asks for one.
+fn open_spared(fs: &SimFs, spare: SpareMode) -> Result<PaperRaftLog, StorageError> {
+    PaperRaftLog::open_tuned(Box::new(fs.clone()), Path::new(DIR), SEGMENT, spare)
 }
 
 fn held(log: &PaperRaftLog) -> Vec<RaftRecord> {
@@ -181,12 +188,21 @@ fn check_between(got: &PaperRaftLog, before: &Model, after: &Model, what: &str) 
 
 #[test]
 fn a_power_cut_at_any_operation_of_appends_truncates_purges_and_votes_recovers_a_prefix() {
+    power_cuts_recover_a_prefix(SpareMode::Off);
+}
+
+#[test]
+fn with_spare_segments_a_power_cut_at_any_operation_recovers_a_prefix() {
+    power_cuts_recover_a_prefix(SpareMode::Inline);
+}
+
+fn power_cuts_recover_a_prefix(spare: SpareMode) {
     let ops = history();
     let mut cuts = 0;
     for (i, op) in ops.iter().enumerate() {
         for k in 0.. {
             let fs = SimFs::new();
-            let mut log = open(&fs).unwrap();
+            let mut log = open_spared(&fs, spare).unwrap();
             let mut before = Model::default();
             for done in &ops[..i] {
                 run(&mut log, &before, done).unwrap();
@@ -204,22 +220,33 @@ fn a_power_cut_at_any_operation_of_appends_truncates_purges_and_votes_recovers_a
                 result.unwrap();
                 break;
             }
-            assert!(result.is_err(), "op {i} {op:?} returned Ok through a crash");
-            // A failed log refuses everything after.
-            assert!(log.save_vote(b"x").is_err());
+            // With spares, the crash can come while the next spare is made, once the op is
+            // durable (a spare that cannot be made is no error): every image then holds it.
+            let done = result.is_ok();
+            assert!(
+                !done || spare != SpareMode::Off,
+                "op {i} {op:?} returned Ok through a crash"
+            );
+            if !done {
+                // A failed log refuses everything after.
+                assert!(log.save_vote(b"x").is_err());
+            }
+            let before = if done { &after } else { &before };
             cuts += 1;
             for seed in 0..12 {
                 let image = fs.crash_image(seed);
                 let what = format!("op {i} {op:?}, cut at fs op {k}, seed {seed}");
-                let reopened = open(&image).unwrap_or_else(|e| panic!("{what}: {e}"));
-                check_between(&reopened, &before, &after, &what);
+                let reopened = open_spared(&image, spare).unwrap_or_else(|e| panic!("{what}: {e}"));
+                check_between(&reopened, before, &after, &what);
                 // Recovery is idempotent, and the log goes on: the interrupted op can be redone.
                 drop(reopened);
-                let mut again = open(&image).unwrap_or_else(|e| panic!("{what}, twice: {e}"));
-                check_between(&again, &before, &after, &what);
-                run(&mut again, &before, op).unwrap_or_else(|e| panic!("{what}, redo: {e}"));
+                let mut again =
+                    open_spared(&image, spare).unwrap_or_else(|e| panic!("{what}, twice: {e}"));
+                check_between(&again, before, &after, &what);
+                run(&mut again, before, op).unwrap_or_else(|e| panic!("{what}, redo: {e}"));
                 drop(again);
-                let redone = open(&image).unwrap_or_else(|e| panic!("{what}, after redo: {e}"));
+                let redone = open_spared(&image, spare)
+                    .unwrap_or_else(|e| panic!("{what}, after redo: {e}"));
                 check_between(&redone, &after, &after, &what);
             }
         }
@@ -321,6 +348,40 @@ fn an_append_batch_costs_one_sync_however_many_entries_it_holds() {
     fs.clear_fault();
     let reopened = open(&fs.crash_image(0)).unwrap();
     assert_eq!(reopened.state().last.map(|l| l.index), Some(64));
+}
+
+/// The log moves to a spare as soon as one is ready, and its appends then overwrite zeros
+/// within the file's size (an fdatasync with no metadata to commit) until the spare is full.
+#[test]
+fn appends_go_into_a_pre_zeroed_spare_without_growing_the_file() {
+    const BIG: u64 = 4096;
+    let fs = SimFs::new();
+    let dir = Path::new(DIR);
+    let mut log =
+        PaperRaftLog::open_tuned(Box::new(fs.clone()), dir, BIG, SpareMode::Inline).unwrap();
+    log.append(&[record(1, 0)]).unwrap(); // a plain segment; it asks for a spare
+    assert!(
+        fs.file(&dir.join("raftlog-spare")).is_some(),
+        "no spare made"
+    );
+    log.append(&[record(1, 1)]).unwrap(); // moves to the spare
+    let seg = dir.join("raftlog-00000000000000000001");
+    let sizes: Vec<usize> = (2..10)
+        .map(|i| {
+            log.append(&[record(1, i)]).unwrap();
+            fs.file(&seg).map_or(0, |b| b.len())
+        })
+        .collect();
+    assert!(
+        sizes.iter().all(|n| *n == BIG as usize),
+        "the spare segment's size changed: {sizes:?}"
+    );
+    drop(log);
+    let reopened = open(&fs.crash_image(0)).unwrap();
+    assert_eq!(
+        held(&reopened),
+        (0..10).map(|i| record(1, i)).collect::<Vec<_>>()
+    );
 }
 
 fn snapshot(index: u64, fill: u8) -> moodb_core::replicated::StoredRaftSnapshot {

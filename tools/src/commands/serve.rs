@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use moodb_backends::paper::fs::StdFs;
 use moodb_backends::paper::raft_log::{PaperRaftLog, PaperSnapshotCodec};
+use moodb_backends::paper::SpareMode;
 use moodb_backends::BackendOptions;
 use moodb_core::backend::RecoveryReport;
 use moodb_core::SyncPolicy;
@@ -290,7 +291,12 @@ fn run_cluster(
         moodb_backends::paper::raft_log::DEFAULT_SEGMENT_BYTES,
         |c| c.segment_bytes,
     );
-    let log = PaperRaftLog::open_with(Box::new(StdFs), &config.data_dir, segment_bytes)?;
+    let log = PaperRaftLog::open_tuned(
+        Box::new(StdFs),
+        &config.data_dir,
+        segment_bytes,
+        SpareMode::Background,
+    )?;
     let recovery = log.recovery().clone();
     eprintln!("moodb: cluster: raft log recovered: {recovery:?}");
     let (sync, dir) = (config.sync, config.data_dir.clone());
