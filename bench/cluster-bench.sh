@@ -92,6 +92,11 @@ for _ in $(seq 2000); do
     sleep 0.005
 done
 
+# The surviving nodes would hold CPU while etcd is measured.
+for i in 1 2 3; do
+    if [[ -n "${PID[$i]:-}" ]]; then kill -9 "${PID[$i]}" 2>/dev/null || true; wait "${PID[$i]}" 2>/dev/null || true; fi
+done
+
 # --- etcd, three members ---
 E50=""
 if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
@@ -119,6 +124,11 @@ if command -v etcd >/dev/null && command -v etcdctl >/dev/null; then
     # check perf exits non-zero when its own thresholds fail; its throughput line is there.
     E50=$({ ETCDCTL_API=3 etcdctl --endpoints "$ENDPOINTS" check perf --load="$ETCD_LOAD" 2>&1 || true; } \
         | tee "$WORK/etcd-perf.txt" | awk '/Throughput/ { for (i = 1; i < NF; i++) if ($i ~ /^[0-9.]+$/ && $(i + 1) ~ /^writes/) { printf "%.0f", $i; exit } }')
+    if [[ -z "$E50" ]]; then
+        echo "etcd: no throughput line; check perf said:" >&2
+        tr '\r' '\n' < "$WORK/etcd-perf.txt" | tail -5 >&2
+        tail -3 "$WORK"/e1.log >&2
+    fi
 fi
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }

@@ -366,7 +366,16 @@ impl RaftStateMachine<TypeConfig> for StoreMachine {
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
         let subject = || ErrorSubject::Snapshot(Some(meta.signature()));
-        let (dbs, index) = self.codec.decode(&data).map_err(|e| {
+        // Decoding a whole key space (every checksum checked) is off the event loop, as the
+        // snapshot loaded at start is.
+        let codec = self.codec.clone();
+        let (data, decoded) = tokio::task::spawn_blocking(move || {
+            let decoded = codec.decode(&data);
+            (data, decoded)
+        })
+        .await
+        .map_err(|e| sm_error(ErrorVerb::Read, &e))?;
+        let (dbs, index) = decoded.map_err(|e| {
             StorageError::from(StorageIOError::new(
                 subject(),
                 ErrorVerb::Read,
