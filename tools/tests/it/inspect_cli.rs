@@ -366,6 +366,20 @@ fn exit_codes_and_errors() {
     let out = run_on(&["wal", "dump"], &zeros, 2);
     assert!(out.contains("interrupted creation"), "{out}");
 
+    // The same of a raft log segment: only zeros, no longer than its header.
+    let zeros = dir.path().join(raft_log::segment_name(9));
+    std::fs::write(&zeros, [0u8; 20]).unwrap();
+    let out = run_on(&["wal", "dump"], &zeros, 2);
+    assert!(out.contains("interrupted creation"), "{out}");
+    let text = dir.path().join(raft_log::segment_name(10));
+    std::fs::write(&text, "hello world").unwrap();
+    let (code, _, stderr) = moodb(&["wal", "dump", text.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not a MooDB raft log segment: bad magic \"hello wo\""),
+        "{stderr}"
+    );
+
     // A checkpoint cut short.
     let path = write_checkpoint(dir.path(), 5);
     modify(&path, |bytes| bytes.truncate(bytes.len() - 10));
