@@ -852,8 +852,9 @@ pub fn scan_segment(
                 at += p.len;
             }
             Err(reason) => {
-                let after = valid_after(&bytes[..nonzero_end], at);
-                break if only_same_group(&after, last_in_segment) {
+                let after = valid_after(bytes, at, nonzero_end);
+                let next = last_in_segment.map_or(first, |l| l + 1);
+                break if only_same_group(&after, next) {
                     RaftSegmentEnd::TornTail {
                         offset: at as u64,
                         damaged_bytes: (nonzero_end - at) as u64,
@@ -877,11 +878,12 @@ pub fn scan_segment(
     })
 }
 
-/// The valid frames after damage at `at`, probing byte by byte: (offset, group, index).
-fn valid_after(bytes: &[u8], at: usize) -> Vec<(usize, Lsn, Lsn)> {
+/// The valid frames after damage at `at`, probing byte by byte up to the zero tail (a frame
+/// starting before it may end in zeros): (offset, group, index).
+fn valid_after(bytes: &[u8], at: usize, nonzero_end: usize) -> Vec<(usize, Lsn, Lsn)> {
     let mut probe = at + 1;
     let mut found = Vec::new();
-    while probe + RAFT_RECORD_HEADER_LEN <= bytes.len() {
+    while probe < nonzero_end && probe + RAFT_RECORD_HEADER_LEN <= bytes.len() {
         match parse_frame(&bytes[probe..]) {
             Ok(p) => {
                 found.push((probe, p.group_first, p.record.id.index));
@@ -893,17 +895,17 @@ fn valid_after(bytes: &[u8], at: usize) -> Vec<(usize, Lsn, Lsn)> {
     found
 }
 
-/// Whether nothing valid follows the damage, or only records of the group that the last good
-/// record (or the damaged one) belongs to: a torn tail of one unfinished append.
-fn only_same_group(after: &[(usize, Lsn, Lsn)], last_good: Option<Lsn>) -> bool {
+/// Whether nothing valid follows the damage, or only records of the group that the damaged
+/// record, expected at index `next`, belongs to (one started at or before it): a torn tail of
+/// one unfinished append. The damaged record may be the segment's first.
+fn only_same_group(after: &[(usize, Lsn, Lsn)], next: Lsn) -> bool {
     let Some((_, g, _)) = after.first().copied() else {
         return true;
     };
-    let next = last_good.map_or(0, |l| l + 1);
     g <= next
         && after
             .iter()
-            .all(|(_, g2, index)| *g2 == g && *index > last_good.unwrap_or(0))
+            .all(|(_, g2, index)| *g2 == g && *index >= next)
 }
 
 impl RaftLog for PaperRaftLog {

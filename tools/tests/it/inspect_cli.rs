@@ -864,3 +864,77 @@ fn wal_dump_of_a_cluster_data_directory_shows_the_raft_segments_vote_and_purge_p
     let spare = run_on(&["wal", "dump"], &dir.path().join(RAFT_SPARE_NAME), 0);
     assert!(spare.starts_with("not dumped: raftlog-spare ("), "{spare}");
 }
+
+/// An append's first record torn while a later page of the same append reached the disk (a
+/// power cut keeps unsynced pages in any order), in a segment that append started: a torn
+/// tail, which recovery cuts, not mid-log damage.
+#[test]
+fn wal_dump_of_a_torn_first_record_of_a_segment_is_a_torn_tail_recovery_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    let set = |i: u64| {
+        let record = Record::Set {
+            key: b(format!("k{i}").as_bytes()),
+            value: b(&[b'x'; 2000]),
+            expires_at_ms: None,
+        };
+        raft_entry(1, 1, i, RaftPayload::Record(record))
+    };
+    log.append(&[set(1), set(2), set(3)]).unwrap();
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(1));
+    let offsets = raft_offsets(&path);
+    modify(&path, |bytes| bytes[offsets[0].0 as usize + 100] ^= 0x10);
+    let text = run_on(&["wal", "dump"], &path, 2);
+    assert!(
+        text.contains("DAMAGE at offset 32: record checksum mismatch")
+            && text.contains("torn tail: no valid record of another group follows")
+            && text.contains("Recovery cuts the segment at offset 32"),
+        "{text}"
+    );
+    let log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    assert_eq!(log.recovery().entries, 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+}
+
+/// Damage followed by one valid record of another group whose frame ends in zero bytes (a SET
+/// without expiry): the record is still found, so this is mid-log damage recovery refuses,
+/// not a torn tail to cut (cutting would drop a synced entry).
+#[test]
+fn wal_dump_finds_a_valid_record_ending_in_zeros_after_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    let set = |i: u64| {
+        let record = Record::Set {
+            key: b(format!("k{i}").as_bytes()),
+            value: b(b"v"),
+            expires_at_ms: None,
+        };
+        raft_entry(1, 1, i, RaftPayload::Record(record))
+    };
+    for i in 1..=3 {
+        log.append(&[set(i)]).unwrap();
+    }
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(1));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        bytes.last(),
+        Some(&0),
+        "the last frame should end in a zero byte"
+    );
+    let offsets = raft_offsets(&path);
+    modify(&path, |bytes| bytes[offsets[1].0 as usize + 50] ^= 0x01);
+    let text = run_on(&["wal", "dump"], &path, 2);
+    assert!(
+        text.contains(&format!(
+            "mid-log corruption: 1 valid record follow, the first at offset {}",
+            offsets[2].0
+        )),
+        "{text}"
+    );
+    match PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, offsets[1].0),
+        other => panic!("recovery opened a damaged raft log: {other:?}"),
+    }
+}
