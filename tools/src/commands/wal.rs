@@ -949,9 +949,13 @@ fn render_end(end: &End, raft: bool, out: &mut dyn Write) -> Result<(), InspectE
         } => {
             writeln!(out, "DAMAGE at offset {offset}: {reason}")?;
             let after = format!(
-                "  mid-log corruption: {} follow, the first at offset {next_valid_offset}, so \
-                 this is not a torn write.",
-                plural(*valid_records_after, "valid record", "valid records")
+                "  mid-log corruption: {}, the first at offset {next_valid_offset}, so this is \
+                 not a torn write.",
+                plural(
+                    *valid_records_after,
+                    "valid record follows",
+                    "valid records follow"
+                )
             );
             if raft {
                 writeln!(out, "{after} {refused}")?;

@@ -928,7 +928,7 @@ fn wal_dump_finds_a_valid_record_ending_in_zeros_after_damage() {
     let text = run_on(&["wal", "dump"], &path, 2);
     assert!(
         text.contains(&format!(
-            "mid-log corruption: 1 valid record follow, the first at offset {}",
+            "mid-log corruption: 1 valid record follows, the first at offset {}",
             offsets[2].0
         )),
         "{text}"
