@@ -41,7 +41,8 @@
 //! Recovery reads every segment; a damaged last segment whose damage is followed by nothing
 //! valid, or only by records of the same unfinished group, is a torn tail and is cut; any
 //! other damage refuses to open, naming file and offset. Entries up to the purge point that a
-//! power cut left behind are ignored and their segments removed by the next purge.
+//! power cut left behind are ignored and their segments removed by the next purge. That
+//! judgement is [`scan_segment`]'s, which `moodb wal dump` also uses.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,8 @@ pub fn segment_name(first: Lsn) -> String {
     format!("{RAFT_SEGMENT_PREFIX}{first:020}")
 }
 
-fn parse_segment_name(name: &str) -> Option<Lsn> {
+/// The first index a segment's name (`raftlog-<first_index:020>`) says, if it is one.
+pub fn parse_segment_name(name: &str) -> Option<Lsn> {
     let digits = name.strip_prefix(RAFT_SEGMENT_PREFIX)?;
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -99,7 +101,7 @@ fn segment_header(first: Lsn) -> [u8; RAFT_HEADER_LEN] {
     out
 }
 
-fn check_segment_header(bytes: &[u8], first: Lsn) -> Result<(), String> {
+fn check_segment_header(bytes: &[u8], first: Option<Lsn>) -> Result<(), String> {
     if bytes.len() < RAFT_HEADER_LEN {
         return Err(format!(
             "file is {} bytes, shorter than the {RAFT_HEADER_LEN}-byte raft log header",
@@ -118,7 +120,7 @@ fn check_segment_header(bytes: &[u8], first: Lsn) -> Result<(), String> {
             "raft log format version {version}, this build reads version {RAFT_LOG_VERSION}"
         ));
     }
-    if u64_at(bytes, 16) != first {
+    if let Some(first) = first.filter(|f| u64_at(bytes, 16) != *f) {
         return Err(format!(
             "header says first index {}, the name says {first}",
             u64_at(bytes, 16)
@@ -239,8 +241,13 @@ fn write_small_file(
         .context(|| format!("fsync directory {}", dir.display()))
 }
 
-/// Reads the small file `name`, if it exists.
-fn read_small_file(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
+/// Reads the small file `name` (`raft-vote`, `raft-purged`), if it exists: its payload, or
+/// [`StorageError::Corrupt`] with the offset of the damage.
+pub fn read_small_file(
+    fs: &dyn Fs,
+    dir: &Path,
+    name: &str,
+) -> Result<Option<Vec<u8>>, StorageError> {
     let path = dir.join(name);
     let bytes = match fs.read(&path) {
         Ok(b) => b,
@@ -263,6 +270,23 @@ fn read_small_file(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Option<Vec<u8>
         return Err(corrupt((16 + len) as u64, "checksum mismatch"));
     }
     Ok(Some(bytes[16..16 + len].to_vec()))
+}
+
+/// The purge point saved in `raft-purged` in `dir`, if there is one.
+pub fn read_purged(fs: &dyn Fs, dir: &Path) -> Result<Option<RaftLogId>, StorageError> {
+    match read_small_file(fs, dir, PURGED_NAME)? {
+        None => Ok(None),
+        Some(b) if b.len() == 24 => Ok(Some(RaftLogId {
+            term: u64_at(&b, 0),
+            node: u64_at(&b, 8),
+            index: u64_at(&b, 16),
+        })),
+        Some(_) => Err(StorageError::Corrupt {
+            file: dir.join(PURGED_NAME),
+            offset: 16,
+            reason: "the purged log id is not 24 bytes".into(),
+        }),
+    }
 }
 
 fn encode_log_id(id: &RaftLogId) -> Vec<u8> {
@@ -359,21 +383,7 @@ impl PaperRaftLog {
             recovery: RaftLogRecovery::default(),
         };
         log.vote = read_small_file(&*log.fs, dir, VOTE_NAME)?;
-        log.last_purged = match read_small_file(&*log.fs, dir, PURGED_NAME)? {
-            None => None,
-            Some(b) if b.len() == 24 => Some(RaftLogId {
-                term: u64_at(&b, 0),
-                node: u64_at(&b, 8),
-                index: u64_at(&b, 16),
-            }),
-            Some(_) => {
-                return Err(StorageError::Corrupt {
-                    file: dir.join(PURGED_NAME),
-                    offset: 16,
-                    reason: "the purged log id is not 24 bytes".into(),
-                })
-            }
-        };
+        log.last_purged = read_purged(&*log.fs, dir)?;
         log.load_segments()?;
         Ok(log)
     }
@@ -415,78 +425,63 @@ impl PaperRaftLog {
                 offset: offset as u64,
                 reason,
             };
-            if let Err(reason) = check_segment_header(&bytes, first) {
-                if is_last && bytes.len() <= RAFT_HEADER_LEN {
-                    // Created but its header never reached the disk (a segment gets records only
-                    // after its header is synced): an empty segment.
-                    self.rewrite_header(first)?;
-                    self.segments.insert(
-                        first,
-                        Segment {
-                            end: RAFT_HEADER_LEN as u64,
+            let scan = match scan_segment(&bytes, Some(first), last_index) {
+                Ok(scan) => scan,
+                Err(reason) => {
+                    if is_last && bytes.len() <= RAFT_HEADER_LEN {
+                        // Created but its header never reached the disk (a segment gets records
+                        // only after its header is synced): an empty segment.
+                        self.rewrite_header(first)?;
+                        self.segments.insert(
+                            first,
+                            Segment {
+                                end: RAFT_HEADER_LEN as u64,
+                            },
+                        );
+                        continue;
+                    }
+                    return Err(corrupt(0, reason));
+                }
+            };
+            for r in scan.records {
+                let index = r.record.id.index;
+                last_index = Some(index);
+                if purged.is_none_or(|p| index > p) {
+                    self.entries.insert(
+                        index,
+                        Held {
+                            record: r.record,
+                            segment: first,
+                            offset: r.offset,
                         },
                     );
-                    continue;
-                }
-                return Err(corrupt(0, reason));
-            }
-            let mut at = RAFT_HEADER_LEN;
-            let mut last_in_segment: Option<Lsn> = None;
-            let nonzero_end = bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1);
-            while at < bytes.len() {
-                if at >= nonzero_end {
-                    break; // zero tail: the clean end
-                }
-                match parse_frame(&bytes[at..]) {
-                    Ok(p) => {
-                        let index = p.record.id.index;
-                        let in_order = match last_in_segment {
-                            Some(l) => index == l + 1,
-                            None => index >= first,
-                        };
-                        if !in_order || last_index.is_some_and(|l| index <= l) {
-                            return Err(corrupt(
-                                at,
-                                format!(
-                                    "record index {index} out of order (after {last_index:?}, \
-                                     in the segment from {first})"
-                                ),
-                            ));
-                        }
-                        last_in_segment = Some(index);
-                        last_index = Some(index);
-                        if purged.is_none_or(|p| index > p) {
-                            self.entries.insert(
-                                index,
-                                Held {
-                                    record: p.record,
-                                    segment: first,
-                                    offset: at as u64,
-                                },
-                            );
-                        }
-                        at += p.len;
-                    }
-                    Err(reason) => {
-                        let torn = is_last
-                            && only_same_group_after(&bytes[..nonzero_end], at, last_in_segment);
-                        if !torn {
-                            return Err(corrupt(at, reason));
-                        }
-                        self.recovery.bytes_truncated = (nonzero_end - at) as u64;
-                        let mut file = self
-                            .fs
-                            .open_write(&path)
-                            .context(|| format!("open {}", path.display()))?;
-                        file.set_len(at as u64)
-                            .context(|| format!("truncate {}", path.display()))?;
-                        file.sync_all()
-                            .context(|| format!("fsync {}", path.display()))?;
-                        break;
-                    }
                 }
             }
-            self.segments.insert(first, Segment { end: at as u64 });
+            let end = match scan.end {
+                RaftSegmentEnd::Clean { valid_end } => valid_end,
+                RaftSegmentEnd::TornTail {
+                    offset,
+                    damaged_bytes,
+                    ..
+                } if is_last => {
+                    self.recovery.bytes_truncated = damaged_bytes;
+                    let mut file = self
+                        .fs
+                        .open_write(&path)
+                        .context(|| format!("open {}", path.display()))?;
+                    file.set_len(offset)
+                        .context(|| format!("truncate {}", path.display()))?;
+                    file.sync_all()
+                        .context(|| format!("fsync {}", path.display()))?;
+                    offset
+                }
+                RaftSegmentEnd::TornTail { offset, reason, .. }
+                | RaftSegmentEnd::MidLogDamage { offset, reason, .. }
+                | RaftSegmentEnd::OutOfOrder { offset, reason } => {
+                    return Err(corrupt(offset as usize, reason))
+                }
+            };
+            self.segments.insert(first, Segment { end });
         }
         self.recovery.entries = self.entries.len() as u64;
         if let Some((&first, _)) = self.segments.iter().next_back() {
@@ -765,28 +760,152 @@ impl PaperRaftLog {
     }
 }
 
-/// Whether nothing valid follows `at`, or only records of the group that the last good record
-/// (or the damaged one) belongs to: a torn tail of one unfinished append.
-fn only_same_group_after(bytes: &[u8], at: usize, last_good: Option<Lsn>) -> bool {
+/// A record read from a segment by [`scan_segment`], with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedRaftRecord {
+    /// Byte offset of the frame in the file.
+    pub offset: u64,
+    /// Bytes the frame takes, header included.
+    pub len: u64,
+    /// Index of the first record of the append (group) that wrote it.
+    pub group_first: Lsn,
+    pub record: RaftRecord,
+}
+
+/// How a segment's records end, as opening the raft log judges it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftSegmentEnd {
+    /// The end of the file, or only zeros after the last record (a zero tail).
+    Clean { valid_end: u64 },
+    /// Damage at `offset` followed by nothing valid, or only by records of the same unfinished
+    /// group: cut there in the last segment, refused in any other. `damaged_bytes` counts up
+    /// to the last non-zero byte.
+    TornTail {
+        offset: u64,
+        damaged_bytes: u64,
+        reason: String,
+    },
+    /// Damage at `offset` followed by valid records of other groups: refused.
+    MidLogDamage {
+        offset: u64,
+        reason: String,
+        next_valid_offset: u64,
+        valid_records_after: u64,
+    },
+    /// A valid record at `offset` whose index does not follow the one before it: refused.
+    OutOfOrder { offset: u64, reason: String },
+}
+
+/// What [`scan_segment`] read: the valid records in order, then how they end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaftSegmentScan {
+    /// The first index the header says.
+    pub first_index: Lsn,
+    pub records: Vec<ScannedRaftRecord>,
+    pub end: RaftSegmentEnd,
+}
+
+/// Reads the segment `bytes` as opening the raft log does: the header (against the first index
+/// of the segment's name, if given; `Err` says why it is unusable), then each record up to the
+/// zero tail or the first damage. `prev_last` is the last index of the segments before this
+/// one: a record at or below it is out of order. Recovery and `moodb wal dump` both use it.
+pub fn scan_segment(
+    bytes: &[u8],
+    first: Option<Lsn>,
+    prev_last: Option<Lsn>,
+) -> Result<RaftSegmentScan, String> {
+    check_segment_header(bytes, first)?;
+    let first = u64_at(bytes, 16);
+    let nonzero_end = super::log::nonzero_end(bytes);
+    let mut records: Vec<ScannedRaftRecord> = Vec::new();
+    let mut at = RAFT_HEADER_LEN;
+    let end = loop {
+        if at >= bytes.len() || at >= nonzero_end {
+            break RaftSegmentEnd::Clean {
+                valid_end: at as u64,
+            };
+        }
+        let last_in_segment = records.last().map(|r| r.record.id.index);
+        match parse_frame(&bytes[at..]) {
+            Ok(p) => {
+                let index = p.record.id.index;
+                let in_order = match last_in_segment {
+                    Some(l) => index == l + 1,
+                    None => index >= first,
+                };
+                let last_index = last_in_segment.or(prev_last);
+                if !in_order || last_index.is_some_and(|l| index <= l) {
+                    break RaftSegmentEnd::OutOfOrder {
+                        offset: at as u64,
+                        reason: format!(
+                            "record index {index} out of order (after {last_index:?}, in the \
+                             segment from {first})"
+                        ),
+                    };
+                }
+                records.push(ScannedRaftRecord {
+                    offset: at as u64,
+                    len: p.len as u64,
+                    group_first: p.group_first,
+                    record: p.record,
+                });
+                at += p.len;
+            }
+            Err(reason) => {
+                let after = valid_after(bytes, at, nonzero_end);
+                let next = last_in_segment.map_or(first, |l| l + 1);
+                break if only_same_group(&after, next) {
+                    RaftSegmentEnd::TornTail {
+                        offset: at as u64,
+                        damaged_bytes: (nonzero_end - at) as u64,
+                        reason,
+                    }
+                } else {
+                    RaftSegmentEnd::MidLogDamage {
+                        offset: at as u64,
+                        reason,
+                        next_valid_offset: after.first().map_or(0, |a| a.0 as u64),
+                        valid_records_after: after.len() as u64,
+                    }
+                };
+            }
+        }
+    };
+    Ok(RaftSegmentScan {
+        first_index: first,
+        records,
+        end,
+    })
+}
+
+/// The valid frames after damage at `at`, probing byte by byte up to the zero tail (a frame
+/// starting before it may end in zeros): (offset, group, index).
+fn valid_after(bytes: &[u8], at: usize, nonzero_end: usize) -> Vec<(usize, Lsn, Lsn)> {
     let mut probe = at + 1;
-    let mut groups = Vec::new();
-    while probe + RAFT_RECORD_HEADER_LEN <= bytes.len() {
+    let mut found = Vec::new();
+    while probe < nonzero_end && probe + RAFT_RECORD_HEADER_LEN <= bytes.len() {
         match parse_frame(&bytes[probe..]) {
             Ok(p) => {
-                groups.push((p.group_first, p.record.id.index));
+                found.push((probe, p.group_first, p.record.id.index));
                 probe += p.len;
             }
             Err(_) => probe += 1,
         }
     }
-    let Some((g, _)) = groups.first().copied() else {
+    found
+}
+
+/// Whether nothing valid follows the damage, or only records of the group that the damaged
+/// record, expected at index `next`, belongs to (one started at or before it): a torn tail of
+/// one unfinished append. The damaged record may be the segment's first.
+fn only_same_group(after: &[(usize, Lsn, Lsn)], next: Lsn) -> bool {
+    let Some((_, g, _)) = after.first().copied() else {
         return true;
     };
-    let next = last_good.map_or(0, |l| l + 1);
     g <= next
-        && groups
+        && after
             .iter()
-            .all(|(g2, index)| *g2 == g && *index > last_good.unwrap_or(0))
+            .all(|(_, g2, index)| *g2 == g && *index >= next)
 }
 
 impl RaftLog for PaperRaftLog {

@@ -1,7 +1,9 @@
 //! `moodb wal dump` and `moodb snapshot inspect` end to end, over files the tests write with
 //! the paper backend and its encoders: golden text output (clean, torn tail, mid-log
 //! corruption, clean and corrupt checkpoint, data directories, help), JSON read back with
-//! serde_json, exit codes, and that the files are left byte for byte as they were.
+//! serde_json, exit codes, and that the files are left byte for byte as they were. Raft log
+//! segments are written through `PaperRaftLog` (with and without pre-zeroed spares), and what
+//! the dump says of damage is checked against what reopening the raft log does.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
@@ -11,9 +13,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use moodb_backends::paper::checkpoint::encode_checkpoint;
 use moodb_backends::paper::fs::StdFs;
+use moodb_backends::paper::raft_log::{self, PaperRaftLog, RAFT_SPARE_NAME, VOTE_NAME};
 use moodb_backends::paper::{FileKind, PaperBackend, PaperTuning, SpareMode};
 use moodb_backends::BackendOptions;
-use moodb_core::{Backend, LogEntry, Record, Value};
+use moodb_core::replicated::{RaftLog, RaftLogId, RaftPayload, RaftRecord};
+use moodb_core::{Backend, LogEntry, Record, StorageError, Value};
 
 /// Runs `moodb` with `args`; returns the exit code, stdout and stderr.
 fn moodb(args: &[&str]) -> (i32, String, String) {
@@ -362,6 +366,20 @@ fn exit_codes_and_errors() {
     let out = run_on(&["wal", "dump"], &zeros, 2);
     assert!(out.contains("interrupted creation"), "{out}");
 
+    // The same of a raft log segment: only zeros, no longer than its header.
+    let zeros = dir.path().join(raft_log::segment_name(9));
+    std::fs::write(&zeros, [0u8; 20]).unwrap();
+    let out = run_on(&["wal", "dump"], &zeros, 2);
+    assert!(out.contains("interrupted creation"), "{out}");
+    let text = dir.path().join(raft_log::segment_name(10));
+    std::fs::write(&text, "hello world").unwrap();
+    let (code, _, stderr) = moodb(&["wal", "dump", text.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("not a MooDB raft log segment: bad magic \"hello wo\""),
+        "{stderr}"
+    );
+
     // A checkpoint cut short.
     let path = write_checkpoint(dir.path(), 5);
     modify(&path, |bytes| bytes.truncate(bytes.len() - 10));
@@ -374,9 +392,14 @@ fn dumping_leaves_the_files_byte_identical() {
     let (_dir, log) = corrupt_log();
     let ckpt_dir = tempfile::tempdir().unwrap();
     let ckpt = write_checkpoint(ckpt_dir.path(), 7);
+    let (_raft_dir, raft) = raft_segment();
+    let (offset, len) = *raft_offsets(&raft).last().unwrap();
+    modify(&raft, |bytes| bytes.truncate((offset + len) as usize - 6)); // torn: recovery cuts
     for (path, args) in [
         (&log, &["wal", "dump", "--json"][..]),
         (&log, &["wal", "dump", "--full"][..]),
+        (&raft, &["wal", "dump"][..]),
+        (&raft, &["wal", "dump", "--json"][..]),
         (&ckpt, &["snapshot", "inspect", "--keys"][..]),
         (&ckpt, &["snapshot", "inspect", "--json"][..]),
     ] {
@@ -457,8 +480,8 @@ fn wal_dump_and_snapshot_inspect_show_the_database() {
 /// A raft snapshot (`raftsnap-<index>`) as a cluster node writes it: the raft header with its
 /// last log id and openraft's meta (membership), then a checkpoint of [`entries`].
 fn write_raft_snapshot(dir: &Path, index: u64) -> PathBuf {
-    use moodb_backends::paper::raft_log::{PaperRaftLog, PaperSnapshotFiles};
-    use moodb_core::replicated::{RaftLog, RaftLogId, StoredRaftSnapshot};
+    use moodb_backends::paper::raft_log::PaperSnapshotFiles;
+    use moodb_core::replicated::StoredRaftSnapshot;
     let entries = entries();
     let checkpoint = encode_checkpoint(
         index,
@@ -507,4 +530,411 @@ fn snapshot_inspect_of_a_raft_snapshot_shows_its_log_id_and_membership() {
         damaged.contains("raft header checksum mismatch"),
         "{damaged}"
     );
+}
+
+/// openraft's membership of nodes 1, 2, 3, as the replication layer stores it (JSON).
+const MEMBERSHIP: &str = r#"{"configs":[[1,2,3]],"nodes":{"1":{"addr":"127.0.0.1:7101"},"2":{"addr":"127.0.0.1:7102"},"3":{"addr":"127.0.0.1:7103"}}}"#;
+/// openraft's vote, as the replication layer saves it (JSON).
+const VOTE: &str = r#"{"leader_id":{"term":2,"node_id":2},"committed":true}"#;
+
+fn raft_entry(term: u64, node: u64, index: u64, payload: RaftPayload) -> RaftRecord {
+    RaftRecord {
+        id: RaftLogId { term, node, index },
+        payload,
+    }
+}
+
+/// The appends the raft log tests make (each inner Vec is one `append`): node 1's blank and
+/// membership in term 1, a SET, then node 2's term-2 batch of a transaction and a DELETE.
+fn raft_groups() -> Vec<Vec<RaftRecord>> {
+    let groups = groups();
+    vec![
+        vec![
+            raft_entry(1, 1, 1, RaftPayload::Blank),
+            raft_entry(1, 1, 2, RaftPayload::Membership(MEMBERSHIP.into())),
+        ],
+        vec![raft_entry(
+            1,
+            1,
+            3,
+            RaftPayload::Record(groups[0][0].clone()),
+        )],
+        vec![
+            raft_entry(2, 2, 4, RaftPayload::Record(groups[1][0].clone())),
+            raft_entry(2, 2, 5, RaftPayload::Record(groups[3][0].clone())),
+        ],
+    ]
+}
+
+/// A raft log written through `PaperRaftLog` into `dir`: [`raft_groups`] and the vote.
+fn write_raft_log(dir: &Path, log: &mut PaperRaftLog) {
+    for group in raft_groups() {
+        log.append(&group).unwrap();
+    }
+    log.save_vote(VOTE.as_bytes()).unwrap();
+    assert!(dir.join(VOTE_NAME).exists());
+}
+
+/// One raft segment, `raftlog-1`, with no spare (its file ends at its last record).
+fn raft_segment() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    write_raft_log(dir.path(), &mut log);
+    assert_eq!(log.segment_names(), vec![raft_log::segment_name(1)]);
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(1));
+    (dir, path)
+}
+
+/// (offset, len) of each entry of a raft segment, read back through the raft log's scanner.
+fn raft_offsets(path: &Path) -> Vec<(u64, u64)> {
+    let bytes = std::fs::read(path).unwrap();
+    raft_log::scan_segment(&bytes, None, None)
+        .unwrap()
+        .records
+        .iter()
+        .map(|r| (r.offset, r.len))
+        .collect()
+}
+
+#[test]
+fn wal_dump_of_a_raft_log_segment_shows_each_entry_with_its_log_id() {
+    let (_dir, path) = raft_segment();
+    let offsets = raft_offsets(&path);
+    let text = run_on(&["wal", "dump"], &path, 0);
+    insta::assert_snapshot!(text);
+    // offset, index, term, node, group, crc, then the entry.
+    let line = |i: usize| {
+        let prefix = format!("{:>10} {:>10} ", offsets[i].0, i + 1);
+        text.lines()
+            .find(|l| l.starts_with(&prefix))
+            .unwrap_or_else(|| panic!("no line for index {}: {text}", i + 1))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(line(0)[2..], ["1", "1", "1", "ok", "blank"]);
+    assert_eq!(line(1)[2..7], ["1", "1", "1", "ok", "membership"]);
+    assert!(
+        text.contains(&format!("membership {MEMBERSHIP}\n")),
+        "{text}"
+    );
+    assert_eq!(line(2)[2..8], ["1", "1", "3", "ok", "set", "\"user:1\""]);
+    assert_eq!(line(3)[2..7], ["2", "2", "4", "ok", "txn"]);
+    assert_eq!(line(4)[2..8], ["2", "2", "4", "ok", "delete", "\"last\""]);
+    let file_len = std::fs::metadata(&path).unwrap().len();
+    assert!(
+        text.contains(&format!(
+            "end: clean at offset {file_len}, the end of the file"
+        )),
+        "{text}"
+    );
+    let full = run_on(&["wal", "dump", "--full"], &path, 0);
+    assert!(
+        full.contains(&format!("\"{}\"\n", "v".repeat(100))),
+        "{full}"
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&run_on(&["wal", "dump", "--json"], &path, 0)).unwrap();
+    let segment = &json["raft_segments"][0];
+    assert_eq!(segment["first_index"], 1);
+    assert_eq!(segment["format_version"], 1);
+    let records = segment["records"].as_array().unwrap();
+    assert_eq!(records.len(), 5);
+    assert_eq!(records[0]["kind"], "blank");
+    assert_eq!(records[1]["kind"], "membership");
+    assert_eq!(records[1]["membership"], MEMBERSHIP);
+    let set = &records[2];
+    assert_eq!(
+        (
+            &set["offset"],
+            &set["index"],
+            &set["term"],
+            &set["node"],
+            &set["group"]
+        ),
+        (
+            &offsets[2].0.into(),
+            &3.into(),
+            &1.into(),
+            &1.into(),
+            &3.into()
+        )
+    );
+    assert_eq!(set["kind"], "record");
+    assert_eq!(set["record"]["kind"], "set");
+    assert_eq!(set["record"]["key"]["escaped"], "user:1");
+    assert_eq!(set["record"]["expires_at_ms"], 1_700_000_000_000u64);
+    let txn = &records[3]["record"];
+    assert_eq!(txn["kind"], "txn");
+    assert_eq!(txn["records"][0]["key"]["escaped"], "bin\\x00\\xff");
+    assert_eq!(txn["records"][0]["value"]["cut"], true);
+    assert_eq!(records[4]["group"], 4);
+    assert_eq!(records[4]["term"], 2);
+    assert_eq!(records[4]["node"], 2);
+    assert_eq!(segment["end"]["status"], "clean");
+    assert_eq!(segment["end"]["valid_end"], file_len);
+    assert_eq!(json["summary"]["raft"]["entries"], 5);
+    assert_eq!(json["summary"]["raft"]["first_index"], 1);
+    assert_eq!(json["summary"]["raft"]["last_index"], 5);
+    assert_eq!(json["summary"]["damaged"], false);
+    assert!(json["segments"].as_array().unwrap().is_empty());
+}
+
+/// With spares the log moves to a pre-zeroed segment: its records end at a zero tail, which
+/// the dump reports as the clean end without printing it.
+#[test]
+fn wal_dump_of_a_pre_zeroed_raft_segment_ends_cleanly_at_the_zeros() {
+    const SEGMENT: u64 = 4 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PaperRaftLog::open_tuned(Box::new(StdFs), dir.path(), SEGMENT, SpareMode::Inline).unwrap();
+    write_raft_log(dir.path(), &mut log);
+    // The first append made raftlog-1 and asked for a spare; the second moved to it.
+    let names = log.segment_names();
+    assert_eq!(
+        names,
+        [raft_log::segment_name(1), raft_log::segment_name(3)]
+    );
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(3));
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT);
+    let offsets = raft_offsets(&path);
+    let valid_end = offsets.last().map(|(o, l)| o + l).unwrap();
+    let text = run_on(&["wal", "dump"], &path, 0);
+    insta::assert_snapshot!(text);
+    assert!(
+        text.contains(&format!(
+            "end: clean at offset {valid_end}, then {} bytes of zeros",
+            SEGMENT - valid_end
+        )),
+        "{text}"
+    );
+    assert!(text.len() < 2000, "{} bytes of output", text.len());
+    let json: serde_json::Value =
+        serde_json::from_str(&run_on(&["wal", "dump", "--json"], &path, 0)).unwrap();
+    let segment = &json["raft_segments"][0];
+    assert_eq!(segment["first_index"], 3);
+    assert_eq!(segment["records"][0]["index"], 3);
+    assert_eq!(segment["records"][0]["record"]["key"]["escaped"], "user:1");
+    assert_eq!(segment["end"]["status"], "clean");
+    assert_eq!(segment["end"]["valid_end"], valid_end);
+    assert_eq!(segment["end"]["zero_bytes_after"], SEGMENT - valid_end);
+}
+
+#[test]
+fn wal_dump_of_a_torn_raft_tail_says_where_recovery_cuts() {
+    let (dir, path) = raft_segment();
+    let (offset, len) = *raft_offsets(&path).last().unwrap();
+    modify(&path, |bytes| bytes.truncate((offset + len) as usize - 6));
+    // Up to the last non-zero byte of what is left.
+    let bytes = std::fs::read(&path).unwrap();
+    let damaged = bytes.iter().rposition(|b| *b != 0).unwrap() as u64 + 1 - offset;
+    let text = run_on(&["wal", "dump"], &path, 2);
+    insta::assert_snapshot!(text);
+    assert!(
+        text.contains(&format!("DAMAGE at offset {offset}: incomplete record"))
+            && text.contains(&format!(
+                "torn tail: no valid record of another group follows ({damaged} damaged bytes"
+            ))
+            && text.contains(&format!("Recovery cuts the segment at offset {offset}")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_on(&["wal", "dump", "--json"], &path, 2)).unwrap();
+    let end = &json["raft_segments"][0]["end"];
+    assert_eq!(end["status"], "torn_tail");
+    assert_eq!(end["offset"], offset);
+    assert_eq!(end["newest_segment"], true);
+    assert_eq!(end["damaged_bytes"], damaged);
+    assert_eq!(
+        json["raft_segments"][0]["records"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+    // Recovery does what the dump says: it cuts there and keeps the four entries before.
+    let log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    assert_eq!(log.recovery().bytes_truncated, damaged);
+    assert_eq!(log.recovery().entries, 4);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), offset);
+}
+
+#[test]
+fn wal_dump_of_a_flipped_byte_mid_raft_segment_is_corruption_recovery_refuses() {
+    let (dir, path) = raft_segment();
+    let offsets = raft_offsets(&path);
+    // Inside the SET's payload (index 3): the term-2 append after it is still valid.
+    let (offset, _) = offsets[2];
+    modify(&path, |bytes| bytes[offset as usize + 50] ^= 0x04);
+    let text = run_on(&["wal", "dump"], &path, 2);
+    insta::assert_snapshot!(text);
+    assert!(
+        text.contains(&format!(
+            "DAMAGE at offset {offset}: record checksum mismatch"
+        )) && text.contains(&format!(
+            "mid-log corruption: 2 valid records follow, the first at offset {}",
+            offsets[3].0
+        )) && text.contains("Recovery refuses to open the raft log"),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run_on(&["wal", "dump", "--json"], &path, 2)).unwrap();
+    let end = &json["raft_segments"][0]["end"];
+    assert_eq!(end["status"], "mid_log_damage");
+    assert_eq!(end["offset"], offset);
+    assert_eq!(end["next_valid_offset"], offsets[3].0);
+    assert_eq!(end["valid_records_after"], 2);
+    assert_eq!(json["summary"]["damaged"], true);
+    // Recovery refuses, naming the same offset.
+    match PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20) {
+        Err(StorageError::Corrupt { offset: at, .. }) => assert_eq!(at, offset),
+        other => panic!("recovery opened a damaged raft log: {other:?}"),
+    }
+}
+
+#[test]
+fn wal_dump_of_a_cluster_data_directory_shows_the_raft_segments_vote_and_purge_point() {
+    const SEGMENT: u64 = 64 << 10;
+    let dir = tempfile::tempdir().unwrap();
+    let mut log =
+        PaperRaftLog::open_tuned(Box::new(StdFs), dir.path(), SEGMENT, SpareMode::Inline).unwrap();
+    write_raft_log(dir.path(), &mut log);
+    // A value past an eighth of the segment: the log asks for the next spare.
+    let big = Record::Set {
+        key: b(b"big"),
+        value: b(&vec![b'b'; (SEGMENT / 8) as usize]),
+        expires_at_ms: None,
+    };
+    log.append(&[raft_entry(2, 2, 6, RaftPayload::Record(big))])
+        .unwrap();
+    let purged = RaftLogId {
+        term: 1,
+        node: 1,
+        index: 1,
+    };
+    log.purge(purged).unwrap();
+    drop(log);
+    assert!(dir.path().join(RAFT_SPARE_NAME).exists());
+    let text = run_on(&["wal", "dump"], dir.path(), 0);
+    insta::assert_snapshot!(text);
+    let first = text.find("raftlog-00000000000000000001:").unwrap();
+    let second = text.find("raftlog-00000000000000000003:").unwrap();
+    assert!(first < second, "{text}");
+    assert!(
+        text.contains(&format!("raft vote (raft-vote): {VOTE}\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains("raft purge point (raft-purged): index 1, term 1"),
+        "{text}"
+    );
+    assert!(text.contains("not dumped: raftlog-spare ("), "{text}");
+    assert!(
+        text.contains(&format!("\"{}\"… (8192 bytes)", "b".repeat(64))),
+        "{text}"
+    );
+
+    let (code, stdout, _) = moodb(&["wal", "dump", "--json", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["raft_vote"]["vote"], VOTE);
+    assert_eq!(
+        json["raft_purged"]["last_purged"],
+        serde_json::json!({"index": 1, "term": 1, "node": 1})
+    );
+    assert_eq!(json["not_dumped"], serde_json::json!([RAFT_SPARE_NAME]));
+    let segments = json["raft_segments"].as_array().unwrap();
+    assert_eq!(segments.len(), 2);
+    assert_eq!(segments[0]["records"][0]["purged"], true);
+    assert!(segments[0]["records"][1].get("purged").is_none());
+    assert_eq!(segments[1]["records"][3]["index"], 6);
+    assert_eq!(json["summary"]["raft"]["segments"], 2);
+    assert_eq!(json["summary"]["raft"]["last_index"], 6);
+
+    // A damaged vote is damage: recovery would refuse to open the raft log.
+    modify(&dir.path().join(VOTE_NAME), |bytes| bytes[18] ^= 0x01);
+    let text = run_on(&["wal", "dump"], dir.path(), 2);
+    assert!(
+        text.contains("raft vote (raft-vote): DAMAGE at offset"),
+        "{text}"
+    );
+    // The spare alone holds no record.
+    let spare = run_on(&["wal", "dump"], &dir.path().join(RAFT_SPARE_NAME), 0);
+    assert!(spare.starts_with("not dumped: raftlog-spare ("), "{spare}");
+}
+
+/// An append's first record torn while a later page of the same append reached the disk (a
+/// power cut keeps unsynced pages in any order), in a segment that append started: a torn
+/// tail, which recovery cuts, not mid-log damage.
+#[test]
+fn wal_dump_of_a_torn_first_record_of_a_segment_is_a_torn_tail_recovery_cuts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    let set = |i: u64| {
+        let record = Record::Set {
+            key: b(format!("k{i}").as_bytes()),
+            value: b(&[b'x'; 2000]),
+            expires_at_ms: None,
+        };
+        raft_entry(1, 1, i, RaftPayload::Record(record))
+    };
+    log.append(&[set(1), set(2), set(3)]).unwrap();
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(1));
+    let offsets = raft_offsets(&path);
+    modify(&path, |bytes| bytes[offsets[0].0 as usize + 100] ^= 0x10);
+    let text = run_on(&["wal", "dump"], &path, 2);
+    assert!(
+        text.contains("DAMAGE at offset 32: record checksum mismatch")
+            && text.contains("torn tail: no valid record of another group follows")
+            && text.contains("Recovery cuts the segment at offset 32"),
+        "{text}"
+    );
+    let log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    assert_eq!(log.recovery().entries, 0);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), 32);
+}
+
+/// Damage followed by one valid record of another group whose frame ends in zero bytes (a SET
+/// without expiry): the record is still found, so this is mid-log damage recovery refuses,
+/// not a torn tail to cut (cutting would drop a synced entry).
+#[test]
+fn wal_dump_finds_a_valid_record_ending_in_zeros_after_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20).unwrap();
+    let set = |i: u64| {
+        let record = Record::Set {
+            key: b(format!("k{i}").as_bytes()),
+            value: b(b"v"),
+            expires_at_ms: None,
+        };
+        raft_entry(1, 1, i, RaftPayload::Record(record))
+    };
+    for i in 1..=3 {
+        log.append(&[set(i)]).unwrap();
+    }
+    drop(log);
+    let path = dir.path().join(raft_log::segment_name(1));
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(
+        bytes.last(),
+        Some(&0),
+        "the last frame should end in a zero byte"
+    );
+    let offsets = raft_offsets(&path);
+    modify(&path, |bytes| bytes[offsets[1].0 as usize + 50] ^= 0x01);
+    let text = run_on(&["wal", "dump"], &path, 2);
+    assert!(
+        text.contains(&format!(
+            "mid-log corruption: 1 valid record follows, the first at offset {}",
+            offsets[2].0
+        )),
+        "{text}"
+    );
+    match PaperRaftLog::open_with(Box::new(StdFs), dir.path(), 1 << 20) {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, offsets[1].0),
+        other => panic!("recovery opened a damaged raft log: {other:?}"),
+    }
 }
