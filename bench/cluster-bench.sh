@@ -68,6 +68,7 @@ leader() { # -> id of the node that says master, or nothing
     for i in 1 2 3; do
         [[ -n "${PID[$i]:-}" ]] && [[ "$(role_of "$i")" == master ]] && { echo "$i"; return; }
     done
+    return 0 # no leader yet: not a failure (set -e)
 }
 for i in 1 2 3; do start_node "$i"; done
 L=""
