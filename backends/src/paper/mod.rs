@@ -246,30 +246,21 @@ impl PaperBackend {
         create_log_file(&*self.fs, &self.dir, first_lsn, self.tuning.prealloc_bytes)
     }
 
-    /// Makes the spare `log-<first_lsn>`: header written and synced (an overwrite of zeros),
-    /// renamed, directory synced. `None` if the spare could not be used before the rename (the
-    /// caller creates a segment instead); an error if the rename may not be durable.
+    /// Makes the spare `log-<first_lsn>` ([`Spares::adopt`]). `None` if the spare could not be
+    /// used before the rename (the caller creates a segment instead).
     fn adopt_spare(
         &mut self,
-        mut file: Box<dyn FsFile>,
+        file: Box<dyn FsFile>,
         first_lsn: Lsn,
     ) -> Result<Option<ActiveLog>, StorageError> {
-        let spare = self.spares.path().to_path_buf();
         let path = self.dir.join(FileKind::Log(first_lsn).name());
         let header = LogHeader {
             version: log::LOG_VERSION,
             first_lsn,
         };
-        let prepared = file
-            .write_all_at(&header.encode(), 0)
-            .and_then(|()| file.sync_data())
-            .and_then(|()| self.fs.rename(&spare, &path));
-        if prepared.is_err() {
+        let Some(file) = self.spares.adopt(file, &header.encode(), &path)? else {
             return Ok(None);
-        }
-        self.fs
-            .sync_dir(&self.dir)
-            .context(|| format!("fsync directory {}", self.dir.display()))?;
+        };
         Ok(Some(ActiveLog {
             file,
             path,

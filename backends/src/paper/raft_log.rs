@@ -548,27 +548,14 @@ impl PaperRaftLog {
         Ok(())
     }
 
-    /// The ready spare as segment `first`: header written over its zeros and synced, renamed,
-    /// directory synced. `None` when no spare is ready or it could not be prepared before the
-    /// rename (the caller creates the segment instead); an error if the rename may not be
-    /// durable.
+    /// The ready spare as segment `first` ([`Spares::adopt`]). `None` when no spare is ready or
+    /// it could not be prepared before the rename (the caller creates the segment instead).
     fn adopt_spare(&mut self, first: Lsn) -> Result<Option<Box<dyn FsFile>>, StorageError> {
-        let Some(mut file) = self.spares.take() else {
+        let Some(file) = self.spares.take() else {
             return Ok(None);
         };
-        let spare = self.dir.join(RAFT_SPARE_NAME);
         let path = self.dir.join(segment_name(first));
-        let prepared = file
-            .write_all_at(&segment_header(first), 0)
-            .and_then(|()| file.sync_data())
-            .and_then(|()| self.fs.rename(&spare, &path));
-        if prepared.is_err() {
-            return Ok(None);
-        }
-        self.fs
-            .sync_dir(&self.dir)
-            .context(|| format!("fsync directory {}", self.dir.display()))?;
-        Ok(Some(file))
+        self.spares.adopt(file, &segment_header(first), &path)
     }
 
     fn check(&self) -> Result<(), StorageError> {

@@ -95,11 +95,6 @@ impl Spares {
         }
     }
 
-    /// The spare's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Has a spare made unless one is ready or being made. A spare that cannot be made (a full
     /// disk) is no error: the next segment is then created as without spares.
     pub fn request(&mut self) {
@@ -156,6 +151,30 @@ impl Spares {
                 None
             }
         }
+    }
+
+    /// Makes `file`, a spare taken from here, the segment at `path`: `header` written over its
+    /// zeros and synced, renamed, directory synced. `None` if it could not be prepared before
+    /// the rename (the caller creates a segment instead); an error if the rename may not be
+    /// durable.
+    pub fn adopt(
+        &self,
+        mut file: Box<dyn FsFile>,
+        header: &[u8],
+        path: &Path,
+    ) -> Result<Option<Box<dyn FsFile>>, StorageError> {
+        let prepared = file
+            .write_all_at(header, 0)
+            .and_then(|()| file.sync_data())
+            .and_then(|()| self.fs.rename(&self.path, path));
+        if prepared.is_err() {
+            return Ok(None);
+        }
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        self.fs
+            .sync_dir(dir)
+            .context(|| format!("fsync directory {}", dir.display()))?;
+        Ok(Some(file))
     }
 
     /// The length of every spare.
