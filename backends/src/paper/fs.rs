@@ -7,7 +7,7 @@ use crate::sync::{Arc, Mutex, MutexGuard};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, Read};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -42,6 +42,16 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The whole content of a file.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// The bytes of a file up to its last non-zero one (the rest is its zero tail) into `buf`,
+    /// replacing what it held and reusing its allocation; returns the file's length. Recovery
+    /// reads every log segment through one buffer, so its pages are mapped once, and a
+    /// segment's preallocated zeros are neither copied nor touched.
+    fn read_into(&self, path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
+        *buf = self.read(path)?;
+        let len = buf.len() as u64;
+        buf.truncate(super::log::nonzero_end(buf));
+        Ok(len)
+    }
     /// Creates `path` (truncating it if it exists) for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file for writing, keeping its content.
@@ -57,20 +67,43 @@ pub trait Fs: Send + Sync + fmt::Debug {
 
 /// The whole content of `path`, without copying its zero tail: the buffer comes zeroed from
 /// the allocator (fresh pages the kernel maps only when touched), the tail is checked for zeros
-/// through one reused piece, and only the bytes before it are read into the buffer. A log
-/// segment is mostly its preallocated zero tail: reading an empty 64 MiB segment whole cost
-/// more than the rest of its recovery.
+/// through one reused piece ([`content_end`]), and only the bytes before it are read into the
+/// buffer. A log segment is mostly its preallocated zero tail: reading an empty 64 MiB segment
+/// whole cost more than the rest of its recovery.
 fn read_skipping_zero_tail(path: &Path) -> io::Result<Vec<u8>> {
-    const PIECE: u64 = 1 << 20;
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let Ok(size) = usize::try_from(len) else {
-        return Err(io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            "file larger than memory",
-        ));
+        return Err(too_large());
     };
     let mut bytes = vec![0u8; size];
+    let end = content_end(&file, len)?;
+    file.read_exact_at(&mut bytes[..end as usize], 0)?;
+    Ok(bytes)
+}
+
+/// [`Fs::read_into`] for real files: only the bytes up to the last non-zero one are read.
+fn read_content_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    let end = content_end(&file, len)?;
+    buf.clear();
+    buf.try_reserve_exact(usize::try_from(end).map_err(|_| too_large())?)
+        .map_err(|_| too_large())?;
+    let read = (&file).take(end).read_to_end(buf)?;
+    if read as u64 != end {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{} shrank while it was read", path.display()),
+        ));
+    }
+    Ok(len)
+}
+
+/// The offset after the last non-zero byte of `file` (`len` bytes long), found from the end
+/// through one reused 1 MiB piece.
+fn content_end(file: &File, len: u64) -> io::Result<u64> {
+    const PIECE: u64 = 1 << 20;
     let mut piece = vec![0u8; PIECE.min(len) as usize];
     let mut end = len;
     while end > 0 {
@@ -79,13 +112,15 @@ fn read_skipping_zero_tail(path: &Path) -> io::Result<Vec<u8>> {
         file.read_exact_at(part, start)?;
         let p = super::log::nonzero_end(part);
         if p > 0 {
-            bytes[start as usize..start as usize + p].copy_from_slice(&part[..p]);
-            file.read_exact_at(&mut bytes[..start as usize], 0)?;
-            break;
+            return Ok(start + p as u64);
         }
         end = start;
     }
-    Ok(bytes)
+    Ok(0)
+}
+
+fn too_large() -> io::Error {
+    io::Error::new(io::ErrorKind::OutOfMemory, "file larger than memory")
 }
 
 /// Real files through `std::fs`, with `fdatasync` and `fallocate`.
@@ -160,6 +195,9 @@ impl Fs for StdFs {
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         read_skipping_zero_tail(path)
+    }
+    fn read_into(&self, path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
+        read_content_into(path, buf)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new()

@@ -25,7 +25,7 @@
 //! A length of 0 followed only by zero bytes is the end of the log: the log is preallocated, so
 //! its tail reads as zeros.
 
-use bytes::Bytes;
+use moodb_core::record::RecordRef;
 use moodb_core::{failpoint, Lsn, Record};
 
 pub const LOG_MAGIC: &[u8; 8] = b"MOODBLOG";
@@ -118,9 +118,10 @@ fn record_crc(frame: &[u8]) -> u32 {
     crc32c::crc32c_append(crc, &frame[8..])
 }
 
-/// A record read from a log, with where it is.
+/// A record read from a log, with where it is: its own copy (`R` = [`Record`], what the
+/// iterator yields) or borrowed from the file's bytes ([`LogScanner::next_borrowed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScannedRecord {
+pub struct ScannedRecord<R = Record> {
     /// Byte offset of the record's header in the file.
     pub offset: u64,
     /// Bytes the record takes, header included.
@@ -128,10 +129,10 @@ pub struct ScannedRecord {
     pub lsn: Lsn,
     /// Index of the record in the `append` call (group) that wrote it.
     pub group_index: u32,
-    pub record: Record,
+    pub record: R,
 }
 
-impl ScannedRecord {
+impl<R> ScannedRecord<R> {
     /// LSN of the first record of the group this record belongs to.
     pub fn group_first_lsn(&self) -> Lsn {
         self.lsn.saturating_sub(u64::from(self.group_index))
@@ -195,8 +196,26 @@ pub struct LogScanner<'a> {
     /// Offset after the last non-zero byte: from here on the file is its zero tail. Computed
     /// once, so that probing every offset after damage stays linear.
     nonzero_end: usize,
-    /// `bytes` as a `Bytes`: records' keys and values are then slices of it, not copies.
-    shared: Option<&'a Bytes>,
+}
+
+/// The chain of record headers of a log file, each one's length leading to the next, from
+/// the first record to a zero or impossible length, checking nothing else: how many records
+/// (about: never more than one per [`RECORD_HEADER_LEN`] bytes) and the offset where the last
+/// one ends, which may lie past `bytes` when they leave out a zero tail (a record may end in
+/// zero bytes). Recovery sizes the key space with the count before the replay checks every
+/// record, and gives the bytes back the zeros the last record needs.
+pub(crate) fn record_chain(bytes: &[u8]) -> (u64, usize) {
+    let mut at = LOG_HEADER_LEN;
+    let mut n = 0;
+    while at + RECORD_HEADER_LEN <= bytes.len() {
+        let len = u32_at(bytes, at) as usize;
+        if len == 0 || len > MAX_PAYLOAD {
+            break;
+        }
+        at += RECORD_HEADER_LEN + len;
+        n += 1;
+    }
+    (n, at)
 }
 
 /// Offset after the last non-zero byte of `bytes` (0 if every byte is zero). A segment is
@@ -239,16 +258,7 @@ impl<'a> LogScanner<'a> {
             last_lsn: None,
             end: None,
             nonzero_end: nonzero_end(bytes),
-            shared: None,
         })
-    }
-
-    /// [`LogScanner::new`] whose records share `bytes` (recovery's replay: no copy per key or
-    /// value before the key space copies what it keeps).
-    pub fn new_shared(bytes: &'a Bytes) -> Result<Self, String> {
-        let mut scanner = LogScanner::new(bytes)?;
-        scanner.shared = Some(bytes);
-        Ok(scanner)
     }
 
     pub fn header(&self) -> LogHeader {
@@ -269,7 +279,7 @@ impl<'a> LogScanner<'a> {
     }
 
     /// Parses the record at `at`, requiring its LSN to be above `min_lsn`.
-    fn parse_at(&self, at: usize, min_lsn: Lsn) -> Result<ScannedRecord, Bad> {
+    fn parse_at(&self, at: usize, min_lsn: Lsn) -> Result<ScannedRecord<RecordRef<'a>>, Bad> {
         let rest = &self.bytes[at..];
         let zero_tail = at >= self.nonzero_end;
         if (rest.len() < RECORD_HEADER_LEN || u32_at(rest, 0) == 0) && zero_tail {
@@ -303,12 +313,9 @@ impl<'a> LogScanner<'a> {
                 "record lsn {lsn} out of order (expected at least {min_lsn})"
             )));
         }
-        let payload = &frame[RECORD_HEADER_LEN..];
-        let record = match self.shared {
-            Some(whole) => Record::decode_shared(&whole.slice_ref(payload)),
-            None => Record::decode(payload),
-        }
-        .map_err(|e| Bad::Damage(format!("record lsn {lsn} has a bad payload: {e}")))?;
+        let payload = &self.bytes[at + RECORD_HEADER_LEN..at + RECORD_HEADER_LEN + len];
+        let record = Record::decode_borrowed(payload)
+            .map_err(|e| Bad::Damage(format!("record lsn {lsn} has a bad payload: {e}")))?;
         Ok(ScannedRecord {
             offset: at as u64,
             len: frame.len() as u64,
@@ -356,10 +363,11 @@ impl<'a> LogScanner<'a> {
     }
 }
 
-impl Iterator for LogScanner<'_> {
-    type Item = ScannedRecord;
-
-    fn next(&mut self) -> Option<ScannedRecord> {
+impl<'a> LogScanner<'a> {
+    /// The next valid record, its keys and values borrowed from the file's bytes (recovery's
+    /// replay: the key space copies what it keeps); `None` at the end or at damage, as the
+    /// iterator.
+    pub fn next_borrowed(&mut self) -> Option<ScannedRecord<RecordRef<'a>>> {
         if self.end.is_some() {
             return None;
         }
@@ -393,6 +401,21 @@ impl Iterator for LogScanner<'_> {
                 None
             }
         }
+    }
+}
+
+impl Iterator for LogScanner<'_> {
+    type Item = ScannedRecord;
+
+    fn next(&mut self) -> Option<ScannedRecord> {
+        let r = self.next_borrowed()?;
+        Some(ScannedRecord {
+            offset: r.offset,
+            len: r.len,
+            lsn: r.lsn,
+            group_index: r.group_index,
+            record: r.record.to_owned_record(),
+        })
     }
 }
 

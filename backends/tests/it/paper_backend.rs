@@ -76,6 +76,59 @@ fn appends_survive_a_reopen_with_expiry_and_one_sync_per_group() {
     );
 }
 
+/// Recovery reads a segment without its zero tail (`Fs::read_into`): a last record whose value
+/// ends in zeros, more of them than the piece the tail is searched with, is still read whole,
+/// and so is one after a damaged record.
+#[test]
+fn records_ending_in_zero_bytes_are_recovered_whole() {
+    let zeros = |n: usize| Record::Set {
+        key: Bytes::from_static(b"z"),
+        value: Bytes::from(vec![0u8; n]),
+        expires_at_ms: None,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut backend = open(tmp.path(), &BackendOptions::default());
+    backend.recover().unwrap();
+    let mut model = Model::default();
+    append_groups(
+        &mut backend,
+        &mut model,
+        &[vec![set("a", "1")], vec![zeros(3 << 20)]],
+    );
+    drop(backend);
+    let recovered = open(tmp.path(), &BackendOptions::default())
+        .recover()
+        .unwrap();
+    assert_eq!(&recovered.state, model.current());
+    assert_eq!(recovered.report.bytes_truncated, 0);
+
+    // Damage in an earlier group (a zeroed length: the chain of record lengths breaks there),
+    // a record of zeros after it: mid-log damage, not a torn tail.
+    let tmp = tempfile::tempdir().unwrap();
+    let mut backend = open(tmp.path(), &BackendOptions::default());
+    backend.recover().unwrap();
+    let mut model = Model::default();
+    append_groups(
+        &mut backend,
+        &mut model,
+        &[
+            vec![set("a", "1")],
+            vec![set("b", "2")],
+            vec![zeros(3 << 20)],
+        ],
+    );
+    drop(backend);
+    let log = tmp.path().join(FileKind::Log(1).name());
+    let second = scan(&log)[1].offset;
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[second as usize..second as usize + 4].fill(0);
+    std::fs::write(&log, &bytes).unwrap();
+    match open(tmp.path(), &BackendOptions::default()).recover() {
+        Err(StorageError::Corrupt { offset, .. }) => assert_eq!(offset, second),
+        other => panic!("expected mid-log damage at {second}, got {other:?}"),
+    }
+}
+
 #[test]
 fn a_checkpoint_runs_on_another_thread_while_appends_go_on() {
     let tmp = tempfile::tempdir().unwrap();

@@ -24,31 +24,37 @@ pub type Lsn = u64;
 
 /// One durable change to the key space. A transaction is one record, so it is applied (and
 /// recovered) whole or not at all.
+///
+/// `B` holds the keys and values: `Bytes` everywhere a record is kept or sent, `&[u8]` for a
+/// [`RecordRef`] borrowed from a log file being replayed ([`Record::decode_borrowed`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Record {
+pub enum Record<B = Bytes> {
     /// Set `key` to `value`, replacing any value and expiry it had.
     Set {
-        key: Bytes,
-        value: Bytes,
+        key: B,
+        value: B,
         /// Absolute expiry time in Unix milliseconds, if any.
         expires_at_ms: Option<u64>,
     },
     /// Set `key` to `value` only if it exists (its expiry is cleared, like SET XX).
-    Update { key: Bytes, value: Bytes },
+    Update { key: B, value: B },
     /// Remove `key` if it exists.
-    Delete { key: Bytes },
+    Delete { key: B },
     /// Remove every key (FLUSHDB).
     Clear,
     /// Several records applied as one unit.
-    Txn(Vec<Record>),
+    Txn(Vec<Record<B>>),
     /// `record` (a Set, Update, Delete or Clear) applies to database `db`, never 0: a record
     /// without this wrapper is in database 0. Build it with [`Record::in_db`].
-    InDb { db: u16, record: Box<Record> },
+    InDb { db: u16, record: Box<Record<B>> },
     /// Swap the contents of two databases (SWAPDB).
     SwapDb { a: u16, b: u16 },
     /// Remove every key of every database (FLUSHALL).
     ClearAll,
 }
+
+/// A record whose keys and values are slices of the bytes it was decoded from.
+pub type RecordRef<'a> = Record<&'a [u8]>;
 
 const TAG_SET: u8 = 1;
 const TAG_UPDATE: u8 = 2;
@@ -82,7 +88,7 @@ pub enum RecordDecodeError {
     TrailingBytes { extra: usize },
 }
 
-impl Record {
+impl<B> Record<B> {
     /// Short name of the record kind, as tools print it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -96,7 +102,9 @@ impl Record {
             Record::ClearAll => "clearall",
         }
     }
+}
 
+impl Record {
     /// `record` as a record of database `db`: unchanged for database 0 (and for the records
     /// that name their databases themselves), wrapped in `InDb` otherwise (each record of a
     /// Txn wrapped on its own).
@@ -197,20 +205,15 @@ impl Record {
     /// Decodes one record that must span the whole of `payload`; its keys and values are
     /// copies.
     pub fn decode(payload: &[u8]) -> Result<Record, RecordDecodeError> {
-        Self::decode_from(payload, None)
+        Ok(Record::decode_borrowed(payload)?.to_owned_record())
     }
 
-    /// [`Record::decode`] whose keys and values are slices of `payload` (no copy): recovery
-    /// replays a whole log file read into one `Bytes`, and the key space copies what it keeps.
-    pub fn decode_shared(payload: &Bytes) -> Result<Record, RecordDecodeError> {
-        Self::decode_from(payload, Some(payload))
-    }
-
-    fn decode_from(payload: &[u8], shared: Option<&Bytes>) -> Result<Record, RecordDecodeError> {
+    /// [`Record::decode`] whose keys and values are slices of `payload`, not copies:
+    /// recovery's replay, where the key space copies what it keeps.
+    pub fn decode_borrowed(payload: &[u8]) -> Result<RecordRef<'_>, RecordDecodeError> {
         let mut reader = Reader {
             buf: payload,
             at: 0,
-            shared,
         };
         let record = reader.record(true)?;
         if reader.at != payload.len() {
@@ -219,6 +222,37 @@ impl Record {
             });
         }
         Ok(record)
+    }
+}
+
+impl RecordRef<'_> {
+    /// The same record holding copies of its keys and values.
+    pub fn to_owned_record(&self) -> Record {
+        let copy = |b: &[u8]| Bytes::copy_from_slice(b);
+        match self {
+            Record::Set {
+                key,
+                value,
+                expires_at_ms,
+            } => Record::Set {
+                key: copy(key),
+                value: copy(value),
+                expires_at_ms: *expires_at_ms,
+            },
+            Record::Update { key, value } => Record::Update {
+                key: copy(key),
+                value: copy(value),
+            },
+            Record::Delete { key } => Record::Delete { key: copy(key) },
+            Record::Clear => Record::Clear,
+            Record::Txn(ops) => Record::Txn(ops.iter().map(RecordRef::to_owned_record).collect()),
+            Record::InDb { db, record } => Record::InDb {
+                db: *db,
+                record: Box::new(record.to_owned_record()),
+            },
+            Record::SwapDb { a, b } => Record::SwapDb { a: *a, b: *b },
+            Record::ClearAll => Record::ClearAll,
+        }
     }
 }
 
@@ -234,12 +268,10 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
 struct Reader<'a> {
     buf: &'a [u8],
     at: usize,
-    /// `buf` as a `Bytes`, when fields may be slices of it instead of copies.
-    shared: Option<&'a Bytes>,
 }
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&[u8], RecordDecodeError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], RecordDecodeError> {
         let end = self
             .at
             .checked_add(n)
@@ -276,17 +308,12 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(le))
     }
 
-    fn bytes(&mut self, what: &'static str) -> Result<Bytes, RecordDecodeError> {
+    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], RecordDecodeError> {
         let len = self.u32(what)? as usize;
-        let shared = self.shared;
-        let field = self.take(len, what)?;
-        Ok(match shared {
-            Some(whole) => whole.slice_ref(field),
-            None => Bytes::copy_from_slice(field),
-        })
+        self.take(len, what)
     }
 
-    fn record(&mut self, allow_txn: bool) -> Result<Record, RecordDecodeError> {
+    fn record(&mut self, allow_txn: bool) -> Result<RecordRef<'a>, RecordDecodeError> {
         let at = self.at;
         match self.u8("tag")? {
             TAG_SET => {
@@ -401,15 +428,14 @@ mod tests {
         fn encode_then_decode_is_identity(r in record()) {
             let bytes = r.to_bytes();
             prop_assert_eq!(bytes.len(), r.encoded_len());
-            let shared = Bytes::from(bytes.clone());
-            prop_assert_eq!(Record::decode_shared(&shared), Ok(r.clone()));
+            let borrowed = Record::decode_borrowed(&bytes).map(|b| b.to_owned_record());
+            prop_assert_eq!(borrowed, Ok(r.clone()));
             prop_assert_eq!(Record::decode(&bytes), Ok(r));
         }
 
         #[test]
         fn decode_of_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = Record::decode(&bytes);
-            let _ = Record::decode_shared(&Bytes::from(bytes));
         }
 
         #[test]

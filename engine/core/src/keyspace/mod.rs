@@ -56,7 +56,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-use crate::record::Record;
+use crate::record::{Record, RecordRef};
 use crate::value_store::ValuePtr;
 pub use entry::Stored;
 use entry::{Entry, ValueOwner};
@@ -273,6 +273,12 @@ impl Keyspace {
         self.map.reserve(keys);
     }
 
+    /// Gives back what [`Keyspace::reserve`] set aside for keys that never came (a replayed
+    /// log that overwrote few keys many times); see `Table::shrink_to_fit`.
+    pub fn shrink_to_fit(&mut self) {
+        self.map.shrink_to_fit();
+    }
+
     /// The value of `key`, whether or not it has expired.
     pub fn get(&self, key: &[u8]) -> Option<ValueRef<'_>> {
         self.map.get(key).map(ValueRef::of)
@@ -464,19 +470,28 @@ impl Keyspace {
     /// session's read buffer, and keeping it would keep that whole buffer alive for as long as
     /// the key lives.
     pub fn apply(&mut self, record: &Record) {
+        self.apply_any(record);
+    }
+
+    /// [`Keyspace::apply`] of a record borrowed from a log file (recovery's replay).
+    pub fn apply_borrowed(&mut self, record: &RecordRef<'_>) {
+        self.apply_any(record);
+    }
+
+    fn apply_any<B: AsRef<[u8]>>(&mut self, record: &Record<B>) {
         match record {
             Record::Set {
                 key,
                 value,
                 expires_at_ms,
-            } => self.put(key, value, *expires_at_ms),
+            } => self.put(key.as_ref(), value.as_ref(), *expires_at_ms),
             Record::Update { key, value } => {
-                if self.map.get(key).is_some() {
-                    self.put(key, value, None);
+                if self.map.get(key.as_ref()).is_some() {
+                    self.put(key.as_ref(), value.as_ref(), None);
                 }
             }
             Record::Delete { key } => {
-                self.remove(key);
+                self.remove(key.as_ref());
             }
             Record::Clear | Record::ClearAll => {
                 self.map.clear();
@@ -484,10 +499,10 @@ impl Keyspace {
                 self.memory = KeyspaceMemory::default();
                 self.segments.clear();
             }
-            Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.apply_any(op)),
             // Which database a record names is [`Databases`]'s business: a lone key space
             // applies the record inside, and a swap does not change it.
-            Record::InDb { record, .. } => self.apply(record),
+            Record::InDb { record, .. } => self.apply_any(record),
             Record::SwapDb { .. } => {}
         }
     }
@@ -588,12 +603,21 @@ impl Databases {
 
     /// Applies one record to the database it names; see [`Keyspace::apply`].
     pub fn apply(&mut self, record: &Record) {
+        self.apply_any(record);
+    }
+
+    /// [`Databases::apply`] of a record borrowed from a log file (recovery's replay).
+    pub fn apply_borrowed(&mut self, record: &RecordRef<'_>) {
+        self.apply_any(record);
+    }
+
+    fn apply_any<B: AsRef<[u8]>>(&mut self, record: &Record<B>) {
         match record {
-            Record::InDb { db, record } => self.db_mut(*db).apply(record),
-            Record::Txn(ops) => ops.iter().for_each(|op| self.apply(op)),
+            Record::InDb { db, record } => self.db_mut(*db).apply_any(record),
+            Record::Txn(ops) => ops.iter().for_each(|op| self.apply_any(op)),
             Record::SwapDb { a, b } => self.swap(*a, *b),
             Record::ClearAll => self.dbs.iter_mut().for_each(|ks| ks.apply(&Record::Clear)),
-            r => self.dbs[0].apply(r),
+            r => self.dbs[0].apply_any(r),
         }
     }
 

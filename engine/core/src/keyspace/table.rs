@@ -201,6 +201,40 @@ impl Table {
         self.depth = depth;
     }
 
+    /// Rebuilds a table [`Table::reserve`]d for far more keys than it holds (recovery sizes
+    /// the table for a log's records, which may overwrite few keys many times) at the size
+    /// its keys need: every segment fewer than half full on average means at least a level of
+    /// the directory too deep. Moves each entry once; a table that fits is left as it is.
+    pub fn shrink_to_fit(&mut self) {
+        let needed = self.len.div_ceil(SEGMENT_MAX).max(1).next_power_of_two();
+        if self.dir.segments.len() <= 2 * needed {
+            return;
+        }
+        let mut fitted = Table {
+            hasher: self.hasher.clone(),
+            ..Table::default()
+        };
+        fitted.reserve(self.len);
+        let old = std::mem::take(self);
+        match Arc::try_unwrap(old.dir) {
+            Ok(dir) => dir
+                .segments
+                .into_iter()
+                .flat_map(|s| Arc::unwrap_or_clone(s).map)
+                .for_each(|e| {
+                    fitted.insert(e);
+                }),
+            Err(shared) => shared
+                .segments
+                .iter()
+                .flat_map(|s| s.map.iter())
+                .for_each(|e| {
+                    fitted.insert(e.clone());
+                }),
+        }
+        *self = fitted;
+    }
+
     /// Splits the segment at directory slot `slot` by its next hash bit: the low half takes
     /// its index, the high half a new one.
     fn split(&mut self, slot: usize) {
@@ -360,6 +394,27 @@ mod tests {
         assert!(t.shape().0 > shape.0);
         assert_eq!(t.len(), 60_000);
         assert!((0..60_000).all(|i| t.get(format!("key:{i}").as_bytes()).is_some()));
+    }
+
+    #[test]
+    fn a_table_reserved_for_far_more_keys_shrinks_to_fit_them() {
+        let mut t = Table::default();
+        t.reserve(SEGMENT_MAX * 64);
+        assert_eq!(t.shape().0, 64);
+        for i in 0..(SEGMENT_MAX * 3) as u32 {
+            t.insert(entry(i));
+        }
+        t.shrink_to_fit();
+        let (segments, _) = t.shape();
+        assert!(segments <= 8, "{segments} segments for {} keys", t.len());
+        assert_eq!(t.len(), SEGMENT_MAX * 3);
+        for i in 0..(SEGMENT_MAX * 3) as u32 {
+            assert!(t.get(entry(i).key()).is_some(), "key {i} lost");
+        }
+        // A table that fits its keys is left as it is.
+        let before = t.shape();
+        t.shrink_to_fit();
+        assert_eq!(t.shape(), before);
     }
 
     #[test]
