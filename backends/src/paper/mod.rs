@@ -524,6 +524,44 @@ impl Backend for PaperBackend {
 /// the slowest request; writeback started without waiting (sync_file_range) is the next try.
 const CHECKPOINT_SYNC_EVERY: u64 = 8 << 20;
 
+/// The pace of a checkpoint's writes, bytes per second: PostgreSQL spreads a checkpoint's
+/// writes over time for the same reason. With 1M keys (a 130 MB checkpoint, 2 s at this pace)
+/// under redis-benchmark SET -c 50 and a BGSAVE every 0.5 s, against checkpoints at full
+/// speed (about 0.5 s each) in the same runs: p99 5.8 and 6.2 ms against 7.7 and 13.1 ms,
+/// 40k and 36k SETs/s against 29k and 21k (128 MiB/s: 6.8 and 10.0 ms, 31k and 24k). The
+/// price: the log grows for longer before the checkpoint lets it go.
+const CHECKPOINT_WRITE_RATE: f64 = (64u64 << 20) as f64;
+
+/// Sleeps until `written` bytes are due at [`CHECKPOINT_WRITE_RATE`] since `start`.
+fn pace(written: u64, start: Instant) {
+    let due = std::time::Duration::from_secs_f64(written as f64 / CHECKPOINT_WRITE_RATE);
+    if let Some(wait) = due.checked_sub(start.elapsed()) {
+        std::thread::sleep(wait);
+    }
+}
+
+/// How much of a superseded file one truncation frees ([`remove_in_steps`]).
+const REMOVE_STEP: u64 = 4 << 20;
+
+/// Removes a superseded file (an older checkpoint, a log segment the new checkpoint covers) by
+/// cutting it `REMOVE_STEP` bytes at a time from its end, then unlinking what is left. Freeing
+/// a 130 MB checkpoint's extents with one unlink took 19–46 ms and held a concurrent log
+/// fdatasync for 23 ms (`perf trace` of the server under SET -c 50 with a BGSAVE every
+/// 0.5 s); RocksDB's `DeleteScheduler` truncates in chunks for the same reason. Only files no
+/// recovery reads are removed this way: a crash part-way leaves a shorter superseded file,
+/// which recovery removes as it would the whole one.
+fn remove_in_steps(fs: &dyn Fs, path: &Path) -> std::io::Result<()> {
+    let mut len = fs.open_read(path)?.size()?;
+    if len > REMOVE_STEP {
+        let mut file = fs.open_write(path)?;
+        while len > REMOVE_STEP {
+            len -= REMOVE_STEP;
+            file.set_len(len)?;
+        }
+    }
+    fs.remove(path)
+}
+
 /// Writes one checkpoint and makes it current; see the module doc for the steps.
 #[derive(Debug)]
 pub struct PaperCheckpointJob {
@@ -563,6 +601,7 @@ impl PaperCheckpointJob {
             if unsynced >= CHECKPOINT_SYNC_EVERY {
                 unsynced = 0;
                 file.sync_data()?;
+                pace(offset, start);
             }
             Ok(())
         };
@@ -593,7 +632,7 @@ impl PaperCheckpointJob {
             };
             if superseded {
                 let p = self.dir.join(&old);
-                match fs.remove(&p) {
+                match remove_in_steps(fs, &p) {
                     // Another checkpoint removed it first: it is gone either way.
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     other => other.context(|| format!("remove superseded {}", p.display()))?,
@@ -637,5 +676,31 @@ impl CheckpointJob for PaperCheckpointJob {
             let _ = self.fs.remove(&tmp);
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fs::{Fs, StdFs};
+    use super::*;
+
+    #[test]
+    fn a_superseded_file_is_removed_in_steps_whatever_its_size() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        for len in [0, 1, REMOVE_STEP, REMOVE_STEP + 1, 3 * REMOVE_STEP + 5] {
+            let path = tmp.path().join(format!("checkpoint-{len}"));
+            let mut file = StdFs.create(&path).expect("create");
+            file.write_all_at(&[7], len.saturating_sub(1))
+                .expect("write");
+            file.set_len(len).expect("size");
+            drop(file);
+            remove_in_steps(&StdFs, &path).expect("removed");
+            assert!(!path.exists(), "{len}-byte file left behind");
+        }
+        let missing = remove_in_steps(&StdFs, &tmp.path().join("missing"));
+        assert_eq!(
+            missing.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::NotFound)
+        );
     }
 }
