@@ -86,16 +86,16 @@ fn records_ending_in_zero_bytes_are_recovered_whole() {
         value: Bytes::from(vec![0u8; n]),
         expires_at_ms: None,
     };
-    let tmp = tempfile::tempdir().unwrap();
-    let mut backend = open(tmp.path(), &BackendOptions::default());
-    backend.recover().unwrap();
-    let mut model = Model::default();
-    append_groups(
-        &mut backend,
-        &mut model,
-        &[vec![set("a", "1")], vec![zeros(3 << 20)]],
-    );
-    drop(backend);
+    // A data directory holding `groups`, and the state they make.
+    let written = |groups: &[Vec<Record>]| {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut backend = open(tmp.path(), &BackendOptions::default());
+        backend.recover().unwrap();
+        let mut model = Model::default();
+        append_groups(&mut backend, &mut model, groups);
+        (tmp, model)
+    };
+    let (tmp, model) = written(&[vec![set("a", "1")], vec![zeros(3 << 20)]]);
     let recovered = open(tmp.path(), &BackendOptions::default())
         .recover()
         .unwrap();
@@ -104,20 +104,11 @@ fn records_ending_in_zero_bytes_are_recovered_whole() {
 
     // Damage in an earlier group (a zeroed length: the chain of record lengths breaks there),
     // a record of zeros after it: mid-log damage, not a torn tail.
-    let tmp = tempfile::tempdir().unwrap();
-    let mut backend = open(tmp.path(), &BackendOptions::default());
-    backend.recover().unwrap();
-    let mut model = Model::default();
-    append_groups(
-        &mut backend,
-        &mut model,
-        &[
-            vec![set("a", "1")],
-            vec![set("b", "2")],
-            vec![zeros(3 << 20)],
-        ],
-    );
-    drop(backend);
+    let (tmp, _) = written(&[
+        vec![set("a", "1")],
+        vec![set("b", "2")],
+        vec![zeros(3 << 20)],
+    ]);
     let log = tmp.path().join(FileKind::Log(1).name());
     let second = scan(&log)[1].offset;
     let mut bytes = std::fs::read(&log).unwrap();
