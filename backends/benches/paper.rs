@@ -197,7 +197,7 @@ fn open(dir: &Path, sync: SyncPolicy) -> Result<PaperBackend, StorageError> {
         dir,
         &BackendOptions {
             sync,
-            salvage: false,
+            ..BackendOptions::default()
         },
     )
 }

@@ -18,6 +18,8 @@ pub struct BackendOptions {
     pub sync: SyncPolicy,
     /// Keep the valid prefix of a log damaged in the middle instead of refusing to start.
     pub salvage: bool,
+    /// Bytes per second a checkpoint is written at, at most (0: unpaced); the paper engine's.
+    pub checkpoint_write_rate: u64,
 }
 
 impl Default for BackendOptions {
@@ -25,6 +27,7 @@ impl Default for BackendOptions {
         BackendOptions {
             sync: SyncPolicy::Always,
             salvage: false,
+            checkpoint_write_rate: 0,
         }
     }
 }

@@ -32,7 +32,7 @@ fn set(k: &str, v: &str) -> Record {
 fn open(fs: &SimFs) -> PaperBackend {
     let options = BackendOptions {
         sync: SyncPolicy::Always,
-        salvage: false,
+        ..BackendOptions::default()
     };
     let tuning = PaperTuning {
         prealloc_bytes: 512,

@@ -479,6 +479,7 @@ impl Backend for PaperBackend {
             dir: self.dir.clone(),
             lsn,
             values: self.values.clone(),
+            write_rate: self.options.checkpoint_write_rate,
         })))
     }
 
@@ -524,17 +525,18 @@ impl Backend for PaperBackend {
 /// the slowest request; writeback started without waiting (sync_file_range) is the next try.
 const CHECKPOINT_SYNC_EVERY: u64 = 8 << 20;
 
-/// The pace of a checkpoint's writes, bytes per second: PostgreSQL spreads a checkpoint's
-/// writes over time for the same reason. With 1M keys (a 130 MB checkpoint, 2 s at this pace)
-/// under redis-benchmark SET -c 50 and a BGSAVE every 0.5 s, against checkpoints at full
-/// speed (about 0.5 s each) in the same runs: p99 5.8 and 6.2 ms against 7.7 and 13.1 ms,
-/// 40k and 36k SETs/s against 29k and 21k (128 MiB/s: 6.8 and 10.0 ms, 31k and 24k). The
-/// price: the log grows for longer before the checkpoint lets it go.
-const CHECKPOINT_WRITE_RATE: f64 = (64u64 << 20) as f64;
-
-/// Sleeps until `written` bytes are due at [`CHECKPOINT_WRITE_RATE`] since `start`.
-fn pace(written: u64, start: Instant) {
-    let due = std::time::Duration::from_secs_f64(written as f64 / CHECKPOINT_WRITE_RATE);
+/// Sleeps until `written` bytes are due at `rate` bytes per second since `start` (0: no
+/// pace): `BackendOptions::checkpoint_write_rate`, 64 MiB/s in the server by default, as
+/// PostgreSQL spreads a checkpoint's writes over time. With 1M keys (a 130 MB checkpoint, 2 s
+/// at that pace) under redis-benchmark SET -c 50 and a BGSAVE every 0.5 s, against
+/// checkpoints at full speed (about 0.5 s each) in the same runs: p99 5.8 and 6.2 ms against
+/// 7.7 and 13.1 ms, 40k and 36k SETs/s against 29k and 21k (128 MiB/s: 6.8 and 10.0 ms, 31k
+/// and 24k). The price: the log grows for longer before the checkpoint lets it go.
+fn pace(written: u64, start: Instant, rate: u64) {
+    if rate == 0 {
+        return;
+    }
+    let due = std::time::Duration::from_secs_f64(written as f64 / rate as f64);
     if let Some(wait) = due.checked_sub(start.elapsed()) {
         std::thread::sleep(wait);
     }
@@ -569,6 +571,8 @@ pub struct PaperCheckpointJob {
     dir: PathBuf,
     lsn: Lsn,
     values: Option<Arc<values::PaperValues>>,
+    /// Bytes per second at most (0: unpaced).
+    write_rate: u64,
 }
 
 impl PaperCheckpointJob {
@@ -601,7 +605,7 @@ impl PaperCheckpointJob {
             if unsynced >= CHECKPOINT_SYNC_EVERY {
                 unsynced = 0;
                 file.sync_data()?;
-                pace(offset, start);
+                pace(offset, start, self.write_rate);
             }
             Ok(())
         };
@@ -683,6 +687,14 @@ impl CheckpointJob for PaperCheckpointJob {
 mod tests {
     use super::fs::{Fs, StdFs};
     use super::*;
+
+    #[test]
+    fn a_paced_checkpoint_waits_for_its_bytes_to_be_due() {
+        let start = Instant::now();
+        // 2 MiB at 20 MiB/s are due 100 ms after the start.
+        pace(2 << 20, start, 20 << 20);
+        assert!(start.elapsed() >= std::time::Duration::from_millis(100));
+    }
 
     #[test]
     fn a_superseded_file_is_removed_in_steps_whatever_its_size() {

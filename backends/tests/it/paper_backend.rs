@@ -333,7 +333,7 @@ fn sync_policies_never_and_every_defer_the_sync() {
         let dir = tmp.path().join(sync.to_string().replace(':', "_"));
         let options = BackendOptions {
             sync,
-            salvage: false,
+            ..BackendOptions::default()
         };
         let mut backend = open(&dir, &options);
         backend.recover().unwrap();

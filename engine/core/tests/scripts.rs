@@ -78,6 +78,7 @@ impl Runner {
             checkpoint: CheckpointConfig {
                 log_bytes: 0,
                 interval_ms: 0,
+                write_rate: 0,
             },
             limits: Limits::default(),
             databases: 16,

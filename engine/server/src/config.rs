@@ -9,7 +9,7 @@
 //!     backend: "paper",          // or "sled"
 //!     salvage: false,
 //!     databases: 16,             // SELECT 0 to databases - 1; 1 to 65536
-//!     checkpoint: (log_bytes: 67108864, interval_ms: 300000),
+//!     checkpoint: (log_bytes: 67108864, interval_ms: 300000, write_rate: 67108864), // bytes/s; 0: unpaced
 //!     limits: (
 //!         max_bulk_len: 536870912,
 //!         max_args: 1048576,
@@ -491,11 +491,13 @@ mod tests {
     #[test]
     fn fields_override_defaults() {
         let c = Config::parse(
-            r#"(sync: "every:50", checkpoint: (log_bytes: 10), limits: (max_args: 5))"#,
+            r#"(sync: "every:50", checkpoint: (log_bytes: 10, write_rate: 0), limits: (max_args: 5))"#,
         )
         .unwrap();
         assert_eq!(c.sync, SyncPolicy::Every(Duration::from_millis(50)));
         assert_eq!(c.checkpoint.log_bytes, 10);
+        assert_eq!(c.checkpoint.write_rate, 0);
+        assert_eq!(Config::default().checkpoint.write_rate, 64 << 20);
         assert_eq!(
             c.checkpoint.interval_ms,
             CheckpointConfig::default().interval_ms

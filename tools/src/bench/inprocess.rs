@@ -238,6 +238,7 @@ fn writer_loop(
         checkpoint: CheckpointConfig {
             log_bytes: 0,
             interval_ms: 0,
+            write_rate: 0,
         },
         limits: Limits::default(),
         databases: 16,

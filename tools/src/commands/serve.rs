@@ -50,6 +50,9 @@ pub struct Args {
     /// Checkpoint this often, if there were writes (0: never on time).
     #[arg(long, value_name = "MS")]
     checkpoint_interval_ms: Option<u64>,
+    /// Write a checkpoint at most this many bytes per second (0: unpaced) [default: 67108864].
+    #[arg(long, value_name = "BYTES")]
+    checkpoint_write_rate: Option<u64>,
     /// Start even if the log is damaged in the middle, keeping its valid prefix.
     #[arg(long)]
     salvage: bool,
@@ -161,6 +164,9 @@ impl Args {
         if let Some(ms) = self.checkpoint_interval_ms {
             config.checkpoint.interval_ms = ms;
         }
+        if let Some(rate) = self.checkpoint_write_rate {
+            config.checkpoint.write_rate = rate;
+        }
         config.salvage |= self.salvage;
         if let Some(n) = self.databases {
             config.databases = n;
@@ -248,6 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode, Box<dyn Error>> {
     let options = BackendOptions {
         sync: config.sync,
         salvage: config.salvage,
+        checkpoint_write_rate: config.checkpoint.write_rate,
     };
     let mut backend = moodb_backends::open(&config.backend, &config.data_dir, &options)?;
     let recovered = backend.recover()?;

@@ -16,6 +16,9 @@ pub struct CheckpointConfig {
     /// Checkpoint when this many ms have passed since the last one and there were writes
     /// (0: never on time).
     pub interval_ms: u64,
+    /// Bytes per second a checkpoint is written at, at most (0: as fast as it can): paced,
+    /// it leaves the disk and the cores to the requests while it runs, and takes longer.
+    pub write_rate: u64,
 }
 
 impl Default for CheckpointConfig {
@@ -23,6 +26,7 @@ impl Default for CheckpointConfig {
         CheckpointConfig {
             log_bytes: 64 * 1024 * 1024,
             interval_ms: 5 * 60 * 1000,
+            write_rate: 64 * 1024 * 1024,
         }
     }
 }

@@ -116,6 +116,7 @@ fn settings() -> StoreSettings {
         checkpoint: CheckpointConfig {
             log_bytes: 0,
             interval_ms: 0,
+            write_rate: 0,
         },
         limits: Limits::default(),
         databases: 16,
