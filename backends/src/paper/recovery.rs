@@ -402,12 +402,12 @@ impl Replay {
     }
 }
 
-/// Reads segment `log-<first>` at `path` into `buf` and checks its header and the first LSN
-/// it names. `buf` holds the bytes up to the last non-zero one ([`Fs::read_into`]) and the
-/// zeros that complete the header and the last record (a record ending in zero bytes, as every
-/// SET without an expiry does); what follows is zeros. Returns the file's length, or `None` if it is the last segment and its creation was interrupted (the header is
-/// torn and only zeros follow): it holds no record, so it is removed and its non-zero bytes
-/// are counted as truncated.
+/// Reads segment `log-<first>` at `path` into `buf` and checks its header and the first LSN it
+/// names. `buf` holds the bytes up to the last non-zero one ([`Fs::read_into`]) and the zeros that
+/// complete the header and the last record (a record ending in zero bytes, as every SET without an
+/// expiry does); what follows is zeros. Returns the file's length, or `None` if it is the last
+/// segment and its creation was interrupted (the header is torn and only zeros follow): it holds no
+/// record, so it is removed and its non-zero bytes are counted as truncated.
 fn read_segment(
     fs: &dyn Fs,
     path: &Path,
