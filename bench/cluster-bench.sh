@@ -15,22 +15,10 @@ set -euo pipefail
 N=${N:-50000}
 N1=${N1:-5000}
 ETCD_LOAD=${ETCD_LOAD:-l}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOODB:-}" ]]; then
-    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
-    MOODB="$ROOT/target/release/moodb"
-fi
-command -v redis-benchmark >/dev/null || { echo "redis-benchmark not installed" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+moodb_binary
+require redis-benchmark
 
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rps() { # redis-benchmark CSV -> requests/s of its one test
     awk -F'"' '/^"SET"/ { printf "%.0f", $4 }'
 }

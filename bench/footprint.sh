@@ -15,24 +15,10 @@ set -euo pipefail
 
 K=${K:-1000000}
 N=${N:-200000}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOODB:-}" ]]; then
-    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
-    MOODB="$ROOT/target/release/moodb"
-fi
-for tool in redis-server redis-cli redis-benchmark python3; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed (apt-get install redis-server redis-tools)" >&2; exit 1; }
-done
+. "$(dirname "$0")/common.sh"
+moodb_binary
+require redis-server redis-cli redis-benchmark python3
 
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    if [[ -n "$PID" ]]; then kill -9 "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }

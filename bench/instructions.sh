@@ -17,29 +17,14 @@ N=${N:-50000}
 R=${R:-100000}
 D=${D:-64}
 TESTS=${TESTS:-"set:1 set:16 get:1 get:16"}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOODB:-}" ]]; then
-    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
-    MOODB="$ROOT/target/release/moodb"
-fi
-for tool in valgrind redis-server redis-benchmark redis-cli python3; do
-    command -v "$tool" >/dev/null || { echo "$tool not installed" >&2; exit 1; }
-done
+. "$(dirname "$0")/common.sh"
+moodb_binary
+require valgrind redis-server redis-benchmark redis-cli python3
 case "$SYNC" in
     always) FSYNC=always ;;
     never) FSYNC=no ;;
     *) echo "unknown sync policy $SYNC (always | never)" >&2; exit 2 ;;
 esac
-
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    if [[ -n "$PID" ]]; then kill -9 "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # run NAME TEST PIPELINE -> instructions per request, on stdout
 run() {

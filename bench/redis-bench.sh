@@ -17,12 +17,9 @@ N=${N:-200000}
 N1=${N1:-20000}
 R=${R:-100000}
 D=${D:-64}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOODB:-}" ]]; then
-    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
-    MOODB="$ROOT/target/release/moodb"
-fi
-command -v redis-benchmark >/dev/null || { echo "redis-benchmark not installed (apt-get install redis-tools)" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+moodb_binary
+require redis-benchmark
 
 case "$SYNC" in
     always) FSYNC=always ;;
@@ -30,16 +27,6 @@ case "$SYNC" in
     every*) FSYNC=everysec ;;
     *) echo "unknown sync policy $SYNC" >&2; exit 2 ;;
 esac
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 TICKS=$(getconf CLK_TCK)
 # cpu_ticks PID -> utime + stime of the process so far, in clock ticks

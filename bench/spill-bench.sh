@@ -25,22 +25,10 @@ M=${M:-50mb}
 D=${D:-20}
 C=${C:-50}
 HOT=${HOT:-20:80}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [[ -z "${MOODB:-}" ]]; then
-    cargo build --release --quiet -p moodb --manifest-path "$ROOT/Cargo.toml"
-    MOODB="$ROOT/target/release/moodb"
-fi
-command -v python3 >/dev/null || { echo "python3 not installed" >&2; exit 1; }
+. "$(dirname "$0")/common.sh"
+moodb_binary
+require python3
 
-WORK=$(mktemp -d)
-PID=""
-cleanup() {
-    if [[ -n "$PID" ]]; then kill -9 "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 start() { # name extra-args... -> sets PID, PORT, BASE_KB
