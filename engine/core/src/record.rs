@@ -205,23 +205,13 @@ impl Record {
     /// Decodes one record that must span the whole of `payload`; its keys and values are
     /// copies.
     pub fn decode(payload: &[u8]) -> Result<Record, RecordDecodeError> {
-        Ok(Record::decode_borrowed(payload)?.to_owned_record())
+        decode_as(payload)
     }
 
     /// [`Record::decode`] whose keys and values are slices of `payload`, not copies:
     /// recovery's replay, where the key space copies what it keeps.
     pub fn decode_borrowed(payload: &[u8]) -> Result<RecordRef<'_>, RecordDecodeError> {
-        let mut reader = Reader {
-            buf: payload,
-            at: 0,
-        };
-        let record = reader.record(true)?;
-        if reader.at != payload.len() {
-            return Err(RecordDecodeError::TrailingBytes {
-                extra: payload.len() - reader.at,
-            });
-        }
-        Ok(record)
+        decode_as(payload)
     }
 }
 
@@ -253,6 +243,38 @@ impl RecordRef<'_> {
             Record::SwapDb { a, b } => Record::SwapDb { a: *a, b: *b },
             Record::ClearAll => Record::ClearAll,
         }
+    }
+}
+
+/// Decodes one record that must span the whole of `payload`, its fields held as `B`.
+fn decode_as<'a, B: Field<'a>>(payload: &'a [u8]) -> Result<Record<B>, RecordDecodeError> {
+    let mut reader = Reader {
+        buf: payload,
+        at: 0,
+    };
+    let record = reader.record(true)?;
+    if reader.at != payload.len() {
+        return Err(RecordDecodeError::TrailingBytes {
+            extra: payload.len() - reader.at,
+        });
+    }
+    Ok(record)
+}
+
+/// How a decoded key or value is held: a slice of the payload, or a copy of its own.
+trait Field<'a> {
+    fn field(bytes: &'a [u8]) -> Self;
+}
+
+impl<'a> Field<'a> for &'a [u8] {
+    fn field(bytes: &'a [u8]) -> Self {
+        bytes
+    }
+}
+
+impl Field<'_> for Bytes {
+    fn field(bytes: &[u8]) -> Self {
+        Bytes::copy_from_slice(bytes)
     }
 }
 
@@ -308,12 +330,12 @@ impl<'a> Reader<'a> {
         Ok(u64::from_le_bytes(le))
     }
 
-    fn bytes(&mut self, what: &'static str) -> Result<&'a [u8], RecordDecodeError> {
+    fn bytes<B: Field<'a>>(&mut self, what: &'static str) -> Result<B, RecordDecodeError> {
         let len = self.u32(what)? as usize;
-        self.take(len, what)
+        Ok(B::field(self.take(len, what)?))
     }
 
-    fn record(&mut self, allow_txn: bool) -> Result<RecordRef<'a>, RecordDecodeError> {
+    fn record<B: Field<'a>>(&mut self, allow_txn: bool) -> Result<Record<B>, RecordDecodeError> {
         let at = self.at;
         match self.u8("tag")? {
             TAG_SET => {
