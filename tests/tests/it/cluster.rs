@@ -11,7 +11,8 @@
 //! committed state. A leader whose followers are both stopped answers a write `-TRYAGAIN`
 //! within a bounded time instead of holding it forever, and serves again once they resume.
 //! A connection to a follower keeps its database across a failover, and a transaction it had
-//! open is aborted (nil EXEC), never half applied.
+//! open is aborted (nil EXEC), never half applied. A READONLY connection's reads on a
+//! follower are answered from its own store, with or without a leader.
 //! Every wait is bounded.
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use moodb_tests::cluster::{eventually, run_writers, ELECT};
+use moodb_tests::cluster::{eventually, run_writers, until_served, ELECT};
 use moodb_tests::redis_server::RedisServer;
 use moodb_tests::{ClusterNode, TestCluster};
 use redis::Value;
@@ -473,6 +474,84 @@ fn a_leader_cut_off_from_the_majority_answers_tryagain_then_serves_again() {
         cluster.outputs()
     );
     eprintln!("cluster: the cut-off leader answered after {waited:?}: {err}");
+}
+
+/// READONLY: a follower answers the connection's reads from its own store, even with no
+/// leader at all (the two other nodes killed), as a Redis Cluster replica does; READONLY in
+/// the same pipeline as the reads counts. The connection's writes, and its reads after
+/// READWRITE, still go to the leader (none here: `-TRYAGAIN`), as do the reads of a connection
+/// that never sent READONLY.
+#[test]
+fn a_readonly_connection_reads_a_followers_own_store_even_without_a_leader() {
+    let mut cluster = TestCluster::start(3, &[]).unwrap();
+    let leader = cluster
+        .leader(None, ELECT)
+        .unwrap_or_else(|| panic!("no leader:\n{}", cluster.outputs()));
+    let (f, other) = ((leader + 1) % 3, (leader + 2) % 3);
+    let mut lc = cluster.nodes[leader].connect().unwrap();
+    for i in 0..20 {
+        until_served(&mut lc, &["SET", &format!("r{i}"), &format!("v{i}")]);
+    }
+    eventually("the follower's store holding the writes", ELECT, || {
+        keys_in_own_store(&cluster.nodes[f]) == 20
+    });
+    cluster.nodes[leader].kill9().unwrap();
+    cluster.nodes[other].kill9().unwrap();
+
+    let node = &cluster.nodes[f];
+    let mut con = node.connect().unwrap();
+    con.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let ok: String = redis::cmd("READONLY").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    for i in 0..20 {
+        let got: Option<String> = redis::cmd("GET")
+            .arg(format!("r{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, Some(format!("v{i}")), "r{i} read on the follower");
+    }
+    let (values, size): (Vec<Option<String>>, i64) = redis::pipe()
+        .cmd("MGET")
+        .arg("r0")
+        .arg("r19")
+        .arg("nope")
+        .cmd("DBSIZE")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(values, vec![Some("v0".into()), Some("v19".into()), None]);
+    assert_eq!(size, 20);
+    let err = redis::cmd("SET")
+        .arg("w")
+        .arg("1")
+        .query::<()>(&mut con)
+        .expect_err("a write acknowledged by a lone follower");
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+    let ok: String = redis::cmd("READWRITE").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    let err = redis::cmd("GET")
+        .arg("r0")
+        .query::<Option<String>>(&mut con)
+        .expect_err("a READWRITE read answered without a leader");
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
+
+    let mut piped = node.connect().unwrap();
+    let (ok, got): (String, Option<String>) = redis::pipe()
+        .cmd("READONLY")
+        .cmd("GET")
+        .arg("r7")
+        .query(&mut piped)
+        .unwrap();
+    assert_eq!((ok.as_str(), got.as_deref()), ("OK", Some("v7")));
+
+    let mut plain = node.connect().unwrap();
+    plain
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let err = redis::cmd("GET")
+        .arg("r0")
+        .query::<Option<String>>(&mut plain)
+        .expect_err("a read answered without a leader");
+    assert_eq!(err.code(), Some("TRYAGAIN"), "{err}");
 }
 
 /// Sends `args` until the reply is not a TRYAGAIN (bounded), returning it.

@@ -6,7 +6,7 @@
 //! read of every key once the cluster is whole, must be linearizable (so no acknowledged
 //! write is lost and nothing stale or phantom was read). A follower whose raft log tail was
 //! torn (kill -9, its last `raftlog-*` segment cut by some bytes, restart) rejoins, catches
-//! up, and once it leads serves every acknowledged write from its own store.
+//! up, and serves every acknowledged write from its own store (read there with READONLY).
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
@@ -343,52 +343,19 @@ fn a_follower_with_a_torn_raft_log_tail_rejoins_and_catches_up() {
         "the torn tail was not cut and reported:\n{out}"
     );
 
-    // Its own store holds every acknowledged write: make it lead (kill -9 whoever else leads,
-    // restart it, until it does; bounded) and read there while it leads throughout.
-    let mut read_there = false;
-    for _ in 0..10 {
-        let now = cluster
-            .leader(None, Duration::from_secs(10))
-            .unwrap_or_else(|| panic!("no leader\n{}", cluster.outputs()));
-        if now != follower {
-            cluster.nodes[now].kill9().unwrap();
-            cluster
-                .leader(Some(now), Duration::from_secs(10))
-                .unwrap_or_else(|| panic!("no leader after a kill\n{}", cluster.outputs()));
-            cluster.nodes[now].start().unwrap();
-            // Let the restarted node settle (it may call an election of its own).
-            thread::sleep(Duration::from_millis(1500));
-            continue;
-        }
-        let node = &cluster.nodes[follower];
-        let Ok(mut con) = node.connect() else {
-            continue;
-        };
-        let mut all = true;
-        for (k, v) in &acknowledged {
-            match redis::cmd("GET").arg(k).query::<Option<String>>(&mut con) {
-                Ok(got) => assert_eq!(
-                    got.as_deref(),
-                    Some(v.as_str()),
-                    "key {k} on the repaired node"
-                ),
-                Err(_) => {
-                    all = false;
-                    break;
-                }
-            }
-        }
-        if all && node.role().as_deref() == Some("master") {
-            read_there = true;
-            break;
-        }
+    // Its own store holds every acknowledged write: read there with READONLY (the offsets
+    // converged, so it applied everything the leader did).
+    let mut con = cluster.nodes[follower].connect().unwrap();
+    let ok: String = redis::cmd("READONLY").query(&mut con).unwrap();
+    assert_eq!(ok, "OK");
+    for (k, v) in &acknowledged {
+        let got: Option<String> = redis::cmd("GET").arg(k).query(&mut con).unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(v.as_str()),
+            "key {k} on the repaired node"
+        );
     }
-    assert!(
-        read_there,
-        "node {} never led long enough to read there in 10 attempts\n{}",
-        follower + 1,
-        cluster.outputs()
-    );
 }
 
 /// openraft 0.9 restarts a node that led with a committed vote as the leader of the same term

@@ -242,7 +242,9 @@ fn a_single_node_answers_raft_with_a_clear_error() {
 
 /// Redis Cluster's CLUSTER probes (`CLUSTER SLOTS`, `CLUSTER INFO`, ...) get the bytes a
 /// redis-server without cluster support answers, in RESP2 and RESP3, on a single node and on
-/// a node in cluster mode alike. Skipped (with a message) without redis-server.
+/// a node in cluster mode alike; so do READONLY and READWRITE with an argument, and on a
+/// single node without one (a cluster node answers those `+OK`: cluster.rs). Skipped (with
+/// a message) without redis-server.
 #[test]
 fn cluster_probes_answer_as_a_redis_server_without_cluster_support() {
     use crate::resp3::Wire;
@@ -266,6 +268,8 @@ fn cluster_probes_answer_as_a_redis_server_without_cluster_support() {
         &["CLUSTER", "INFO", "x"],
         &["CLUSTER", "FOO"],
         &["CLUSTER"],
+        &["READONLY", "x"],
+        &["READWRITE", "x"],
     ];
     for proto in ["2", "3"] {
         let mut theirs = Wire::connect(redis.addr());
@@ -290,6 +294,17 @@ fn cluster_probes_answer_as_a_redis_server_without_cluster_support() {
                     "RESP{proto} {case:?} on {addr}"
                 );
             }
+        }
+        let mut ours = Wire::connect(single.addr);
+        ours.ask(&["HELLO", proto]);
+        for case in [&["READONLY"], &["READWRITE"], &["readonly"]] {
+            let (t, _) = theirs.ask(case);
+            let (o, _) = ours.ask(case);
+            assert_eq!(
+                String::from_utf8_lossy(&o),
+                String::from_utf8_lossy(&t),
+                "RESP{proto} {case:?} on a single node"
+            );
         }
     }
 }

@@ -56,6 +56,10 @@ pub enum ServerCommand {
     /// `ROLE`: this node's part in replication (the store answers from what its caller told
     /// it, [`crate::store::Replication`]).
     Role,
+    /// `READONLY` (true) / `READWRITE` (false). Only a cluster node has them (Redis without
+    /// cluster support refuses both); the server's cluster glue keeps the session's mode, and
+    /// answers a READONLY session's reads on a follower from the follower's own store.
+    ReadOnly(bool),
     /// `RESET`: the store's part (the session resets the protocol and authentication).
     Reset,
     /// `MONITOR`.
@@ -536,6 +540,17 @@ pub fn parse_cluster(_: &'static CommandSpec, rest: &[Bytes]) -> Result<Command,
     Ok(Command::Server(ServerCommand::Reply(
         ReplyError::ClusterDisabled.into(),
     )))
+}
+
+/// `READONLY`: in cluster mode, this connection's reads may be answered by a follower from
+/// its own store ([`ServerCommand::ReadOnly`]).
+pub fn parse_readonly(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::ReadOnly(true)))
+}
+
+/// `READWRITE`: back to every request going to the leader.
+pub fn parse_readwrite(_: &'static CommandSpec, _: &[Bytes]) -> Result<Command, Frame> {
+    Ok(Command::Server(ServerCommand::ReadOnly(false)))
 }
 
 /// `ROLE`.

@@ -1095,6 +1095,22 @@ const ROWS: &[CommandSpec] = &[
             "O(1)",
             "Return the role of the instance in the context of replication",
         ),
+    CommandSpec::new("readonly", 1, &[F::LOADING, F::STALE, F::FAST], server::parse_readonly)
+        .acl(&["@fast", "@connection"])
+        .doc(
+            "cluster",
+            "3.0.0",
+            "O(1)",
+            "Enables read queries for a connection to a cluster replica node",
+        ),
+    CommandSpec::new("readwrite", 1, &[F::LOADING, F::STALE, F::FAST], server::parse_readwrite)
+        .acl(&["@fast", "@connection"])
+        .doc(
+            "cluster",
+            "3.0.0",
+            "O(1)",
+            "Disables read queries for a connection to a cluster replica node",
+        ),
     CommandSpec::new("cluster", -2, &[], server::parse_cluster)
         .acl(&["@slow"])
         .subs(CLUSTER_SUBS)

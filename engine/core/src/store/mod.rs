@@ -621,14 +621,17 @@ impl<T> Store<T> {
     /// Lazy expiry: deletes the keys a command touched (`access`) that have expired at
     /// `now_ms` but are still held, and returns their DELETE records (already applied) for
     /// the caller to log. After a storage failure nothing can be logged, so nothing is
-    /// deleted; readers go on hiding expired keys.
+    /// deleted; nor on a follower (a READONLY session's reads), which writes nothing of its
+    /// own: the leader's DELETE comes as a committed record. Readers go on hiding expired
+    /// keys, as on a Redis replica.
     fn expire_accessed(&mut self, db: u16, access: &Access, now_ms: u64) -> Vec<Record> {
         let keys = access.keys();
         if keys.is_empty() {
             return Vec::new();
         }
+        let follower = matches!(self.replication, Some(Replication::Follower { .. }));
         let ks = self.dbs.db_mut(db);
-        if self.storage_error.is_some() || !ks.has_expired(now_ms) {
+        if self.storage_error.is_some() || follower || !ks.has_expired(now_ms) {
             return Vec::new();
         }
         let mut deletes = Vec::new();
@@ -1115,6 +1118,11 @@ impl<T> Store<T> {
             ]),
             ServerCommand::Reset => self.reset(session),
             ServerCommand::Role => self.role(),
+            ServerCommand::ReadOnly(_) => match self.replication {
+                None => ReplyError::ClusterDisabled.into(),
+                Some(_) => Frame::ok(),
+            },
+
             ServerCommand::Monitor => {
                 self.clients.start_monitor(session);
                 self.controls.push((session, SessionControl::Monitor));

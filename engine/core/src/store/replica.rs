@@ -328,6 +328,7 @@ mod tests {
 
     use super::*;
     use crate::backend::BackendStatus;
+    use crate::command::ReplyError;
     use crate::store::test_settings;
 
     fn req(args: &[&str]) -> Vec<Bytes> {
@@ -357,6 +358,54 @@ mod tests {
     fn get(s: &mut Store<u32>, key: &str) -> Frame {
         let r = s.execute(1, &[req(&["GET", key])], 9, 1_000).unwrap();
         r.frames.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_follower_hides_an_expired_key_without_writing_its_delete() {
+        let mut s = store();
+        let mut out = Vec::new();
+        let expiring = Record::Set {
+            key: Bytes::from_static(b"k"),
+            value: Bytes::from_static(b"v"),
+            expires_at_ms: Some(1_500),
+        };
+        s.apply_committed(vec![expiring], &mut out);
+        let follower = Replication::Follower {
+            host: "127.0.0.1".into(),
+            port: 7000,
+            connected: true,
+            offset: 1,
+        };
+        s.set_replication(Some(follower));
+        let r = s.execute(1, &[req(&["GET", "k"])], 9, 2_000).unwrap();
+        assert_eq!(r.frames, vec![Frame::Null]);
+        assert!(!s.has_records(), "a follower logged a DELETE of its own");
+        // The leader's DELETE comes committed; as the leader, the same read deletes (and its
+        // reply waits for the DELETE to be durable).
+        s.set_replication(Some(Replication::Leader {
+            offset: 1,
+            replicas: Vec::new(),
+        }));
+        assert!(s.execute(1, &[req(&["GET", "k"])], 9, 2_000).is_none());
+        assert_eq!(s.take_records().len(), 1);
+    }
+
+    #[test]
+    fn readonly_and_readwrite_need_a_cluster() {
+        let mut s = store();
+        let r = s
+            .execute(1, &[req(&["READONLY"]), req(&["READWRITE"])], 9, 1_000)
+            .unwrap();
+        let disabled = Frame::from(ReplyError::ClusterDisabled);
+        assert_eq!(r.frames, vec![disabled.clone(), disabled]);
+        s.set_replication(Some(Replication::Leader {
+            offset: 0,
+            replicas: Vec::new(),
+        }));
+        let r = s
+            .execute(1, &[req(&["READONLY"]), req(&["READWRITE"])], 9, 1_000)
+            .unwrap();
+        assert_eq!(r.frames, vec![Frame::ok(), Frame::ok()]);
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! LSN is now durable. Every other normal entry (other leaders', or this node's from before
 //! a rebuild) is applied to the store.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,7 +22,7 @@ use actix::prelude::*;
 use moodb_core::backend::{BackendStatus, CheckpointReport};
 use moodb_core::command::replication::{SentinelMember, SentinelView};
 use moodb_core::command::txn::SessionId;
-use moodb_core::command::ReplyError;
+use moodb_core::command::{table, ReplyError};
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::replicated::{RaftPayload, SnapshotCodec, SnapshotFiles};
@@ -81,6 +81,9 @@ pub struct ClusterLink {
     matched: BTreeMap<NodeId, u64>,
     view: watch::Sender<LeaderView>,
     forwarders: HashMap<SessionId, Forwarder>,
+    /// The sessions in READONLY mode: on a follower, their reads are answered from this
+    /// node's own store (as a Redis Cluster replica does), possibly behind the leader.
+    read_only: HashSet<SessionId>,
     /// Replies that may leave once a majority confirms, after they were computed, that this
     /// node still leads (ReadIndex); and those whose confirmation is under way.
     unconfirmed: Vec<Release<ReplyTo>>,
@@ -154,6 +157,7 @@ impl ClusterLink {
             matched: BTreeMap::new(),
             view: watch::Sender::new(LeaderView::default()),
             forwarders: HashMap::new(),
+            read_only: HashSet::new(),
             unconfirmed: Vec::new(),
             confirming: None,
             master_name: "mymaster".into(),
@@ -452,13 +456,43 @@ const LOCAL: &[&[u8]] = &[
     b"pubsub",
     b"shutdown",
     b"sentinel",
+    b"readonly",
+    b"readwrite",
 ];
 
+fn is_local(request: &[bytes::Bytes]) -> bool {
+    request
+        .first()
+        .is_some_and(|name| LOCAL.iter().any(|l| name.eq_ignore_ascii_case(l)))
+}
+
 fn local_only(batch: &Batch) -> bool {
-    batch.requests.iter().all(|r| {
-        r.first()
-            .is_some_and(|name| LOCAL.iter().any(|l| name.eq_ignore_ascii_case(l)))
-    })
+    batch.requests.iter().all(|r| is_local(r))
+}
+
+/// Follows `batch` through a session's READONLY mode (on when it starts as `read_only`;
+/// READONLY sets it, READWRITE and RESET clear it): the mode after the batch, and whether a
+/// follower may answer the whole batch itself (node-local commands, and read-only commands
+/// while the mode is on).
+fn read_only_pass(batch: &Batch, mut read_only: bool) -> (bool, bool) {
+    let mut here = true;
+    for request in &batch.requests {
+        let Some(name) = request.first() else {
+            here = false;
+            continue;
+        };
+        if name.eq_ignore_ascii_case(b"readonly") && request.len() == 1 {
+            read_only = true;
+        } else if (name.eq_ignore_ascii_case(b"readwrite") || name.eq_ignore_ascii_case(b"reset"))
+            && request.len() == 1
+        {
+            read_only = false;
+        }
+        let reads =
+            read_only && table::lookup(name).is_some_and(|spec| spec.is(table::Flags::READONLY));
+        here &= reads || is_local(request);
+    }
+    (read_only, here)
 }
 
 /// How long a leader's write may wait for its commit before the leader gives up its term.
@@ -483,10 +517,25 @@ impl StoreOwner {
         let Some(link) = self.cluster.as_mut() else {
             return Some(batch);
         };
+        let was_read_only = link.read_only.contains(&batch.session);
+        let (read_only, reads_here) = read_only_pass(&batch, was_read_only);
+        if read_only != was_read_only {
+            if read_only {
+                link.read_only.insert(batch.session);
+            } else {
+                link.read_only.remove(&batch.session);
+            }
+        }
         if local_only(&batch) {
             return Some(batch);
         }
         let idle = link.forwarders.get(&batch.session).is_none_or(|f| f.idle());
+        // A READONLY session's reads on a follower: answered from this store, in order (nothing
+        // of the session's is on its way to the leader, nor does its connection there hold a
+        // database or a transaction).
+        if reads_here && idle && link.leading.is_none() {
+            return Some(batch);
+        }
         if link.ready() && idle {
             if let Some(admin) = RaftAdmin::parse(&batch) {
                 link.forwarders.remove(&batch.session);
@@ -606,6 +655,7 @@ impl StoreOwner {
     pub(super) fn cluster_session_closed(&mut self, session: SessionId) {
         if let Some(link) = self.cluster.as_mut() {
             link.forwarders.remove(&session);
+            link.read_only.remove(&session);
         }
     }
 
