@@ -1122,7 +1122,6 @@ impl<T> Store<T> {
                 None => ReplyError::ClusterDisabled.into(),
                 Some(_) => Frame::ok(),
             },
-
             ServerCommand::Monitor => {
                 self.clients.start_monitor(session);
                 self.controls.push((session, SessionControl::Monitor));

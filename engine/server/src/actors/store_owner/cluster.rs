@@ -477,20 +477,15 @@ fn local_only(batch: &Batch) -> bool {
 fn read_only_pass(batch: &Batch, mut read_only: bool) -> (bool, bool) {
     let mut here = true;
     for request in &batch.requests {
-        let Some(name) = request.first() else {
-            here = false;
-            continue;
-        };
-        if name.eq_ignore_ascii_case(b"readonly") && request.len() == 1 {
-            read_only = true;
-        } else if (name.eq_ignore_ascii_case(b"readwrite") || name.eq_ignore_ascii_case(b"reset"))
-            && request.len() == 1
-        {
-            read_only = false;
+        let spec = request.first().and_then(|name| table::lookup(name));
+        match spec.map(|s| s.name) {
+            Some("readonly") if request.len() == 1 => read_only = true,
+            Some("readwrite" | "reset") if request.len() == 1 => read_only = false,
+            _ => {}
         }
-        let reads =
-            read_only && table::lookup(name).is_some_and(|spec| spec.is(table::Flags::READONLY));
-        here &= reads || is_local(request);
+        here = here
+            && (read_only && spec.is_some_and(|s| s.is(table::Flags::READONLY))
+                || is_local(request));
     }
     (read_only, here)
 }
@@ -526,7 +521,8 @@ impl StoreOwner {
                 link.read_only.remove(&batch.session);
             }
         }
-        if local_only(&batch) {
+        // Every request node-local is a case of `reads_here` (which is false for most batches).
+        if reads_here && local_only(&batch) {
             return Some(batch);
         }
         let idle = link.forwarders.get(&batch.session).is_none_or(|f| f.idle());
