@@ -15,6 +15,7 @@
 pub mod session;
 pub mod snapshotter;
 pub mod store_owner;
+mod ticker;
 pub mod wal_writer;
 
 use std::sync::Arc;

@@ -34,6 +34,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Encoder, FramedRead};
 
+use super::ticker;
 use super::{
     Batch, Control, Peer, Replies, SessionClosed, SessionNamed, SessionOpened, StoreOwner,
 };
@@ -461,18 +462,7 @@ impl Actor for Session {
         } else {
             Duration::from_secs(1)
         };
-        ctx.run_interval(every, move |s, ctx| {
-            s.live.refresh(&mut s.live_seen, &mut s.config);
-            let idle = s.config.limits.idle_timeout_s;
-            // As in Redis, a client with subscriptions (or a monitor) is never idle.
-            let waiting = s.next_out != s.next_seq
-                || s.pending_out.get() > 0
-                || s.subscriptions > 0
-                || s.monitoring;
-            if idle > 0 && !waiting && s.last_active.elapsed() >= Duration::from_secs(idle) {
-                ctx.stop();
-            }
-        });
+        ticker::every(&ctx.address(), every, || Housekeep);
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -595,6 +585,28 @@ impl Handler<Replies> for Session {
             self.ready.insert(msg.seq, msg.frames);
         }
         self.write_ready(ctx);
+    }
+}
+
+/// The session's periodic check: CONFIG SET's changes, and the idle timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Housekeep;
+
+impl Handler<Housekeep> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _: Housekeep, ctx: &mut Context<Self>) {
+        self.live.refresh(&mut self.live_seen, &mut self.config);
+        let idle = self.config.limits.idle_timeout_s;
+        // As in Redis, a client with subscriptions (or a monitor) is never idle.
+        let waiting = self.next_out != self.next_seq
+            || self.pending_out.get() > 0
+            || self.subscriptions > 0
+            || self.monitoring;
+        if idle > 0 && !waiting && self.last_active.elapsed() >= Duration::from_secs(idle) {
+            ctx.stop();
+        }
     }
 }
 

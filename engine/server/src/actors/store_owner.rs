@@ -11,13 +11,13 @@
 //! Everything the store decides (LSNs, which replies may leave, transactions, checkpoint
 //! triggers) lives in [`Store`]; this file is plumbing.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
 use moodb_core::backend::BackendStatus;
 use moodb_core::command::txn::SessionId;
+use moodb_core::fast_map::FastMap;
 use moodb_core::keyspace::Databases;
 use moodb_core::record::Lsn;
 use moodb_core::store::clients::SessionControl;
@@ -25,6 +25,7 @@ use moodb_core::store::{Release, Store, StoreSettings};
 use tokio::sync::Notify;
 
 use super::session::SessionConfig;
+use super::ticker;
 use super::{
     Append, Appended, Batch, CheckpointDone, Control, Replies, SessionClosed, SessionNamed,
     SessionOpened, SetSync, Shutdown, ShutdownError, StartCheckpoint, SyncNow, WalWriter,
@@ -53,9 +54,9 @@ pub struct StoreOwner {
     released: Vec<Release<ReplyTo>>,
     /// Each session's address and the number of its last batch executed, for Pub/Sub
     /// messages (written after that batch's replies).
-    sessions: HashMap<SessionId, (Arc<Recipient<Replies>>, u64)>,
+    sessions: FastMap<SessionId, (Arc<Recipient<Replies>>, u64)>,
     /// Each open session's control address (CLIENT KILL, MONITOR).
-    controls: HashMap<SessionId, Recipient<Control>>,
+    controls: FastMap<SessionId, Recipient<Control>>,
     /// Told once SHUTDOWN may proceed (the listener loop then syncs the log and exits).
     exit: Option<Arc<Notify>>,
     exiting: bool,
@@ -84,8 +85,8 @@ impl StoreOwner {
             wal: None,
             flush_scheduled: false,
             released: Vec::new(),
-            sessions: HashMap::new(),
-            controls: HashMap::new(),
+            sessions: FastMap::default(),
+            controls: FastMap::default(),
             exit: None,
             exiting: false,
             wait_timer: None,
@@ -307,10 +308,40 @@ impl Actor for StoreOwner {
             0 => 1000,
             ms => ms.clamp(10, 1000),
         };
-        ctx.run_interval(Duration::from_millis(interval), |s, _| s.maybe_checkpoint());
-        ctx.run_interval(Duration::from_millis(EXPIRE_INTERVAL_MS), |s, _| {
-            s.expire_cycle()
+        ticker::every(&ctx.address(), Duration::from_millis(interval), || {
+            CheckpointTick
         });
+        ticker::every(
+            &ctx.address(),
+            Duration::from_millis(EXPIRE_INTERVAL_MS),
+            || ExpireTick,
+        );
+    }
+}
+
+/// Is a checkpoint due (once a second, or at the checkpoint interval)?
+#[derive(Message)]
+#[rtype(result = "()")]
+struct CheckpointTick;
+
+impl Handler<CheckpointTick> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, _: CheckpointTick, _: &mut Context<Self>) {
+        self.maybe_checkpoint();
+    }
+}
+
+/// The active expiry cycle's turn.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ExpireTick;
+
+impl Handler<ExpireTick> for StoreOwner {
+    type Result = ();
+
+    fn handle(&mut self, _: ExpireTick, _: &mut Context<Self>) {
+        self.expire_cycle();
     }
 }
 
