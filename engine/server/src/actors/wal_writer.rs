@@ -3,7 +3,8 @@
 //!
 //! It commits once per tick: the first `Append` of a tick schedules a commit that runs after
 //! tokio has polled the sockets once more, so everything queued meanwhile shares one write and
-//! one sync (group commit). A group is committed one of two ways:
+//! one sync (group commit); under light load (one record, after a group of one) it commits at
+//! once, since no one else is there to wait for. A group is committed one of two ways:
 //! - **on the sync thread** (the [`Syncer`]) while requests keep coming: the event loop goes on
 //!   reading, applying and answering during the write and fdatasync, and what arrives
 //!   meanwhile becomes the next group, committed the moment this one is done (pipelined group
@@ -214,7 +215,15 @@ impl Handler<Append> for WalWriter {
             return;
         }
         self.queue.extend(msg.0);
-        if !self.commit_scheduled && !self.in_flight {
+        if self.commit_scheduled || self.in_flight {
+            return;
+        }
+        if self.queue.len() <= INLINE_MAX_RECORDS && self.last_group <= INLINE_MAX_RECORDS {
+            // Light load (one client waiting for its own write): nothing else is coming this
+            // tick, and the yield below would cost a poll of the sockets (an epoll_wait) per
+            // request.
+            self.commit(ctx);
+        } else {
             self.commit_scheduled = true;
             // Yield once first: tokio runs a yielded task after it has polled the sockets, so
             // requests that arrived meanwhile are decoded, applied and join this group (as
