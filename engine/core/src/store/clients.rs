@@ -121,6 +121,8 @@ pub struct Client {
     pub resp: Protocol,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// READONLY on a cluster node (`r`), until READWRITE or RESET.
+    pub read_only: bool,
     pub reply: ReplyMode,
     /// Sent MONITOR.
     pub monitor: bool,
@@ -160,6 +162,9 @@ impl Client {
         }
         if row.dirty_cas {
             f.push('d');
+        }
+        if self.read_only {
+            f.push('r');
         }
         if self.no_evict {
             f.push('e');
@@ -547,7 +552,7 @@ impl<T> Store<T> {
     }
 
     /// RESET's part in the store: out of MULTI, no watches, no subscriptions (without
-    /// confirmations, as Redis), database 0, no name, replies on, no monitor.
+    /// confirmations, as Redis), database 0, no name, replies on, no monitor, not READONLY.
     pub(super) fn reset(&mut self, session: SessionId) -> Frame {
         self.txns.session_closed(session);
         self.pubsub.session_closed(session);
@@ -556,6 +561,7 @@ impl<T> Store<T> {
         if let Some(c) = self.clients.get_mut(session) {
             c.name = None;
             c.reply = ReplyMode::On;
+            c.read_only = false;
             c.multi_mem = 0;
             c.queued.clear();
         }
@@ -706,8 +712,11 @@ mod tests {
             ..ClientRow::default()
         };
         assert_eq!(c.flags(&row), "OPxde");
+        c.read_only = true;
+        assert_eq!(c.flags(&row), "OPxdre");
         c.monitor = false;
         c.no_evict = false;
+        c.read_only = false;
         assert_eq!(c.flags(&ClientRow::default()), "N");
         c.no_touch = true;
         assert_eq!(c.flags(&ClientRow::default()), "T");

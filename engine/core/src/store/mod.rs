@@ -1118,9 +1118,14 @@ impl<T> Store<T> {
             ]),
             ServerCommand::Reset => self.reset(session),
             ServerCommand::Role => self.role(),
-            ServerCommand::ReadOnly(_) => match self.replication {
+            ServerCommand::ReadOnly(on) => match self.replication {
                 None => ReplyError::ClusterDisabled.into(),
-                Some(_) => Frame::ok(),
+                Some(_) => {
+                    if let Some(c) = self.clients.get_mut(session) {
+                        c.read_only = on;
+                    }
+                    Frame::ok()
+                }
             },
             ServerCommand::Monitor => {
                 self.clients.start_monitor(session);

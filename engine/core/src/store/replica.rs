@@ -409,6 +409,35 @@ mod tests {
     }
 
     #[test]
+    fn a_readonly_client_shows_redis_r_flag_until_readwrite_or_reset() {
+        let mut s = store();
+        s.set_replication(Some(Replication::Follower {
+            host: "127.0.0.1".into(),
+            port: 7000,
+            connected: true,
+            offset: 0,
+        }));
+        s.session_opened(1, crate::store::clients::Peer::default(), 1_000);
+        let flags = |s: &mut Store<u32>, first: &str| {
+            let r = s
+                .execute(1, &[req(&[first]), req(&["CLIENT", "INFO"])], 9, 1_000)
+                .unwrap();
+            let (Frame::Bulk(line) | Frame::Verbatim { text: line, .. }) = &r.frames[1] else {
+                panic!("CLIENT INFO answered {:?}", r.frames[1]);
+            };
+            let line = String::from_utf8_lossy(line).into_owned();
+            line.split(' ')
+                .find_map(|f| f.strip_prefix("flags="))
+                .map(str::to_owned)
+        };
+        // As redis-server --cluster-enabled yes prints it.
+        assert_eq!(flags(&mut s, "READONLY").as_deref(), Some("r"));
+        assert_eq!(flags(&mut s, "READWRITE").as_deref(), Some("N"));
+        assert_eq!(flags(&mut s, "READONLY").as_deref(), Some("r"));
+        assert_eq!(flags(&mut s, "RESET").as_deref(), Some("N"));
+    }
+
+    #[test]
     fn committed_records_are_applied_released_and_seen_by_watch() {
         let mut s = store();
         let mut out = Vec::new();
