@@ -309,39 +309,34 @@ impl Actor for StoreOwner {
             ms => ms.clamp(10, 1000),
         };
         ticker::every(&ctx.address(), Duration::from_millis(interval), || {
-            CheckpointTick
+            Periodic::Checkpoint
         });
         ticker::every(
             &ctx.address(),
             Duration::from_millis(EXPIRE_INTERVAL_MS),
-            || ExpireTick,
+            || Periodic::Expire,
         );
     }
 }
 
-/// Is a checkpoint due (once a second, or at the checkpoint interval)?
+/// The store owner's periodic work, from its tickers.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct CheckpointTick;
-
-impl Handler<CheckpointTick> for StoreOwner {
-    type Result = ();
-
-    fn handle(&mut self, _: CheckpointTick, _: &mut Context<Self>) {
-        self.maybe_checkpoint();
-    }
+enum Periodic {
+    /// Is a checkpoint due (once a second, or at the checkpoint interval)?
+    Checkpoint,
+    /// The active expiry cycle's turn.
+    Expire,
 }
 
-/// The active expiry cycle's turn.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct ExpireTick;
-
-impl Handler<ExpireTick> for StoreOwner {
+impl Handler<Periodic> for StoreOwner {
     type Result = ();
 
-    fn handle(&mut self, _: ExpireTick, _: &mut Context<Self>) {
-        self.expire_cycle();
+    fn handle(&mut self, msg: Periodic, _: &mut Context<Self>) {
+        match msg {
+            Periodic::Checkpoint => self.maybe_checkpoint(),
+            Periodic::Expire => self.expire_cycle(),
+        }
     }
 }
 

@@ -129,7 +129,7 @@ impl WalWriter {
             return;
         }
         let entries = std::mem::take(&mut self.queue);
-        let light = entries.len() <= INLINE_MAX_RECORDS && self.last_group <= INLINE_MAX_RECORDS;
+        let light = self.light(entries.len());
         self.last_group = entries.len();
         match &self.syncer {
             Some(syncer) if !light => {
@@ -142,6 +142,12 @@ impl WalWriter {
             }
             _ => self.commit_inline(entries),
         }
+    }
+
+    /// Light load: a group of `records` after a group as small (one client waiting for its
+    /// own write). Such a group is committed inline, without the yield first.
+    fn light(&self, records: usize) -> bool {
+        records <= INLINE_MAX_RECORDS && self.last_group <= INLINE_MAX_RECORDS
     }
 
     fn commit_inline(&mut self, entries: Vec<LogEntry>) {
@@ -218,7 +224,7 @@ impl Handler<Append> for WalWriter {
         if self.commit_scheduled || self.in_flight {
             return;
         }
-        if self.queue.len() <= INLINE_MAX_RECORDS && self.last_group <= INLINE_MAX_RECORDS {
+        if self.light(self.queue.len()) {
             // Light load (one client waiting for its own write): nothing else is coming this
             // tick, and the yield below would cost a poll of the sockets (an epoll_wait) per
             // request.
