@@ -87,9 +87,16 @@ fn read_content_into(path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
     let file = File::open(path)?;
     let len = file.metadata()?.len();
     let end = content_end(&file, len)?;
+    // Room for the whole file: recovery adds back up to a record's worth of the zero tail
+    // (`read_segment`), and a buffer grown for it would be copied whole into a fresh
+    // allocation (a fifth of a 1M-key replay went to that copy and its page faults). A buffer
+    // too small is given back first, for the same reason: growing it copies what it held.
+    let room = usize::try_from(len).map_err(|_| too_large())?;
     buf.clear();
-    buf.try_reserve_exact(usize::try_from(end).map_err(|_| too_large())?)
-        .map_err(|_| too_large())?;
+    if buf.capacity() < room {
+        *buf = Vec::new();
+        buf.try_reserve_exact(room).map_err(|_| too_large())?;
+    }
     let read = (&file).take(end).read_to_end(buf)?;
     if read as u64 != end {
         return Err(io::Error::new(

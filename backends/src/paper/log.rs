@@ -25,6 +25,9 @@
 //! A length of 0 followed only by zero bytes is the end of the log: the log is preallocated, so
 //! its tail reads as zeros.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use moodb_core::record::RecordRef;
 use moodb_core::{failpoint, Lsn, Record};
 
@@ -196,6 +199,10 @@ pub struct LogScanner<'a> {
     /// Offset after the last non-zero byte: from here on the file is its zero tail. Computed
     /// once, so that probing every offset after damage stays linear.
     nonzero_end: usize,
+    /// How far another thread has checked the record chain's checksums
+    /// ([`check_chain`]), and the last value read of it.
+    checked: Option<&'a AtomicUsize>,
+    checked_seen: Cell<usize>,
 }
 
 /// The chain of record headers of a log file, each one's length leading to the next, from
@@ -216,6 +223,33 @@ pub(crate) fn record_chain(bytes: &[u8]) -> (u64, usize) {
         n += 1;
     }
     (n, at)
+}
+
+/// Checks the checksums along the record chain of a log file (`bytes`), from the first record
+/// to the first that is not whole or does not match, storing in `progress` the offset where
+/// the records checked so far end (every 64 KiB of them, and at the end). A
+/// [`LogScanner::with_checked`] on the same bytes skips the checksums of the records before
+/// that offset: recovery checks a segment's records on one thread while another applies them.
+pub(crate) fn check_chain(bytes: &[u8], progress: &AtomicUsize) -> usize {
+    const PUBLISH_EVERY: usize = 64 << 10;
+    let mut at = LOG_HEADER_LEN;
+    let mut published = at;
+    while let Some(rest) = bytes.get(at..).filter(|r| r.len() >= RECORD_HEADER_LEN) {
+        let len = u32_at(rest, 0) as usize;
+        let Some(frame) = rest.get(..RECORD_HEADER_LEN + len) else {
+            break;
+        };
+        if len == 0 || len > MAX_PAYLOAD || u32_at(frame, 4) != record_crc(frame) {
+            break;
+        }
+        at += frame.len();
+        if at - published >= PUBLISH_EVERY {
+            progress.store(at, Ordering::Release);
+            published = at;
+        }
+    }
+    progress.store(at, Ordering::Release);
+    at
 }
 
 /// Offset after the last non-zero byte of `bytes` (0 if every byte is zero). A segment is
@@ -258,7 +292,30 @@ impl<'a> LogScanner<'a> {
             last_lsn: None,
             end: None,
             nonzero_end: nonzero_end(bytes),
+            checked: None,
+            checked_seen: Cell::new(0),
         })
+    }
+
+    /// As [`LogScanner::new`], trusting the checksums of the records that [`check_chain`],
+    /// running on `bytes` elsewhere, has stored in `checked` as checked; the others it checks
+    /// itself.
+    pub(crate) fn with_checked(bytes: &'a [u8], checked: &'a AtomicUsize) -> Result<Self, String> {
+        let mut scanner = LogScanner::new(bytes)?;
+        scanner.checked = Some(checked);
+        Ok(scanner)
+    }
+
+    /// Whether the chain's checksums are known good up to `end`.
+    fn checked_up_to(&self, end: usize) -> bool {
+        if end <= self.checked_seen.get() {
+            return true;
+        }
+        let Some(checked) = self.checked else {
+            return false;
+        };
+        self.checked_seen.set(checked.load(Ordering::Acquire));
+        end <= self.checked_seen.get()
     }
 
     pub fn header(&self) -> LogHeader {
@@ -278,8 +335,15 @@ impl<'a> LogScanner<'a> {
         })
     }
 
-    /// Parses the record at `at`, requiring its LSN to be above `min_lsn`.
-    fn parse_at(&self, at: usize, min_lsn: Lsn) -> Result<ScannedRecord<RecordRef<'a>>, Bad> {
+    /// Parses the record at `at`, requiring its LSN to be above `min_lsn`. `on_chain`: `at` is
+    /// where the record chain leads (not a probe after damage), so a checksum
+    /// [`check_chain`] checked is not checked again.
+    fn parse_at(
+        &self,
+        at: usize,
+        min_lsn: Lsn,
+        on_chain: bool,
+    ) -> Result<ScannedRecord<RecordRef<'a>>, Bad> {
         let rest = &self.bytes[at..];
         let zero_tail = at >= self.nonzero_end;
         if (rest.len() < RECORD_HEADER_LEN || u32_at(rest, 0) == 0) && zero_tail {
@@ -302,7 +366,9 @@ impl<'a> LogScanner<'a> {
             )));
         }
         let frame = &rest[..RECORD_HEADER_LEN + len];
-        if u32_at(frame, 4) != record_crc(frame)
+        let checked = on_chain && self.checked_up_to(at + frame.len());
+        if !checked
+            && u32_at(frame, 4) != record_crc(frame)
             && !failpoint::enabled(failpoint::RECOVERY_SKIP_CHECKSUM)
         {
             return Err(Bad::Damage("record checksum mismatch".into()));
@@ -333,7 +399,7 @@ impl<'a> LogScanner<'a> {
         let mut after: Vec<(u64, Lsn, Lsn)> = Vec::new(); // offset, lsn, group first lsn
         let mut probe = at + 1;
         while probe + RECORD_HEADER_LEN <= self.bytes.len() {
-            match self.parse_at(probe, 0) {
+            match self.parse_at(probe, 0, false) {
                 Ok(r) => {
                     after.push((r.offset, r.lsn, r.group_first_lsn()));
                     probe += r.len as usize;
@@ -372,11 +438,11 @@ impl<'a> LogScanner<'a> {
             return None;
         }
         let parsed = match self.last_lsn {
-            None => self.parse_at(self.at, self.header.first_lsn),
+            None => self.parse_at(self.at, self.header.first_lsn, true),
             Some(l) => match l.checked_add(1) {
-                Some(min_lsn) => self.parse_at(self.at, min_lsn),
+                Some(min_lsn) => self.parse_at(self.at, min_lsn, true),
                 // Nothing can follow lsn 2^64-1: a record after it is out of order.
-                None => self.parse_at(self.at, l).and_then(|r| {
+                None => self.parse_at(self.at, l, true).and_then(|r| {
                     Err(Bad::Damage(format!(
                         "record lsn {} out of order (nothing can follow lsn {l})",
                         r.lsn
@@ -421,7 +487,84 @@ impl Iterator for LogScanner<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::nonzero_end;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::{
+        check_chain, encode_record, nonzero_end, LogEnd, LogHeader, LogScanner, LOG_VERSION,
+    };
+    use moodb_core::Record;
+
+    /// A segment of `n` one-record groups (LSN 1..=n) and the offset of each record.
+    fn segment(n: u64) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = LogHeader {
+            version: LOG_VERSION,
+            first_lsn: 1,
+        }
+        .encode()
+        .to_vec();
+        let mut offsets = Vec::new();
+        for lsn in 1..=n {
+            offsets.push(bytes.len());
+            let record = Record::Set {
+                key: format!("key{lsn}").into(),
+                value: vec![b'v'; 40].into(),
+                expires_at_ms: None,
+            };
+            encode_record(&mut bytes, lsn, 0, &record);
+        }
+        (bytes, offsets)
+    }
+
+    /// The records a scanner yields (offset, LSN) and how it ends.
+    fn scan(mut scanner: LogScanner<'_>) -> (Vec<(u64, u64)>, LogEnd) {
+        let mut seen = Vec::new();
+        while let Some(r) = scanner.next_borrowed() {
+            seen.push((r.offset, r.lsn));
+        }
+        (seen, scanner.finish())
+    }
+
+    #[test]
+    fn a_scanner_trusting_a_checked_chain_ends_as_one_checking_every_record() {
+        let (clean, offsets) = segment(50);
+        let mut mid_log = clean.clone();
+        mid_log[offsets[20] + 60] ^= 0xff; // a byte of record 21's value: later groups are valid
+        let mut torn = clean.clone();
+        torn.truncate(offsets[49] + 7);
+        for (name, bytes) in [("clean", &clean), ("mid-log", &mid_log), ("torn", &torn)] {
+            let checked = AtomicUsize::new(0);
+            let end = check_chain(bytes, &checked);
+            assert_eq!(end, checked.load(Ordering::Acquire), "{name}");
+            let alone = scan(LogScanner::new(bytes).unwrap());
+            let trusting = scan(LogScanner::with_checked(bytes, &checked).unwrap());
+            assert_eq!(trusting, alone, "{name}");
+            assert_eq!(
+                end as u64,
+                alone.1.valid_end(),
+                "{name}: checked up to the damage"
+            );
+        }
+        assert!(matches!(
+            scan(LogScanner::new(&mid_log).unwrap()).1,
+            LogEnd::MidLogDamage { .. }
+        ));
+    }
+
+    #[test]
+    fn a_scanner_checks_what_the_chain_check_has_not_reached() {
+        let (mut bytes, offsets) = segment(10);
+        bytes[offsets[6] + 60] ^= 0xff; // a byte of the value: only the checksum tells
+                                        // Checked only up to record 3: record 7's damage is found by the scanner itself.
+        let checked = AtomicUsize::new(offsets[3]);
+        let (seen, end) = scan(LogScanner::with_checked(&bytes, &checked).unwrap());
+        assert_eq!(seen.len(), 6);
+        assert_eq!(end.valid_end(), offsets[6] as u64);
+        // And what the check vouched for is not checked again (a wrong vouch is believed).
+        let vouched = AtomicUsize::new(bytes.len());
+        let (seen, end) = scan(LogScanner::with_checked(&bytes, &vouched).unwrap());
+        assert_eq!(seen.len(), 10);
+        assert!(matches!(end, LogEnd::Clean { .. }));
+    }
 
     #[test]
     fn nonzero_end_agrees_with_a_byte_by_byte_scan() {

@@ -35,6 +35,7 @@ pub mod fs;
 pub mod log;
 pub mod raft_log;
 mod recovery;
+mod segment_reader;
 pub mod spare;
 pub mod values;
 

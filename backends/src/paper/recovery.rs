@@ -6,8 +6,10 @@
 //! 1. [`list_data_dir`]: which logs and checkpoints there are, and the leftovers to remove;
 //! 2. [`load_checkpoint`]: the newest checkpoint's key space;
 //! 3. [`plan_segments`]: the segments that may hold records after it;
-//! 4. [`Replay::segments`], per segment: [`read_segment`], [`Replay::apply_segment`] to its
-//!    end, and [`end_of_segment`] to decide what that end means;
+//! 4. [`Replay::segments`], per segment: read (one ahead, on the reader thread of
+//!    [`segment_reader`], which also checks the checksums), [`check_segment_header`],
+//!    [`Replay::apply_segment`] to its end, and [`end_of_segment`] to decide what that end
+//!    means;
 //! 5. salvage, when enabled and needed: [`Replay::salvage_gap`], [`keep_damaged_copy`],
 //!    [`set_aside`];
 //! 6. [`open_segment`] (the last replayed segment, cut if need be), then [`open_active_log`]
@@ -17,6 +19,7 @@
 //! have been read and checked; superseded files are removed last.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
 use std::time::Instant;
 
 use moodb_core::error::IoContext;
@@ -26,6 +29,7 @@ use super::checkpoint::CheckpointReader;
 use super::files::{FileKind, DAMAGED_SUFFIX, DISCARDED_SUFFIX, SPARE_NAME};
 use super::fs::Fs;
 use super::log::{self, LogEnd, LogHeader, LogScanner, LOG_HEADER_LEN, LOG_VERSION};
+use super::segment_reader::{self, Segments};
 use super::{create_log_file, ActiveLog, PaperTuning};
 use crate::BackendOptions;
 
@@ -243,51 +247,55 @@ impl Replay {
         options: &BackendOptions,
         needed: &[Lsn],
     ) -> Result<Option<ActiveLog>, StorageError> {
-        // One buffer for every segment read: its pages are mapped once.
-        let mut buf = Vec::new();
-        let reserved = self.reserve_for_log(fs, dir, needed, &mut buf)?;
-        let active = self.replay_segments(fs, dir, options, needed, &mut buf)?;
-        if reserved {
-            self.state.db_mut(0).shrink_to_fit();
+        if needed.is_empty() {
+            return Ok(None);
         }
-        Ok(active)
+        let paths: Vec<PathBuf> = needed
+            .iter()
+            .map(|first| dir.join(FileKind::Log(*first).name()))
+            .collect();
+        let reserve = self.state.is_empty();
+        segment_reader::with_reader(fs, paths.clone(), reserve, |segments, last_count| {
+            if let Some(last_count) = last_count {
+                self.reserve_for_log(fs, &paths, needed, last_count);
+            }
+            let active = self.replay_segments(fs, dir, options, needed, segments)?;
+            if last_count.is_some() {
+                self.state.db_mut(0).shrink_to_fit();
+            }
+            Ok(active)
+        })
     }
 
-    /// Sizes an empty key space for the records of the segments (an upper bound on the keys
+    /// Sizes the empty key space for the records of the segments, an upper bound on the keys
     /// they leave: every record replayed into a growing table would move each key a time or
-    /// two as segments split, a cache miss each, a fifth of a replay's time). Reads each
-    /// segment once more for it, costing less than the splits it saves. Says whether it did.
-    fn reserve_for_log(
-        &mut self,
-        fs: &dyn Fs,
-        dir: &Path,
-        needed: &[Lsn],
-        buf: &mut Vec<u8>,
-    ) -> Result<bool, StorageError> {
-        if !self.state.is_empty() || needed.is_empty() {
-            return Ok(false);
-        }
-        let mut records = 0u64;
-        for &first in needed {
-            let path = dir.join(FileKind::Log(first).name());
-            fs.read_into(&path, buf)
-                .context(|| format!("read log {}", path.display()))?;
-            records += log::record_chain(buf).0;
+    /// two as segments split, a cache miss each, a fifth of a replay's time. Each segment but
+    /// the last holds the LSNs up to the next one's first (no more records than its length
+    /// allows, should a name be wrong); the last holds `last_count`.
+    fn reserve_for_log(&mut self, fs: &dyn Fs, paths: &[PathBuf], needed: &[Lsn], last: u64) {
+        const SMALLEST_RECORD: u64 = log::RECORD_HEADER_LEN as u64 + 1;
+        let mut records = last;
+        for (pair, path) in needed.windows(2).zip(paths) {
+            let by_lsn = pair[1].saturating_sub(pair[0]);
+            let by_size = fs
+                .open_read(path)
+                .and_then(|file| file.size())
+                .map_or(by_lsn, |len| len / SMALLEST_RECORD);
+            records = records.saturating_add(by_lsn.min(by_size));
         }
         self.state
             .db_mut(0)
             .reserve(usize::try_from(records).unwrap_or(usize::MAX));
-        Ok(true)
     }
 
-    /// [`Replay::segments`] after the key space is sized.
+    /// [`Replay::segments`] after the key space is sized, the segments coming from the reader.
     fn replay_segments(
         &mut self,
         fs: &dyn Fs,
         dir: &Path,
         options: &BackendOptions,
         needed: &[Lsn],
-        buf: &mut Vec<u8>,
+        segments: &mut Segments,
     ) -> Result<Option<ActiveLog>, StorageError> {
         for (i, &first) in needed.iter().enumerate() {
             let path = dir.join(FileKind::Log(first).name());
@@ -297,21 +305,29 @@ impl Replay {
                 return Ok(None);
             }
             let is_last = later.is_empty();
-            let Some(file_len) = read_segment(fs, &path, first, is_last, &mut self.report, buf)?
-            else {
+            // Dropped at the end of this turn, before the next is asked for: its buffer goes
+            // back to the reader.
+            let segment = segments
+                .next()
+                .context(|| format!("read log {}", path.display()))?;
+            let file_len = segment.file_len;
+            if !check_segment_header(fs, &path, first, is_last, &mut self.report, &segment.bytes)? {
                 return Ok(None);
-            };
-            let mut end = self.apply_segment(&path, buf)?;
-            if !matches!(end, LogEnd::Clean { .. }) && (buf.len() as u64) < file_len {
+            }
+            let mut end = self.apply_segment(&path, &segment.bytes, &segment.checked)?;
+            let mut whole = None;
+            if !matches!(end, LogEnd::Clean { .. }) && (segment.bytes.len() as u64) < file_len {
                 // Damage. The records before it are the same with or without the zero tail,
                 // but a valid record after it may end in zero bytes: what follows the damage
                 // is judged with every byte of the file in place.
-                buf.resize(usize::try_from(file_len).unwrap_or(usize::MAX), 0);
-                end = LogScanner::new(buf)
+                let mut bytes = segment.bytes.to_vec();
+                bytes.resize(usize::try_from(file_len).unwrap_or(usize::MAX), 0);
+                end = LogScanner::new(&bytes)
                     .map_err(|r| corrupt(&path, 0, r))?
                     .finish();
+                whole = Some(bytes);
             }
-            let bytes = &buf[..];
+            let bytes = whole.as_deref().unwrap_or(&segment.bytes);
             let tail = end_of_segment(options, &path, &end, is_last, &mut self.report)?;
             if let Tail::Salvage(_) = tail {
                 // Keep the damaged file for inspection, then cut it and set later segments aside.
@@ -370,8 +386,14 @@ impl Replay {
     /// Applies the records of one segment (`bytes`, header already checked) that follow the
     /// checkpoint, and returns how the scan ended. Fails if LSNs do not increase or a record
     /// has the last LSN, 2^64-1.
-    fn apply_segment(&mut self, path: &Path, bytes: &[u8]) -> Result<LogEnd, StorageError> {
-        let mut scanner = LogScanner::new(bytes).map_err(|r| corrupt(path, 0, r))?;
+    fn apply_segment(
+        &mut self,
+        path: &Path,
+        bytes: &[u8],
+        checked: &AtomicUsize,
+    ) -> Result<LogEnd, StorageError> {
+        let mut scanner =
+            LogScanner::with_checked(bytes, checked).map_err(|r| corrupt(path, 0, r))?;
         while let Some(rec) = scanner.next_borrowed() {
             if rec.lsn <= self.checkpoint_lsn {
                 continue;
@@ -402,32 +424,18 @@ impl Replay {
     }
 }
 
-/// Reads segment `log-<first>` at `path` into `buf` and checks its header and the first LSN it
-/// names. `buf` holds the bytes up to the last non-zero one ([`Fs::read_into`]) and the zeros that
-/// complete the header and the last record (a record ending in zero bytes, as every SET without an
-/// expiry does); what follows is zeros. Returns the file's length, or `None` if it is the last
-/// segment and its creation was interrupted (the header is torn and only zeros follow): it holds no
-/// record, so it is removed and its non-zero bytes are counted as truncated.
-fn read_segment(
+/// Checks the header of segment `log-<first>` at `path` (its `bytes`, as the reader gives them:
+/// [`segment_reader::SegmentBytes::bytes`]) and the first LSN it names. `false` if it is the
+/// last segment and its creation was interrupted (the header is torn and only zeros follow): it
+/// holds no record, so it is removed and its non-zero bytes are counted as truncated.
+fn check_segment_header(
     fs: &dyn Fs,
     path: &Path,
     first: Lsn,
     is_last: bool,
     report: &mut RecoveryReport,
-    buf: &mut Vec<u8>,
-) -> Result<Option<u64>, StorageError> {
-    let file_len = fs
-        .read_into(path, buf)
-        .context(|| format!("read log {}", path.display()))?;
-    let len = |n: usize| n.min(usize::try_from(file_len).unwrap_or(usize::MAX));
-    if buf.len() < len(LOG_HEADER_LEN) {
-        buf.resize(len(LOG_HEADER_LEN), 0);
-    }
-    let chain_end = len(log::record_chain(buf).1);
-    if buf.len() < chain_end {
-        buf.resize(chain_end, 0);
-    }
-    let bytes = &buf[..];
+    bytes: &[u8],
+) -> Result<bool, StorageError> {
     let header = match LogHeader::decode(bytes) {
         Ok(h) => h,
         Err(reason) => {
@@ -439,7 +447,7 @@ fn read_segment(
                     bytes.iter().rposition(|b| *b != 0).map_or(0, |p| p + 1) as u64;
                 fs.remove(path)
                     .context(|| format!("remove torn new log {}", path.display()))?;
-                return Ok(None);
+                return Ok(false);
             }
             return Err(corrupt(path, 0, reason));
         }
@@ -454,7 +462,7 @@ fn read_segment(
             ),
         ));
     }
-    Ok(Some(file_len))
+    Ok(true)
 }
 
 /// What recovery does with the end of a replayed segment.
