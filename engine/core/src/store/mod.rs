@@ -787,7 +787,7 @@ impl<T> Store<T> {
         // and its own arity says whether it was rejected.
         let (spec, row) = (named.spec, named.row());
         let rejected = !row.arity_fits(request.len());
-        let stat = self.stats.command(row.name);
+        let stat = self.stats.command(row);
         if rejected {
             stat.rejected += 1;
             self.stats.rejected_calls += 1;
@@ -1334,16 +1334,12 @@ impl<T> Store<T> {
             total_error_replies: self.stats.error_replies,
             rejected_calls: self.stats.rejected_calls,
             total_writes: self.stats.writes,
-            commands: {
-                let mut commands: Vec<_> = self
-                    .stats
-                    .commands_by_name
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), *v))
-                    .collect();
-                commands.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                commands
-            },
+            commands: self
+                .stats
+                .commands_by_name()
+                .into_iter()
+                .map(|(name, stat)| (name.to_string(), stat))
+                .collect(),
             errors: self
                 .stats
                 .errors_by_kind
