@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # Benchmarks `moodb serve` against `redis-server --appendonly yes` with the matching
-# appendfsync, one after the other in the same run, with redis-benchmark: SET and GET at
-# -c 50, with -P 1 and -P 16, and SET from one client (-c 1 -P 1, N1 requests). Prints
-# requests/s for each and the ratio moodb/redis, and the server's CPU time per request (user +
-# system, from /proc/<pid>/stat, in microseconds).
+# appendfsync, with redis-benchmark: SET and GET at -c 50, with -P 1 and -P 16, and SET from one
+# client (-c 1 -P 1, N1 requests). Both servers run for the whole script and take turns: each
+# test runs ROUNDS times on each server, the order alternating from round to round, so that a
+# change in the machine's speed (this machine's speed changes by 2x within minutes) falls on
+# both. Prints, per test, the median requests/s of each server, the median of the rounds'
+# ratios moodb/redis (and each round's ratio), and the median CPU time per request of each
+# server (user + system from /proc/<pid>/stat, in microseconds).
+#
+# With BASE set to another moodb binary (the tree before a change), it runs in the same rounds
+# as a third server, and a column moodb/base is added: an A/B comparison on a noisy machine.
 #
 # Usage: bench/redis-bench.sh [sync]    sync: always (default) | every:1000 | never
 # Environment: N (requests per test, default 200000), N1 (requests of the one-client test,
-#              20000), R (key space, 100000), D (value bytes, 64),
-#              MOODB (path of the moodb binary; default: cargo build --release).
+#              20000), R (key space, 100000), D (value bytes, 64), ROUNDS (3),
+#              MOODB (path of the moodb binary; default: cargo build --release), BASE.
 # This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
@@ -17,9 +23,10 @@ N=${N:-200000}
 N1=${N1:-20000}
 R=${R:-100000}
 D=${D:-64}
+ROUNDS=${ROUNDS:-3}
 . "$(dirname "$0")/common.sh"
 moodb_binary
-require redis-benchmark
+require redis-benchmark python3
 
 case "$SYNC" in
     always) FSYNC=always ;;
@@ -32,59 +39,98 @@ TICKS=$(getconf CLK_TCK)
 # cpu_ticks PID -> utime + stime of the process so far, in clock ticks
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 
-# bench PID PORT PIPELINE TEST [CLIENTS REQUESTS] -> "requests/s cpu-us-per-request"
+# bench PID PORT PIPELINE TEST CLIENTS REQUESTS -> "requests/s cpu-us-per-request"
 bench() {
-    local before after rps c=${5:-50} n=${6:-$N}
+    local before after rps
     before=$(cpu_ticks "$1")
-    rps=$(redis-benchmark -h 127.0.0.1 -p "$2" -c "$c" -n "$n" -r "$R" -d "$D" -P "$3" -t "$4" --csv 2>/dev/null \
+    rps=$(redis-benchmark -h 127.0.0.1 -p "$2" -c "$5" -n "$6" -r "$R" -d "$D" -P "$3" -t "$4" --csv 2>/dev/null \
         | awk -F, 'NR==2 { gsub(/"/, "", $2); print $2 }')
     after=$(cpu_ticks "$1")
-    echo "$rps $(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$n" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
+    echo "${rps:-0} $(awk -v t=$((after - before)) -v hz="$TICKS" -v n="$6" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
 }
 
-run_all() {
-    local pid=$1 port=$2 out=$3
-    for p in 1 16; do
-        for t in set get; do
-            echo "$t P$p $(bench "$pid" "$port" "$p" "$t")" >> "$out"
-        done
-    done
-    echo "set c1 $(bench "$pid" "$port" 1 set 1 "$N1")" >> "$out"
+# The servers, by name: their pid and port.
+declare -A SPID SPORT
+SERVERS=()
+start_moodb() { # NAME BINARY
+    local port dir="$WORK/$1"
+    port=$(free_port)
+    "$2" serve --addr "127.0.0.1:$port" --data-dir "$dir" --sync "$SYNC" \
+        --ready-file "$dir.ready" 2> "$dir.log" &
+    PIDS+=($!)
+    SPID[$1]=$!; SPORT[$1]=$port; SERVERS+=("$1")
+    for _ in $(seq 100); do [[ -e "$dir.ready" ]] && break; sleep 0.1; done
+    [[ -e "$dir.ready" ]] || { echo "$1 did not become ready:" >&2; cat "$dir.log" >&2; exit 1; }
 }
-
-# moodb
-MPORT=$(free_port)
-"$MOODB" serve --addr "127.0.0.1:$MPORT" --data-dir "$WORK/moodb" --sync "$SYNC" \
-    --ready-file "$WORK/moodb.ready" 2> "$WORK/moodb.log" &
-PIDS+=($!)
-for _ in $(seq 100); do [[ -e "$WORK/moodb.ready" ]] && break; sleep 0.1; done
-[[ -e "$WORK/moodb.ready" ]] || { echo "moodb did not become ready:" >&2; cat "$WORK/moodb.log" >&2; exit 1; }
-run_all "${PIDS[0]}" "$MPORT" "$WORK/moodb.txt"
-kill "${PIDS[0]}"; wait "${PIDS[0]}" 2>/dev/null || true
-
-# redis, when installed
-HAVE_REDIS=0
+start_moodb moodb "$MOODB"
+if [[ -n "${BASE:-}" ]]; then start_moodb base "$BASE"; fi
 if command -v redis-server >/dev/null; then
-    HAVE_REDIS=1
-    RPORT=$(free_port)
+    port=$(free_port)
     mkdir -p "$WORK/redis"
-    redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
         --appendonly yes --appendfsync "$FSYNC" --daemonize no > "$WORK/redis.log" 2>&1 &
     PIDS+=($!)
-    for _ in $(seq 100); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-    run_all "${PIDS[1]}" "$RPORT" "$WORK/redis.txt"
+    SPID[redis]=$!; SPORT[redis]=$port; SERVERS+=(redis)
+    for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
-echo "redis-benchmark -c 50 -n $N (-c 1: -n $N1) -r $R -d $D; moodb --sync $SYNC vs redis appendfsync $FSYNC"
-printf "%-8s %14s %14s %8s %12s %12s\n" test "moodb req/s" "redis req/s" ratio "moodb cpu/req" "redis cpu/req"
-while read -r t p m mc; do
-    if [[ $HAVE_REDIS == 1 ]]; then
-        r=$(awk -v t="$t" -v p="$p" '$1==t && $2==p { print $3 }' "$WORK/redis.txt")
-        rc=$(awk -v t="$t" -v p="$p" '$1==t && $2==p { print $4 }' "$WORK/redis.txt")
-        ratio=$(awk -v m="$m" -v r="$r" 'BEGIN { if (r > 0) printf "%.2f", m / r; else print "-" }')
-    else
-        r="-"; rc="-"; ratio="-"
-    fi
-    case "$p" in c1) label="${t^^} -c1" ;; *) label="${t^^} -$p" ;; esac
-    printf "%-8s %14s %14s %8s %10sus %10sus\n" "$label" "$m" "$r" "$ratio" "$mc" "$rc"
-done < "$WORK/moodb.txt"
+# Each test, ROUNDS times, every server in turn, the first one changing from round to round.
+: > "$WORK/results.txt"
+for test in "set 1" "get 1" "set 16" "get 16" "set c1"; do
+    read -r t p <<< "$test"
+    for round in $(seq "$ROUNDS"); do
+        n=${#SERVERS[@]}
+        for i in $(seq 0 $((n - 1))); do
+            s=${SERVERS[$(((i + round) % n))]}
+            if [[ $p == c1 ]]; then
+                result=$(bench "${SPID[$s]}" "${SPORT[$s]}" 1 "$t" 1 "$N1")
+            else
+                result=$(bench "${SPID[$s]}" "${SPORT[$s]}" "$p" "$t" 50 "$N")
+            fi
+            echo "$t $p $round $s $result" >> "$WORK/results.txt"
+        done
+    done
+done
+
+echo "redis-benchmark -c 50 -n $N (-c 1: -n $N1) -r $R -d $D; moodb --sync $SYNC vs redis" \
+    "appendfsync $FSYNC; $ROUNDS rounds, the servers taking turns; medians"
+python3 - "$WORK/results.txt" <<'EOF'
+import sys
+from statistics import median
+
+rows = [line.split() for line in open(sys.argv[1])]
+servers = [s for s in ("moodb", "base", "redis") if any(r[3] == s for r in rows)]
+tests = list(dict.fromkeys((r[0], r[1]) for r in rows))
+# (test, round, server) -> (requests/s, cpu us per request)
+got = {((r[0], r[1]), r[2], r[3]): (float(r[4]), float(r[5])) for r in rows}
+rounds = sorted({r[2] for r in rows}, key=int)
+
+def ratios(test, a, b):
+    out = []
+    for rd in rounds:
+        x, y = got.get((test, rd, a)), got.get((test, rd, b))
+        if x and y and y[0] > 0:
+            out.append(x[0] / y[0])
+    return out
+
+pairs = [(a, "redis") for a in ("moodb",) if "redis" in servers]
+if "base" in servers:
+    pairs.append(("moodb", "base"))
+head = f"{'test':<9}" + "".join(f"{s + ' req/s':>14}" for s in servers)
+head += "".join(f"  {a + '/' + b:<26}" for a, b in pairs)
+head += "".join(f"{s + ' cpu/req':>15}" for s in servers)
+print(head)
+for test in tests:
+    t, p = test
+    label = f"{t.upper()} -{p}" if p != "c1" else f"{t.upper()} -c1"
+    line = f"{label:<9}"
+    for s in servers:
+        line += f"{median(got[(test, rd, s)][0] for rd in rounds):>14,.0f}"
+    for a, b in pairs:
+        rs = ratios(test, a, b)
+        each = " ".join(f"{x:.2f}" for x in rs)
+        line += f"  {median(rs):.2f} ({each})".ljust(28)
+    for s in servers:
+        line += f"{median(got[(test, rd, s)][1] for rd in rounds):>13.2f}us"
+    print(line)
+EOF
