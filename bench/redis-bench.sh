@@ -14,6 +14,7 @@
 # Usage: bench/redis-bench.sh [sync]    sync: always (default) | every:1000 | never
 # Environment: N (requests per test, default 200000), N1 (requests of the one-client test,
 #              20000), R (key space, 100000), D (value bytes, 64), ROUNDS (3),
+#              TESTS (default "set:1 get:1 set:16 get:16 set:c1"; c1 is the one-client test),
 #              MOODB (path of the moodb binary; default: cargo build --release), BASE.
 # This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
@@ -24,6 +25,7 @@ N1=${N1:-20000}
 R=${R:-100000}
 D=${D:-64}
 ROUNDS=${ROUNDS:-3}
+TESTS=${TESTS:-"set:1 get:1 set:16 get:16 set:c1"}
 . "$(dirname "$0")/common.sh"
 moodb_binary
 require redis-benchmark python3
@@ -76,8 +78,8 @@ fi
 
 # Each test, ROUNDS times, every server in turn, the first one changing from round to round.
 : > "$WORK/results.txt"
-for test in "set 1" "get 1" "set 16" "get 16" "set c1"; do
-    read -r t p <<< "$test"
+for test in $TESTS; do
+    t=${test%%:*} p=${test##*:}
     for round in $(seq "$ROUNDS"); do
         n=${#SERVERS[@]}
         for i in $(seq 0 $((n - 1))); do
@@ -117,7 +119,8 @@ pairs = [(a, "redis") for a in ("moodb",) if "redis" in servers]
 if "base" in servers:
     pairs.append(("moodb", "base"))
 head = f"{'test':<9}" + "".join(f"{s + ' req/s':>14}" for s in servers)
-head += "".join(f"  {a + '/' + b:<26}" for a, b in pairs)
+width = 8 + 5 * len(rounds)
+head += "".join(f"  {a + '/' + b:<{width}}" for a, b in pairs)
 head += "".join(f"{s + ' cpu/req':>15}" for s in servers)
 print(head)
 for test in tests:
@@ -129,7 +132,7 @@ for test in tests:
     for a, b in pairs:
         rs = ratios(test, a, b)
         each = " ".join(f"{x:.2f}" for x in rs)
-        line += f"  {median(rs):.2f} ({each})".ljust(28)
+        line += f"  {median(rs):.2f} ({each})".ljust(width + 2)
     for s in servers:
         line += f"{median(got[(test, rd, s)][1] for rd in rounds):>13.2f}us"
     print(line)

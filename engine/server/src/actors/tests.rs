@@ -244,6 +244,64 @@ fn while_a_group_syncs_on_the_sync_thread_the_next_one_gathers() {
     assert_eq!(replies[5], (5, vec![Frame::ok(), Frame::Integer(6)]));
 }
 
+/// Stands in for a session: notes, with each reply, how many groups were durable by then.
+struct DurableWatcher {
+    shared: Arc<Mutex<Shared>>,
+    seen: Arc<Mutex<Vec<(u64, usize)>>>,
+}
+
+impl Actor for DurableWatcher {
+    type Context = Context<Self>;
+}
+
+impl Handler<Replies> for DurableWatcher {
+    type Result = ();
+    fn handle(&mut self, msg: Replies, _: &mut Context<Self>) {
+        let durable = self.shared.lock().unwrap().appends.len();
+        self.seen.lock().unwrap().push((msg.seq, durable));
+    }
+}
+
+#[test]
+fn the_sync_thread_takes_the_next_group_itself_and_each_waits_for_its_own_sync() {
+    let shared = Arc::new(Mutex::new(Shared {
+        delay: Duration::from_millis(40),
+        ..Shared::default()
+    }));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let appends_while_blocked = System::new().block_on(async {
+        let store = start_with(&shared, true);
+        let me = DurableWatcher {
+            shared: Arc::clone(&shared),
+            seen: Arc::clone(&seen),
+        }
+        .start()
+        .recipient();
+        let send = |seq: u64| store.do_send(set_and_incr(seq, &me));
+        (0..3).for_each(send);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        (3..6).for_each(send);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        // The event loop stops here (as if busy) while the first group syncs: the second one,
+        // queued meanwhile, is appended by the sync thread without the loop.
+        std::thread::sleep(Duration::from_millis(300));
+        let appends = shared.lock().unwrap().appends.clone();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        appends
+    });
+    assert_eq!(appends_while_blocked, vec![6, 6]);
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen.len(), 6);
+    for (seq, durable) in seen {
+        let group = if seq < 3 { 1 } else { 2 };
+        assert!(
+            durable >= group,
+            "batch {seq} answered before its group was durable"
+        );
+    }
+}
+
 #[test]
 fn a_checkpoint_asked_while_a_group_syncs_covers_exactly_its_lsn() {
     let shared = Arc::new(Mutex::new(Shared {

@@ -7,8 +7,10 @@
 //! once, since no one else is there to wait for. A group is committed one of two ways:
 //! - **on the sync thread** (the [`Syncer`]) while requests keep coming: the event loop goes on
 //!   reading, applying and answering during the write and fdatasync, and what arrives
-//!   meanwhile becomes the next group, committed the moment this one is done (pipelined group
-//!   commit). At most one group is in flight, so groups reach the log in LSN order;
+//!   meanwhile becomes the next group (pipelined group commit). The sync thread takes that
+//!   group itself the moment the last one is synced ([`Handoff`]), so the disk does not wait
+//!   for a round trip through the event loop's mailbox. One group at a time holds the log, so
+//!   groups reach it in LSN order;
 //! - **inline**, on the event loop, when the load is light (this group and the last one held
 //!   one record each): one client waiting for its own write gains nothing from the overlap
 //!   and would pay two thread wake-ups.
@@ -38,6 +40,23 @@ const ACK_BEFORE_WRITE_DELAY: Duration = Duration::from_millis(50);
 /// A group this small, after a group as small, is committed inline.
 const INLINE_MAX_RECORDS: usize = 1;
 
+/// The records waiting for the next group, shared by the WAL writer (which adds them) and its
+/// sync thread (which, when a group is synced, takes them as the next one unless `hold` is set:
+/// a checkpoint waits for the log to be quiet). The sync thread takes them while it holds the
+/// log, so no group can be appended in between and LSN order holds. Locked after the log, never
+/// before it.
+#[derive(Debug, Default)]
+struct Handoff {
+    queue: Vec<LogEntry>,
+    hold: bool,
+}
+
+type SharedHandoff = Arc<Mutex<Handoff>>;
+
+fn handoff(h: &SharedHandoff) -> MutexGuard<'_, Handoff> {
+    h.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 /// The commit path, shared by the WAL writer and its sync thread (only one of them uses it at a
 /// time: the WAL writer never touches it while a group is in flight, but for shutdown and the
 /// `every` timer, which wait for the group).
@@ -54,7 +73,13 @@ fn commit_group(
     log: &SharedLog,
     entries: &[LogEntry],
 ) -> Option<(Result<Lsn, StorageError>, BackendStatus)> {
-    let mut log = lock(log);
+    commit_locked(&mut lock(log), entries)
+}
+
+fn commit_locked(
+    log: &mut GroupCommit,
+    entries: &[LogEntry],
+) -> Option<(Result<Lsn, StorageError>, BackendStatus)> {
     let result = log.commit(entries)?;
     Some((result, log.status()))
 }
@@ -68,9 +93,10 @@ pub struct WalWriter {
     /// The sync thread; `None`: every group is committed inline.
     syncer: Option<Addr<Syncer>>,
     /// Records waiting for the next group, in LSN order.
-    queue: Vec<LogEntry>,
+    handoff: SharedHandoff,
     commit_scheduled: bool,
-    /// A group is being committed on the sync thread.
+    /// A group is being committed on the sync thread (its last completion, one not followed
+    /// by another group, has not been handled yet).
     in_flight: bool,
     /// Records in the last group committed.
     last_group: usize,
@@ -95,7 +121,7 @@ impl WalWriter {
             store,
             snapshotter,
             syncer,
-            queue: Vec::new(),
+            handoff: SharedHandoff::default(),
             commit_scheduled: false,
             in_flight: false,
             last_group: 0,
@@ -125,10 +151,13 @@ impl WalWriter {
     /// in flight (then this one follows when it completes).
     fn commit(&mut self, ctx: &mut Context<Self>) {
         self.commit_scheduled = false;
-        if self.in_flight || self.queue.is_empty() {
+        if self.in_flight {
             return;
         }
-        let entries = std::mem::take(&mut self.queue);
+        let entries = std::mem::take(&mut handoff(&self.handoff).queue);
+        if entries.is_empty() {
+            return;
+        }
         let light = self.light(entries.len());
         self.last_group = entries.len();
         match &self.syncer {
@@ -136,6 +165,7 @@ impl WalWriter {
                 self.in_flight = true;
                 syncer.do_send(CommitGroup {
                     log: Arc::clone(&self.log),
+                    handoff: Arc::clone(&self.handoff),
                     entries,
                     reply_to: ctx.address().recipient(),
                 });
@@ -171,9 +201,13 @@ impl WalWriter {
     /// Records queued after the checkpoint's LSN (they arrived while it waited for a group in
     /// flight) stay queued for the next group: the checkpoint's log segment starts after them.
     fn start_checkpoint(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
-        let after = self.queue.partition_point(|e| e.lsn <= msg.lsn);
-        let later = self.queue.split_off(after);
-        let entries = std::mem::replace(&mut self.queue, later);
+        let entries = {
+            let mut h = handoff(&self.handoff);
+            h.hold = false;
+            let after = h.queue.partition_point(|e| e.lsn <= msg.lsn);
+            let later = h.queue.split_off(after);
+            std::mem::replace(&mut h.queue, later)
+        };
         self.commit_inline(entries);
         let begun = lock(&self.log).begin_checkpoint(msg.lsn);
         match begun {
@@ -213,18 +247,24 @@ impl Handler<Append> for WalWriter {
                 let status = lock(&self.log).status();
                 self.report(Ok(last), status);
             }
-            self.queue.extend(msg.0);
+            handoff(&self.handoff).queue.extend(msg.0);
             if !self.commit_scheduled {
                 self.commit_scheduled = true;
                 ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, ctx| w.commit(ctx));
             }
             return;
         }
-        self.queue.extend(msg.0);
+        let queued = {
+            let mut h = handoff(&self.handoff);
+            h.queue.extend(msg.0);
+            h.queue.len()
+        };
+        // In flight: the sync thread takes what is queued when its group is synced (or, if it
+        // finished first, the completion on its way commits it).
         if self.commit_scheduled || self.in_flight {
             return;
         }
-        if self.light(self.queue.len()) {
+        if self.light(queued) {
             // Light load (one client waiting for its own write): nothing else is coming this
             // tick, and the yield below would cost a poll of the sockets (an epoll_wait) per
             // request.
@@ -247,17 +287,26 @@ impl Handler<GroupCommitted> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: GroupCommitted, ctx: &mut Context<Self>) {
-        self.in_flight = false;
         self.report(msg.result, msg.status);
+        self.last_group = msg.entries.len();
+        // The records are dropped here, on the event loop; a spare Vec is kept for the queue.
         let mut spent = msg.entries;
         spent.clear();
-        if self.queue.is_empty() && self.queue.capacity() < spent.capacity() {
-            self.queue = spent;
+        if msg.next_taken {
+            // The sync thread went on with the next group: still in flight.
+            return;
+        }
+        self.in_flight = false;
+        {
+            let mut h = handoff(&self.handoff);
+            if h.queue.is_empty() && h.queue.capacity() < spent.capacity() {
+                h.queue = spent;
+            }
         }
         if let Some(checkpoint) = self.checkpoint_waiting.take() {
             self.start_checkpoint(checkpoint, ctx);
         }
-        // What arrived during the sync is the next group: commit it now.
+        // What arrived after the sync thread looked is the next group: commit it now.
         self.commit(ctx);
     }
 }
@@ -292,8 +341,10 @@ impl Handler<SyncNow> for WalWriter {
     type Result = Result<(), StorageError>;
 
     fn handle(&mut self, _: SyncNow, _: &mut Context<Self>) -> Result<(), StorageError> {
-        // Waits for a group in flight (it holds the log), then appends what is queued.
-        let entries = std::mem::take(&mut self.queue);
+        // Waits for a group in flight (it holds the log), then appends what is queued. Nothing is
+        // queued between the two (this handler runs to its end), so the sync thread, which
+        // takes only what is queued, cannot append anything after these records.
+        let entries = std::mem::take(&mut handoff(&self.handoff).queue);
         self.commit_inline(entries);
         lock(&self.log).sync()
     }
@@ -303,8 +354,10 @@ impl Handler<StartCheckpoint> for WalWriter {
     type Result = ();
 
     fn handle(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
-        // The checkpoint covers everything through msg.lsn: the group in flight first.
+        // The checkpoint covers everything through msg.lsn: the group in flight first, and the
+        // sync thread stops taking groups so that the log becomes quiet.
         if self.in_flight {
+            handoff(&self.handoff).hold = true;
             self.checkpoint_waiting = Some(msg);
         } else {
             self.start_checkpoint(msg, ctx);
@@ -323,8 +376,9 @@ impl Handler<CheckpointWritten> for WalWriter {
     }
 }
 
-/// The sync thread: commits the groups the WAL writer hands it, one at a time, off the event
-/// loop (a `SyncArbiter` of one thread).
+/// The sync thread: commits the groups the WAL writer hands it off the event loop, and after
+/// each the records that waited meanwhile ([`Handoff`]), until none wait (a `SyncArbiter` of
+/// one thread).
 #[derive(Debug, Default)]
 pub struct Syncer;
 
@@ -337,6 +391,7 @@ impl Actor for Syncer {
 #[rtype(result = "()")]
 struct CommitGroup {
     log: SharedLog,
+    handoff: SharedHandoff,
     entries: Vec<LogEntry>,
     reply_to: Recipient<GroupCommitted>,
 }
@@ -351,19 +406,36 @@ struct GroupCommitted {
     /// values share the sessions' read buffers, whose reference counts and memory then stay
     /// on one core (dropped here they cost cross-core cache misses and frees).
     entries: Vec<LogEntry>,
+    /// The sync thread took the records queued meanwhile as its next group: the WAL writer
+    /// waits for that one's completion.
+    next_taken: bool,
 }
 
 impl Handler<CommitGroup> for Syncer {
     type Result = ();
 
     fn handle(&mut self, msg: CommitGroup, _: &mut SyncContext<Self>) {
-        // Always answer: the WAL writer waits for this group before it commits the next.
-        let (result, status) = commit_group(&msg.log, &msg.entries)
-            .unwrap_or_else(|| (Ok(0), lock(&msg.log).status()));
-        msg.reply_to.do_send(GroupCommitted {
-            result,
-            status,
-            entries: msg.entries,
-        });
+        // The log stays locked from group to group: nothing else appends in between.
+        let mut log = lock(&msg.log);
+        let mut entries = msg.entries;
+        loop {
+            let (result, status) =
+                commit_locked(&mut log, &entries).unwrap_or_else(|| (Ok(0), log.status()));
+            let next = {
+                let mut h = handoff(&msg.handoff);
+                (!h.hold && !h.queue.is_empty()).then(|| std::mem::take(&mut h.queue))
+            };
+            // Always answer: the WAL writer waits for the last group before it commits again.
+            msg.reply_to.do_send(GroupCommitted {
+                result,
+                status,
+                entries,
+                next_taken: next.is_some(),
+            });
+            match next {
+                Some(next) => entries = next,
+                None => return,
+            }
+        }
     }
 }
