@@ -97,12 +97,13 @@ pub(crate) fn with_reader<T>(
             from_reader,
             spawn_error: spawned.err(),
         };
-        let last_count = match count_last && segments.spawn_error.is_none() {
-            true => match segments.from_reader.recv() {
+        let last_count = if count_last && segments.spawn_error.is_none() {
+            match segments.from_reader.recv() {
                 Ok(Sent::LastCount(n)) => Some(n),
                 _ => None,
-            },
-            false => None,
+            }
+        } else {
+            None
         };
         replay(&mut segments, last_count)
         // `segments` drops here: the reader's next send fails and it stops.
@@ -172,7 +173,7 @@ fn read_ahead(
 
 /// Reads segment `path` into `buf` as [`SegmentBytes::bytes`] holds it; returns the file's
 /// length.
-pub(crate) fn read_segment_bytes(fs: &dyn Fs, path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
+fn read_segment_bytes(fs: &dyn Fs, path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
     let file_len = fs.read_into(path, buf)?;
     let len = |n: usize| n.min(usize::try_from(file_len).unwrap_or(usize::MAX));
     if buf.len() < len(LOG_HEADER_LEN) {
