@@ -6,7 +6,8 @@
 # many checkpoints ran, ROUNDS times, alternating the two servers.
 #
 # Usage: bench/checkpoint-stall.sh   Environment: K (default 1000000), N (default 200000),
-# ROUNDS (default 2), MOODB (the moodb binary; default: cargo build --release).
+# ROUNDS (default 2), MOODB (the moodb binary; default: cargo build --release), MOODB_ARGS
+# (more flags for moodb serve, e.g. --checkpoint-write-rate 16777216).
 # A benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
@@ -58,7 +59,7 @@ printf "%-6s %9s %9s %9s %9s %12s %6s %7s\n" server "quiet p99" "quiet max" "ckp
 for round in $(seq "$ROUNDS"); do
     rm -rf "$WORK/m" "$WORK/r"; mkdir -p "$WORK/m" "$WORK/r"
     "$MOODB" serve --addr "127.0.0.1:$PORT" --data-dir "$WORK/m" --sync always \
-        --checkpoint-log-bytes 0 --checkpoint-interval-ms 0 2>> "$WORK/moodb.log" &
+        --checkpoint-log-bytes 0 --checkpoint-interval-ms 0 ${MOODB_ARGS:-} 2>> "$WORK/moodb.log" &
     PID=$!
     wait_ready
     redis-cli -p "$PORT" --pipe < "$WORK/load.resp" > /dev/null

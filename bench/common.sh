@@ -34,10 +34,12 @@ PIDS=()
 cleanup() {
     local pid
     for pid in ${PID:+"$PID"} ${PIDS[@]+"${PIDS[@]}"}; do
+        # A server's children first (redis's BGREWRITEAOF / BGSAVE child writes into WORK).
+        pkill -9 -P "$pid" 2>/dev/null || true
         kill -9 "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
-    rm -rf "$WORK"
+    rm -rf "$WORK" 2>/dev/null || { sleep 0.5; rm -rf "$WORK"; }
 }
 trap cleanup EXIT
 
