@@ -295,7 +295,7 @@ impl Replay {
         dir: &Path,
         options: &BackendOptions,
         needed: &[Lsn],
-        segments: &mut Segments,
+        segments: &mut Segments<'_>,
     ) -> Result<Option<ActiveLog>, StorageError> {
         for (i, &first) in needed.iter().enumerate() {
             let path = dir.join(FileKind::Log(first).name());

@@ -50,26 +50,57 @@ enum Sent {
 }
 
 /// The replay's end of the reader.
-pub(crate) struct Segments {
-    from_reader: Receiver<Sent>,
-    /// Why the reader thread could not be started.
-    spawn_error: Option<io::Error>,
+pub(crate) struct Segments<'a> {
+    source: Source<'a>,
 }
 
-impl Segments {
+enum Source<'a> {
+    /// The reader thread.
+    Reader(Receiver<Sent>),
+    /// No reader thread (it could not be started, or the loom models run, whose simulated
+    /// disk only loom's threads may touch): each segment is read when asked for, and its
+    /// checksums are left to the scanner.
+    Inline {
+        fs: &'a dyn Fs,
+        paths: std::vec::IntoIter<PathBuf>,
+        back: Sender<Arc<Vec<u8>>>,
+        returned: Receiver<Arc<Vec<u8>>>,
+    },
+}
+
+impl Segments<'_> {
     /// The next segment, in the order given; `Err` if it could not be read, or if the reader
     /// stopped before it.
     pub fn next(&mut self) -> io::Result<SegmentBytes> {
-        if let Some(err) = self.spawn_error.take() {
-            return Err(io::Error::other(format!(
-                "could not start recovery's reader thread: {err}"
-            )));
-        }
-        match self.from_reader.recv() {
-            Ok(Sent::Segment(read)) => read,
-            Ok(Sent::LastCount(_)) | Err(_) => Err(io::Error::other(
-                "recovery's reader thread stopped before this segment",
-            )),
+        match &mut self.source {
+            Source::Reader(from_reader) => match from_reader.recv() {
+                Ok(Sent::Segment(read)) => read,
+                Ok(Sent::LastCount(_)) | Err(_) => Err(io::Error::other(
+                    "recovery's reader thread stopped before this segment",
+                )),
+            },
+            Source::Inline {
+                fs,
+                paths,
+                back,
+                returned,
+            } => {
+                let path = paths
+                    .next()
+                    .ok_or_else(|| io::Error::other("no segment left to read"))?;
+                let mut buf = returned
+                    .try_recv()
+                    .ok()
+                    .and_then(|bytes| Arc::try_unwrap(bytes).ok())
+                    .unwrap_or_default();
+                let file_len = read_segment_bytes(*fs, &path, &mut buf)?;
+                Ok(SegmentBytes {
+                    bytes: Arc::new(buf),
+                    file_len,
+                    checked: Arc::new(AtomicUsize::new(0)),
+                    back: back.clone(),
+                })
+            }
         }
     }
 }
@@ -77,37 +108,68 @@ impl Segments {
 /// Runs `replay` with a reader thread that reads `paths` in order. With `count_last`, the
 /// reader first counts the records in the chain of the last one, and `replay` gets the count
 /// (an upper bound on the keys that segment leaves). The reader stops when `replay` returns,
-/// whether or not it took every segment.
+/// whether or not it took every segment. Without a thread, the segments are read inline.
 pub(crate) fn with_reader<T>(
     fs: &dyn Fs,
     paths: Vec<PathBuf>,
     count_last: bool,
-    replay: impl FnOnce(&mut Segments, Option<u64>) -> T,
+    replay: impl FnOnce(&mut Segments<'_>, Option<u64>) -> T,
 ) -> T {
+    if cfg!(feature = "loom") {
+        return inline(fs, paths, count_last, replay);
+    }
     std::thread::scope(|scope| {
         // One segment may wait in the channel while the replay applies another.
         let (to_replay, from_reader) = mpsc::sync_channel(1);
         let (back, returned) = mpsc::channel();
+        let for_reader = paths.clone();
         let spawned = std::thread::Builder::new()
             .name("moodb-recovery-read".into())
             .spawn_scoped(scope, move || {
-                read_ahead(fs, &paths, count_last, &to_replay, &back, &returned);
+                read_ahead(fs, &for_reader, count_last, &to_replay, &back, &returned);
             });
-        let mut segments = Segments {
-            from_reader,
-            spawn_error: spawned.err(),
-        };
-        let last_count = if count_last && segments.spawn_error.is_none() {
-            match segments.from_reader.recv() {
+        if spawned.is_err() {
+            return inline(fs, paths, count_last, replay);
+        }
+        let last_count = if count_last {
+            match from_reader.recv() {
                 Ok(Sent::LastCount(n)) => Some(n),
                 _ => None,
             }
         } else {
             None
         };
+        let mut segments = Segments {
+            source: Source::Reader(from_reader),
+        };
         replay(&mut segments, last_count)
         // `segments` drops here: the reader's next send fails and it stops.
     })
+}
+
+/// [`with_reader`] without the thread.
+fn inline<T>(
+    fs: &dyn Fs,
+    paths: Vec<PathBuf>,
+    count_last: bool,
+    replay: impl FnOnce(&mut Segments<'_>, Option<u64>) -> T,
+) -> T {
+    let last_count = count_last.then(|| {
+        let mut buf = Vec::new();
+        paths.last().map_or(0, |last| {
+            read_segment_bytes(fs, last, &mut buf).map_or(0, |_| log::record_chain(&buf).0)
+        })
+    });
+    let (back, returned) = mpsc::channel();
+    let mut segments = Segments {
+        source: Source::Inline {
+            fs,
+            paths: paths.into_iter(),
+            back,
+            returned,
+        },
+    };
+    replay(&mut segments, last_count)
 }
 
 /// The reader thread: every segment of `paths` in order, each checked after it is sent.
@@ -259,6 +321,26 @@ mod tests {
                 }
                 assert!(segments.next().is_err(), "no segment after the last");
             });
+        });
+    }
+
+    #[test]
+    fn without_a_thread_the_segments_are_read_inline_alike() {
+        let fs = SimFs::new();
+        let written = segments(&fs, &[4, 9]);
+        let paths: Vec<PathBuf> = written.iter().map(|(p, _)| p.clone()).collect();
+        super::inline(&fs, paths, true, |segments, last_count| {
+            assert_eq!(last_count, Some(9));
+            for (path, bytes) in &written {
+                let segment = segments.next().unwrap();
+                assert_eq!(segment.bytes.as_slice(), bytes.as_slice(), "{path:?}");
+                assert_eq!(
+                    segment.checked.load(Ordering::Acquire),
+                    0,
+                    "left to the scanner"
+                );
+            }
+            assert!(segments.next().is_err());
         });
     }
 
