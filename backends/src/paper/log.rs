@@ -212,17 +212,23 @@ pub struct LogScanner<'a> {
 /// zero bytes). Recovery sizes the key space with the count before the replay checks every
 /// record, and gives the bytes back the zeros the last record needs.
 pub(crate) fn record_chain(bytes: &[u8]) -> (u64, usize) {
+    chain_hops(bytes).fold((0, LOG_HEADER_LEN), |(n, _), (at, len)| (n + 1, at + len))
+}
+
+/// The hops of the record chain: each record's offset and length (header included), from the
+/// first record for as long as a header fits in `bytes` and its length is possible (not 0, not
+/// above [`MAX_PAYLOAD`]). The last one may run past `bytes`.
+fn chain_hops(bytes: &[u8]) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = LOG_HEADER_LEN;
-    let mut n = 0;
-    while at + RECORD_HEADER_LEN <= bytes.len() {
-        let len = u32_at(bytes, at) as usize;
+    std::iter::from_fn(move || {
+        let len = (at + RECORD_HEADER_LEN <= bytes.len()).then(|| u32_at(bytes, at) as usize)?;
         if len == 0 || len > MAX_PAYLOAD {
-            break;
+            return None;
         }
-        at += RECORD_HEADER_LEN + len;
-        n += 1;
-    }
-    (n, at)
+        let hop = (at, RECORD_HEADER_LEN + len);
+        at += hop.1;
+        Some(hop)
+    })
 }
 
 /// Checks the checksums along the record chain of a log file (`bytes`), from the first record
@@ -234,15 +240,11 @@ pub(crate) fn check_chain(bytes: &[u8], progress: &AtomicUsize) -> usize {
     const PUBLISH_EVERY: usize = 64 << 10;
     let mut at = LOG_HEADER_LEN;
     let mut published = at;
-    while let Some(rest) = bytes.get(at..).filter(|r| r.len() >= RECORD_HEADER_LEN) {
-        let len = u32_at(rest, 0) as usize;
-        let Some(frame) = rest.get(..RECORD_HEADER_LEN + len) else {
-            break;
-        };
-        if len == 0 || len > MAX_PAYLOAD || u32_at(frame, 4) != record_crc(frame) {
-            break;
+    for (start, len) in chain_hops(bytes) {
+        match bytes.get(start..start + len) {
+            Some(frame) if u32_at(frame, 4) == record_crc(frame) => at = start + len,
+            _ => break,
         }
-        at += frame.len();
         if at - published >= PUBLISH_EVERY {
             progress.store(at, Ordering::Release);
             published = at;
