@@ -7,7 +7,8 @@
 #
 # Usage: bench/checkpoint-stall.sh   Environment: K (default 1000000), N (default 200000),
 # ROUNDS (default 2), MOODB (the moodb binary; default: cargo build --release), MOODB_ARGS
-# (more flags for moodb serve, e.g. --checkpoint-write-rate 16777216).
+# (more flags for moodb serve, e.g. --checkpoint-write-rate 16777216), BASE (another moodb
+# binary, e.g. the tree before a change: run in the same rounds, as the line `base`).
 # A benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
@@ -56,9 +57,9 @@ line() { # name quiet checkpointing count
 echo "K=$K keys, N=$N SETs -c 50 per run; a checkpoint asked for every 0.5 s; ms"
 printf "%-6s %9s %9s %9s %9s %12s %6s %7s\n" server "quiet p99" "quiet max" "ckpt p99" "ckpt max" \
     "SETs/s q/c" ckpts "p99 c/q"
-for round in $(seq "$ROUNDS"); do
-    rm -rf "$WORK/m" "$WORK/r"; mkdir -p "$WORK/m" "$WORK/r"
-    "$MOODB" serve --addr "127.0.0.1:$PORT" --data-dir "$WORK/m" --sync always \
+moodb_round() { # name binary
+    rm -rf "$WORK/m"; mkdir -p "$WORK/m"
+    "$2" serve --addr "127.0.0.1:$PORT" --data-dir "$WORK/m" --sync always \
         --checkpoint-log-bytes 0 --checkpoint-interval-ms 0 ${MOODB_ARGS:-} 2>> "$WORK/moodb.log" &
     PID=$!
     wait_ready
@@ -67,9 +68,14 @@ for round in $(seq "$ROUNDS"); do
     before=$(redis-cli -p "$PORT" info persistence | awk -F: '/^rdb_saves:/ { print $2+0 }')
     quiet=$(run ""); busy=$(run BGSAVE)
     after=$(redis-cli -p "$PORT" info persistence | awk -F: '/^rdb_saves:/ { print $2+0 }')
-    line moodb "$quiet" "$busy" "$((after - before))"
+    line "$1" "$quiet" "$busy" "$((after - before))"
     stop
+}
+for round in $(seq "$ROUNDS"); do
+    moodb_round moodb "$MOODB"
+    if [[ -n "${BASE:-}" ]]; then moodb_round base "$BASE"; fi
 
+    rm -rf "$WORK/r"; mkdir -p "$WORK/r"
     redis-server --port "$PORT" --bind 127.0.0.1 --dir "$WORK/r" --appendonly yes \
         --appendfsync always --save "" --daemonize no >> "$WORK/redis.log" 2>&1 &
     PID=$!

@@ -11,7 +11,7 @@ use actix::prelude::*;
 
 use crate::actors::session::{ClientSlot, SessionConfig};
 use crate::actors::{
-    Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, Syncer, WalWriter,
+    Session, Shutdown, ShutdownError, Snapshotter, StoreOwner, StoreSettings, WalWriter,
 };
 use crate::auth::Password;
 use crate::config::{Config, ConfigError, NotifyFlags};
@@ -207,16 +207,14 @@ impl Server {
                 let status = backend.status();
                 let snapshotter = SyncArbiter::start(1, || Snapshotter);
                 let sync = config.sync;
-                // The WAL writer's sync thread: busy groups are written and synced there while
-                // the event loop goes on (see actors/wal_writer.rs).
-                let syncer = SyncArbiter::start(1, || Syncer);
                 StoreOwner::create(move |ctx| {
                     let mut owner =
                         StoreOwner::new(recovered.state, recovered.last_lsn, status, settings);
                     owner.set_exit(exit_for_owner);
                     let log = GroupCommit::new(backend);
-                    let wal =
-                        WalWriter::new(log, sync, ctx.address(), snapshotter, Some(syncer)).start();
+                    // Pipelined: busy groups are written and synced on the WAL writer's sync
+                    // thread while the event loop goes on (see actors/wal_writer.rs).
+                    let wal = WalWriter::new(log, sync, ctx.address(), snapshotter, true).start();
                     owner.set_wal(wal);
                     owner.set_live(live);
                     owner

@@ -34,7 +34,7 @@ pub use moodb_core::store::StoreSettings;
 pub use session::Session;
 pub use snapshotter::Snapshotter;
 pub use store_owner::StoreOwner;
-pub use wal_writer::{Syncer, WalWriter};
+pub use wal_writer::WalWriter;
 
 /// Session → store owner: every complete request a session decoded from one read, in order.
 #[derive(Message)]

@@ -145,7 +145,6 @@ fn start(shared: &Arc<Mutex<Shared>>) -> Addr<StoreOwner> {
 fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner> {
     let backend = MemBackend(Arc::clone(shared));
     let snapshotter = SyncArbiter::start(1, || Snapshotter);
-    let syncer = sync_thread.then(|| SyncArbiter::start(1, || Syncer));
     StoreOwner::create(move |ctx| {
         let mut owner = StoreOwner::new(
             Databases::default(),
@@ -159,7 +158,7 @@ fn start_with(shared: &Arc<Mutex<Shared>>, sync_thread: bool) -> Addr<StoreOwner
                 SyncPolicy::Always,
                 ctx.address(),
                 snapshotter,
-                syncer,
+                sync_thread,
             )
             .start(),
         );

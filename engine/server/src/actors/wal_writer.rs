@@ -5,7 +5,7 @@
 //! tokio has polled the sockets once more, so everything queued meanwhile shares one write and
 //! one sync (group commit); under light load (one record, after a group of one) it commits at
 //! once, since no one else is there to wait for. A group is committed one of two ways:
-//! - **on the sync thread** (the [`Syncer`]) while requests keep coming: the event loop goes on
+//! - **on the sync thread** ([`SyncThread`]) while requests keep coming: the event loop goes on
 //!   reading, applying and answering during the write and fdatasync, and what arrives
 //!   meanwhile becomes the next group (pipelined group commit). The sync thread takes that
 //!   group itself the moment the last one is synced ([`Handoff`]), so the disk does not wait
@@ -20,7 +20,8 @@
 //! It also drives checkpoints (begin on the backend once every record they cover is appended,
 //! hand the job to the snapshotter, report the outcome) and the `every:<ms>` sync timer.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -48,16 +49,33 @@ const INLINE_MAX_RECORDS: usize = 1;
 /// log, so no group can be appended in between and LSN order holds. Locked after the log, never
 /// before it.
 #[derive(Debug, Default)]
-struct Handoff {
+struct Queue {
     queue: Vec<LogEntry>,
     hold: bool,
+    /// A group the WAL writer gave the sync thread, not taken yet.
+    given: Option<Vec<LogEntry>>,
+    /// The WAL writer is gone: the sync thread ends.
+    closed: bool,
 }
 
-type SharedHandoff = Arc<Mutex<Handoff>>;
-
-fn handoff(h: &SharedHandoff) -> MutexGuard<'_, Handoff> {
-    h.lock().unwrap_or_else(PoisonError::into_inner)
+/// The [`Queue`] and the condition variable the sync thread sleeps on until it is given a
+/// group. A plain futex wait: a channel's receiver (actix's `SyncArbiter` runs on crossbeam's)
+/// spins with `sched_yield` before it sleeps, and on a machine whose two cores are busy (a
+/// checkpoint running) each yield gave the core away for a scheduler slice: `perf trace`
+/// showed the sync thread's `sched_yield` calls taking 2–5 ms, with a group waiting.
+#[derive(Debug, Default)]
+struct Handoff {
+    state: Mutex<Queue>,
+    given: Condvar,
 }
+
+impl Handoff {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+type SharedHandoff = Arc<Handoff>;
 
 /// The commit path, shared by the WAL writer and its sync thread (only one of them uses it at a
 /// time: the WAL writer never touches it while a group is in flight, but for shutdown and the
@@ -92,8 +110,10 @@ pub struct WalWriter {
     sync: SyncPolicy,
     store: Addr<StoreOwner>,
     snapshotter: Addr<Snapshotter>,
-    /// The sync thread; `None`: every group is committed inline.
-    syncer: Option<Addr<Syncer>>,
+    /// Whether busy groups go to a sync thread.
+    pipelined: bool,
+    /// The sync thread, once started; `None`: every group is committed inline.
+    syncer: Option<SyncThread>,
     /// Records waiting for the next group, in LSN order.
     handoff: SharedHandoff,
     commit_scheduled: bool,
@@ -109,20 +129,22 @@ pub struct WalWriter {
 }
 
 impl WalWriter {
-    /// A WAL writer over `log`; with `syncer`, busy groups are committed on that thread.
+    /// A WAL writer over `log`; when `pipelined`, busy groups are committed on a sync thread
+    /// of its own.
     pub fn new(
         log: GroupCommit,
         sync: SyncPolicy,
         store: Addr<StoreOwner>,
         snapshotter: Addr<Snapshotter>,
-        syncer: Option<Addr<Syncer>>,
+        pipelined: bool,
     ) -> Self {
         WalWriter {
             log: Arc::new(Mutex::new(log)),
             sync,
             store,
             snapshotter,
-            syncer,
+            pipelined,
+            syncer: None,
             handoff: SharedHandoff::default(),
             commit_scheduled: false,
             in_flight: false,
@@ -151,12 +173,12 @@ impl WalWriter {
 
     /// Commits everything queued as one group, inline or on the sync thread, unless a group is
     /// in flight (then this one follows when it completes).
-    fn commit(&mut self, ctx: &mut Context<Self>) {
+    fn commit(&mut self) {
         self.commit_scheduled = false;
         if self.in_flight {
             return;
         }
-        let entries = std::mem::take(&mut handoff(&self.handoff).queue);
+        let entries = std::mem::take(&mut self.handoff.lock().queue);
         if entries.is_empty() {
             return;
         }
@@ -166,12 +188,7 @@ impl WalWriter {
             // Only a sync is worth the trip to another thread.
             Some(syncer) if !light && self.sync == SyncPolicy::Always => {
                 self.in_flight = true;
-                syncer.do_send(CommitGroup {
-                    log: Arc::clone(&self.log),
-                    handoff: Arc::clone(&self.handoff),
-                    entries,
-                    reply_to: ctx.address().recipient(),
-                });
+                syncer.give(entries);
             }
             _ => self.commit_inline(entries),
         }
@@ -205,7 +222,7 @@ impl WalWriter {
     /// flight) stay queued for the next group: the checkpoint's log segment starts after them.
     fn start_checkpoint(&mut self, msg: StartCheckpoint, ctx: &mut Context<Self>) {
         let entries = {
-            let mut h = handoff(&self.handoff);
+            let mut h = self.handoff.lock();
             h.hold = false;
             let after = h.queue.partition_point(|e| e.lsn <= msg.lsn);
             let later = h.queue.split_off(after);
@@ -237,6 +254,20 @@ impl Actor for WalWriter {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.start_every_timer(ctx);
+        if self.pipelined {
+            let spawned = SyncThread::spawn(
+                Arc::clone(&self.log),
+                Arc::clone(&self.handoff),
+                ctx.address().recipient(),
+            );
+            match spawned {
+                Ok(thread) => self.syncer = Some(thread),
+                // Every group is then committed inline: slower under load, as correct.
+                Err(err) => eprintln!(
+                    "moodb: no sync thread ({err}): every group is written and synced on the event loop"
+                ),
+            }
+        }
     }
 }
 
@@ -250,15 +281,15 @@ impl Handler<Append> for WalWriter {
                 let status = lock(&self.log).status();
                 self.report(Ok(last), status);
             }
-            handoff(&self.handoff).queue.extend(msg.0);
+            self.handoff.lock().queue.extend(msg.0);
             if !self.commit_scheduled {
                 self.commit_scheduled = true;
-                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, ctx| w.commit(ctx));
+                ctx.run_later(ACK_BEFORE_WRITE_DELAY, |w, _| w.commit());
             }
             return;
         }
         let queued = {
-            let mut h = handoff(&self.handoff);
+            let mut h = self.handoff.lock();
             h.queue.extend(msg.0);
             h.queue.len()
         };
@@ -271,7 +302,7 @@ impl Handler<Append> for WalWriter {
             // Light load (one client waiting for its own write): nothing else is coming this
             // tick, and the yield below would cost a poll of the sockets (an epoll_wait) per
             // request.
-            self.commit(ctx);
+            self.commit();
         } else {
             self.commit_scheduled = true;
             // Yield once first: tokio runs a yielded task after it has polled the sockets, so
@@ -280,7 +311,7 @@ impl Handler<Append> for WalWriter {
             ctx.spawn(
                 tokio::task::yield_now()
                     .into_actor(self)
-                    .map(|_, w, ctx| w.commit(ctx)),
+                    .map(|_, w, _| w.commit()),
             );
         }
     }
@@ -301,7 +332,7 @@ impl Handler<GroupCommitted> for WalWriter {
         }
         self.in_flight = false;
         {
-            let mut h = handoff(&self.handoff);
+            let mut h = self.handoff.lock();
             if h.queue.is_empty() && h.queue.capacity() < spent.capacity() {
                 h.queue = spent;
             }
@@ -310,7 +341,7 @@ impl Handler<GroupCommitted> for WalWriter {
             self.start_checkpoint(checkpoint, ctx);
         }
         // What arrived after the sync thread looked is the next group: commit it now.
-        self.commit(ctx);
+        self.commit();
     }
 }
 
@@ -347,7 +378,7 @@ impl Handler<SyncNow> for WalWriter {
         // Waits for a group in flight (it holds the log), then appends what is queued. Nothing is
         // queued between the two (this handler runs to its end), so the sync thread, which
         // takes only what is queued, cannot append anything after these records.
-        let entries = std::mem::take(&mut handoff(&self.handoff).queue);
+        let entries = std::mem::take(&mut self.handoff.lock().queue);
         self.commit_inline(entries);
         lock(&self.log).sync()
     }
@@ -360,7 +391,7 @@ impl Handler<StartCheckpoint> for WalWriter {
         // The checkpoint covers everything through msg.lsn: the group in flight first, and the
         // sync thread stops taking groups so that the log becomes quiet.
         if self.in_flight {
-            handoff(&self.handoff).hold = true;
+            self.handoff.lock().hold = true;
             self.checkpoint_waiting = Some(msg);
         } else {
             self.start_checkpoint(msg, ctx);
@@ -379,24 +410,102 @@ impl Handler<CheckpointWritten> for WalWriter {
     }
 }
 
-/// The sync thread: commits the groups the WAL writer hands it off the event loop, and after
-/// each the records that waited meanwhile ([`Handoff`]), until none wait (a `SyncArbiter` of
-/// one thread).
-#[derive(Debug, Default)]
-pub struct Syncer;
-
-impl Actor for Syncer {
-    type Context = SyncContext<Self>;
+/// The sync thread: commits the groups the WAL writer gives it off the event loop, and after
+/// each the records that waited meanwhile ([`Queue`]), until none wait; then it sleeps until it
+/// is given the next. Dropped with the WAL writer: it finishes the group in hand and ends.
+struct SyncThread {
+    handoff: SharedHandoff,
+    thread: Option<JoinHandle<()>>,
 }
 
-/// WAL writer → sync thread: append `entries` as one group.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct CommitGroup {
-    log: SharedLog,
-    handoff: SharedHandoff,
-    entries: Vec<LogEntry>,
-    reply_to: Recipient<GroupCommitted>,
+impl SyncThread {
+    fn spawn(
+        log: SharedLog,
+        handoff: SharedHandoff,
+        reply_to: Recipient<GroupCommitted>,
+    ) -> std::io::Result<SyncThread> {
+        let shared = Arc::clone(&handoff);
+        let thread = std::thread::Builder::new()
+            .name("moodb-sync".into())
+            .spawn(move || sync_thread(&log, &shared, &reply_to))?;
+        Ok(SyncThread {
+            handoff,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands `entries` to the thread as its next group (the WAL writer gives one only when
+    /// none is in flight).
+    fn give(&self, entries: Vec<LogEntry>) {
+        self.handoff.lock().given = Some(entries);
+        self.handoff.given.notify_one();
+    }
+}
+
+impl Drop for SyncThread {
+    fn drop(&mut self) {
+        self.handoff.lock().closed = true;
+        self.handoff.given.notify_one();
+        if let Some(thread) = self.thread.take() {
+            // Joined: a group in hand is finished before the log goes. Its panic (there is no
+            // one left to tell) is dropped.
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The sync thread's loop: wait to be given a group, commit it and then the records queued
+/// meanwhile, answer each.
+fn sync_thread(log: &SharedLog, handoff: &Handoff, reply_to: &Recipient<GroupCommitted>) {
+    loop {
+        let entries = {
+            let mut q = handoff.lock();
+            loop {
+                if let Some(entries) = q.given.take() {
+                    break entries;
+                }
+                if q.closed {
+                    return;
+                }
+                q = handoff
+                    .given
+                    .wait(q)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        commit_groups(log, handoff, entries, reply_to);
+    }
+}
+
+/// Commits `entries`, then, as long as records were queued meanwhile and no checkpoint holds
+/// the log, those as the next group; one `GroupCommitted` per group.
+fn commit_groups(
+    log: &SharedLog,
+    handoff: &Handoff,
+    mut entries: Vec<LogEntry>,
+    reply_to: &Recipient<GroupCommitted>,
+) {
+    // The log stays locked from group to group: nothing else appends in between.
+    let mut log = lock(log);
+    loop {
+        let (result, status) =
+            commit_locked(&mut log, &entries).unwrap_or_else(|| (Ok(0), log.status()));
+        let next = {
+            let mut q = handoff.lock();
+            (!q.hold && !q.queue.is_empty()).then(|| std::mem::take(&mut q.queue))
+        };
+        // Always answer: the WAL writer waits for the last group before it commits again.
+        reply_to.do_send(GroupCommitted {
+            result,
+            status,
+            entries,
+            next_taken: next.is_some(),
+        });
+        match next {
+            Some(next) => entries = next,
+            None => return,
+        }
+    }
 }
 
 /// Sync thread → WAL writer: the group is appended (and synced under `always`), or failed.
@@ -412,33 +521,4 @@ struct GroupCommitted {
     /// The sync thread took the records queued meanwhile as its next group: the WAL writer
     /// waits for that one's completion.
     next_taken: bool,
-}
-
-impl Handler<CommitGroup> for Syncer {
-    type Result = ();
-
-    fn handle(&mut self, msg: CommitGroup, _: &mut SyncContext<Self>) {
-        // The log stays locked from group to group: nothing else appends in between.
-        let mut log = lock(&msg.log);
-        let mut entries = msg.entries;
-        loop {
-            let (result, status) =
-                commit_locked(&mut log, &entries).unwrap_or_else(|| (Ok(0), log.status()));
-            let next = {
-                let mut h = handoff(&msg.handoff);
-                (!h.hold && !h.queue.is_empty()).then(|| std::mem::take(&mut h.queue))
-            };
-            // Always answer: the WAL writer waits for the last group before it commits again.
-            msg.reply_to.do_send(GroupCommitted {
-                result,
-                status,
-                entries,
-                next_taken: next.is_some(),
-            });
-            match next {
-                Some(next) => entries = next,
-                None => return,
-            }
-        }
-    }
 }
