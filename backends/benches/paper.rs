@@ -402,7 +402,7 @@ fn main() -> Result<(), BenchError> {
     let job = backend.begin_checkpoint(recovered.last_lsn)?;
     let start = Instant::now();
     if let Some(job) = job {
-        let report = job.write(&recovered.state)?;
+        let report = job.write(recovered.state.clone())?;
         println!(
             "checkpoint write: {} keys, {:.1} MB in {:.3} s ({:.0} B/key)",
             report.keys,

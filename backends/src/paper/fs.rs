@@ -54,6 +54,13 @@ pub trait Fs: Send + Sync + fmt::Debug {
     }
     /// Creates `path` (truncating it if it exists) for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
+    /// Creates `path` for writes around the page cache that return once durable (`O_DIRECT |
+    /// O_DSYNC`); each write must be a whole number of `DIRECT_BLOCK`s from a buffer aligned
+    /// to one, at an offset aligned to one (`checkpoint_file`). `None` where the file system
+    /// takes no direct writes. A simulated disk takes any write, as `create` does.
+    fn create_direct(&self, path: &Path) -> io::Result<Option<Box<dyn FsFile>>> {
+        self.create(path).map(Some)
+    }
     /// Opens an existing file for writing, keeping its content.
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens an existing file for positioned reads.
@@ -214,6 +221,21 @@ impl Fs for StdFs {
             .truncate(true)
             .open(path)?;
         Ok(Box::new(StdFile(file)))
+    }
+    fn create_direct(&self, path: &Path) -> io::Result<Option<Box<dyn FsFile>>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = rustix::fs::OFlags::DIRECT | rustix::fs::OFlags::DSYNC;
+        match OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(direct.bits() as i32)
+            .open(path)
+        {
+            Ok(file) => Ok(Some(Box::new(StdFile(file)))),
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
     fn open_write(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;

@@ -83,7 +83,7 @@ fn loom_checkpoint_job_races_appends_and_a_power_cut() {
 
         // The snapshotter's thread.
         let snapshot = states[checkpoint_lsn as usize].clone();
-        let job = loom::thread::spawn(move || job.write(&snapshot).map(|r| r.lsn));
+        let job = loom::thread::spawn(move || job.write(snapshot).map(|r| r.lsn));
         // A power cut at any moment: what was acknowledged before it must survive it.
         let cut = {
             let (fs, acked) = (fs.clone(), loom::sync::Arc::clone(&acked));
@@ -159,7 +159,7 @@ fn loom_two_checkpoint_jobs_overlap() {
             let job = backend.begin_checkpoint(to).unwrap().unwrap();
             let snapshot = states[to as usize].clone();
             jobs.push(loom::thread::spawn(move || {
-                job.write(&snapshot).map(|r| r.lsn)
+                job.write(snapshot).map(|r| r.lsn)
             }));
         }
         backend.append(&[entry(5)]).unwrap();

@@ -30,6 +30,7 @@
 //! file.
 
 pub mod checkpoint;
+mod checkpoint_file;
 pub mod files;
 pub mod fs;
 pub mod log;
@@ -517,15 +518,6 @@ impl Backend for PaperBackend {
     }
 }
 
-/// A checkpoint being written is fdatasynced every this many bytes, so that the disk never has
-/// much of it queued ahead of a log sync. With one fsync at the end, a 1M-key checkpoint
-/// (130 MB) held a concurrent log fdatasync for 43 ms (strace). Measured with 1M keys and a
-/// BGSAVE every 0.5 s under redis-benchmark SET -c 50: slowest SET 39–52 ms with one fsync,
-/// 20–22 ms syncing every 1 MiB, 18–29 ms every 8 MiB; p99 3.2–4.3 ms, 4.0–4.8, 4.6–5.3, and
-/// throughput 5–15% lower with the syncs (bench/results-2026-12-01.md). Kept for the bound on
-/// the slowest request; writeback started without waiting (sync_file_range) is the next try.
-const CHECKPOINT_SYNC_EVERY: u64 = 8 << 20;
-
 /// Sleeps until `written` bytes are due at `rate` bytes per second since `start` (0: no
 /// pace): `BackendOptions::checkpoint_write_rate`, 64 MiB/s in the server by default, as
 /// PostgreSQL spreads a checkpoint's writes over time. With 1M keys (a 130 MB checkpoint, 2 s
@@ -577,8 +569,17 @@ pub struct PaperCheckpointJob {
 }
 
 impl PaperCheckpointJob {
-    fn run(&self, state: &Databases, start: Instant) -> Result<CheckpointReport, StorageError> {
+    fn run(&self, state: Databases, start: Instant) -> Result<CheckpointReport, StorageError> {
         let fs = &*self.fs;
+        let keys = state.len() as u64;
+        // The value segments the checkpoint points into, gathered before the walk releases
+        // the state: the ones retired and not among them are removed at the end.
+        let referenced: Option<std::collections::BTreeSet<u32>> = self.values.as_ref().map(|_| {
+            state
+                .iter()
+                .flat_map(|(_, ks)| ks.segment_figures().keys().copied())
+                .collect()
+        });
         // Pointers may be written only to values on stable storage.
         if state.iter().any(|(_, ks)| ks.memory().spilled_keys > 0) {
             use moodb_core::value_store::ValueStore;
@@ -592,35 +593,24 @@ impl PaperCheckpointJob {
         let tmp = self.dir.join(FileKind::CheckpointTmp(self.lsn).name());
         let path = self.dir.join(FileKind::Checkpoint(self.lsn).name());
         let what = |op: &str| format!("{op} checkpoint {}", tmp.display());
-        let mut file = fs.create(&tmp).context(|| what("create"))?;
-        let mut offset = 0u64;
-        let mut unsynced = 0u64;
+        let mut file =
+            checkpoint_file::CheckpointFile::create(fs, &tmp).context(|| what("create"))?;
         let sink = |buf: &[u8]| {
-            let at = offset;
-            offset += buf.len() as u64;
             failpoint::io(failpoint::CHECKPOINT_WRITE)?;
-            file.write_all_at(buf, at)?;
-            // Flushed as it goes: one fsync of the whole file at the end would queue its every
-            // byte at the disk at once, and the log's fdatasync would wait behind them.
-            unsynced += buf.len() as u64;
-            if unsynced >= CHECKPOINT_SYNC_EVERY {
-                unsynced = 0;
-                file.sync_data()?;
-                pace(offset, start, self.write_rate);
-            }
+            file.write(buf)?;
+            pace(file.written(), start, self.write_rate);
             Ok(())
         };
-        let mut writer =
-            checkpoint::CheckpointWriter::new(sink, self.lsn, now_unix_ms(), state.len() as u64)
-                .context(|| what("write"))?;
-        for (db, ks) in state.iter() {
-            for (key, value) in ks.iter() {
+        let mut writer = checkpoint::CheckpointWriter::new(sink, self.lsn, now_unix_ms(), keys)
+            .context(|| what("write"))?;
+        // Part by part, each released once written (see `Databases::into_parts`).
+        for (db, part) in state.into_parts() {
+            for (key, value) in part.iter() {
                 writer.add(db, key, value).context(|| what("write"))?;
             }
         }
         let bytes = writer.finish().context(|| what("write"))?;
-        file.sync_all().context(|| what("fsync"))?;
-        drop(file);
+        file.finish().context(|| what("fsync"))?;
         fs.rename(&tmp, &path)
             .context(|| format!("rename {} to {}", tmp.display(), path.display()))?;
         fs.sync_dir(&self.dir)
@@ -648,13 +638,9 @@ impl PaperCheckpointJob {
             .context(|| format!("fsync directory {}", self.dir.display()))?;
         // Value segments last, once the older checkpoints' removal is durable: a retired
         // segment this checkpoint does not point into is referenced by no durable state.
-        if let Some(values) = &self.values {
-            let referenced: std::collections::BTreeSet<u32> = state
-                .iter()
-                .flat_map(|(_, ks)| ks.segment_figures().keys().copied())
-                .collect();
+        if let (Some(values), Some(referenced)) = (&self.values, &referenced) {
             let removed = values
-                .remove_retired(&referenced)
+                .remove_retired(referenced)
                 .map_err(|e| StorageError::io("remove value segments", std::io::Error::other(e)))?;
             if removed > 0 {
                 fs.sync_dir(&self.dir)
@@ -663,7 +649,7 @@ impl PaperCheckpointJob {
         }
         Ok(CheckpointReport {
             lsn: self.lsn,
-            keys: state.len() as u64,
+            keys,
             bytes,
             path: Some(path),
             elapsed: start.elapsed(),
@@ -672,7 +658,7 @@ impl PaperCheckpointJob {
 }
 
 impl CheckpointJob for PaperCheckpointJob {
-    fn write(self: Box<Self>, state: &Databases) -> Result<CheckpointReport, StorageError> {
+    fn write(self: Box<Self>, state: Databases) -> Result<CheckpointReport, StorageError> {
         let start = Instant::now();
         let result = self.run(state, start);
         if result.is_err() {

@@ -99,7 +99,7 @@ impl Subject {
     fn checkpoint(&mut self) {
         let lsn = self.last_lsn;
         if let Some(job) = self.backend().begin_checkpoint(lsn).unwrap() {
-            let report = job.write(&self.model).unwrap();
+            let report = job.write(self.model.clone()).unwrap();
             assert_eq!(report.lsn, self.last_lsn, "{}: checkpoint LSN", self.name);
             self.backend().checkpoint_finished(&report);
         }

@@ -179,7 +179,7 @@ fn sample_directory(checkpoint_after: usize) -> Vec<(String, Vec<u8>)> {
     for (g, group) in sample_records().chunks(2).enumerate() {
         if g == checkpoint_after {
             if let Some(job) = backend.begin_checkpoint(lsn).unwrap() {
-                job.write(&state).unwrap();
+                job.write(state.clone()).unwrap();
             }
         }
         let entries: Vec<LogEntry> = group

@@ -130,7 +130,7 @@ fn a_checkpoint_runs_on_another_thread_while_appends_go_on() {
     let lsn = model.last_lsn();
     let job = backend.begin_checkpoint(lsn).unwrap().unwrap();
     let snapshot = model.current().clone();
-    let worker = std::thread::spawn(move || job.write(&snapshot));
+    let worker = std::thread::spawn(move || job.write(snapshot));
     append_groups(
         &mut backend,
         &mut model,
@@ -268,7 +268,7 @@ fn a_damaged_checkpoint_is_detected_never_half_loaded() {
     append_groups(&mut backend, &mut model, &sample_groups());
     let lsn = model.last_lsn();
     let job = backend.begin_checkpoint(lsn).unwrap().unwrap();
-    job.write(model.current()).unwrap();
+    job.write(model.current().clone()).unwrap();
     drop(backend);
     let path = tmp.path().join(FileKind::Checkpoint(lsn).name());
     let good = std::fs::read(&path).unwrap();
@@ -420,7 +420,7 @@ fn the_log_rolls_onto_pre_zeroed_spares_and_recovers_whole() {
     );
 
     let job = backend.begin_checkpoint(model.last_lsn()).unwrap().unwrap();
-    job.write(model.current()).unwrap();
+    job.write(model.current().clone()).unwrap();
     assert_eq!(segments(dir).len(), 1, "{:?}", segments(dir));
     let again = open(dir, &options).recover().unwrap();
     assert_eq!(&again.state, model.current());

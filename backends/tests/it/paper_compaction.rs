@@ -96,7 +96,7 @@ impl Run {
             .begin_checkpoint(self.model.last_lsn())
             .map_err(|e| e.to_string())?
             .ok_or("no job")?;
-        job.write(&self.state).map_err(|e| e.to_string())?;
+        job.write(self.state.clone()).map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -194,7 +194,7 @@ fn a_checkpoint_of_a_state_from_before_the_compaction_keeps_the_segment() {
         .begin_checkpoint(run.model.last_lsn())
         .unwrap()
         .unwrap();
-    job.write(&before).unwrap();
+    job.write(before.clone()).unwrap();
     assert!(fs.file(&dir().join(segment_name(0))).is_some());
     run.checkpoint().unwrap();
     assert!(fs.file(&dir().join(segment_name(0))).is_none());

@@ -40,7 +40,7 @@ fn checkpoint_switch_crashes(tuning: PaperTuning) {
         append_groups(&mut backend, &mut model, &groups[..3]);
         // A first checkpoint, so the switch also has an old checkpoint to supersede.
         let job = backend.begin_checkpoint(model.last_lsn()).unwrap().unwrap();
-        job.write(model.current()).unwrap();
+        job.write(model.current().clone()).unwrap();
         append_groups(&mut backend, &mut model, &groups[3..]);
         let lsn = model.last_lsn();
 
@@ -51,7 +51,7 @@ fn checkpoint_switch_crashes(tuning: PaperTuning) {
         });
         let finished = backend
             .begin_checkpoint(lsn)
-            .and_then(|job| job.map(|j| j.write(model.current())).transpose())
+            .and_then(|job| job.map(|j| j.write(model.current().clone())).transpose())
             .is_ok();
         assert_eq!(
             finished,
@@ -150,7 +150,7 @@ fn power_cut(seed: u64, cov: &mut Coverage) {
             },
             2 if pending.is_some() => {
                 if let Some((job, lsn)) = pending.take() {
-                    let _ = job.write(model.state(lsn));
+                    let _ = job.write(model.state(lsn).clone());
                 }
             }
             3 => {
@@ -283,7 +283,7 @@ fn a_full_disk_during_a_checkpoint_keeps_the_previous_checkpoint_and_log() {
             .begin_checkpoint(first)
             .unwrap()
             .unwrap()
-            .write(model.current())
+            .write(model.current().clone())
             .unwrap();
         append_groups(&mut backend, &mut model, &[vec![set("z", "26")]]);
         let lsn = model.last_lsn();
@@ -293,7 +293,7 @@ fn a_full_disk_during_a_checkpoint_keeps_the_previous_checkpoint_and_log() {
             nth: k,
             kind: FaultKind::Enospc,
         });
-        let result = job.write(model.current());
+        let result = job.write(model.current().clone());
         fs.clear_fault();
         // The backend is not poisoned by a failed checkpoint: appends go on.
         append_groups(&mut backend, &mut model, &[vec![set("after", "fail")]]);

@@ -150,8 +150,10 @@ pub struct CheckpointReport {
 /// makes it current. Runs on any thread; the backend goes on appending meanwhile.
 pub trait CheckpointJob: Send {
     /// Writes `state` (which must be the state as of the job's LSN), makes it the current
-    /// checkpoint atomically, and deletes the files it supersedes.
-    fn write(self: Box<Self>, state: &Databases) -> Result<CheckpointReport, StorageError>;
+    /// checkpoint atomically, and deletes the files it supersedes. It takes the snapshot by
+    /// value so as to release it part by part as it writes ([`Databases::into_parts`]); a
+    /// caller that needs the state afterwards passes a clone (O(1)).
+    fn write(self: Box<Self>, state: Databases) -> Result<CheckpointReport, StorageError>;
 }
 
 /// A durable home for the key space. Object-safe: the server holds a `Box<dyn Backend>`.

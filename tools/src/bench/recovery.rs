@@ -37,7 +37,7 @@ pub fn run(
             .begin_checkpoint(target.last_lsn)
             .map_err(storage)?
         {
-            let report = job.write(&target.state).map_err(storage)?;
+            let report = job.write(target.state.clone()).map_err(storage)?;
             target.backend.checkpoint_finished(&report);
             checkpointed = true;
         }

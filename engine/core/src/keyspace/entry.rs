@@ -188,6 +188,12 @@ impl Entry {
         self.layout().expires_at_ms
     }
 
+    /// Starts loading the entry into the cache ([`ThinBytes::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self) {
+        self.0.prefetch()
+    }
+
     /// Whether both handles point at the same allocation.
     #[cfg(test)]
     pub fn ptr_eq(&self, other: &Entry) -> bool {

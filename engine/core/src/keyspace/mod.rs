@@ -464,6 +464,14 @@ impl Keyspace {
         self.map.iter().map(|e| (e.key(), ValueRef::of(e)))
     }
 
+    /// The key space taken apart, a table segment at a time, for a checkpoint that writes a
+    /// snapshot out: each part's entries are released when the part is dropped, so the live
+    /// key space stops sharing (and copying on its next write) what is already written, and
+    /// what it copied before is freed then rather than at the end of the checkpoint.
+    pub fn into_parts(self) -> impl Iterator<Item = KeyspacePart> {
+        self.map.into_segments().map(KeyspacePart)
+    }
+
     /// Applies one record. Replaying the records of a history in LSN order rebuilds the state
     /// that history produced. The map stores its own copies of the record's keys and values
     /// (each entry is one new allocation): a `Bytes` the server decoded is a slice of a
@@ -511,6 +519,16 @@ impl Keyspace {
     /// is [`Keyspace::apply`] taking ownership.
     pub fn apply_owned(&mut self, record: Record) {
         self.apply(&record);
+    }
+}
+
+/// A part of a key space taken apart by [`Keyspace::into_parts`]: one table segment's keys.
+pub struct KeyspacePart(table::SegmentEntries);
+
+impl KeyspacePart {
+    /// Every key and value of the part, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], ValueRef<'_>)> {
+        self.0.iter().map(|e| (e.key(), ValueRef::of(e)))
     }
 }
 
@@ -585,6 +603,15 @@ impl Databases {
     /// Each database with its index, empty ones included.
     pub fn iter(&self) -> impl Iterator<Item = (u16, &Keyspace)> {
         self.dbs.iter().enumerate().map(|(i, ks)| (i as u16, ks))
+    }
+
+    /// Every database taken apart ([`Keyspace::into_parts`]), database by database, each part
+    /// with its database's index.
+    pub fn into_parts(self) -> impl Iterator<Item = (u16, KeyspacePart)> {
+        self.dbs
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, ks)| ks.into_parts().map(move |part| (i as u16, part)))
     }
 
     /// Every key and value with its database, database by database.

@@ -39,11 +39,33 @@ pub const SEGMENT_MAX: usize = SEGMENT_BUCKETS / 8 * 7;
 /// endless split or a directory that eats memory.
 const MAX_DEPTH: u32 = 24;
 
-#[derive(Clone, Default)]
+#[derive(Default)]
 struct Segment {
     /// How many leading hash bits all of this segment's keys share.
     depth: u32,
     map: HashTable<Entry>,
+}
+
+impl Segment {
+    /// Starts loading every entry into the cache, before a walk that touches each: the walk
+    /// then meets them in the cache instead of waiting for one miss after another (at most
+    /// `SEGMENT_MAX` entries of two cache lines: 115 KB, within the L2 cache).
+    fn prefetch_entries(&self) {
+        self.map.iter().for_each(Entry::prefetch);
+    }
+}
+
+impl Clone for Segment {
+    /// The copy a write makes of a segment a snapshot shares. Each entry's count is bumped
+    /// by a locked instruction, which waits for that entry's cache miss before the next may
+    /// start: the entries are fetched together first.
+    fn clone(&self) -> Segment {
+        self.prefetch_entries();
+        Segment {
+            depth: self.depth,
+            map: self.map.clone(),
+        }
+    }
 }
 
 /// The segments, and `2^depth` directory slots naming them (a segment of depth `d` fills
@@ -53,6 +75,17 @@ struct Segment {
 struct Directory {
     slots: Vec<u32>,
     segments: Vec<Arc<Segment>>,
+}
+
+/// One segment of a table taken apart by [`Table::into_segments`], held until dropped.
+pub struct SegmentEntries(Arc<Segment>);
+
+impl SegmentEntries {
+    /// The segment's entries.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.0.prefetch_entries();
+        self.0.map.iter()
+    }
 }
 
 /// The table: the directory behind an `Arc`, the key count and the hasher.
@@ -279,7 +312,10 @@ impl Table {
         };
         match Arc::try_unwrap(old) {
             Ok(owned) => owned.map.into_iter().for_each(&mut place),
-            Err(shared) => shared.map.iter().cloned().for_each(&mut place),
+            Err(shared) => {
+                shared.prefetch_entries();
+                shared.map.iter().cloned().for_each(&mut place)
+            }
         }
         // The old segment filled 2^(depth - old.depth) slots from `start`; the upper half of
         // them now names the new segment.
@@ -297,6 +333,17 @@ impl Table {
     /// Every entry once, segment by segment.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
         self.dir.segments.iter().flat_map(|s| s.map.iter())
+    }
+
+    /// The table taken apart segment by segment (a checkpoint's walk over its snapshot). Each
+    /// segment is released when its [`SegmentEntries`] is dropped: a copy the live table made
+    /// of it meanwhile is then the only one, and a segment the live table has not written yet
+    /// is no longer shared, so its next write copies nothing.
+    pub fn into_segments(self) -> impl Iterator<Item = SegmentEntries> {
+        Arc::unwrap_or_clone(self.dir)
+            .segments
+            .into_iter()
+            .map(SegmentEntries)
     }
 
     /// Number of segments: [`Table::segment`]'s indexes run below it. A walk by segment index
@@ -453,5 +500,48 @@ mod tests {
             t.insert(entry(i));
         }
         assert_eq!((snapshot.iter().count(), t.len()), (5_000, 19_999));
+    }
+
+    #[test]
+    fn a_snapshot_taken_apart_releases_each_segment_as_it_goes() {
+        let mut t = Table::default();
+        for i in 0..5_000 {
+            t.insert(entry(i));
+        }
+        let snapshot = t.clone();
+        t.insert(Entry::new(b"key:1", b"changed", None));
+        let shared = |t: &Table| {
+            t.dir
+                .segments
+                .iter()
+                .filter(|s| Arc::strong_count(s) > 1)
+                .count()
+        };
+        let segments = t.dir.segments.len();
+        assert_eq!(
+            shared(&t),
+            segments - 1,
+            "all but the written segment shared"
+        );
+        let mut seen = std::collections::BTreeMap::new();
+        let mut still_shared = shared(&t);
+        for part in snapshot.into_segments() {
+            seen.extend(
+                part.iter()
+                    .map(|e| (e.key().to_vec(), e.inline_value().to_vec())),
+            );
+            drop(part);
+            // A segment walked is the live table's alone again: the count only falls.
+            assert!(shared(&t) <= still_shared);
+            still_shared = shared(&t);
+        }
+        assert_eq!(shared(&t), 0);
+        // The walk saw the snapshot's keys, each once, and not the write after it.
+        assert_eq!(seen.len(), 5_000);
+        assert_eq!(seen[&b"key:1"[..]], 1u32.to_le_bytes());
+        assert_eq!(
+            t.get(b"key:1").map(Entry::inline_value),
+            Some(&b"changed"[..])
+        );
     }
 }

@@ -28,7 +28,7 @@ impl Handler<WriteCheckpoint> for Snapshotter {
     type Result = ();
 
     fn handle(&mut self, msg: WriteCheckpoint, _: &mut SyncContext<Self>) {
-        let result = msg.job.write(&msg.state);
+        let result = msg.job.write(msg.state);
         msg.reply_to.do_send(CheckpointWritten(result));
     }
 }
