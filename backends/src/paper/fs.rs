@@ -52,6 +52,13 @@ pub trait Fs: Send + Sync + fmt::Debug {
         buf.truncate(super::log::nonzero_end(buf));
         Ok(len)
     }
+    /// The whole content of a file to read once from start to end (a checkpoint at
+    /// recovery): a real file is mapped, so its bytes are neither copied nor, when the file is
+    /// not in the page cache, waited for as a whole: the kernel reads ahead while the caller
+    /// decodes.
+    fn map(&self, path: &Path) -> io::Result<FileBytes> {
+        self.read(path).map(FileBytes::Owned)
+    }
     /// Creates `path` (truncating it if it exists) for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Creates `path` for writes around the page cache that return once durable (`O_DIRECT |
@@ -70,6 +77,43 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory entries of `dir` (creates, renames, removes) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// A file's bytes from [`Fs::map`]: mapped, or read into memory.
+#[derive(Debug)]
+pub enum FileBytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(map) => map,
+            FileBytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// `path` mapped read-only, with the kernel told it will be read in order once (readahead
+/// ahead of the reader, pages dropped behind it). An empty file, which cannot be mapped, is
+/// an empty buffer.
+#[allow(unsafe_code)] // one read-only mapping; see the SAFETY note
+fn map_file(path: &Path) -> io::Result<FileBytes> {
+    let file = File::open(path)?;
+    if file.metadata()?.len() == 0 {
+        return Ok(FileBytes::Owned(Vec::new()));
+    }
+    // SAFETY: the mapping is read-only, and the files it maps (checkpoints) are never written
+    // or cut after they are renamed into place: the server removes them only once a newer
+    // one is durable, never while recovery reads them. Another process changing the data
+    // directory under a running server is outside what MooDB supports (it would corrupt the
+    // data whatever the read); cutting a mapped file would end this one with SIGBUS.
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    // Advice only: a kernel that ignores it reads on demand.
+    let _ = map.advise(memmap2::Advice::Sequential);
+    Ok(FileBytes::Mapped(map))
 }
 
 /// The whole content of `path`, without copying its zero tail: the buffer comes zeroed from
@@ -212,6 +256,9 @@ impl Fs for StdFs {
     }
     fn read_into(&self, path: &Path, buf: &mut Vec<u8>) -> io::Result<u64> {
         read_content_into(path, buf)
+    }
+    fn map(&self, path: &Path) -> io::Result<FileBytes> {
+        map_file(path)
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
         let file = OpenOptions::new()
@@ -683,6 +730,18 @@ impl Fs for SimFs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_file_reads_as_its_bytes_an_empty_one_too() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        for len in [0usize, 1, 4096, 100_003] {
+            let path = tmp.path().join(format!("f{len}"));
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            std::fs::write(&path, &bytes).expect("write");
+            assert_eq!(&*StdFs.map(&path).expect("map"), &bytes[..], "{len} bytes");
+        }
+        assert!(StdFs.map(&tmp.path().join("missing")).is_err());
+    }
 
     #[test]
     fn unsynced_data_and_entries_vanish_in_a_clean_crash() {

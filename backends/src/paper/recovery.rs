@@ -137,7 +137,7 @@ struct LoadedCheckpoint {
 fn load_checkpoint(fs: &dyn Fs, dir: &Path, lsn: Lsn) -> Result<LoadedCheckpoint, StorageError> {
     let path = dir.join(FileKind::Checkpoint(lsn).name());
     let bytes = fs
-        .read(&path)
+        .map(&path)
         .context(|| format!("read checkpoint {}", path.display()))?;
     let reader = CheckpointReader::new(&bytes).map_err(|e| corrupt(&path, e.offset, e.reason))?;
     let header = reader.header();
