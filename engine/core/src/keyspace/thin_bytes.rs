@@ -12,11 +12,11 @@
 //! length in the 8 bytes after the header.
 //!
 //! The count follows `std::sync::Arc`'s orderings (a relaxed increment, a release decrement,
-//! an acquire fence before the free); a count past `i32::MAX` aborts, as `Arc` does. This is
-//! the only unsafe code of the key space; the tests below run every length boundary, and
-//! clones dropped on other threads.
+//! an acquire fence before the free); a count past `i32::MAX` aborts, as `Arc` does. This
+//! (with [`ThinBytes::prefetch`], a cache hint) is the only unsafe code of the key space; the
+//! tests below run every length boundary, and clones dropped on other threads.
 
-#![allow(unsafe_code)] // the one allocation of the key space; see the module doc
+#![allow(unsafe_code)] // the one allocation of the key space and its prefetch; see the module doc
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
