@@ -49,12 +49,17 @@ impl CheckpointFile {
     pub fn create(fs: &dyn Fs, path: &Path) -> io::Result<Self> {
         Ok(match fs.create_direct(path)? {
             Some(file) => CheckpointFile::Direct(DirectWriter::new(file)),
-            None => CheckpointFile::Buffered {
-                file: fs.create(path)?,
-                written: 0,
-                unsynced: 0,
-            },
+            None => CheckpointFile::buffered(fs.create(path)?),
         })
+    }
+
+    /// Through the page cache.
+    fn buffered(file: Box<dyn FsFile>) -> Self {
+        CheckpointFile::Buffered {
+            file,
+            written: 0,
+            unsynced: 0,
+        }
     }
 
     /// Appends `bytes`.
@@ -164,22 +169,33 @@ mod tests {
     use super::super::fs::StdFs;
     use super::*;
 
-    /// Whatever the sizes of the pieces, the file holds exactly the bytes appended, through
-    /// direct writes where the temp directory's file system allows them.
+    /// Whatever the sizes of the pieces, the file holds exactly the bytes appended: through
+    /// direct writes where the temp directory's file system allows them, and through the page
+    /// cache (past a sync every `SYNC_EVERY`).
     #[test]
     fn a_checkpoint_file_holds_exactly_the_bytes_appended() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        for total in [
+        let sizes = [
             0,
             1,
             DIRECT_BLOCK,
             DIRECT_CHUNK - 1,
             DIRECT_CHUNK,
             3 * DIRECT_CHUNK + 7,
-        ] {
-            let path = tmp.path().join(format!("checkpoint-{total}"));
+        ];
+        let buffered_sizes = [0, 5, SYNC_EVERY as usize + 4097];
+        let kinds = sizes
+            .iter()
+            .map(|&n| (n, false))
+            .chain(buffered_sizes.iter().map(|&n| (n, true)));
+        for (total, buffered) in kinds {
+            let path = tmp.path().join(format!("checkpoint-{total}-{buffered}"));
             let bytes: Vec<u8> = (0..total).map(|i| (i * 7 % 251) as u8).collect();
-            let mut file = CheckpointFile::create(&StdFs, &path).expect("create");
+            let mut file = if buffered {
+                CheckpointFile::buffered(StdFs.create(&path).expect("create"))
+            } else {
+                CheckpointFile::create(&StdFs, &path).expect("create")
+            };
             for piece in bytes.chunks(DIRECT_BLOCK / 3 + 1) {
                 file.write(piece).expect("write");
             }
