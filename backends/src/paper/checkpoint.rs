@@ -27,10 +27,11 @@
 //! before the footer, 4 bytes `CEND`.
 
 use std::io;
+use std::sync::mpsc;
 
 use bytes::Bytes;
 use moodb_core::value_store::ValuePtr;
-use moodb_core::{Databases, Lsn, Value, ValueRef};
+use moodb_core::{Databases, Lsn, PreparedEntry, Value, ValueRef};
 
 use super::log::{u32_at, u64_at};
 
@@ -400,29 +401,71 @@ impl<'a> CheckpointReader<'a> {
         }
     }
 
-    /// Verifies the whole file and builds the databases it holds.
+    /// Verifies the whole file and builds the databases it holds, on two threads: this one
+    /// checks the blocks and builds each entry (an allocation and a copy) while a second one
+    /// puts them into the key space, [`LOAD_BATCH`] at a time. The entries are allocated here,
+    /// on the thread that goes on to own them: built on a thread that then ended, they were
+    /// freed by the event loop's writes into pages nobody allocated from again (resident
+    /// memory after 200k SETs over 1M recovered keys: 163 MB, against 151). One thread where a
+    /// second cannot be started.
     pub fn load(&self) -> Result<Databases, CheckpointError> {
-        let mut state = Databases::default();
+        let (batches, received) = mpsc::sync_channel(LOAD_BATCHES_AHEAD);
+        std::thread::scope(|scope| {
+            let builder = std::thread::Builder::new()
+                .name("moodb-recovery".into())
+                .spawn_scoped(scope, move || self.put_entries(received));
+            let Ok(builder) = builder else {
+                return self.load_on_this_thread();
+            };
+            let sent = self.send_entries(&batches);
+            drop(batches);
+            let state = builder
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            sent?;
+            self.verify_footer()?;
+            Ok(state)
+        })
+    }
+
+    /// Sends the file's entries, built, in batches; stops at the first error, at the end, or
+    /// when the receiver is gone (its thread panicked: `load` passes the panic on).
+    fn send_entries(&self, batches: &mpsc::SyncSender<LoadBatch>) -> Result<(), CheckpointError> {
         let mut entries = self.entries();
-        // The first database met is sized for every key of the file (usually the only one),
-        // trusting the header's count no further than the entries the file can hold (16 bytes
-        // each at the least: the lengths and the expiry).
-        let keys = self.header.key_count.min(self.bytes.len() as u64 / 16);
-        let mut sized = false;
-        // Straight from the file's bytes into the key space: one copy per entry.
+        let mut batch = Vec::with_capacity(LOAD_BATCH);
         while let Some((db, key, value, expires_at_ms)) = entries.step_raw()? {
-            let ks = state.db_mut(db);
-            if !sized {
-                ks.reserve(keys as usize);
-                sized = true;
-            }
-            match value {
-                RawValue::Inline(value) => ks.put(key, value, expires_at_ms),
-                RawValue::Pointer(ptr) => ks.put_spilled(key, ptr, expires_at_ms),
+            batch.push((db, prepare(key, value, expires_at_ms)));
+            if batch.len() == LOAD_BATCH {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(LOAD_BATCH));
+                if batches.send(full).is_err() {
+                    return Ok(());
+                }
             }
         }
-        self.verify_footer()?;
-        Ok(state)
+        let _ = batches.send(batch);
+        Ok(())
+    }
+
+    /// Puts the built entries into fresh databases as they come, until the sender is done.
+    fn put_entries(&self, batches: mpsc::Receiver<LoadBatch>) -> Databases {
+        let mut loading = Loading::new(self);
+        for batch in batches {
+            for (db, entry) in batch {
+                loading.db(db).put_prepared(entry);
+            }
+        }
+        loading.state
+    }
+
+    fn load_on_this_thread(&self) -> Result<Databases, CheckpointError> {
+        let mut loading = Loading::new(self);
+        let mut entries = self.entries();
+        while let Some((db, key, value, expires_at_ms)) = entries.step_raw()? {
+            loading
+                .db(db)
+                .put_prepared(prepare(key, value, expires_at_ms));
+        }
+        loading.finish()
     }
 
     /// Verifies every checksum and count without building anything; returns the key count.
@@ -453,6 +496,55 @@ impl<'a> CheckpointReader<'a> {
 }
 
 /// An entry's value as the file holds it.
+/// Entries built per message from recovery's second thread to the first.
+const LOAD_BATCH: usize = 4096;
+/// Batches the second thread may build ahead of the first.
+const LOAD_BATCHES_AHEAD: usize = 4;
+
+type LoadBatch = Vec<(u16, PreparedEntry)>;
+
+fn prepare(key: &[u8], value: RawValue<'_>, expires_at_ms: Option<u64>) -> PreparedEntry {
+    match value {
+        RawValue::Inline(value) => PreparedEntry::inline(key, value, expires_at_ms),
+        RawValue::Pointer(ptr) => PreparedEntry::spilled(key, ptr, expires_at_ms),
+    }
+}
+
+/// The databases a checkpoint's entries go into, and the footer checked at the end.
+struct Loading<'r, 'a> {
+    reader: &'r CheckpointReader<'a>,
+    state: Databases,
+    sized: bool,
+}
+
+impl<'r, 'a> Loading<'r, 'a> {
+    fn new(reader: &'r CheckpointReader<'a>) -> Self {
+        Loading {
+            reader,
+            state: Databases::default(),
+            sized: false,
+        }
+    }
+
+    /// Database `db`. The first database met is sized for every key of the file (usually
+    /// the only one), trusting the header's count no further than the entries the file can
+    /// hold (16 bytes each at the least: the lengths and the expiry).
+    fn db(&mut self, db: u16) -> &mut moodb_core::Keyspace {
+        let ks = self.state.db_mut(db);
+        if !self.sized {
+            let r = self.reader;
+            ks.reserve(r.header.key_count.min(r.bytes.len() as u64 / 16) as usize);
+            self.sized = true;
+        }
+        ks
+    }
+
+    fn finish(self) -> Result<Databases, CheckpointError> {
+        self.reader.verify_footer()?;
+        Ok(self.state)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 enum RawValue<'a> {
     Inline(&'a [u8]),
@@ -604,5 +696,48 @@ impl Iterator for CheckpointEntries<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-thread load and the one-thread one (where no thread can start) build the same
+    /// databases, across many batches and more than one database, and both refuse a damaged
+    /// block.
+    #[test]
+    fn both_loads_build_the_same_databases_and_refuse_the_same_damage() {
+        let n = 3 * LOAD_BATCH as u64 + 17;
+        let entries: Vec<(u16, Vec<u8>, Value)> = (0..n)
+            .map(|i| {
+                let db = (i % 3) as u16;
+                let value = Value::new(format!("value-{i}").into_bytes());
+                (db, format!("key-{i}").into_bytes(), value)
+            })
+            .collect();
+        let bytes =
+            encode_checkpoint(7, 0, n, entries.iter().map(|(d, k, v)| (*d, k, v))).expect("encode");
+        let reader = CheckpointReader::new(&bytes).expect("a valid checkpoint");
+        let sorted = |state: &Databases| {
+            let mut all: Vec<(u16, Vec<u8>, Vec<u8>)> = state
+                .entries()
+                .map(|(db, k, v)| (db, k.to_vec(), v.to_value().data.to_vec()))
+                .collect();
+            all.sort();
+            all
+        };
+        let two = sorted(&reader.load().expect("two threads"));
+        let one = sorted(&reader.load_on_this_thread().expect("one thread"));
+        assert_eq!(two.len() as u64, n);
+        assert_eq!(two, one);
+
+        let mut damaged = bytes.clone();
+        let middle = damaged.len() / 2;
+        damaged[middle] ^= 0x40;
+        let reader = CheckpointReader::new(&damaged).expect("the header is intact");
+        let (two, one) = (reader.load(), reader.load_on_this_thread());
+        assert!(two.is_err() && one.is_err(), "{two:?} / {one:?}");
+        assert_eq!(two.err().map(|e| e.offset), one.err().map(|e| e.offset));
     }
 }

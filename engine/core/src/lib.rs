@@ -24,6 +24,6 @@ pub use backend::{
 };
 pub use error::StorageError;
 pub use group_commit::GroupCommit;
-pub use keyspace::{Databases, Keyspace, KeyspacePart, Value, ValueRef};
+pub use keyspace::{Databases, Keyspace, KeyspacePart, PreparedEntry, Value, ValueRef};
 pub use record::{Lsn, Record};
 pub use store::{Release, Store, StoreSettings};

@@ -344,6 +344,11 @@ impl Keyspace {
         self.put_entry(Entry::spilled(key, ptr, expires_at_ms));
     }
 
+    /// Inserts or replaces the key of an entry built elsewhere ([`PreparedEntry`]).
+    pub fn put_prepared(&mut self, entry: PreparedEntry) {
+        self.put_entry(entry.0);
+    }
+
     fn put_entry(&mut self, entry: Entry) {
         self.memory.add(&entry);
         segments_add(&mut self.segments, &entry);
@@ -519,6 +524,23 @@ impl Keyspace {
     /// is [`Keyspace::apply`] taking ownership.
     pub fn apply_owned(&mut self, record: Record) {
         self.apply(&record);
+    }
+}
+
+/// A key with its value and expiry, built into its entry away from the key space: recovery
+/// builds a checkpoint's entries (an allocation and a copy each) on a second thread while the
+/// first puts them in ([`Keyspace::put_prepared`]).
+pub struct PreparedEntry(Entry);
+
+impl PreparedEntry {
+    /// `key` with copies of its value's bytes.
+    pub fn inline(key: &[u8], value: &[u8], expires_at_ms: Option<u64>) -> PreparedEntry {
+        PreparedEntry(Entry::new(key, value, expires_at_ms))
+    }
+
+    /// `key` with the pointer to its value on disk.
+    pub fn spilled(key: &[u8], ptr: ValuePtr, expires_at_ms: Option<u64>) -> PreparedEntry {
+        PreparedEntry(Entry::spilled(key, ptr, expires_at_ms))
     }
 }
 
