@@ -113,7 +113,9 @@ pub struct Launch {
     /// Contents of a RON configuration file, written to the process's directory and passed
     /// with `--config`.
     pub config: Option<String>,
-    /// Further flags, e.g. `--sync never`.
+    /// Further flags, e.g. `--sync never`. Unless they (or `config`) say where the event loop
+    /// runs, the server gets `--event-loop-cpu off`: tests run many servers at once, and the
+    /// default would pin every one's loop to the same CPU.
     pub args: Vec<String>,
     /// Extra environment variables (e.g. `MOODB_FAILPOINTS`).
     pub env: Vec<(String, String)>,
@@ -171,6 +173,14 @@ impl Launch {
             cmd.arg("--config").arg(path);
         }
         cmd.args(&self.args);
+        let placed = self.args.iter().any(|a| a.starts_with("--event-loop-cpu"))
+            || self
+                .config
+                .as_deref()
+                .is_some_and(|c| c.contains("event_loop_cpu"));
+        if !placed {
+            cmd.args(["--event-loop-cpu", "off"]);
+        }
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut process = Process::spawn(cmd, dir)?;
         let deadline = Instant::now() + self.timeout;

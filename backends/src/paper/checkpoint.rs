@@ -414,7 +414,10 @@ impl<'a> CheckpointReader<'a> {
         std::thread::scope(|scope| {
             let builder = std::thread::Builder::new()
                 .name("moodb-recovery".into())
-                .spawn_scoped(scope, move || self.put_entries(received));
+                .spawn_scoped(scope, move || {
+                    moodb_core::cpus::enter_helper_thread();
+                    self.put_entries(received)
+                });
             let Ok(builder) = builder else {
                 return self.load_on_this_thread();
             };

@@ -126,6 +126,7 @@ pub(crate) fn with_reader<T>(
         let spawned = std::thread::Builder::new()
             .name("moodb-recovery-read".into())
             .spawn_scoped(scope, move || {
+                moodb_core::cpus::enter_helper_thread();
                 read_ahead(fs, &for_reader, count_last, &to_replay, &back, &returned);
             });
         if spawned.is_err() {

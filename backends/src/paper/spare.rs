@@ -114,6 +114,7 @@ impl Spares {
                 let spawned = std::thread::Builder::new()
                     .name("moodb-spare".into())
                     .spawn(move || {
+                        moodb_core::cpus::enter_helper_thread();
                         // Zeros can wait for requests: this thread alone gets nicer (Linux
                         // nice values are per thread); a refusal changes nothing else.
                         let _ = rustix::process::nice(SPARE_NICE);

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod command;
+pub mod cpus;
 pub mod error;
 pub mod failpoint;
 pub mod fast_map;

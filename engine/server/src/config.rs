@@ -30,6 +30,7 @@
 //!     maxmemory: "0",            // bytes or Redis's units ("64mb", "1gb"); "0": no limit
 //!     maxmemory_policy: None,    // Some("spill") (the default with a limit), Some("noeviction")
 //!     maxmemory_compact_below: 33, // percent: a value segment less live than this is compacted
+//!     event_loop_cpu: "auto",    // or "off", or a CPU number: see EventLoopCpu
 //!     cluster: None,             // or Some((node_id: 1, raft_addr: "127.0.0.1:7101",
 //!                                //   peers: {1: ("127.0.0.1:7101", "127.0.0.1:6380"), ...},
 //!                                //   secret: "a long shared secret",
@@ -106,6 +107,60 @@ pub struct Config {
     pub maxmemory_compact_below: u8,
     /// Cluster mode (raft): `None` is a single node, which pays nothing for replication.
     pub cluster: Option<ClusterConfig>,
+    /// Whether the event loop gets a CPU of its own.
+    #[serde(with = "display_text")]
+    pub event_loop_cpu: EventLoopCpu,
+}
+
+/// Where the event loop runs. Pinned, it keeps its CPU while the scheduler would otherwise
+/// pack it with a local client onto one; the helper threads (sync thread, snapshotter, ...)
+/// stay free to run on any CPU (`moodb_core::cpus`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventLoopCpu {
+    /// A single node that may use two or more CPUs keeps its loop on the last of them; a
+    /// node of a cluster (several often share a machine) and a one-CPU machine do not pin.
+    Auto,
+    /// Wherever the scheduler puts it (for a machine shared with other busy processes).
+    Off,
+    /// On this CPU.
+    Cpu(usize),
+}
+
+impl EventLoopCpu {
+    /// The CPU to pin the loop to, of `allowed` (the CPUs the process may use), if any.
+    pub fn choose(self, allowed: &[usize], cluster: bool) -> Option<usize> {
+        match self {
+            EventLoopCpu::Off => None,
+            EventLoopCpu::Cpu(cpu) => Some(cpu),
+            EventLoopCpu::Auto if cluster || allowed.len() < 2 => None,
+            EventLoopCpu::Auto => allowed.last().copied(),
+        }
+    }
+}
+
+impl std::fmt::Display for EventLoopCpu {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventLoopCpu::Auto => f.write_str("auto"),
+            EventLoopCpu::Off => f.write_str("off"),
+            EventLoopCpu::Cpu(cpu) => write!(f, "{cpu}"),
+        }
+    }
+}
+
+impl std::str::FromStr for EventLoopCpu {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "auto" => Ok(EventLoopCpu::Auto),
+            "off" => Ok(EventLoopCpu::Off),
+            n => n
+                .parse()
+                .map(EventLoopCpu::Cpu)
+                .map_err(|_| format!("event loop CPU {n:?} is not auto, off or a CPU number")),
+        }
+    }
 }
 
 /// A node of a raft cluster: who it is, where its peers reach it, every member's addresses
@@ -188,6 +243,7 @@ impl Default for Config {
             maxmemory_policy: None,
             maxmemory_compact_below: moodb_core::store::COMPACT_BELOW_PERCENT,
             cluster: None,
+            event_loop_cpu: EventLoopCpu::Auto,
         }
     }
 }
@@ -460,6 +516,28 @@ mod memory_text {
     }
 }
 
+/// A field written as its `Display` text and read with `FromStr`.
+mod display_text {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<T: Display, S: Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, T, D>(d: D) -> Result<T, D::Error>
+    where
+        T: FromStr,
+        T::Err: Display,
+        D: Deserializer<'de>,
+    {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 mod sync_text {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -486,6 +564,31 @@ mod tests {
         let d = Config::default();
         assert_eq!(d.addr, "127.0.0.1:6380");
         assert_eq!(d.sync, SyncPolicy::Always);
+    }
+
+    #[test]
+    fn the_event_loop_cpu_is_auto_off_or_a_number() {
+        assert_eq!(Config::default().event_loop_cpu, EventLoopCpu::Auto);
+        for (text, want) in [
+            ("auto", EventLoopCpu::Auto),
+            ("off", EventLoopCpu::Off),
+            ("3", EventLoopCpu::Cpu(3)),
+        ] {
+            let c = Config::parse(&format!("(event_loop_cpu: {text:?})")).unwrap();
+            assert_eq!(c.event_loop_cpu, want);
+            assert_eq!(Config::parse(&c.to_ron().unwrap()).unwrap(), c);
+        }
+        let err = Config::parse(r#"(event_loop_cpu: "fast")"#).unwrap_err();
+        assert!(
+            err.to_string().contains("not auto, off or a CPU number"),
+            "{err}"
+        );
+        // auto: the last CPU of two or more, not on one CPU, not in a cluster.
+        assert_eq!(EventLoopCpu::Auto.choose(&[0, 1, 2], false), Some(2));
+        assert_eq!(EventLoopCpu::Auto.choose(&[0], false), None);
+        assert_eq!(EventLoopCpu::Auto.choose(&[0, 1], true), None);
+        assert_eq!(EventLoopCpu::Off.choose(&[0, 1], false), None);
+        assert_eq!(EventLoopCpu::Cpu(0).choose(&[0, 1], true), Some(0));
     }
 
     #[test]

@@ -140,10 +140,36 @@ impl Server {
 
     /// Serves until SIGINT or SIGTERM, then syncs the log and returns.
     pub fn run(self) -> Result<(), ServerError> {
+        self.place_event_loop();
         let system = System::new();
         let result = system.block_on(self.serve());
         System::current().stop();
         result
+    }
+
+    /// Pins the calling thread, which is to run the event loop, as `event_loop_cpu` says; a
+    /// refusal is reported and the loop runs unpinned (correct, only slower).
+    fn place_event_loop(&self) {
+        let allowed = match moodb_core::cpus::allowed() {
+            Ok(allowed) => allowed,
+            Err(err) => {
+                eprintln!("moodb: event loop not pinned: cannot read the CPUs this process may use: {err}");
+                return;
+            }
+        };
+        let cluster = self.config.cluster.is_some();
+        let Some(cpu) = self.config.event_loop_cpu.choose(&allowed, cluster) else {
+            return;
+        };
+        match moodb_core::cpus::pin_event_loop(cpu) {
+            Ok(()) => eprintln!(
+                "moodb: event loop pinned to CPU {cpu}, helper threads free on {:?} (--event-loop-cpu off leaves it to the scheduler)",
+                moodb_core::cpus::helper_cpus().unwrap_or_default()
+            ),
+            Err(err) => eprintln!(
+                "moodb: event loop not pinned to CPU {cpu}: {err}; it runs wherever the scheduler puts it"
+            ),
+        }
     }
 
     async fn serve(self) -> Result<(), ServerError> {

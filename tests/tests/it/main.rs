@@ -25,6 +25,7 @@ mod limits;
 mod linearizability_checker;
 mod linearizability_moodb;
 mod linearizability_redis;
+mod placement;
 mod pubsub;
 mod raft_cluster;
 mod raft_network;

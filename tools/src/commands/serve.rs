@@ -16,7 +16,7 @@ use moodb_backends::paper::SpareMode;
 use moodb_backends::BackendOptions;
 use moodb_core::backend::RecoveryReport;
 use moodb_core::SyncPolicy;
-use moodb_server::config::Config;
+use moodb_server::config::{Config, EventLoopCpu};
 use moodb_server::server::Server;
 
 /// Runs the MooDB server. With no arguments it listens on 127.0.0.1:6380, keeps its data in
@@ -83,6 +83,11 @@ pub struct Args {
     /// [default: 33].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=100))]
     maxmemory_compact_below: Option<u8>,
+    /// Pin the event loop to a CPU: auto (a single node on two or more CPUs: the last one),
+    /// off (on a machine shared with other busy processes), or a CPU number; helper threads
+    /// stay free [default: auto].
+    #[arg(long, value_name = "auto|off|CPU")]
+    event_loop_cpu: Option<EventLoopCpu>,
     /// Once listening, write the address, pid and recovery figures as JSON to this file
     /// (removed at start if it exists).
     #[arg(long, value_name = "PATH")]
@@ -192,6 +197,9 @@ impl Args {
         }
         if let Some(percent) = self.maxmemory_compact_below {
             config.maxmemory_compact_below = percent;
+        }
+        if let Some(cpu) = self.event_loop_cpu {
+            config.event_loop_cpu = cpu;
         }
         let cluster_flags = self.node_id.is_some()
             || self.raft_addr.is_some()

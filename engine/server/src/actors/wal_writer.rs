@@ -427,7 +427,11 @@ impl SyncThread {
         let shared = Arc::clone(&handoff);
         let thread = std::thread::Builder::new()
             .name("moodb-sync".into())
-            .spawn(move || sync_thread(&log, &shared, &reply_to))?;
+            .spawn(move || {
+                // Started from the event loop: free of its pin, when it has one.
+                moodb_core::cpus::enter_helper_thread();
+                sync_thread(&log, &shared, &reply_to)
+            })?;
         Ok(SyncThread {
             handoff,
             thread: Some(thread),
