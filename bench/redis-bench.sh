@@ -15,7 +15,9 @@
 # Environment: N (requests per test, default 200000), N1 (requests of the one-client test,
 #              20000), R (key space, 100000), D (value bytes, 64), ROUNDS (3),
 #              TESTS (default "set:1 get:1 set:16 get:16 set:c1"; c1 is the one-client test),
-#              MOODB (path of the moodb binary; default: cargo build --release), BASE.
+#              MOODB (path of the moodb binary; default: cargo build --release), BASE,
+#              MOODB_ARGS (more flags for moodb serve, e.g. --event-loop-cpu off),
+#              REDIS_ARGS (more flags for redis-server, e.g. --server-cpulist 1).
 # This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
@@ -57,8 +59,9 @@ SERVERS=()
 start_moodb() { # NAME BINARY
     local port dir="$WORK/$1"
     port=$(free_port)
+    # shellcheck disable=SC2086 # MOODB_ARGS is a list of flags
     "$2" serve --addr "127.0.0.1:$port" --data-dir "$dir" --sync "$SYNC" \
-        --ready-file "$dir.ready" 2> "$dir.log" &
+        --ready-file "$dir.ready" ${MOODB_ARGS:-} 2> "$dir.log" &
     PIDS+=($!)
     SPID[$1]=$!; SPORT[$1]=$port; SERVERS+=("$1")
     for _ in $(seq 100); do [[ -e "$dir.ready" ]] && break; sleep 0.1; done
@@ -70,7 +73,7 @@ if command -v redis-server >/dev/null; then
     port=$(free_port)
     mkdir -p "$WORK/redis"
     redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
-        --appendonly yes --appendfsync "$FSYNC" --daemonize no > "$WORK/redis.log" 2>&1 &
+        --appendonly yes --appendfsync "$FSYNC" --daemonize no ${REDIS_ARGS:-} > "$WORK/redis.log" 2>&1 &
     PIDS+=($!)
     SPID[redis]=$!; SPORT[redis]=$port; SERVERS+=(redis)
     for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
