@@ -159,8 +159,11 @@ pub struct Session {
     reset_at: Vec<u64>,
     /// The session sent MONITOR: its output is bounded as a Pub/Sub client's.
     monitoring: bool,
-    /// Last request read or reply written, for the idle timeout.
+    /// When the periodic check last saw the session active, for the idle timeout: a clock
+    /// read per check instead of one per request and per reply.
     last_active: Instant,
+    /// A request was read or a reply written since the last check.
+    active: bool,
     peer: String,
     /// The server's address the client connected to, and the socket's descriptor (CLIENT
     /// LIST's `laddr` and `fd`).
@@ -237,6 +240,7 @@ impl Session {
                 live,
                 live_seen,
                 last_active: Instant::now(),
+                active: false,
                 peer,
                 laddr,
                 fd,
@@ -340,7 +344,7 @@ impl Session {
     /// Writes `frames`, the replies of batch `next_out`. Returns false if the session is
     /// closing or stopping, when nothing more may be written.
     fn write_next(&mut self, frames: Vec<Frame>, ctx: &mut Context<Self>) -> bool {
-        self.last_active = Instant::now();
+        self.active = true;
         if let Some(proto) = self.switch_at.remove(&self.next_out) {
             self.wire_proto.set(proto);
         }
@@ -475,7 +479,7 @@ impl StreamHandler<Result<Vec<Request>, DecodeError>> for Session {
         if self.close_after.is_some() {
             return;
         }
-        self.last_active = Instant::now();
+        self.active = true;
         self.live.refresh(&mut self.live_seen, &mut self.config);
         match item {
             Ok(mut requests) => {
@@ -604,7 +608,12 @@ impl Handler<Housekeep> for Session {
             || self.pending_out.get() > 0
             || self.subscriptions > 0
             || self.monitoring;
-        if idle > 0 && !waiting && self.last_active.elapsed() >= Duration::from_secs(idle) {
+        if std::mem::take(&mut self.active) {
+            // Active since the last check, which was at most a check period ago: the idle
+            // time is counted from now, so a timeout fires late by at most that period,
+            // never early.
+            self.last_active = Instant::now();
+        } else if idle > 0 && !waiting && self.last_active.elapsed() >= Duration::from_secs(idle) {
             ctx.stop();
         }
     }
