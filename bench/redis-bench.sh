@@ -17,7 +17,8 @@
 #              TESTS (default "set:1 get:1 set:16 get:16 set:c1"; c1 is the one-client test),
 #              MOODB (path of the moodb binary; default: cargo build --release), BASE,
 #              MOODB_ARGS (more flags for moodb serve, e.g. --event-loop-cpu off),
-#              REDIS_ARGS (more flags for redis-server, e.g. --server-cpulist 1).
+#              REDIS_ARGS (more flags for redis-server), REDIS_CPUS (run redis-server under
+#              `taskset -c REDIS_CPUS`, e.g. 1: Debian's redis 7.0 has no server-cpulist).
 # This is a benchmark, not a test: it asserts nothing and its figures depend on the machine.
 set -euo pipefail
 
@@ -72,11 +73,13 @@ if [[ -n "${BASE:-}" ]]; then start_moodb base "$BASE"; fi
 if command -v redis-server >/dev/null; then
     port=$(free_port)
     mkdir -p "$WORK/redis"
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
+    # shellcheck disable=SC2086 # REDIS_ARGS is a list of flags
+    ${REDIS_CPUS:+taskset -c "$REDIS_CPUS"} redis-server --port "$port" --bind 127.0.0.1 --dir "$WORK/redis" --save "" \
         --appendonly yes --appendfsync "$FSYNC" --daemonize no ${REDIS_ARGS:-} > "$WORK/redis.log" 2>&1 &
     PIDS+=($!)
     SPID[redis]=$!; SPORT[redis]=$port; SERVERS+=(redis)
     for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+    redis-cli -p "$port" ping >/dev/null 2>&1 || { echo "redis-server did not start:" >&2; cat "$WORK/redis.log" >&2; exit 1; }
 fi
 
 # Each test, ROUNDS times, every server in turn, the first one changing from round to round.

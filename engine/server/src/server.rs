@@ -141,7 +141,18 @@ impl Server {
     /// Serves until SIGINT or SIGTERM, then syncs the log and returns.
     pub fn run(self) -> Result<(), ServerError> {
         self.place_event_loop();
-        let system = System::new();
+        // actix's runtime, as `System::new` builds it, but for the threads tokio starts for
+        // blocking work (cluster mode's snapshot and log I/O): they are helpers, free of the
+        // loop's pin.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(moodb_core::cpus::enter_helper_thread)
+            .build()
+            .map_err(|source| ServerError::Io {
+                context: "starting the event loop's runtime",
+                source,
+            })?;
+        let system = System::with_tokio_rt(move || runtime);
         let result = system.block_on(self.serve());
         System::current().stop();
         result
