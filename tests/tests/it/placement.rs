@@ -1,6 +1,7 @@
 //! Where `moodb serve` runs its threads (`--event-loop-cpu`): by default a single node on two or
-//! more CPUs pins its event loop (the main thread) to the last CPU it may use and leaves the
-//! helper threads, the sync thread among them, free on all of them; `off` pins nothing. Read
+//! more CPUs pins its event loop (the main thread) to the last CPU it may use, leaves the
+//! helper threads, the sync thread among them, free on all of them and keeps the snapshotter
+//! off the loop's CPU; `off` pins nothing. Read
 //! from the kernel's view of each thread (`/proc/<pid>/task/<tid>/status`).
 
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
@@ -21,20 +22,25 @@ fn cpu_list(text: &str) -> Vec<usize> {
     cpus
 }
 
+/// The value of `name` ("Cpus_allowed_list:") in a `/proc/.../status` text.
+fn field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .unwrap()
+        .trim()
+}
+
 /// Each thread of `pid`: its name and the CPUs it may run on.
 fn threads(pid: u32) -> Vec<(String, Vec<usize>)> {
     let mut out = Vec::new();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
-        let status = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap()
-                .trim()
-                .to_string()
+        // A thread that ended meanwhile (the spare-segment zeroer) is skipped.
+        let Ok(status) = std::fs::read_to_string(task.unwrap().path().join("status")) else {
+            continue;
         };
-        out.push((field("Name:"), cpu_list(&field("Cpus_allowed_list:"))));
+        let cpus = cpu_list(field(&status, "Cpus_allowed_list:"));
+        out.push((field(&status, "Name:").to_string(), cpus));
     }
     out
 }
@@ -42,11 +48,7 @@ fn threads(pid: u32) -> Vec<(String, Vec<usize>)> {
 /// The CPUs the main thread (the event loop) may run on.
 fn event_loop_cpus(pid: u32) -> Vec<usize> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/status")).unwrap();
-    let list = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-        .unwrap();
-    cpu_list(list)
+    cpu_list(field(&status, "Cpus_allowed_list:"))
 }
 
 fn start(placement: &str) -> TestServer {
@@ -84,6 +86,16 @@ fn by_default_the_event_loop_keeps_the_last_cpu_and_the_helpers_stay_free() {
         "the sync thread is free: {threads:?}"
     );
     if allowed.len() >= 2 {
+        // The snapshotter (an unnamed thread) runs off the loop's CPU.
+        let others: Vec<usize> = allowed
+            .iter()
+            .copied()
+            .filter(|&c| Some(&c) != allowed.last())
+            .collect();
+        assert!(
+            threads.iter().any(|(_, cpus)| *cpus == others),
+            "a thread on {others:?}: {threads:?}"
+        );
         assert!(
             s.stderr().contains("event loop pinned to CPU"),
             "{}",

@@ -21,8 +21,9 @@ impl Actor for Snapshotter {
         // On Linux the nice value is per thread: this lowers the snapshotter's thread alone. A
         // refusal (a sandbox without the syscall) only leaves the priority as it was.
         let _ = rustix::process::nice(SNAPSHOTTER_NICE);
-        // Started from the event loop: free of its pin, when it has one.
-        moodb_core::cpus::enter_helper_thread();
+        // Started from the event loop: off its CPU when it is pinned, since the pinned loop
+        // cannot move away from a checkpoint running beside it.
+        moodb_core::cpus::enter_background_thread();
     }
 }
 
