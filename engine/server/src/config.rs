@@ -113,8 +113,8 @@ pub struct Config {
 }
 
 /// Where the event loop runs. Pinned, it keeps its CPU while the scheduler would otherwise
-/// pack it with a local client onto one; the helper threads (sync thread, snapshotter, ...)
-/// stay free to run on any CPU (`moodb_core::cpus`).
+/// pack it with a local client onto one; the helper threads (sync thread, ...) stay free to
+/// run on any CPU, the snapshotter on any but the loop's (`moodb_core::cpus`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventLoopCpu {
     /// A single node that may use two or more CPUs keeps its loop on the last of them; a

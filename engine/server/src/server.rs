@@ -174,7 +174,7 @@ impl Server {
         };
         match moodb_core::cpus::pin_event_loop(cpu) {
             Ok(()) => eprintln!(
-                "moodb: event loop pinned to CPU {cpu}, helper threads free on {:?} (--event-loop-cpu off leaves it to the scheduler)",
+                "moodb: event loop pinned to CPU {cpu} (helper threads free on {:?}, the snapshotter off CPU {cpu}; --event-loop-cpu off leaves placement to the scheduler)",
                 moodb_core::cpus::helper_cpus().unwrap_or_default()
             ),
             Err(err) => eprintln!(
