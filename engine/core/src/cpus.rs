@@ -8,7 +8,7 @@
 //! Why (bench/results-2026-12-06.md): on a 2-CPU machine the scheduler kept the event loop and
 //! a local client (redis-benchmark) on one CPU, each woken by the other, while the other CPU
 //! idled 30–45% of the time; with the loop held on the last CPU, durable SET -P1 -c 50 ran
-//! 1.18–1.28× as fast. Helpers kept off the loop's CPU lost to helpers left free (SET -P16
+//! 1.04–1.28× as fast (1.20× over five rounds). Helpers kept off the loop's CPU lost to helpers left free (SET -P16
 //! 0.80× against 0.92× unpinned): the sync thread then competed with the client. The
 //! snapshotter off the loop's CPU against free: checkpointing p99 2.01/1.74/2.40 ms against
 //! 2.42/1.86/2.56, slowest SET 3.8–5.0 ms against 3.7–31.8.
