@@ -107,7 +107,7 @@ pub struct Config {
     pub maxmemory_compact_below: u8,
     /// Cluster mode (raft): `None` is a single node, which pays nothing for replication.
     pub cluster: Option<ClusterConfig>,
-    /// Whether the event loop gets a CPU of its own.
+    /// Where the event loop runs: pinned to one CPU, or left to the scheduler.
     #[serde(with = "display_text")]
     pub event_loop_cpu: EventLoopCpu,
 }
