@@ -65,7 +65,7 @@ pub struct Config {
     /// Directory holding the log and checkpoints (created if missing).
     pub data_dir: PathBuf,
     /// When appended records reach the disk.
-    #[serde(with = "sync_text")]
+    #[serde(with = "display_text")]
     pub sync: SyncPolicy,
     /// Which backend keeps the data: `paper` or `sled`.
     pub backend: String,
@@ -533,21 +533,6 @@ mod display_text {
         T::Err: Display,
         D: Deserializer<'de>,
     {
-        let text = String::deserialize(d)?;
-        text.parse().map_err(serde::de::Error::custom)
-    }
-}
-
-mod sync_text {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use moodb_core::backend::SyncPolicy;
-
-    pub fn serialize<S: Serializer>(p: &SyncPolicy, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&p.to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SyncPolicy, D::Error> {
         let text = String::deserialize(d)?;
         text.parse().map_err(serde::de::Error::custom)
     }
